@@ -1,0 +1,13 @@
+"""fastseq: a fast CPU engine for recurrent neural networks (RNN, LSTM, GRU).
+
+    import fastseq
+    layer = fastseq.from_torch(torch_lstm)   # or fastseq.LSTM(input_size, hidden_size, ...)
+    output, (h_n, c_n) = layer(x)            # numpy float32, torch's shapes
+"""
+from ._core import available_isas, isa, set_isa
+from .convert import from_torch
+from .layers import GRU, LSTM, RNN
+
+__version__ = "0.1.0"
+
+__all__ = ["LSTM", "GRU", "RNN", "from_torch", "isa", "set_isa", "available_isas", "__version__"]

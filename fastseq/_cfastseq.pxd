@@ -1,0 +1,80 @@
+# Declarations of src/include/fastseq.h, one-to-one.
+from libc.stdint cimport int32_t
+
+cdef extern from "fastseq.h" nogil:
+    ctypedef enum fs_status:
+        FS_OK
+        FS_ERR_NULL_ARG
+        FS_ERR_INVALID_ARG
+        FS_ERR_SHAPE
+        FS_ERR_NOMEM
+        FS_ERR_UNSUPPORTED
+
+    const char *fs_status_str(fs_status status)
+    const char *fs_last_error()
+
+    ctypedef enum fs_isa:
+        FS_ISA_GENERIC
+        FS_ISA_AVX2
+
+    fs_isa fs_active_isa()
+    const char *fs_isa_name(fs_isa isa)
+    fs_status fs_set_isa(fs_isa isa)
+
+    ctypedef enum fs_cell:
+        FS_CELL_RNN_TANH
+        FS_CELL_RNN_RELU
+        FS_CELL_LSTM
+        FS_CELL_GRU
+
+    ctypedef struct fs_rnn_config:
+        fs_cell cell
+        int32_t input_size
+        int32_t hidden_size
+        int32_t num_layers
+        int32_t bidirectional
+        int32_t bias
+
+    ctypedef enum fs_param:
+        FS_PARAM_WEIGHT_IH
+        FS_PARAM_WEIGHT_HH
+        FS_PARAM_BIAS_IH
+        FS_PARAM_BIAS_HH
+
+    ctypedef struct fs_rnn:
+        pass
+
+    fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out)
+    void fs_rnn_free(fs_rnn *model)
+    fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out)
+    fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t direction,
+                                 fs_param param, size_t *rows_out, size_t *cols_out)
+    fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                               const float *data, size_t count)
+    fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction,
+                               fs_param param, float *out, size_t count)
+
+    ctypedef struct fs_seq_args:
+        int32_t seq_len
+        int32_t batch
+        int32_t batch_first
+        const float *x
+        size_t x_count
+        const int32_t *lengths
+        size_t lengths_count
+        const float *h0
+        size_t h0_count
+        const float *c0
+        size_t c0_count
+        float *y
+        size_t y_count
+        float *h_n
+        size_t h_n_count
+        float *c_n
+        size_t c_n_count
+
+    fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args)
+    fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                                            size_t *bytes_out)
+    fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
+                                void *workspace, size_t workspace_bytes)

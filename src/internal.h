@@ -1,0 +1,29 @@
+/* Internal declarations shared by the library's translation units. Not installed. */
+#ifndef FS_INTERNAL_H
+#define FS_INTERNAL_H
+
+#include <stddef.h>
+#include "fastseq.h"
+
+#if defined(__GNUC__)
+#define FS_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define FS_PRINTF(f, a)
+#endif
+
+/* Records a detailed message for fs_last_error() and returns status. */
+fs_status fs__fail(fs_status status, const char *fmt, ...) FS_PRINTF(2, 3);
+/* Called on entry by every public function that can fail. */
+void fs__clear_error(void);
+
+/* Overflow-checked size arithmetic: return 0 on overflow, leaving *out unset. */
+int fs__mul(size_t a, size_t b, size_t *out);
+int fs__add(size_t a, size_t b, size_t *out);
+
+/* 64-byte aligned heap memory (cache line, and the widest vector). */
+void *fs__alloc(size_t bytes);
+void fs__free(void *p);
+#define FS_ALIGN 64
+size_t fs__align_up(size_t bytes);
+
+#endif /* FS_INTERNAL_H */

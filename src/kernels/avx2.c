@@ -1,0 +1,124 @@
+/* AVX2 + FMA kernels: register-blocked packed GEMM/GEMV and fused cell updates. */
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "kernels/avx2.c must be compiled with -mavx2 -mfma"
+#endif
+
+#include <immintrin.h>
+
+#include "kernels.h"
+#include "vmath_avx2.h"
+
+#define FS_INLINE static inline __attribute__((always_inline))
+
+/* C tile of M rows x NP panels: M*NP accumulators live in registers for the
+ * whole k loop (6 x 2 = 12 of the 16 ymm registers at most). */
+FS_INLINE void tile(const int M, const int NP, size_t k, const float *a, size_t lda, const float *b,
+                    size_t pstride, const float *bias, float *c, size_t ldc) {
+    __m256 acc[6][4];
+    for (int p = 0; p < NP; p++) {
+        const __m256 init = bias ? _mm256_loadu_ps(bias + p * FS_NB) : _mm256_setzero_ps();
+        for (int r = 0; r < M; r++) acc[r][p] = init;
+    }
+    for (size_t kk = 0; kk < k; kk++) {
+        __m256 w[4];
+        for (int p = 0; p < NP; p++) w[p] = _mm256_loadu_ps(b + p * pstride + kk * FS_NB);
+        for (int r = 0; r < M; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
+            for (int p = 0; p < NP; p++) acc[r][p] = _mm256_fmadd_ps(av, w[p], acc[r][p]);
+        }
+    }
+    for (int r = 0; r < M; r++)
+        for (int p = 0; p < NP; p++) _mm256_storeu_ps(c + r * ldc + p * FS_NB, acc[r][p]);
+}
+
+/* Rows [0, m) against NP panels starting at b. */
+FS_INLINE void rows(const int NP, size_t m, size_t k, const float *a, size_t lda, const float *b,
+                    const float *bias, float *c, size_t ldc) {
+    const size_t ps = k * FS_NB;
+    size_t i = 0;
+    for (; i + 6 <= m; i += 6) tile(6, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc);
+    switch (m - i) {
+    case 5: tile(5, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
+    case 4: tile(4, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
+    case 3: tile(3, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
+    case 2: tile(2, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
+    case 1: tile(1, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
+    default: break;
+    }
+}
+
+static void fs_f32_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t lda,
+                                     const float *b, size_t npanels, const float *bias, float *c,
+                                     size_t ldc) {
+    const size_t ps = k * FS_NB;
+    if (m == 1) { /* GEMV: four panels per pass keep four FMA chains in flight */
+        size_t p = 0;
+        for (; p + 4 <= npanels; p += 4)
+            tile(1, 4, k, a, lda, b + p * ps, ps, bias ? bias + p * FS_NB : NULL, c + p * FS_NB, ldc);
+        for (; p < npanels; p++)
+            tile(1, 1, k, a, lda, b + p * ps, ps, bias ? bias + p * FS_NB : NULL, c + p * FS_NB, ldc);
+        return;
+    }
+    /* Row chunks small enough to stay in L1 while every panel pair passes over them. */
+    size_t chunk = k ? (8192 / k) / 6 * 6 : 6;
+    if (chunk < 6) chunk = 6;
+    for (size_t i0 = 0; i0 < m; i0 += chunk) {
+        const size_t mi = m - i0 < chunk ? m - i0 : chunk;
+        const float *ai = a + i0 * lda;
+        float *ci = c + i0 * ldc;
+        size_t p = 0;
+        for (; p + 2 <= npanels; p += 2)
+            rows(2, mi, k, ai, lda, b + p * ps, bias ? bias + p * FS_NB : NULL, ci + p * FS_NB, ldc);
+        if (p < npanels)
+            rows(1, mi, k, ai, lda, b + p * ps, bias ? bias + p * FS_NB : NULL, ci + p * FS_NB, ldc);
+    }
+}
+
+static void fs_rnn_cell__avx2(size_t m, int relu, const float *gx, size_t ldgx, const float *acc,
+                              float *h, size_t ldh) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (size_t i = 0; i < m; i++) {
+        const __m256 pre = _mm256_add_ps(_mm256_loadu_ps(gx + i * ldgx), _mm256_loadu_ps(acc + i * FS_NB));
+        /* max(0, x) returns x when x is NaN: NaNs propagate like torch.relu */
+        _mm256_storeu_ps(h + i * ldh, relu ? _mm256_max_ps(zero, pre) : fs_tanh_ps__avx2(pre));
+    }
+}
+
+static void fs_lstm_cell__avx2(size_t m, const float *gx, size_t ldgx, const float *acc, float *c,
+                               size_t ldc, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 4 * FS_NB;
+        const __m256 ig = fs_sigmoid_ps__avx2(_mm256_add_ps(_mm256_loadu_ps(g), _mm256_loadu_ps(r)));
+        const __m256 fg = fs_sigmoid_ps__avx2(
+            _mm256_add_ps(_mm256_loadu_ps(g + FS_NB), _mm256_loadu_ps(r + FS_NB)));
+        const __m256 gg = fs_tanh_ps__avx2(
+            _mm256_add_ps(_mm256_loadu_ps(g + 2 * FS_NB), _mm256_loadu_ps(r + 2 * FS_NB)));
+        const __m256 og = fs_sigmoid_ps__avx2(
+            _mm256_add_ps(_mm256_loadu_ps(g + 3 * FS_NB), _mm256_loadu_ps(r + 3 * FS_NB)));
+        const __m256 cn = _mm256_fmadd_ps(fg, _mm256_loadu_ps(c + i * ldc), _mm256_mul_ps(ig, gg));
+        _mm256_storeu_ps(c + i * ldc, cn);
+        _mm256_storeu_ps(h + i * ldh, _mm256_mul_ps(og, fs_tanh_ps__avx2(cn)));
+    }
+}
+
+static void fs_gru_cell__avx2(size_t m, const float *gx, size_t ldgx, const float *acc,
+                              const float *h_prev, size_t ldhp, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 3 * FS_NB;
+        const __m256 rg = fs_sigmoid_ps__avx2(_mm256_add_ps(_mm256_loadu_ps(g), _mm256_loadu_ps(r)));
+        const __m256 zg = fs_sigmoid_ps__avx2(
+            _mm256_add_ps(_mm256_loadu_ps(g + FS_NB), _mm256_loadu_ps(r + FS_NB)));
+        const __m256 ng = fs_tanh_ps__avx2(
+            _mm256_fmadd_ps(rg, _mm256_loadu_ps(r + 2 * FS_NB), _mm256_loadu_ps(g + 2 * FS_NB)));
+        const __m256 hp = _mm256_loadu_ps(h_prev + i * ldhp);
+        /* (1 - z) n + z h  ==  n + z (h - n) */
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(zg, _mm256_sub_ps(hp, ng), ng));
+    }
+}
+
+void fs__kernels_init_avx2(fs_kernels *k) {
+    k->gemm = fs_f32_gemm_packed__avx2;
+    k->rnn_cell = fs_rnn_cell__avx2;
+    k->lstm_cell = fs_lstm_cell__avx2;
+    k->gru_cell = fs_gru_cell__avx2;
+}

@@ -1,0 +1,238 @@
+/* Sequence driver: per layer and direction, one input-projection GEMM over all
+ * T*B rows, then the time loop: recurrent product per block of 8 units, fused
+ * cell update, packed-sequence masking. No allocation inside the loop. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels/kernels.h"
+#include "rnn.h"
+
+typedef struct plan {
+    size_t T, B, I, H, hp, G, D, L;
+    int batch_first;
+    /* workspace, in floats from its start */
+    size_t gx_off, buf_off[2], h_off[2], c_off, tile_off, total_floats;
+} plan;
+
+static int reserve(size_t *cursor, size_t a, size_t b, size_t *off) {
+    size_t n, end;
+    if (!fs__mul(a, b, &n)) return 0;
+    n = (n + FS_ALIGN / sizeof(float) - 1) / (FS_ALIGN / sizeof(float)) * (FS_ALIGN / sizeof(float));
+    if (!fs__add(*cursor, n, &end)) return 0;
+    *off = *cursor;
+    *cursor = end;
+    return 1;
+}
+
+static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan *p) {
+    if (seq_len < 1) return fs__fail(FS_ERR_INVALID_ARG, "seq_len: expected >= 1, got %d", (int)seq_len);
+    if (batch < 1) return fs__fail(FS_ERR_INVALID_ARG, "batch: expected >= 1, got %d", (int)batch);
+    p->T = (size_t)seq_len;
+    p->B = (size_t)batch;
+    p->I = (size_t)m->cfg.input_size;
+    p->H = (size_t)m->cfg.hidden_size;
+    p->hp = m->hp;
+    p->G = m->gates;
+    p->D = m->dirs;
+    p->L = (size_t)m->cfg.num_layers;
+    size_t rows, cur = 0, unused = 0;
+    int ok = fs__mul(p->T, p->B, &rows);
+    ok = ok && reserve(&cur, rows, p->G * p->hp, &p->gx_off);
+    /* inner layers ping-pong between two buffers; the last layer writes y */
+    for (int i = 0; i < 2; i++)
+        ok = ok && reserve(&cur, (p->L > (size_t)i + 1) ? rows : 0, p->D * p->H, &p->buf_off[i]);
+    ok = ok && reserve(&cur, p->B, p->hp, &p->h_off[0]);
+    ok = ok && reserve(&cur, p->B, p->hp, &p->h_off[1]);
+    ok = ok && reserve(&cur, p->B, p->hp, &p->c_off);
+    ok = ok && reserve(&cur, p->B, p->G * FS_NB, &p->tile_off);
+    ok = ok && fs__mul(cur, sizeof(float), &unused);
+    if (!ok)
+        return fs__fail(FS_ERR_NOMEM, "workspace size overflows for seq_len %d, batch %d", (int)seq_len,
+                        (int)batch);
+    p->total_floats = cur;
+    return FS_OK;
+}
+
+fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                                        size_t *bytes_out) {
+    fs__clear_error();
+    if (!model || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "model and bytes_out must not be NULL");
+    plan p = {0};
+    fs_status st = make_plan(model, seq_len, batch, &p);
+    if (st != FS_OK) return st;
+    *bytes_out = p.total_floats * sizeof(float);
+    return FS_OK;
+}
+
+static fs_status check_count(const char *name, const void *ptr, size_t given, size_t expected,
+                             const char *shape) {
+    if (ptr && given != expected)
+        return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements %s, got %zu", name, expected, shape, given);
+    return FS_OK;
+}
+
+static int overlaps(const float *a, size_t na, const float *b, size_t nb) {
+    return a && b && a < b + nb && b < a + na;
+}
+
+static fs_status check_args(const fs_rnn *m, const fs_seq_args *a, const plan *p) {
+    char shape[160];
+    const size_t T = p->T, B = p->B, DH = p->D * p->H, LD = p->L * p->D;
+    const int lstm = m->cfg.cell == FS_CELL_LSTM;
+    fs_status st;
+    if (!a->x || !a->y) return fs__fail(FS_ERR_NULL_ARG, "x and y must not be NULL");
+    if (a->batch_first != 0 && a->batch_first != 1)
+        return fs__fail(FS_ERR_INVALID_ARG, "batch_first: expected 0 or 1, got %d", (int)a->batch_first);
+    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I);
+    if ((st = check_count("x", a->x, a->x_count, T * B * p->I, shape)) != FS_OK) return st;
+    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu directions*hidden)", T, B, DH);
+    if ((st = check_count("y", a->y, a->y_count, T * B * DH, shape)) != FS_OK) return st;
+    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x hidden %zu)", LD, B, p->H);
+    if ((st = check_count("h0", a->h0, a->h0_count, LD * B * p->H, shape)) != FS_OK) return st;
+    if ((st = check_count("h_n", a->h_n, a->h_n_count, LD * B * p->H, shape)) != FS_OK) return st;
+    if (!lstm && (a->c0 || a->c_n))
+        return fs__fail(FS_ERR_INVALID_ARG, "c0 / c_n: only an LSTM has a cell state");
+    if ((st = check_count("c0", a->c0, a->c0_count, LD * B * p->H, shape)) != FS_OK) return st;
+    if ((st = check_count("c_n", a->c_n, a->c_n_count, LD * B * p->H, shape)) != FS_OK) return st;
+    if (a->lengths) {
+        if (a->lengths_count != B)
+            return fs__fail(FS_ERR_SHAPE, "lengths: expected %zu elements (one per sequence), got %zu", B,
+                            a->lengths_count);
+        for (size_t b = 0; b < B; b++)
+            if (a->lengths[b] < 1 || (size_t)a->lengths[b] > T)
+                return fs__fail(FS_ERR_INVALID_ARG, "lengths[%zu]: expected 1..%zu, got %d", b, T,
+                                (int)a->lengths[b]);
+    }
+    if (overlaps(a->x, a->x_count, a->y, a->y_count))
+        return fs__fail(FS_ERR_INVALID_ARG, "x and y overlap: y must be a separate buffer");
+    return FS_OK;
+}
+
+/* Row of (t, b) in a [T, B, *] or [B, T, *] array, and the row step between b and b+1. */
+static size_t row_of(const plan *p, size_t t, size_t b) {
+    return p->batch_first ? b * p->T + t : t * p->B + b;
+}
+static size_t batch_step(const plan *p) { return p->batch_first ? p->T : 1; }
+
+static int is_active(const int32_t *lengths, size_t t, size_t b) {
+    return !lengths || t < (size_t)lengths[b];
+}
+
+/* One time step of one layer-direction: h_new from h_prev (and c in place). */
+static void step(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, const plan *p,
+                 const float *gx_t, const int32_t *lengths, size_t t, const float *h_prev,
+                 float *h_new, float *c, float *tile) {
+    const size_t G = p->G, H = p->H, hp = p->hp, B = p->B, nblk = hp / FS_NB;
+    const size_t ldgx = batch_step(p) * G * hp;
+    const fs_cell cell = m->cfg.cell;
+    for (size_t jb = 0; jb < nblk; jb++) {
+        k->gemm(B, H, h_prev, hp, u->w_hh_packed + jb * G * H * FS_NB, G,
+                cell == FS_CELL_GRU ? u->bias_h + jb * G * FS_NB : NULL, tile, G * FS_NB);
+        for (size_t b0 = 0; b0 < B;) {
+            if (!is_active(lengths, t, b0)) { b0++; continue; }
+            size_t b1 = b0 + 1;
+            while (b1 < B && is_active(lengths, t, b1)) b1++;
+            const float *gx = gx_t + b0 * ldgx + jb * G * FS_NB;
+            const float *acc = tile + b0 * G * FS_NB;
+            float *hn = h_new + b0 * hp + jb * FS_NB;
+            switch (cell) {
+            case FS_CELL_RNN_TANH:
+            case FS_CELL_RNN_RELU:
+                k->rnn_cell(b1 - b0, cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, hp);
+                break;
+            case FS_CELL_LSTM:
+                k->lstm_cell(b1 - b0, gx, ldgx, acc, c + b0 * hp + jb * FS_NB, hp, hn, hp);
+                break;
+            case FS_CELL_GRU:
+                k->gru_cell(b1 - b0, gx, ldgx, acc, h_prev + b0 * hp + jb * FS_NB, hp, hn, hp);
+                break;
+            }
+            b0 = b1;
+        }
+    }
+    /* a finished sequence keeps its state */
+    for (size_t b = 0; b < B; b++)
+        if (!is_active(lengths, t, b)) memcpy(h_new + b * hp, h_prev + b * hp, hp * sizeof(float));
+}
+
+static void load_state(const float *src, size_t B, size_t H, size_t hp, float *dst) {
+    memset(dst, 0, B * hp * sizeof(float));
+    if (src)
+        for (size_t b = 0; b < B; b++) memcpy(dst + b * hp, src + b * H, H * sizeof(float));
+}
+
+static void store_state(const float *src, size_t B, size_t H, size_t hp, float *dst) {
+    if (dst)
+        for (size_t b = 0; b < B; b++) memcpy(dst + b * H, src + b * hp, H * sizeof(float));
+}
+
+/* One layer, one direction: input rows `in` ([T*B][in_f]) to columns
+ * [dir*H, dir*H + H) of `out` ([T*B][D*H]). */
+static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t layer, size_t dir,
+                     const float *in, float *out, const fs_seq_args *a, float *ws) {
+    const fs_rnn_unit *u = &m->units[layer * p->D + dir];
+    const size_t T = p->T, B = p->B, H = p->H, hp = p->hp, G = p->G, DH = p->D * H;
+    const size_t state_at = (layer * p->D + dir) * B * H;
+    float *gx = ws + p->gx_off, *c = ws + p->c_off, *tile = ws + p->tile_off;
+    float *h[2] = {ws + p->h_off[0], ws + p->h_off[1]};
+
+    k->gemm(T * B, u->in_size, in, u->in_size, u->w_ih_packed, G * hp / FS_NB, u->bias_x, gx, G * hp);
+    load_state(a->h0 ? a->h0 + state_at : NULL, B, H, hp, h[0]);
+    load_state(a->c0 ? a->c0 + state_at : NULL, B, H, hp, c);
+
+    int cur = 0;
+    for (size_t s = 0; s < T; s++) {
+        const size_t t = dir ? T - 1 - s : s;
+        step(m, k, u, p, gx + row_of(p, t, 0) * G * hp, a->lengths, t, h[cur], h[cur ^ 1], c, tile);
+        cur ^= 1;
+        for (size_t b = 0; b < B; b++) {
+            float *y = out + row_of(p, t, b) * DH + dir * H;
+            if (is_active(a->lengths, t, b)) memcpy(y, h[cur] + b * hp, H * sizeof(float));
+            else memset(y, 0, H * sizeof(float));
+        }
+    }
+    store_state(h[cur], B, H, hp, a->h_n ? a->h_n + state_at : NULL);
+    if (m->cfg.cell == FS_CELL_LSTM) store_state(c, B, H, hp, a->c_n ? a->c_n + state_at : NULL);
+}
+
+fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *workspace,
+                            size_t workspace_bytes) {
+    fs__clear_error();
+    if (!model || !args) return fs__fail(FS_ERR_NULL_ARG, "model and args must not be NULL");
+    plan p = {0};
+    fs_status st = make_plan(model, args->seq_len, args->batch, &p);
+    if (st != FS_OK) return st;
+    p.batch_first = args->batch_first;
+    if ((st = check_args(model, args, &p)) != FS_OK) return st;
+    if (!workspace) return fs__fail(FS_ERR_NULL_ARG, "workspace must not be NULL");
+    if ((uintptr_t)workspace % FS_ALIGN != 0)
+        return fs__fail(FS_ERR_INVALID_ARG, "workspace: expected %d-byte alignment", FS_ALIGN);
+    if (workspace_bytes < p.total_floats * sizeof(float))
+        return fs__fail(FS_ERR_SHAPE, "workspace: expected at least %zu bytes, got %zu",
+                        p.total_floats * sizeof(float), workspace_bytes);
+
+    const fs_kernels *k = fs__kernels();
+    float *ws = workspace;
+    const float *in = args->x;
+    for (size_t l = 0; l < p.L; l++) {
+        float *out = l + 1 == p.L ? args->y : ws + p.buf_off[l % 2];
+        for (size_t d = 0; d < p.D; d++) run_unit(model, k, &p, l, d, in, out, args, ws);
+        in = out;
+    }
+    return FS_OK;
+}
+
+fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args) {
+    size_t bytes;
+    fs_status st = fs_rnn_forward_workspace_size(model, args ? args->seq_len : 1,
+                                                 args ? args->batch : 1, &bytes);
+    if (st != FS_OK) return st;
+    if (!args) return fs__fail(FS_ERR_NULL_ARG, "args must not be NULL");
+    void *ws = fs__alloc(bytes);
+    if (!ws) return fs__fail(FS_ERR_NOMEM, "out of memory for a %zu-byte workspace", bytes);
+    st = fs_rnn_forward_ws(model, args, ws, bytes);
+    fs__free(ws);
+    return st;
+}

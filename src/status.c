@@ -1,0 +1,55 @@
+/* Status strings, per-thread error detail, checked size arithmetic, aligned allocation. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[512];
+
+const char *fs_status_str(fs_status status) {
+    switch (status) {
+    case FS_OK: return "ok";
+    case FS_ERR_NULL_ARG: return "a required pointer is NULL";
+    case FS_ERR_INVALID_ARG: return "invalid argument";
+    case FS_ERR_SHAPE: return "buffer size does not match the shapes";
+    case FS_ERR_NOMEM: return "out of memory";
+    case FS_ERR_UNSUPPORTED: return "unsupported";
+    }
+    return "unknown status";
+}
+
+const char *fs_last_error(void) { return last_error; }
+
+void fs__clear_error(void) { last_error[0] = '\0'; }
+
+fs_status fs__fail(fs_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int fs__mul(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int fs__add(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a) return 0;
+    *out = a + b;
+    return 1;
+}
+
+size_t fs__align_up(size_t bytes) { return (bytes + (FS_ALIGN - 1)) & ~(size_t)(FS_ALIGN - 1); }
+
+void *fs__alloc(size_t bytes) {
+    if (bytes == 0) bytes = FS_ALIGN;
+    if (bytes > SIZE_MAX - FS_ALIGN) return NULL;
+    return aligned_alloc(FS_ALIGN, fs__align_up(bytes));
+}
+
+void fs__free(void *p) { free(p); }
