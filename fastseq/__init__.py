@@ -4,10 +4,11 @@
     layer = fastseq.from_torch(torch_lstm)   # or fastseq.LSTM(input_size, hidden_size, ...)
     output, (h_n, c_n) = layer(x)            # numpy float32, torch's shapes
 """
-from ._core import available_isas, isa, set_isa
+from ._core import available_isas, get_num_threads, isa, set_isa, set_num_threads
 from .convert import from_torch
 from .layers import GRU, LSTM, RNN
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTM", "GRU", "RNN", "from_torch", "isa", "set_isa", "available_isas", "__version__"]
+__all__ = ["LSTM", "GRU", "RNN", "from_torch", "isa", "set_isa", "available_isas",
+           "set_num_threads", "get_num_threads", "__version__"]

@@ -20,6 +20,8 @@ cdef extern from "fastseq.h" nogil:
     fs_isa fs_active_isa()
     const char *fs_isa_name(fs_isa isa)
     fs_status fs_set_isa(fs_isa isa)
+    fs_status fs_set_num_threads(int32_t n)
+    int32_t fs_get_num_threads()
 
     ctypedef enum fs_cell:
         FS_CELL_RNN_TANH
@@ -78,3 +80,16 @@ cdef extern from "fastseq.h" nogil:
                                             size_t *bytes_out)
     fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
                                 void *workspace, size_t workspace_bytes)
+
+    ctypedef struct fs_rnn_stream:
+        pass
+
+    fs_status fs_rnn_stream_create(const fs_rnn *model, int32_t batch, fs_rnn_stream **out)
+    void fs_rnn_stream_free(fs_rnn_stream *stream)
+    fs_status fs_rnn_stream_reset(fs_rnn_stream *stream)
+    fs_status fs_rnn_stream_step(fs_rnn_stream *stream, const float *x, size_t x_count, float *y,
+                                 size_t y_count)
+    fs_status fs_rnn_stream_get_state(const fs_rnn_stream *stream, float *h, size_t h_count,
+                                      float *c, size_t c_count)
+    fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t h_count,
+                                      const float *c, size_t c_count)

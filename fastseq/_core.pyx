@@ -5,7 +5,10 @@ from libc.stdint cimport int32_t
 
 import numpy as np
 
+cimport numpy as cnp
 cimport fastseq._cfastseq as c
+
+cnp.import_array()
 
 CELL_RNN_TANH = c.FS_CELL_RNN_TANH
 CELL_RNN_RELU = c.FS_CELL_RNN_RELU
@@ -54,6 +57,17 @@ def available_isas():
 # as a non-NULL pointer with count 0 (an error), not as NULL (meaning "absent").
 cdef float _empty_f[1]
 cdef int32_t _empty_i[1]
+
+
+def set_num_threads(int n):
+    """Maximum threads for later calls; 0 restores the default (FASTSEQ_NUM_THREADS or
+    OpenMP's). Small problems run on one thread whatever the setting."""
+    check(c.fs_set_num_threads(n))
+
+
+def get_num_threads():
+    """The maximum threads later calls may use."""
+    return c.fs_get_num_threads()
 
 
 cdef inline const float *fptr(const float[::1] a):
@@ -136,3 +150,97 @@ cdef class Model:
         with nogil:
             st = c.fs_rnn_forward(self.ptr, &a)
         check(st)
+
+
+cdef class Stream:
+    """Step-by-step runner over a Model: states live in C between calls; a step
+    allocates only its output array (none when `out` is given)."""
+    cdef c.fs_rnn_stream *ptr
+    cdef readonly Model model
+    cdef readonly int batch
+    cdef bint lstm
+    cdef size_t n_in, n_out
+
+    def __cinit__(self, Model model not None, int batch=1):
+        check(c.fs_rnn_stream_create(model.ptr, batch, &self.ptr))
+        self.model, self.batch = model, batch
+        self.lstm = model.cell == c.FS_CELL_LSTM
+        self.n_in = <size_t>batch * model.input_size
+        self.n_out = <size_t>batch * model.hidden_size
+
+    def __dealloc__(self):
+        c.fs_rnn_stream_free(self.ptr)
+
+    def reset(self):
+        """Zero every state."""
+        check(c.fs_rnn_stream_reset(self.ptr))
+
+    def step(self, x, out=None):
+        """One step: x [batch, input_size] (or [input_size] when batch is 1) ->
+        the last layer's new h, [batch, hidden_size] (or [hidden_size]).
+        `out`, a C-contiguous float32 array of that size, avoids the allocation."""
+        cdef cnp.npy_intp dims[2]
+        if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+                and cnp.PyArray_IS_C_CONTIGUOUS(x)):
+            x = np.ascontiguousarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x,
+                                     dtype=np.float32)
+        cdef int nd = cnp.PyArray_NDIM(x)
+        if not (nd == 1 or (nd == 2 and cnp.PyArray_DIM(x, 0) == self.batch)):
+            raise ValueError(f"x: expected shape ({self.batch}, {self.model.input_size}) or "
+                             f"({self.model.input_size},) for batch 1, got {x.shape}")
+        if out is None:
+            dims[0] = self.batch
+            dims[1] = self.model.hidden_size
+            out = cnp.PyArray_EMPTY(nd, &dims[2 - nd], cnp.NPY_FLOAT32, 0)
+        elif not (cnp.PyArray_CheckExact(out) and cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT32
+                  and cnp.PyArray_IS_C_CONTIGUOUS(out) and cnp.PyArray_ISWRITEABLE(out)):
+            raise ValueError(f"out: expected a writeable C-contiguous float32 ndarray, got {type(out).__name__}")
+        cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
+        cdef float *yp = <float *>cnp.PyArray_DATA(out)
+        cdef size_t nx = cnp.PyArray_SIZE(x), ny = cnp.PyArray_SIZE(out)
+        cdef c.fs_status st
+        with nogil:
+            st = c.fs_rnn_stream_step(self.ptr, xp, nx, yp, ny)
+        check(st)
+        return out
+
+    def get_state(self):
+        """States as arrays [num_layers, batch, hidden]: h, or (h, c) for an LSTM."""
+        shape = (self.model.num_layers, self.batch, self.model.hidden_size)
+        h = np.empty(shape, dtype=np.float32)
+        cell = np.empty(shape, dtype=np.float32) if self.lstm else None
+        cdef float[::1] hv = h.reshape(-1)
+        cdef float[::1] cv = None if cell is None else cell.reshape(-1)
+        check(c.fs_rnn_stream_get_state(self.ptr, wptr(hv), count(hv), wptr(cv), count(cv)))
+        return (h, cell) if self.lstm else h
+
+    def set_state(self, h, cell=None):
+        """Overwrite the states, each [num_layers, batch, hidden] (c: LSTM only);
+        None leaves that state as it is."""
+        shape = (self.model.num_layers, self.batch, self.model.hidden_size)
+        arrays = []
+        for name, v in (("h", h), ("c", cell)):
+            if v is not None:
+                v = np.ascontiguousarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v,
+                                         dtype=np.float32)
+                if v.shape != shape:
+                    raise ValueError(f"{name}: expected shape {shape}, got {v.shape}")
+                v = v.reshape(-1)
+            arrays.append(v)
+        cdef const float[::1] hv = arrays[0]
+        cdef const float[::1] cv = arrays[1]
+        check(c.fs_rnn_stream_set_state(self.ptr, fptr(hv), count(hv), fptr(cv), count(cv)))
+
+    @property
+    def state(self):
+        """h, or (h, c) for an LSTM, each [num_layers, batch, hidden]; assignable."""
+        return self.get_state()
+
+    @state.setter
+    def state(self, value):
+        if self.lstm:
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise ValueError("state: expected a pair (h, c) for an LSTM")
+            self.set_state(value[0], value[1])
+        else:
+            self.set_state(value)

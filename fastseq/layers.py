@@ -28,6 +28,15 @@ class _Recurrent:
                                   self.bidirectional, self.bias)
         self._init_weights(seed)
 
+    def config(self):
+        """Constructor arguments that rebuild this layer: `type(layer)(**layer.config())`."""
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers, "bias": self.bias, "batch_first": self.batch_first,
+                "bidirectional": self.bidirectional, **self._extra_config()}
+
+    def _extra_config(self):
+        return {}
+
     @property
     def num_directions(self):
         return 2 if self.bidirectional else 1
@@ -128,6 +137,11 @@ class _Recurrent:
     def _result(self, y, h_n, c_n):
         return y, h_n
 
+    def stream(self, batch=1):
+        """A stateful stepper for real-time use: `step(x_t)` returns the last layer's
+        new h; states stay in C between calls (`reset()`, `state`)."""
+        return _core.Stream(self._model, batch)
+
     def __repr__(self):
         args = [str(self.input_size), str(self.hidden_size)]
         args += self._extra_repr()
@@ -186,3 +200,6 @@ class RNN(_Recurrent):
 
     def _extra_repr(self):
         return [] if self.nonlinearity == "tanh" else ["nonlinearity='relu'"]
+
+    def _extra_config(self):
+        return {"nonlinearity": self.nonlinearity}

@@ -21,6 +21,7 @@ struct fs_rnn {
     size_t dirs;    /* 1 or 2 */
     size_t hp;      /* hidden size rounded up to FS_NB */
     fs_rnn_unit *units; /* [num_layers * dirs], index layer * dirs + direction */
+    int owned;          /* 1: fs_rnn_create's block, released by fs_rnn_free */
 };
 
 #endif /* FS_RNN_H */

@@ -8,6 +8,8 @@
 #include "internal.h"
 #include "kernels/kernels.h"
 #include "rnn.h"
+#include "rnn_step.h"
+#include "threads.h"
 
 typedef struct plan {
     size_t T, B, I, H, hp, G, D, L;
@@ -46,7 +48,8 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan
     ok = ok && reserve(&cur, p->B, p->hp, &p->h_off[0]);
     ok = ok && reserve(&cur, p->B, p->hp, &p->h_off[1]);
     ok = ok && reserve(&cur, p->B, p->hp, &p->c_off);
-    ok = ok && reserve(&cur, p->B, p->G * FS_NB, &p->tile_off);
+    /* one recurrent-product tile per thread */
+    ok = ok && reserve(&cur, p->B * (size_t)fs__max_threads(), p->G * FS_NB, &p->tile_off);
     ok = ok && fs__mul(cur, sizeof(float), &unused);
     if (!ok)
         return fs__fail(FS_ERR_NOMEM, "workspace size overflows for seq_len %d, batch %d", (int)seq_len,
@@ -116,47 +119,6 @@ static size_t row_of(const plan *p, size_t t, size_t b) {
 }
 static size_t batch_step(const plan *p) { return p->batch_first ? p->T : 1; }
 
-static int is_active(const int32_t *lengths, size_t t, size_t b) {
-    return !lengths || t < (size_t)lengths[b];
-}
-
-/* One time step of one layer-direction: h_new from h_prev (and c in place). */
-static void step(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, const plan *p,
-                 const float *gx_t, const int32_t *lengths, size_t t, const float *h_prev,
-                 float *h_new, float *c, float *tile) {
-    const size_t G = p->G, H = p->H, hp = p->hp, B = p->B, nblk = hp / FS_NB;
-    const size_t ldgx = batch_step(p) * G * hp;
-    const fs_cell cell = m->cfg.cell;
-    for (size_t jb = 0; jb < nblk; jb++) {
-        k->gemm(B, H, h_prev, hp, u->w_hh_packed + jb * G * H * FS_NB, G,
-                cell == FS_CELL_GRU ? u->bias_h + jb * G * FS_NB : NULL, tile, G * FS_NB);
-        for (size_t b0 = 0; b0 < B;) {
-            if (!is_active(lengths, t, b0)) { b0++; continue; }
-            size_t b1 = b0 + 1;
-            while (b1 < B && is_active(lengths, t, b1)) b1++;
-            const float *gx = gx_t + b0 * ldgx + jb * G * FS_NB;
-            const float *acc = tile + b0 * G * FS_NB;
-            float *hn = h_new + b0 * hp + jb * FS_NB;
-            switch (cell) {
-            case FS_CELL_RNN_TANH:
-            case FS_CELL_RNN_RELU:
-                k->rnn_cell(b1 - b0, cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, hp);
-                break;
-            case FS_CELL_LSTM:
-                k->lstm_cell(b1 - b0, gx, ldgx, acc, c + b0 * hp + jb * FS_NB, hp, hn, hp);
-                break;
-            case FS_CELL_GRU:
-                k->gru_cell(b1 - b0, gx, ldgx, acc, h_prev + b0 * hp + jb * FS_NB, hp, hn, hp);
-                break;
-            }
-            b0 = b1;
-        }
-    }
-    /* a finished sequence keeps its state */
-    for (size_t b = 0; b < B; b++)
-        if (!is_active(lengths, t, b)) memcpy(h_new + b * hp, h_prev + b * hp, hp * sizeof(float));
-}
-
 static void load_state(const float *src, size_t B, size_t H, size_t hp, float *dst) {
     memset(dst, 0, B * hp * sizeof(float));
     if (src)
@@ -168,32 +130,52 @@ static void store_state(const float *src, size_t B, size_t H, size_t hp, float *
         for (size_t b = 0; b < B; b++) memcpy(dst + b * H, src + b * hp, H * sizeof(float));
 }
 
+/* Share [0, n) among nth workers: worker id gets [*lo, *hi). */
+static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
+    *lo = n * (size_t)id / (size_t)nth;
+    *hi = n * (size_t)(id + 1) / (size_t)nth;
+}
+
 /* One layer, one direction: input rows `in` ([T*B][in_f]) to columns
- * [dir*H, dir*H + H) of `out` ([T*B][D*H]). */
+ * [dir*H, dir*H + H) of `out` ([T*B][D*H]). Threads split the projection by
+ * rows and each step by unit blocks: one barrier per step. */
 static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t layer, size_t dir,
                      const float *in, float *out, const fs_seq_args *a, float *ws) {
     const fs_rnn_unit *u = &m->units[layer * p->D + dir];
     const size_t T = p->T, B = p->B, H = p->H, hp = p->hp, G = p->G, DH = p->D * H;
-    const size_t state_at = (layer * p->D + dir) * B * H;
-    float *gx = ws + p->gx_off, *c = ws + p->c_off, *tile = ws + p->tile_off;
+    const size_t nblk = hp / FS_NB, rows = T * B, state_at = (layer * p->D + dir) * B * H;
+    float *gx = ws + p->gx_off, *c = ws + p->c_off;
     float *h[2] = {ws + p->h_off[0], ws + p->h_off[1]};
 
-    k->gemm(T * B, u->in_size, in, u->in_size, u->w_ih_packed, G * hp / FS_NB, u->bias_x, gx, G * hp);
     load_state(a->h0 ? a->h0 + state_at : NULL, B, H, hp, h[0]);
     load_state(a->c0 ? a->c0 + state_at : NULL, B, H, hp, c);
-
-    int cur = 0;
-    for (size_t s = 0; s < T; s++) {
-        const size_t t = dir ? T - 1 - s : s;
-        step(m, k, u, p, gx + row_of(p, t, 0) * G * hp, a->lengths, t, h[cur], h[cur ^ 1], c, tile);
-        cur ^= 1;
-        for (size_t b = 0; b < B; b++) {
-            float *y = out + row_of(p, t, b) * DH + dir * H;
-            if (is_active(a->lengths, t, b)) memcpy(y, h[cur] + b * hp, H * sizeof(float));
-            else memset(y, 0, H * sizeof(float));
+    const int nt = fs__threads_for(2.0 * (double)B * (double)(G * hp) * (double)H, nblk);
+    (void)nt;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int id = FS_THREAD_ID(), nth = FS_THREAD_COUNT();
+        float *tile = ws + p->tile_off + (size_t)id * B * G * FS_NB;
+        size_t lo, hi;
+        split(rows, nth, id, &lo, &hi);
+        if (hi > lo)
+            k->gemm(hi - lo, u->in_size, in + lo * u->in_size, u->in_size, u->w_ih_packed, G,
+                    nblk, u->bias_x, gx + lo * G * hp, G * hp);
+        split(nblk, nth, id, &lo, &hi);
+#pragma omp barrier
+        for (size_t s = 0; s < T; s++) {
+            const size_t t = dir ? T - 1 - s : s;
+            const fs_step st = {
+                .model = m, .k = k, .unit = u, .batch = B,
+                .gx = gx + row_of(p, t, 0) * G * hp, .ldgx = batch_step(p) * G * hp,
+                .lengths = a->lengths, .t = t,
+                .h_prev = h[s & 1], .h_new = h[(s & 1) ^ 1], .c = c,
+                .y = out + row_of(p, t, 0) * DH + dir * H, .ldy = batch_step(p) * DH,
+            };
+            fs__step_blocks(&st, lo, hi, tile);
+#pragma omp barrier
         }
     }
-    store_state(h[cur], B, H, hp, a->h_n ? a->h_n + state_at : NULL);
+    store_state(h[T & 1], B, H, hp, a->h_n ? a->h_n + state_at : NULL);
     if (m->cfg.cell == FS_CELL_LSTM) store_state(c, B, H, hp, a->c_n ? a->c_n + state_at : NULL);
 }
 

@@ -1,5 +1,5 @@
 /* fs_rnn: creation, validation, parameter access and weight packing. */
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -33,78 +33,99 @@ static fs_status check_config(const fs_rnn_config *c) {
     return FS_OK;
 }
 
-static void free_unit(fs_rnn_unit *u) {
-    fs__free(u->w_ih);
-    fs__free(u->w_hh);
-    fs__free(u->b_ih);
-    fs__free(u->b_hh);
-    fs__free(u->w_ih_packed);
-    fs__free(u->w_hh_packed);
-    fs__free(u->bias_x);
-    fs__free(u->bias_h);
+/* The whole model lives in one 64-byte aligned block: the struct, the unit
+ * table, then every weight array. `layout` walks it once to size it and once
+ * to carve it, so the two can never disagree. */
+static int layout(const fs_rnn_config *c, char *base, size_t *bytes_out, fs_rnn **model_out) {
+    const size_t g = gates_of(c->cell), dirs = c->bidirectional ? 2 : 1;
+    const size_t h = (size_t)c->hidden_size, hp = (h + FS_NB - 1) / FS_NB * FS_NB;
+    const size_t n_units = (size_t)c->num_layers * dirs;
+    size_t at = 0, n;
+    fs_rnn *m = (fs_rnn *)base;
+    at = fs__align_up(sizeof(fs_rnn));
+    fs_rnn_unit *units = base ? (fs_rnn_unit *)(base + at) : NULL;
+    if (!fs__mul(n_units, sizeof(fs_rnn_unit), &n) || !fs__add(at, fs__align_up(n), &at)) return 0;
+    if (m) {
+        m->cfg = *c;
+        m->gates = g;
+        m->dirs = dirs;
+        m->hp = hp;
+        m->units = units;
+    }
+    for (size_t i = 0; i < n_units; i++) {
+        const size_t in = i < dirs ? (size_t)c->input_size : dirs * h;
+        size_t counts[8];
+        const size_t rows[8] = {g * h, g * h, g, g, g * hp, g * hp, g, g};
+        const size_t cols[8] = {in, h, h, h, in, h, hp, hp};
+        for (int k = 0; k < 8; k++)
+            if (!fs__mul(rows[k], cols[k], &counts[k])) return 0;
+        float **slots[8] = {NULL};
+        if (units) {
+            fs_rnn_unit *u = &units[i];
+            u->in_size = in;
+            float **s[8] = {&u->w_ih, &u->w_hh, &u->b_ih, &u->b_hh, &u->w_ih_packed, &u->w_hh_packed,
+                            &u->bias_x, &u->bias_h};
+            for (int k = 0; k < 8; k++) slots[k] = s[k];
+        }
+        for (int k = 0; k < 8; k++) {
+            if (!fs__mul(counts[k], sizeof(float), &n) || n > SIZE_MAX - FS_ALIGN) return 0;
+            if (slots[k]) *slots[k] = (float *)(base + at);
+            if (!fs__add(at, fs__align_up(n), &at)) return 0;
+        }
+    }
+    *bytes_out = at;
+    if (model_out) *model_out = m;
+    return 1;
 }
 
-void fs_rnn_free(fs_rnn *m) {
-    if (!m) return;
-    if (m->units)
-        for (size_t i = 0; i < (size_t)m->cfg.num_layers * m->dirs; i++) free_unit(&m->units[i]);
-    free(m->units);
-    free(m);
+fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out) {
+    fs__clear_error();
+    if (!config || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "config and bytes_out must not be NULL");
+    fs_status st = check_config(config);
+    if (st != FS_OK) return st;
+    if (!layout(config, NULL, bytes_out, NULL))
+        return fs__fail(FS_ERR_NOMEM, "model size overflows (hidden_size %d, input_size %d, num_layers %d)",
+                        (int)config->hidden_size, (int)config->input_size, (int)config->num_layers);
+    return FS_OK;
 }
 
-/* Zeroed, aligned array of a * b floats; NULL on overflow or failure. */
-static float *zeros(size_t a, size_t b) {
-    size_t n, bytes;
-    if (!fs__mul(a, b, &n) || !fs__mul(n, sizeof(float), &bytes)) return NULL;
-    float *p = fs__alloc(bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
-
-static int alloc_unit(fs_rnn_unit *u, size_t in, size_t h, size_t hp, size_t g) {
-    u->in_size = in;
-    u->w_ih = zeros(g * h, in);
-    u->w_hh = zeros(g * h, h);
-    u->b_ih = zeros(g, h);
-    u->b_hh = zeros(g, h);
-    u->w_ih_packed = zeros(g * hp, in);
-    u->w_hh_packed = zeros(g * hp, h);
-    u->bias_x = zeros(g, hp);
-    u->bias_h = zeros(g, hp);
-    return u->w_ih && u->w_hh && u->b_ih && u->b_hh && u->w_ih_packed && u->w_hh_packed &&
-           u->bias_x && u->bias_h;
+fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
+                             fs_rnn **out) {
+    size_t need;
+    fs_status st = fs_rnn_memory_size(config, &need);
+    if (st != FS_OK) return st;
+    if (!buffer || !out) return fs__fail(FS_ERR_NULL_ARG, "buffer and out must not be NULL");
+    *out = NULL;
+    if ((uintptr_t)buffer % FS_ALIGN != 0)
+        return fs__fail(FS_ERR_INVALID_ARG, "buffer: expected %d-byte alignment", FS_ALIGN);
+    if (buffer_bytes < need)
+        return fs__fail(FS_ERR_SHAPE, "buffer: expected at least %zu bytes, got %zu", need, buffer_bytes);
+    memset(buffer, 0, need);
+    layout(config, buffer, &need, out);
+    (*out)->owned = 0;
+    return FS_OK;
 }
 
 fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out) {
+    size_t need;
     fs__clear_error();
-    if (!config || !out) return fs__fail(FS_ERR_NULL_ARG, "config and out must not be NULL");
+    if (!out) return fs__fail(FS_ERR_NULL_ARG, "out must not be NULL");
     *out = NULL;
-    fs_status st = check_config(config);
+    fs_status st = fs_rnn_memory_size(config, &need);
     if (st != FS_OK) return st;
-
-    fs_rnn *m = calloc(1, sizeof *m);
-    if (!m) return fs__fail(FS_ERR_NOMEM, "out of memory creating the model");
-    m->cfg = *config;
-    m->gates = gates_of(config->cell);
-    m->dirs = config->bidirectional ? 2 : 1;
-    const size_t h = (size_t)config->hidden_size;
-    m->hp = (h + FS_NB - 1) / FS_NB * FS_NB;
-    const size_t n_units = (size_t)config->num_layers * m->dirs;
-    m->units = calloc(n_units, sizeof *m->units);
-    if (!m->units) {
-        fs_rnn_free(m);
-        return fs__fail(FS_ERR_NOMEM, "out of memory creating the model");
+    void *mem = fs__alloc(need);
+    if (!mem) return fs__fail(FS_ERR_NOMEM, "out of memory for a %zu-byte model", need);
+    st = fs_rnn_init_static(config, mem, need, out);
+    if (st != FS_OK) {
+        fs__free(mem);
+        return st;
     }
-    for (size_t i = 0; i < n_units; i++) {
-        const size_t in = i < m->dirs ? (size_t)config->input_size : m->dirs * h;
-        if (!alloc_unit(&m->units[i], in, h, m->hp, m->gates)) {
-            fs_rnn_free(m);
-            return fs__fail(FS_ERR_NOMEM, "out of memory for the weights (hidden_size %zu, input %zu)",
-                            h, in);
-        }
-    }
-    *out = m;
+    (*out)->owned = 1;
     return FS_OK;
+}
+
+void fs_rnn_free(fs_rnn *m) {
+    if (m && m->owned) fs__free(m);
 }
 
 fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out) {
@@ -154,13 +175,14 @@ fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t directi
     return locate(model, layer, direction, param, &u, &data, rows_out, cols_out);
 }
 
-/* w: [G*H][K] PyTorch rows -> panels (see kernels.h). Padding stays zero. */
+/* w: [G*H][K] PyTorch rows -> packed blocks (see kernels.h). Padding stays zero. */
 static void pack(const float *w, size_t g_count, size_t h, size_t k, float *out) {
+    const size_t width = g_count * FS_NB;
     for (size_t g = 0; g < g_count; g++)
         for (size_t j = 0; j < h; j++) {
-            float *panel = out + ((j / FS_NB) * g_count + g) * k * FS_NB + j % FS_NB;
+            float *col = out + (j / FS_NB) * k * width + g * FS_NB + j % FS_NB;
             const float *row = w + (g * h + j) * k;
-            for (size_t kk = 0; kk < k; kk++) panel[kk * FS_NB] = row[kk];
+            for (size_t kk = 0; kk < k; kk++) col[kk * width] = row[kk];
         }
 }
 

@@ -8,6 +8,7 @@
  *   1. Status codes and errors
  *   2. Runtime information (ISA, threads)
  *   3. Recurrent model: create, weights, forward over a sequence
+ *   4. Streaming: one step at a time, state kept in C
  *
  * Conventions:
  *   - every function returns an fs_status (FS_OK == 0) unless stated;
@@ -84,6 +85,17 @@ const char *fs_isa_name(fs_isa isa);
  */
 fs_status fs_set_isa(fs_isa isa);
 
+/**
+ * Maximum threads for later calls (process-wide). 0 restores the default:
+ * FASTSEQ_NUM_THREADS if set, else OpenMP's default. Problems too small to
+ * gain from threads run on one whatever the setting. Results are bit-identical
+ * for any thread count. FS_ERR_UNSUPPORTED for n > 1 in a build without OpenMP.
+ */
+fs_status fs_set_num_threads(int32_t n);
+
+/** The maximum threads later calls may use. */
+int32_t fs_get_num_threads(void);
+
 /* ------------------------------------------------------------------------ */
 /* 3. Recurrent model                                                       */
 /* ------------------------------------------------------------------------ */
@@ -124,8 +136,23 @@ typedef struct fs_rnn fs_rnn;
  */
 fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out);
 
-/** Release a model. NULL is a no-op. */
+/** Release a model made by fs_rnn_create. NULL, or a model made by
+ * fs_rnn_init_static, is a no-op. */
 void fs_rnn_free(fs_rnn *model);
+
+/**
+ * Bytes a model of this configuration occupies (for fs_rnn_init_static).
+ * Validates config like fs_rnn_create.
+ */
+fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out);
+
+/**
+ * Build a model, weights zero, inside caller memory: no allocation at all (for
+ * embedded use). buffer must be 64-byte aligned and at least
+ * fs_rnn_memory_size bytes; it must outlive the model, which is not freed.
+ */
+fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
+                             fs_rnn **out);
 
 /** The configuration the model was created with. */
 fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out);
@@ -196,6 +223,56 @@ fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, in
  */
 fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
                             void *workspace, size_t workspace_bytes);
+
+/* ------------------------------------------------------------------------ */
+/* 4. Streaming                                                             */
+/* ------------------------------------------------------------------------ */
+
+/** Opaque per-stream state (h, c per layer) and scratch, for one model. */
+typedef struct fs_rnn_stream fs_rnn_stream;
+
+/**
+ * Create a stream of `batch` independent sequences over `model`, states zero.
+ * The stream borrows the model: keep the model alive and unchanged while the
+ * stream is used. A bidirectional model cannot stream (FS_ERR_UNSUPPORTED).
+ * All memory is allocated here; steps allocate nothing.
+ */
+fs_status fs_rnn_stream_create(const fs_rnn *model, int32_t batch, fs_rnn_stream **out);
+
+/** Release a stream made by fs_rnn_stream_create. NULL, or a stream made by
+ * fs_rnn_stream_init_static, is a no-op. */
+void fs_rnn_stream_free(fs_rnn_stream *stream);
+
+/** Bytes a stream of `batch` sequences over `model` occupies. The size counts
+ * one scratch tile per thread allowed now (fs_get_num_threads). */
+fs_status fs_rnn_stream_memory_size(const fs_rnn *model, int32_t batch, size_t *bytes_out);
+
+/** Build a stream inside caller memory (64-byte aligned, at least
+ * fs_rnn_stream_memory_size bytes): no allocation at all. Not to be freed. */
+fs_status fs_rnn_stream_init_static(const fs_rnn *model, int32_t batch, void *buffer,
+                                    size_t buffer_bytes, fs_rnn_stream **out);
+
+/** Zero every state. */
+fs_status fs_rnn_stream_reset(fs_rnn_stream *stream);
+
+/**
+ * Advance one time step: x [batch, input_size] in, y [batch, hidden_size]
+ * (the last layer's new h) out. One stream must not be stepped from two
+ * threads at once; different streams may run concurrently.
+ */
+fs_status fs_rnn_stream_step(fs_rnn_stream *stream, const float *x, size_t x_count, float *y,
+                             size_t y_count);
+
+/**
+ * Copy the states out: h [num_layers, batch, hidden_size]; c likewise (LSTM
+ * only; NULL when not wanted or not an LSTM).
+ */
+fs_status fs_rnn_stream_get_state(const fs_rnn_stream *stream, float *h, size_t h_count, float *c,
+                                  size_t c_count);
+
+/** Overwrite the states; shapes as in fs_rnn_stream_get_state; NULL leaves one as is. */
+fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t h_count,
+                                  const float *c, size_t c_count);
 
 #ifdef __cplusplus
 }

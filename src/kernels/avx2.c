@@ -10,18 +10,19 @@
 
 #define FS_INLINE static inline __attribute__((always_inline))
 
-/* C tile of M rows x NP panels: M*NP accumulators live in registers for the
- * whole k loop (6 x 2 = 12 of the 16 ymm registers at most). */
+/* C tile of M rows x NP panels of one packed block (k rows kstride apart):
+ * M*NP accumulators stay in registers for the whole k loop (6 x 2 = 12 of the
+ * 16 ymm registers at most). */
 FS_INLINE void tile(const int M, const int NP, size_t k, const float *a, size_t lda, const float *b,
-                    size_t pstride, const float *bias, float *c, size_t ldc) {
-    __m256 acc[6][4];
+                    size_t kstride, const float *bias, float *c, size_t ldc) {
+    __m256 acc[6][2];
     for (int p = 0; p < NP; p++) {
         const __m256 init = bias ? _mm256_loadu_ps(bias + p * FS_NB) : _mm256_setzero_ps();
         for (int r = 0; r < M; r++) acc[r][p] = init;
     }
     for (size_t kk = 0; kk < k; kk++) {
-        __m256 w[4];
-        for (int p = 0; p < NP; p++) w[p] = _mm256_loadu_ps(b + p * pstride + kk * FS_NB);
+        __m256 w[2];
+        for (int p = 0; p < NP; p++) w[p] = _mm256_loadu_ps(b + kk * kstride + p * FS_NB);
         for (int r = 0; r < M; r++) {
             const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
             for (int p = 0; p < NP; p++) acc[r][p] = _mm256_fmadd_ps(av, w[p], acc[r][p]);
@@ -31,46 +32,92 @@ FS_INLINE void tile(const int M, const int NP, size_t k, const float *a, size_t 
         for (int p = 0; p < NP; p++) _mm256_storeu_ps(c + r * ldc + p * FS_NB, acc[r][p]);
 }
 
-/* Rows [0, m) against NP panels starting at b. */
+/* Rows [0, m) against NP panels of one block. */
 FS_INLINE void rows(const int NP, size_t m, size_t k, const float *a, size_t lda, const float *b,
-                    const float *bias, float *c, size_t ldc) {
-    const size_t ps = k * FS_NB;
+                    size_t kstride, const float *bias, float *c, size_t ldc) {
     size_t i = 0;
-    for (; i + 6 <= m; i += 6) tile(6, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc);
+    for (; i + 6 <= m; i += 6) tile(6, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
     switch (m - i) {
-    case 5: tile(5, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
-    case 4: tile(4, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
-    case 3: tile(3, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
-    case 2: tile(2, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
-    case 1: tile(1, NP, k, a + i * lda, lda, b, ps, bias, c + i * ldc, ldc); break;
+    case 5: tile(5, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
+    case 4: tile(4, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
+    case 3: tile(3, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
+    case 2: tile(2, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
+    case 1: tile(1, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
     default: break;
     }
 }
 
+/* GEMV over one block of G panels: S interleaved partial sums per panel break
+ * the FMA latency chain (G*S accumulators in flight), added up at the end. */
+FS_INLINE void gemv_block(const int G, const int S, size_t k, const float *a, const float *b,
+                          const float *bias, float *c) {
+    __m256 acc[4][4];
+    for (int s = 0; s < S; s++)
+        for (int p = 0; p < G; p++)
+            acc[s][p] = (s == 0 && bias) ? _mm256_loadu_ps(bias + p * FS_NB) : _mm256_setzero_ps();
+    const size_t w = (size_t)G * FS_NB;
+    size_t kk = 0;
+    for (; kk + (size_t)S <= k; kk += (size_t)S)
+        for (int s = 0; s < S; s++) {
+            const __m256 av = _mm256_broadcast_ss(a + kk + s);
+            for (int p = 0; p < G; p++)
+                acc[s][p] = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + (kk + s) * w + p * FS_NB), acc[s][p]);
+        }
+    for (; kk < k; kk++) {
+        const __m256 av = _mm256_broadcast_ss(a + kk);
+        for (int p = 0; p < G; p++)
+            acc[0][p] = _mm256_fmadd_ps(av, _mm256_loadu_ps(b + kk * w + p * FS_NB), acc[0][p]);
+    }
+    for (int p = 0; p < G; p++) {
+        __m256 sum = acc[0][p];
+        for (int s = 1; s < S; s++) sum = _mm256_add_ps(sum, acc[s][p]);
+        _mm256_storeu_ps(c + p * FS_NB, sum);
+    }
+}
+
+static void gemv(size_t k, const float *a, const float *b, size_t g, size_t nblocks,
+                 const float *bias, float *c) {
+    const size_t width = g * FS_NB;
+    for (size_t jb = 0; jb < nblocks; jb++) {
+        const float *bb = b + jb * k * width, *bj = bias ? bias + jb * width : NULL;
+        float *cj = c + jb * width;
+        switch (g) {
+        case 1: gemv_block(1, 4, k, a, bb, bj, cj); break;
+        case 3: gemv_block(3, 2, k, a, bb, bj, cj); break;
+        case 4: gemv_block(4, 2, k, a, bb, bj, cj); break;
+        default: /* other gate counts: two panels at a time */
+            for (size_t p = 0; p < g; p += 2) {
+                if (p + 1 < g) tile(1, 2, k, a, 0, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, cj + p * FS_NB, 0);
+                else tile(1, 1, k, a, 0, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, cj + p * FS_NB, 0);
+            }
+        }
+    }
+}
+
 static void fs_f32_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t lda,
-                                     const float *b, size_t npanels, const float *bias, float *c,
-                                     size_t ldc) {
-    const size_t ps = k * FS_NB;
-    if (m == 1) { /* GEMV: four panels per pass keep four FMA chains in flight */
-        size_t p = 0;
-        for (; p + 4 <= npanels; p += 4)
-            tile(1, 4, k, a, lda, b + p * ps, ps, bias ? bias + p * FS_NB : NULL, c + p * FS_NB, ldc);
-        for (; p < npanels; p++)
-            tile(1, 1, k, a, lda, b + p * ps, ps, bias ? bias + p * FS_NB : NULL, c + p * FS_NB, ldc);
+                                     const float *b, size_t g, size_t nblocks, const float *bias,
+                                     float *c, size_t ldc) {
+    if (m == 1) {
+        gemv(k, a, b, g, nblocks, bias, c);
         return;
     }
+    const size_t width = g * FS_NB;
     /* Row chunks small enough to stay in L1 while every panel pair passes over them. */
     size_t chunk = k ? (8192 / k) / 6 * 6 : 6;
     if (chunk < 6) chunk = 6;
     for (size_t i0 = 0; i0 < m; i0 += chunk) {
         const size_t mi = m - i0 < chunk ? m - i0 : chunk;
         const float *ai = a + i0 * lda;
-        float *ci = c + i0 * ldc;
-        size_t p = 0;
-        for (; p + 2 <= npanels; p += 2)
-            rows(2, mi, k, ai, lda, b + p * ps, bias ? bias + p * FS_NB : NULL, ci + p * FS_NB, ldc);
-        if (p < npanels)
-            rows(1, mi, k, ai, lda, b + p * ps, bias ? bias + p * FS_NB : NULL, ci + p * FS_NB, ldc);
+        for (size_t jb = 0; jb < nblocks; jb++) {
+            const float *bb = b + jb * k * width;
+            float *ci = c + i0 * ldc + jb * width;
+            const float *bj = bias ? bias + jb * width : NULL;
+            size_t p = 0;
+            for (; p + 2 <= g; p += 2)
+                rows(2, mi, k, ai, lda, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, ci + p * FS_NB, ldc);
+            if (p < g)
+                rows(1, mi, k, ai, lda, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, ci + p * FS_NB, ldc);
+        }
     }
 }
 

@@ -2,11 +2,12 @@
  * The kernel dispatch table and the packed-weight layout every kernel reads.
  *
  * Packed layout. Hidden units are taken in blocks of FS_NB = 8. A layer with G
- * gates has, per block, G panels of 8 columns: column (gate g, unit j) lives in
- * panel (j / 8) * G + g, lane j % 8, so the gates of one unit land in one
- * register lane and the cell update runs straight after the product. A panel
- * over K inputs is K rows of 8 floats, contiguous (unit stride for the kernel).
- * Hidden sizes are padded to a multiple of 8 with zero weights.
+ * gates stores, per block jb, a [K][G][8] array: element (k, g, lane) is the
+ * weight from input k to gate g of unit jb*8 + lane. The gates of one unit land
+ * in one register lane, so the cell update runs straight after the product, and
+ * a block is one sequential stream for the kernel. Blocks follow each other
+ * (block stride K*G*8). Hidden sizes are padded to a multiple of 8 with zero
+ * weights. Outputs and biases use the matching [jb][G][8] column order.
  */
 #ifndef FS_KERNELS_H
 #define FS_KERNELS_H
@@ -17,10 +18,11 @@
 #define FS_NB 8
 
 typedef struct fs_kernels {
-    /* c[i][p*8 + l] = bias[p*8 + l] + sum_k a[i*lda + k] * b[(p*k_ + k)*8 + l]
-     * for i < m, p < npanels, l < 8; bias may be NULL (zero). */
-    void (*gemm)(size_t m, size_t k, const float *a, size_t lda, const float *b, size_t npanels,
-                 const float *bias, float *c, size_t ldc);
+    /* For i < m and nblocks packed blocks of g gates (layout above), column
+     * q = (jb*g + p)*8 + l:  c[i*ldc + q] = bias[q] + sum_k a[i*lda + k] * b[(jb*k_ + k)*g*8 + p*8 + l].
+     * bias may be NULL (zero). */
+    void (*gemm)(size_t m, size_t k, const float *a, size_t lda, const float *b, size_t g,
+                 size_t nblocks, const float *bias, float *c, size_t ldc);
     /* One block of 8 units over m rows. gx: input projection (+ folded biases),
      * acc: recurrent product [m][G*8]; h / c: state rows with strides ldh / ldc. */
     void (*rnn_cell)(size_t m, int relu, const float *gx, size_t ldgx, const float *acc,

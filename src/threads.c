@@ -1,0 +1,47 @@
+/* Thread settings: fs_set_num_threads, FASTSEQ_NUM_THREADS, and the policy
+ * that keeps small problems on one thread. */
+#include <stdlib.h>
+
+#include "internal.h"
+#include "threads.h"
+
+/* Below this many FLOPs per step the fork/barrier (~1-2 us) outweighs the split. */
+#define FS_PARALLEL_MIN_FLOPS 4.0e5
+
+static int configured; /* 0: not set; read with relaxed atomics */
+
+static int default_threads(void) {
+    const char *env = getenv("FASTSEQ_NUM_THREADS");
+    if (env) {
+        int n = atoi(env);
+        if (n >= 1) return n;
+    }
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int fs__max_threads(void) {
+    int n = __atomic_load_n(&configured, __ATOMIC_RELAXED);
+    return n >= 1 ? n : default_threads();
+}
+
+fs_status fs_set_num_threads(int32_t n) {
+    fs__clear_error();
+    if (n < 0) return fs__fail(FS_ERR_INVALID_ARG, "num_threads: expected >= 0 (0 = default), got %d", (int)n);
+#if !defined(_OPENMP)
+    if (n > 1) return fs__fail(FS_ERR_UNSUPPORTED, "num_threads %d: this build has no OpenMP", (int)n);
+#endif
+    __atomic_store_n(&configured, n, __ATOMIC_RELAXED);
+    return FS_OK;
+}
+
+int32_t fs_get_num_threads(void) { return fs__max_threads(); }
+
+int fs__threads_for(double flops_per_step, size_t blocks) {
+    int n = fs__max_threads();
+    if (n <= 1 || flops_per_step < FS_PARALLEL_MIN_FLOPS) return 1;
+    return (size_t)n > blocks ? (int)blocks : n;
+}
