@@ -1,14 +1,16 @@
-"""fastseq: a fast CPU engine for recurrent neural networks (RNN, LSTM, GRU).
+"""fastseq: a fast CPU engine for recurrent neural networks (RNN, LSTM, GRU, FastRNN, FastGRNN).
 
     import fastseq
     layer = fastseq.from_torch(torch_lstm)   # or fastseq.LSTM(input_size, hidden_size, ...)
     output, (h_n, c_n) = layer(x)            # numpy float32, torch's shapes
 """
 from ._core import available_isas, get_num_threads, isa, set_isa, set_num_threads
-from .convert import from_torch
-from .layers import GRU, LSTM, RNN
+from .cells import GRUCell, LSTMCell, RNNCell
+from .convert import from_edgeml, from_torch
+from .layers import GRU, LSTM, RNN, FastGRNN, FastRNN
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTM", "GRU", "RNN", "from_torch", "isa", "set_isa", "available_isas",
+__all__ = ["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN", "LSTMCell", "GRUCell", "RNNCell",
+           "from_torch", "from_edgeml", "isa", "set_isa", "available_isas",
            "set_num_threads", "get_num_threads", "__version__"]

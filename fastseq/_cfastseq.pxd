@@ -28,6 +28,13 @@ cdef extern from "fastseq.h" nogil:
         FS_CELL_RNN_RELU
         FS_CELL_LSTM
         FS_CELL_GRU
+        FS_CELL_FASTRNN
+        FS_CELL_FASTGRNN
+
+    ctypedef enum fs_act:
+        FS_ACT_TANH
+        FS_ACT_SIGMOID
+        FS_ACT_RELU
 
     ctypedef struct fs_rnn_config:
         fs_cell cell
@@ -36,18 +43,44 @@ cdef extern from "fastseq.h" nogil:
         int32_t num_layers
         int32_t bidirectional
         int32_t bias
+        int32_t proj_size
+        int32_t peephole
+        int32_t coupled
+        int32_t reset_before
+        int32_t update_act
+        int32_t gate_act
+        int32_t w_rank
+        int32_t u_rank
 
     ctypedef enum fs_param:
         FS_PARAM_WEIGHT_IH
         FS_PARAM_WEIGHT_HH
         FS_PARAM_BIAS_IH
         FS_PARAM_BIAS_HH
+        FS_PARAM_WEIGHT_IH_A
+        FS_PARAM_WEIGHT_IH_B
+        FS_PARAM_WEIGHT_HH_A
+        FS_PARAM_WEIGHT_HH_B
+        FS_PARAM_WEIGHT_HR
+        FS_PARAM_PEEPHOLE_I
+        FS_PARAM_PEEPHOLE_F
+        FS_PARAM_PEEPHOLE_O
+        FS_PARAM_BIAS_GATE
+        FS_PARAM_BIAS_UPDATE
+        FS_PARAM_ALPHA
+        FS_PARAM_BETA
+        FS_PARAM_ZETA
+        FS_PARAM_NU
+        FS_PARAM_COUNT
 
     ctypedef struct fs_rnn:
         pass
 
     fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out)
     void fs_rnn_free(fs_rnn *model)
+    fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out)
+    fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
+                                 fs_rnn **out)
     fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out)
     fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t direction,
                                  fs_param param, size_t *rows_out, size_t *cols_out)
@@ -86,6 +119,9 @@ cdef extern from "fastseq.h" nogil:
 
     fs_status fs_rnn_stream_create(const fs_rnn *model, int32_t batch, fs_rnn_stream **out)
     void fs_rnn_stream_free(fs_rnn_stream *stream)
+    fs_status fs_rnn_stream_memory_size(const fs_rnn *model, int32_t batch, size_t *bytes_out)
+    fs_status fs_rnn_stream_init_static(const fs_rnn *model, int32_t batch, void *buffer,
+                                        size_t buffer_bytes, fs_rnn_stream **out)
     fs_status fs_rnn_stream_reset(fs_rnn_stream *stream)
     fs_status fs_rnn_stream_step(fs_rnn_stream *stream, const float *x, size_t x_count, float *y,
                                  size_t y_count)
@@ -93,3 +129,54 @@ cdef extern from "fastseq.h" nogil:
                                       float *c, size_t c_count)
     fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t h_count,
                                       const float *c, size_t c_count)
+
+# ---- 6. Training (backward) ------------------------------------------------------------
+from libc.stdint cimport int64_t
+
+cdef extern from "fastseq.h" nogil:
+    fs_status fs_rnn_param_count(const fs_rnn *model, size_t *count_out)
+    fs_status fs_rnn_param_offset(const fs_rnn *model, int32_t layer, int32_t direction,
+                                  fs_param param, size_t *offset_out)
+    fs_status fs_rnn_get_params(const fs_rnn *model, float *out, size_t count)
+    fs_status fs_rnn_set_params(fs_rnn *model, const float *data, size_t count)
+
+    ctypedef struct fs_rnn_tape:
+        pass
+
+    fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                               size_t *bytes_out)
+    fs_status fs_rnn_tape_init(const fs_rnn *model, int32_t seq_len, int32_t batch, void *buffer,
+                               size_t buffer_bytes, fs_rnn_tape **out)
+    fs_status fs_rnn_tape_create(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                                 fs_rnn_tape **out)
+    void fs_rnn_tape_free(fs_rnn_tape *tape)
+    fs_status fs_rnn_train_forward(const fs_rnn *model, const fs_seq_args *args, fs_rnn_tape *tape)
+
+    ctypedef struct fs_grad_args:
+        const float *grad_y
+        size_t grad_y_count
+        const float *grad_h_n
+        size_t grad_h_n_count
+        const float *grad_c_n
+        size_t grad_c_n_count
+        float *grad_x
+        size_t grad_x_count
+        float *grad_h0
+        size_t grad_h0_count
+        float *grad_c0
+        size_t grad_c0_count
+        float *grad_params
+        size_t grad_params_count
+        int32_t accumulate
+
+    fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_args *args)
+    fs_status fs_rnn_tape_get_state(const fs_rnn_tape *tape, int32_t t, float *h, size_t h_count,
+                                    float *c, size_t c_count)
+
+    fs_status fs_clip_grad_norm(float *grads, size_t count, float max_norm, float *norm_out)
+    fs_status fs_clip_grad_value(float *grads, size_t count, float clip)
+    fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t count,
+                          float lr, float momentum, float weight_decay)
+    fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, size_t count,
+                           int64_t step, float lr, float beta1, float beta2, float eps,
+                           float weight_decay)

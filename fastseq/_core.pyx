@@ -15,6 +15,15 @@ CELL_RNN_RELU = c.FS_CELL_RNN_RELU
 CELL_LSTM = c.FS_CELL_LSTM
 CELL_GRU = c.FS_CELL_GRU
 
+CELL_FASTRNN = c.FS_CELL_FASTRNN
+CELL_FASTGRNN = c.FS_CELL_FASTGRNN
+PARAM_COUNT = c.FS_PARAM_COUNT
+ACTIVATIONS = {"tanh": c.FS_ACT_TANH, "sigmoid": c.FS_ACT_SIGMOID, "relu": c.FS_ACT_RELU}
+# fs_param values of weight matrices (2-D); every other parameter is 1-D
+_MATRICES = (c.FS_PARAM_WEIGHT_IH, c.FS_PARAM_WEIGHT_HH, c.FS_PARAM_WEIGHT_IH_A,
+             c.FS_PARAM_WEIGHT_IH_B, c.FS_PARAM_WEIGHT_HH_A, c.FS_PARAM_WEIGHT_HH_B,
+             c.FS_PARAM_WEIGHT_HR)
+
 _ISAS = {"generic": c.FS_ISA_GENERIC, "avx2": c.FS_ISA_AVX2}
 
 
@@ -89,11 +98,13 @@ cdef inline size_t count(a):
 cdef class Model:
     """A recurrent model held by the C library (fs_rnn)."""
     cdef c.fs_rnn *ptr
-    cdef readonly int cell, input_size, hidden_size, num_layers
+    cdef readonly int cell, input_size, hidden_size, num_layers, features
     cdef readonly bint bidirectional, bias
 
     def __cinit__(self, int cell, int input_size, int hidden_size, int num_layers=1,
-                  bint bidirectional=False, bint bias=True):
+                  bint bidirectional=False, bint bias=True, int proj_size=0, bint peephole=False,
+                  bint coupled=False, bint reset_before=False, int update_act=0, int gate_act=0,
+                  int w_rank=0, int u_rank=0):
         cdef c.fs_rnn_config cfg
         cfg.cell = <c.fs_cell>cell
         cfg.input_size = input_size
@@ -101,19 +112,34 @@ cdef class Model:
         cfg.num_layers = num_layers
         cfg.bidirectional = bidirectional
         cfg.bias = bias
+        cfg.proj_size = proj_size
+        cfg.peephole = peephole
+        cfg.coupled = coupled
+        cfg.reset_before = reset_before
+        cfg.update_act = update_act
+        cfg.gate_act = gate_act
+        cfg.w_rank = w_rank
+        cfg.u_rank = u_rank
         check(c.fs_rnn_create(&cfg, &self.ptr))
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
         self.num_layers, self.bidirectional, self.bias = num_layers, bidirectional, bias
+        self.features = proj_size if proj_size else hidden_size
 
     def __dealloc__(self):
         c.fs_rnn_free(self.ptr)
 
     def param_shape(self, int layer, int direction, int which):
+        """PyTorch shape of one parameter: 2-D for matrices, 1-D for vectors and scalars."""
         cdef size_t rows = 0, cols = 0
         check(c.fs_rnn_param_shape(self.ptr, layer, direction, <c.fs_param>which, &rows, &cols))
-        if which < 2:
+        if which in _MATRICES:
             return (int(rows), int(cols))
         return (int(rows),)
+
+    def has_param(self, int layer, int direction, int which):
+        """Whether this configuration has the parameter."""
+        cdef size_t rows = 0, cols = 0
+        return c.fs_rnn_param_shape(self.ptr, layer, direction, <c.fs_param>which, &rows, &cols) == c.FS_OK
 
     def set_param(self, int layer, int direction, int which, const float[::1] data not None):
         cdef const float *p = fptr(data)
@@ -166,7 +192,7 @@ cdef class Stream:
         self.model, self.batch = model, batch
         self.lstm = model.cell == c.FS_CELL_LSTM
         self.n_in = <size_t>batch * model.input_size
-        self.n_out = <size_t>batch * model.hidden_size
+        self.n_out = <size_t>batch * model.features
 
     def __dealloc__(self):
         c.fs_rnn_stream_free(self.ptr)
@@ -190,7 +216,7 @@ cdef class Stream:
                              f"({self.model.input_size},) for batch 1, got {x.shape}")
         if out is None:
             dims[0] = self.batch
-            dims[1] = self.model.hidden_size
+            dims[1] = self.model.features
             out = cnp.PyArray_EMPTY(nd, &dims[2 - nd], cnp.NPY_FLOAT32, 0)
         elif not (cnp.PyArray_CheckExact(out) and cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT32
                   and cnp.PyArray_IS_C_CONTIGUOUS(out) and cnp.PyArray_ISWRITEABLE(out)):
@@ -205,21 +231,22 @@ cdef class Stream:
         return out
 
     def get_state(self):
-        """States as arrays [num_layers, batch, hidden]: h, or (h, c) for an LSTM."""
-        shape = (self.model.num_layers, self.batch, self.model.hidden_size)
-        h = np.empty(shape, dtype=np.float32)
-        cell = np.empty(shape, dtype=np.float32) if self.lstm else None
+        """States: h [num_layers, batch, features], or (h, c) for an LSTM."""
+        L, B = self.model.num_layers, self.batch
+        h = np.empty((L, B, self.model.features), dtype=np.float32)
+        cell = np.empty((L, B, self.model.hidden_size), dtype=np.float32) if self.lstm else None
         cdef float[::1] hv = h.reshape(-1)
         cdef float[::1] cv = None if cell is None else cell.reshape(-1)
         check(c.fs_rnn_stream_get_state(self.ptr, wptr(hv), count(hv), wptr(cv), count(cv)))
         return (h, cell) if self.lstm else h
 
     def set_state(self, h, cell=None):
-        """Overwrite the states, each [num_layers, batch, hidden] (c: LSTM only);
-        None leaves that state as it is."""
-        shape = (self.model.num_layers, self.batch, self.model.hidden_size)
+        """Overwrite the states, h [num_layers, batch, features] and c [num_layers,
+        batch, hidden] (LSTM only); None leaves that state as it is."""
+        L, B = self.model.num_layers, self.batch
         arrays = []
-        for name, v in (("h", h), ("c", cell)):
+        for name, v, shape in (("h", h, (L, B, self.model.features)),
+                               ("c", cell, (L, B, self.model.hidden_size))):
             if v is not None:
                 v = np.ascontiguousarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v,
                                          dtype=np.float32)
@@ -244,3 +271,193 @@ cdef class Stream:
             self.set_state(value[0], value[1])
         else:
             self.set_state(value)
+
+
+# ---- 6. Training (backward) ------------------------------------------------------------
+# Buffers here are numpy arrays of any shape, C-contiguous float32 (lengths: int32), or
+# None; the C core checks every element count. No copies, no memoryview set-up: these
+# calls sit on the training hot path.
+
+cdef int _fbuf(object a, float **ptr, size_t *n, bint write, str name) except -1:
+    if a is None:
+        ptr[0], n[0] = NULL, 0
+        return 0
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        raise ValueError(f"{name}: expected a C-contiguous float32 ndarray, got {type(a).__name__}"
+                         + (f" of dtype {a.dtype}" if hasattr(a, "dtype") else ""))
+    if write and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name}: expected a writeable array")
+    n[0] = cnp.PyArray_SIZE(a)
+    ptr[0] = <float *>cnp.PyArray_DATA(a) if n[0] > 0 else _empty_f
+    return 0
+
+
+cdef int _ibuf(object a, const int32_t **ptr, size_t *n) except -1:
+    if a is None:
+        ptr[0], n[0] = NULL, 0
+        return 0
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_INT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        raise ValueError("lengths: expected a C-contiguous int32 ndarray")
+    n[0] = cnp.PyArray_SIZE(a)
+    ptr[0] = <const int32_t *>cnp.PyArray_DATA(a) if n[0] > 0 else _empty_i
+    return 0
+
+
+def param_count(Model model not None):
+    """Floats in the model's flat parameter vector (layer, direction, fs_param order)."""
+    cdef size_t n = 0
+    check(c.fs_rnn_param_count(model.ptr, &n))
+    return int(n)
+
+
+def param_offset(Model model not None, int layer, int direction, int which):
+    """Start of one parameter in the flat vector."""
+    cdef size_t off = 0
+    check(c.fs_rnn_param_offset(model.ptr, layer, direction, <c.fs_param>which, &off))
+    return int(off)
+
+
+def get_params(Model model not None, out):
+    """Copy every parameter into `out` (float32, param_count elements), flat order."""
+    cdef float *p
+    cdef size_t n
+    _fbuf(out, &p, &n, True, "out")
+    if p == NULL:
+        raise ValueError("out: expected an array, got None")
+    with nogil:
+        st = c.fs_rnn_get_params(model.ptr, p, n)
+    check(st)
+
+
+def set_params(Model model not None, data):
+    """Set every parameter from `data` (float32, param_count elements), flat order."""
+    cdef float *p
+    cdef size_t n
+    _fbuf(data, &p, &n, False, "data")
+    if p == NULL:
+        raise ValueError("data: expected an array, got None")
+    with nogil:
+        st = c.fs_rnn_set_params(model.ptr, p, n)
+    check(st)
+
+
+cdef class Tape:
+    """A training forward's record (fs_rnn_tape) for sequences of up to `seq_len`
+    steps and `batch` sequences; keeps its Model alive."""
+    cdef c.fs_rnn_tape *ptr
+    cdef readonly Model model
+    cdef readonly int seq_len, batch
+
+    def __cinit__(self, Model model not None, int seq_len, int batch):
+        check(c.fs_rnn_tape_create(model.ptr, seq_len, batch, &self.ptr))
+        self.model, self.seq_len, self.batch = model, seq_len, batch
+
+    def __dealloc__(self):
+        c.fs_rnn_tape_free(self.ptr)
+
+    def forward(self, x, int seq_len, int batch, bint batch_first, lengths, h0, c0, y, h_n, c_n):
+        """fs_rnn_train_forward: arrays as Model.forward (any shape, counts checked in C)."""
+        cdef c.fs_seq_args a
+        cdef float *p
+        a.seq_len, a.batch, a.batch_first = seq_len, batch, batch_first
+        _fbuf(x, &p, &a.x_count, False, "x")
+        a.x = p
+        _ibuf(lengths, &a.lengths, &a.lengths_count)
+        _fbuf(h0, &p, &a.h0_count, False, "h0")
+        a.h0 = p
+        _fbuf(c0, &p, &a.c0_count, False, "c0")
+        a.c0 = p
+        _fbuf(y, &a.y, &a.y_count, True, "y")
+        _fbuf(h_n, &a.h_n, &a.h_n_count, True, "h_n")
+        _fbuf(c_n, &a.c_n, &a.c_n_count, True, "c_n")
+        with nogil:
+            st = c.fs_rnn_train_forward(self.model.ptr, &a, self.ptr)
+        check(st)
+
+    def backward(self, grad_y, grad_h_n, grad_c_n, grad_x, grad_h0, grad_c0, grad_params,
+                 bint accumulate=False):
+        """fs_rnn_backward over the recorded forward; None: zero input / not wanted."""
+        cdef c.fs_grad_args g
+        cdef float *p
+        _fbuf(grad_y, &p, &g.grad_y_count, False, "grad_y")
+        g.grad_y = p
+        _fbuf(grad_h_n, &p, &g.grad_h_n_count, False, "grad_h_n")
+        g.grad_h_n = p
+        _fbuf(grad_c_n, &p, &g.grad_c_n_count, False, "grad_c_n")
+        g.grad_c_n = p
+        _fbuf(grad_x, &g.grad_x, &g.grad_x_count, True, "grad_x")
+        _fbuf(grad_h0, &g.grad_h0, &g.grad_h0_count, True, "grad_h0")
+        _fbuf(grad_c0, &g.grad_c0, &g.grad_c0_count, True, "grad_c0")
+        _fbuf(grad_params, &g.grad_params, &g.grad_params_count, True, "grad_params")
+        g.accumulate = accumulate
+        with nogil:
+            st = c.fs_rnn_backward(self.model.ptr, self.ptr, &g)
+        check(st)
+
+    def get_state(self, int t, h, c_state=None):
+        """The recorded state before step t into h (and c_state), each [L, B, H]."""
+        cdef float *hp
+        cdef float *cp
+        cdef size_t nh, nc
+        _fbuf(h, &hp, &nh, True, "h")
+        _fbuf(c_state, &cp, &nc, True, "c")
+        check(c.fs_rnn_tape_get_state(self.ptr, t, hp, nh, cp, nc))
+
+
+def clip_grad_norm(grads, float max_norm):
+    """Scale `grads` (float32, in place) to L2 norm <= max_norm; returns the norm before."""
+    cdef float *p
+    cdef size_t n
+    cdef float norm = 0
+    _fbuf(grads, &p, &n, True, "grads")
+    with nogil:
+        st = c.fs_clip_grad_norm(p, n, max_norm, &norm)
+    check(st)
+    return norm
+
+
+def clip_grad_value(grads, float clip):
+    """Clamp `grads` (float32, in place) to [-clip, clip]."""
+    cdef float *p
+    cdef size_t n
+    _fbuf(grads, &p, &n, True, "grads")
+    with nogil:
+        st = c.fs_clip_grad_value(p, n, clip)
+    check(st)
+
+
+def sgd_step(params, grads, velocity, float lr, float momentum=0, float weight_decay=0):
+    """torch.optim.SGD's update on flat float32 arrays, in place."""
+    cdef float *p
+    cdef float *g
+    cdef float *v
+    cdef size_t n_p, n_g, n_v
+    _fbuf(params, &p, &n_p, True, "params")
+    _fbuf(grads, &g, &n_g, False, "grads")
+    _fbuf(velocity, &v, &n_v, True, "velocity")
+    if n_g != n_p or (v != NULL and n_v != n_p):
+        raise ValueError(f"sgd_step: params, grads, velocity sizes differ ({n_p}, {n_g}, {n_v})")
+    with nogil:
+        st = c.fs_sgd_step(p, g, v, n_p, lr, momentum, weight_decay)
+    check(st)
+
+
+def adam_step(params, grads, m, v, long long step, float lr, float beta1, float beta2, float eps,
+              float weight_decay=0):
+    """torch.optim.Adam's update number `step` (from 1) on flat float32 arrays, in place."""
+    cdef float *p
+    cdef float *g
+    cdef float *mp
+    cdef float *vp
+    cdef size_t n_p, n_g, n_m, n_v
+    _fbuf(params, &p, &n_p, True, "params")
+    _fbuf(grads, &g, &n_g, False, "grads")
+    _fbuf(m, &mp, &n_m, True, "m")
+    _fbuf(v, &vp, &n_v, True, "v")
+    if not (n_g == n_p and n_m == n_p and n_v == n_p):
+        raise ValueError(f"adam_step: params, grads, m, v sizes differ ({n_p}, {n_g}, {n_m}, {n_v})")
+    with nogil:
+        st = c.fs_adam_step(p, g, mp, vp, n_p, step, lr, beta1, beta2, eps, weight_decay)
+    check(st)

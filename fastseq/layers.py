@@ -5,27 +5,45 @@ import numpy as np
 from . import _core
 from ._arrays import as_float32, as_lengths
 
-_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+# fs_param order; parameter names follow torch (`weight_ih_l0`, `bias_hh_l1_reverse`, ...)
+# and fastseq.torch for the cells torch lacks.
+_PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ih_a", "weight_ih_b",
+                "weight_hh_a", "weight_hh_b", "weight_hr", "peephole_i", "peephole_f",
+                "peephole_o", "bias_gate", "bias_update", "alpha", "beta", "zeta", "nu")
+_SCALARS = {"alpha", "beta", "zeta", "nu"}
+
+
+def _positive(name, v, allow_zero=False):
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (0 if allow_zero else 1):
+        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
+    return int(v)
+
+
+def _activation(name, value):
+    if value not in _core.ACTIVATIONS:
+        raise ValueError(f"{name}: expected one of {sorted(_core.ACTIVATIONS)}, got {value!r}")
+    return _core.ACTIVATIONS[value]
 
 
 class _Recurrent:
-    """Shared machinery of LSTM, GRU and RNN. Subclasses set `_cell` and `mode`."""
+    """Shared machinery of every layer. Subclasses set `_cell` and `mode` and pass
+    their variant options (fs_rnn_config fields) to __init__."""
 
     _cell = None
     mode = None
+    _renames = {}  # fs_param name -> this cell's name for it
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, seed=None):
+                 dropout=0.0, bidirectional=False, seed=None, **variant):
         if dropout != 0:
             raise ValueError(f"dropout: fastseq runs inference only, expected 0, got {dropout}")
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
-                        ("num_layers", num_layers)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
+        self.input_size = _positive("input_size", input_size)
+        self.hidden_size = _positive("hidden_size", hidden_size)
+        self.num_layers = _positive("num_layers", num_layers)
         self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
         self._model = _core.Model(self._cell, self.input_size, self.hidden_size, self.num_layers,
-                                  self.bidirectional, self.bias)
+                                  self.bidirectional, self.bias, **variant)
+        self._index = self._param_index()
         self._init_weights(seed)
 
     def config(self):
@@ -41,39 +59,47 @@ class _Recurrent:
     def num_directions(self):
         return 2 if self.bidirectional else 1
 
+    @property
+    def output_features(self):
+        """Features of h (proj_size for a projected LSTM, else hidden_size)."""
+        return self._model.features
+
+    def _scalar_init(self, name):
+        raise NotImplementedError
+
     def _init_weights(self, seed):
-        """torch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        """torch's default: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H));
+        FastRNN / FastGRNN scalars from their *_init arguments."""
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.hidden_size)
-        for key, shape in self._param_shapes().items():
-            self._set(key, rng.uniform(-bound, bound, size=shape).astype(np.float32))
+        for key, (layer, d, which) in self._index.items():
+            shape = self._model.param_shape(layer, d, which)
+            name = _PARAM_NAMES[which]
+            if name in _SCALARS:
+                value = np.full(shape, self._scalar_init(name), dtype=np.float32)
+            else:
+                value = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+            self._model.set_param(layer, d, which, value.reshape(-1))
 
     # ---- parameters, by torch's names -------------------------------------------
     def _param_index(self):
-        """torch key -> (layer, direction, which), in torch's order."""
+        """key -> (layer, direction, fs_param), in torch's order."""
         index = {}
         for layer in range(self.num_layers):
             for d in range(self.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if d else "")
-                for which, name in enumerate(_PARAMS):
-                    if which >= 2 and not self.bias:
-                        continue
-                    index[name + suffix] = (layer, d, which)
+                for which, name in enumerate(_PARAM_NAMES):
+                    if self._model.has_param(layer, d, which):
+                        index[self._renames.get(name, name) + suffix] = (layer, d, which)
         return index
-
-    def _param_shapes(self):
-        return {k: self._model.param_shape(*v) for k, v in self._param_index().items()}
-
-    def _set(self, key, array):
-        self._model.set_param(*self._param_index()[key], array.reshape(-1))
 
     def state_dict(self):
         """Parameters as float32 arrays under torch's key names."""
-        return {k: self._model.get_param(*v) for k, v in self._param_index().items()}
+        return {k: self._model.get_param(*v) for k, v in self._index.items()}
 
     def load_state_dict(self, state_dict):
         """Load parameters by torch's key names (numpy arrays or torch tensors); strict."""
-        shapes = self._param_shapes()
+        shapes = {k: self._model.param_shape(*v) for k, v in self._index.items()}
         unknown = sorted(set(state_dict) - set(shapes))
         missing = sorted(set(shapes) - set(state_dict))
         if unknown or missing:
@@ -86,15 +112,15 @@ class _Recurrent:
                 raise ValueError(f"{key}: expected shape {tuple(shape)}, got {arr.shape}")
             arrays[key] = arr
         for key, arr in arrays.items():
-            self._set(key, arr)
+            self._model.set_param(*self._index[key], arr.reshape(-1))
 
     # ---- forward ----------------------------------------------------------------
-    def _state(self, value, name, batch, unbatched):
+    def _state(self, value, name, batch, unbatched, features):
         if value is None:
             return None
         arr = as_float32(value, name)
         rows = self.num_layers * self.num_directions
-        expected = (rows, self.hidden_size) if unbatched else (rows, batch, self.hidden_size)
+        expected = (rows, features) if unbatched else (rows, batch, features)
         if arr.shape != expected:
             raise ValueError(f"{name}: expected shape {expected}, got {arr.shape}")
         return arr.reshape(-1)
@@ -117,16 +143,17 @@ class _Recurrent:
         T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
         if T == 0 or B == 0:
             raise ValueError(f"x: expected at least one step and one sequence, got shape {x.shape}")
+        R = self.output_features
         h0, c0 = self._split_hx(hx)
-        h0 = self._state(h0, "h0", B, unbatched)
-        c0 = self._state(c0, "c0", B, unbatched)
+        h0 = self._state(h0, "h0", B, unbatched, R)
+        c0 = self._state(c0, "c0", B, unbatched, self.hidden_size)
         lens = None if lengths is None else as_lengths(lengths, B)
 
-        DH = self.num_directions * self.hidden_size
-        y = np.empty((B, T, DH) if batch_first else (T, B, DH), dtype=np.float32)
-        state_shape = (self.num_layers * self.num_directions, B, self.hidden_size)
-        h_n = np.empty(state_shape, dtype=np.float32)
-        c_n = np.empty(state_shape, dtype=np.float32) if self._cell == _core.CELL_LSTM else None
+        DR = self.num_directions * R
+        y = np.empty((B, T, DR) if batch_first else (T, B, DR), dtype=np.float32)
+        LD = self.num_layers * self.num_directions
+        h_n = np.empty((LD, B, R), dtype=np.float32)
+        c_n = np.empty((LD, B, self.hidden_size), dtype=np.float32) if self._cell == _core.CELL_LSTM else None
         self._model.forward(x.reshape(-1), T, B, batch_first, lens, h0, c0, y.reshape(-1),
                             h_n.reshape(-1), None if c_n is None else c_n.reshape(-1))
         if unbatched:
@@ -144,26 +171,38 @@ class _Recurrent:
 
     def __repr__(self):
         args = [str(self.input_size), str(self.hidden_size)]
-        args += self._extra_repr()
-        if self.num_layers != 1:
-            args.append(f"num_layers={self.num_layers}")
-        if not self.bias:
-            args.append("bias=False")
-        if self.batch_first:
-            args.append("batch_first=True")
-        if self.bidirectional:
-            args.append("bidirectional=True")
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False}
+        config = self.config()
+        for key, value in config.items():
+            if key in ("input_size", "hidden_size") or defaults.get(key, object()) == value:
+                continue
+            if key not in defaults and value == type(self)._DEFAULTS.get(key):
+                continue
+            args.append(f"{key}={value!r}")
         return f"{type(self).__name__}({', '.join(args)})"
 
-    def _extra_repr(self):
-        return []
+    _DEFAULTS = {}
 
 
 class LSTM(_Recurrent):
-    """nn.LSTM's interface: returns output, (h_n, c_n)."""
+    """nn.LSTM's interface: returns output, (h_n, c_n). Variants beyond torch:
+    `peephole=True` (p_i, p_f on c; p_o on the new c), `coupled=True` (f = 1 - i)."""
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
+    _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, peephole=False, coupled=False,
+                 seed=None):
+        self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
+        self.peephole, self.coupled = bool(peephole), bool(coupled)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, seed, proj_size=self.proj_size, peephole=self.peephole,
+                         coupled=self.coupled)
+
+    def _extra_config(self):
+        return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled}
 
     def _split_hx(self, hx):
         if hx is None:
@@ -177,16 +216,27 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """nn.GRU's interface (reset gate applied after the recurrent product)."""
+    """nn.GRU's interface. `reset_after=False` gives the reset-before form of Cho et
+    al. (Keras reset_after=False, ONNX linear_before_reset=0)."""
 
     _cell = _core.CELL_GRU
     mode = "GRU"
+    _DEFAULTS = {"reset_after": True}
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, reset_after=True, seed=None):
+        self.reset_after = bool(reset_after)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, seed, reset_before=not self.reset_after)
+
+    def _extra_config(self):
+        return {"reset_after": self.reset_after}
 
 
 class RNN(_Recurrent):
     """nn.RNN's interface: Elman network with tanh or relu."""
 
-    mode = "RNN_TANH"
+    _DEFAULTS = {"nonlinearity": "tanh"}
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, seed=None):
@@ -198,8 +248,65 @@ class RNN(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, seed)
 
-    def _extra_repr(self):
-        return [] if self.nonlinearity == "tanh" else ["nonlinearity='relu'"]
-
     def _extra_config(self):
         return {"nonlinearity": self.nonlinearity}
+
+
+class FastRNN(_Recurrent):
+    """EdgeML's FastRNN: h' = sigmoid(alpha) act(W x + U h + b) + sigmoid(beta) h.
+    `w_rank` / `u_rank` keep W = W_b W_a and U = U_b U_a factored (fewer FLOPs)."""
+
+    _cell = _core.CELL_FASTRNN
+    mode = "FastRNN"
+    _renames = {"bias_update": "bias"}
+    _DEFAULTS = {"nonlinearity": "tanh", "w_rank": None, "u_rank": None, "alpha_init": -3.0,
+                 "beta_init": 3.0}
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 bidirectional=False, nonlinearity="tanh", w_rank=None, u_rank=None,
+                 alpha_init=-3.0, beta_init=3.0, seed=None):
+        self.nonlinearity = nonlinearity
+        self.w_rank, self.u_rank = w_rank, u_rank
+        self.alpha_init, self.beta_init = float(alpha_init), float(beta_init)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
+                         bidirectional, seed, update_act=_activation("nonlinearity", nonlinearity),
+                         w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
+                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True))
+
+    def _scalar_init(self, name):
+        return {"alpha": self.alpha_init, "beta": self.beta_init}[name]
+
+    def _extra_config(self):
+        return {"nonlinearity": self.nonlinearity, "w_rank": self.w_rank, "u_rank": self.u_rank,
+                "alpha_init": self.alpha_init, "beta_init": self.beta_init}
+
+
+class FastGRNN(_Recurrent):
+    """EdgeML's FastGRNN: z = gate(W x + U h + b_g); h~ = update(W x + U h + b_u);
+    h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~."""
+
+    _cell = _core.CELL_FASTGRNN
+    mode = "FastGRNN"
+    _DEFAULTS = {"gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh", "w_rank": None,
+                 "u_rank": None, "zeta_init": 1.0, "nu_init": -4.0}
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 bidirectional=False, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
+                 w_rank=None, u_rank=None, zeta_init=1.0, nu_init=-4.0, seed=None):
+        self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
+        self.w_rank, self.u_rank = w_rank, u_rank
+        self.zeta_init, self.nu_init = float(zeta_init), float(nu_init)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
+                         bidirectional, seed,
+                         gate_act=_activation("gate_nonlinearity", gate_nonlinearity),
+                         update_act=_activation("update_nonlinearity", update_nonlinearity),
+                         w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
+                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True))
+
+    def _scalar_init(self, name):
+        return {"zeta": self.zeta_init, "nu": self.nu_init}[name]
+
+    def _extra_config(self):
+        return {"gate_nonlinearity": self.gate_nonlinearity,
+                "update_nonlinearity": self.update_nonlinearity, "w_rank": self.w_rank,
+                "u_rank": self.u_rank, "zeta_init": self.zeta_init, "nu_init": self.nu_init}

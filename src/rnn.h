@@ -1,4 +1,4 @@
-/* The model object behind fs_rnn: configuration, PyTorch-layout weights and
+/* The model object behind fs_rnn: configuration, PyTorch-layout parameters and
  * their packed copies (see kernels/kernels.h for the packed layout). */
 #ifndef FS_RNN_H
 #define FS_RNN_H
@@ -7,21 +7,34 @@
 
 typedef struct fs_rnn_unit { /* one layer, one direction */
     size_t in_size;
-    float *w_ih, *w_hh, *b_ih, *b_hh; /* PyTorch layout, as given */
-    float *w_ih_packed;               /* nblk*G panels of [in_size][8] */
-    float *w_hh_packed;               /* nblk*G panels of [hidden][8] */
-    float *bias_x;                    /* [G*Hp] b_ih + b_hh, folded into the input projection */
-    float *bias_h;                    /* [G*Hp] biases that must stay inside the recurrence
-                                         (GRU: b_hn, multiplied by r); zero elsewhere */
+    float *raw[FS_PARAM_COUNT]; /* PyTorch layout, as given; NULL where the config has none */
+    float *w_ih_packed;   /* W (or W_b over the rank-w intermediate): G*hp columns */
+    float *w_ih_a_packed; /* low-rank W_a: w_rank (padded) columns */
+    float *w_hh_packed;   /* U, U_b, or GRU reset-before's r,z rows: gh*hp columns */
+    float *w_hn_packed;   /* GRU reset-before: W_hn, hp columns */
+    float *w_hh_a_packed; /* low-rank U_a: u_rank (padded) columns */
+    float *w_hr_packed;   /* LSTM projection: pp columns */
+    float *bias_x;        /* [G*hp] biases folded into the input projection */
+    float *bias_h;        /* [G*hp] biases inside the recurrence (GRU: b_hn, times r) */
+    float *vec[5];        /* [hp] each: peephole i, f, o; FastGRNN bias gate, update */
+    float coef[4];        /* FastRNN sigmoid(alpha), sigmoid(beta); FastGRNN sigmoid(zeta), sigmoid(nu) */
 } fs_rnn_unit;
+
+enum { FS_VEC_PI, FS_VEC_PF, FS_VEC_PO, FS_VEC_BIAS_GATE, FS_VEC_BIAS_UPDATE };
 
 struct fs_rnn {
     fs_rnn_config cfg;
-    size_t gates;   /* 1 RNN, 3 GRU, 4 LSTM */
-    size_t dirs;    /* 1 or 2 */
-    size_t hp;      /* hidden size rounded up to FS_NB */
+    size_t gates;  /* columns per unit in the input projection (G) */
+    size_t gh;     /* columns per unit in the main recurrent product */
+    size_t dirs;   /* 1 or 2 */
+    size_t hp;     /* hidden size rounded up to FS_NB */
+    size_t r;      /* features of h: proj_size or hidden size */
+    size_t rp;     /* r rounded up: the stride of h state rows */
+    size_t wrp, urp; /* low ranks rounded up (0 if full rank) */
     fs_rnn_unit *units; /* [num_layers * dirs], index layer * dirs + direction */
     int owned;          /* 1: fs_rnn_create's block, released by fs_rnn_free */
 };
+
+static inline size_t fs__round8(size_t n) { return (n + 7) / 8 * 8; }
 
 #endif /* FS_RNN_H */

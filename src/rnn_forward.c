@@ -1,27 +1,27 @@
 /* Sequence driver: per layer and direction, one input-projection GEMM over all
- * T*B rows, then the time loop: recurrent product per block of 8 units, fused
- * cell update, packed-sequence masking. No allocation inside the loop. */
+ * T*B rows, then the time loop of step phases, with packed-sequence masking.
+ * No allocation inside the loop; threads meet at one barrier per phase. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
-#include "kernels/kernels.h"
-#include "rnn.h"
 #include "rnn_step.h"
 #include "threads.h"
 
 typedef struct plan {
-    size_t T, B, I, H, hp, G, D, L;
+    size_t T, B, I, H, R, D, L;
     int batch_first;
+    int threads; /* tiles reserved */
     /* workspace, in floats from its start */
-    size_t gx_off, buf_off[2], h_off[2], c_off, tile_off, total_floats;
+    size_t gx_off, xa_off, buf_off[2], h_off[2], c_off, mid_off, z_off, t_off, tile_off, total_floats;
 } plan;
 
 static int reserve(size_t *cursor, size_t a, size_t b, size_t *off) {
     size_t n, end;
-    if (!fs__mul(a, b, &n)) return 0;
-    n = (n + FS_ALIGN / sizeof(float) - 1) / (FS_ALIGN / sizeof(float)) * (FS_ALIGN / sizeof(float));
+    const size_t align = FS_ALIGN / sizeof(float);
+    if (!fs__mul(a, b, &n) || n > SIZE_MAX - align) return 0;
+    n = (n + align - 1) / align * align;
     if (!fs__add(*cursor, n, &end)) return 0;
     *off = *cursor;
     *cursor = end;
@@ -35,21 +35,25 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan
     p->B = (size_t)batch;
     p->I = (size_t)m->cfg.input_size;
     p->H = (size_t)m->cfg.hidden_size;
-    p->hp = m->hp;
-    p->G = m->gates;
+    p->R = m->r;
     p->D = m->dirs;
     p->L = (size_t)m->cfg.num_layers;
+    p->threads = fs__max_threads();
     size_t rows, cur = 0, unused = 0;
     int ok = fs__mul(p->T, p->B, &rows);
-    ok = ok && reserve(&cur, rows, p->G * p->hp, &p->gx_off);
+    ok = ok && reserve(&cur, rows, m->gates * m->hp, &p->gx_off);
+    ok = ok && reserve(&cur, rows, m->wrp, &p->xa_off);
     /* inner layers ping-pong between two buffers; the last layer writes y */
     for (int i = 0; i < 2; i++)
-        ok = ok && reserve(&cur, (p->L > (size_t)i + 1) ? rows : 0, p->D * p->H, &p->buf_off[i]);
-    ok = ok && reserve(&cur, p->B, p->hp, &p->h_off[0]);
-    ok = ok && reserve(&cur, p->B, p->hp, &p->h_off[1]);
-    ok = ok && reserve(&cur, p->B, p->hp, &p->c_off);
-    /* one recurrent-product tile per thread */
-    ok = ok && reserve(&cur, p->B * (size_t)fs__max_threads(), p->G * FS_NB, &p->tile_off);
+        ok = ok && reserve(&cur, (p->L > (size_t)i + 1) ? rows : 0, p->D * p->R, &p->buf_off[i]);
+    ok = ok && reserve(&cur, p->B, m->rp, &p->h_off[0]);
+    ok = ok && reserve(&cur, p->B, m->rp, &p->h_off[1]);
+    ok = ok && reserve(&cur, p->B, m->hp, &p->c_off);
+    ok = ok && reserve(&cur, p->B, m->hp, &p->mid_off);
+    ok = ok && reserve(&cur, p->B, m->hp, &p->z_off);
+    ok = ok && reserve(&cur, p->B, m->urp, &p->t_off);
+    /* one product tile per thread */
+    ok = ok && reserve(&cur, p->B * (size_t)p->threads, m->gates * FS_NB, &p->tile_off);
     ok = ok && fs__mul(cur, sizeof(float), &unused);
     if (!ok)
         return fs__fail(FS_ERR_NOMEM, "workspace size overflows for seq_len %d, batch %d", (int)seq_len,
@@ -62,7 +66,7 @@ fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, in
                                         size_t *bytes_out) {
     fs__clear_error();
     if (!model || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "model and bytes_out must not be NULL");
-    plan p = {0};
+    plan p;
     fs_status st = make_plan(model, seq_len, batch, &p);
     if (st != FS_OK) return st;
     *bytes_out = p.total_floats * sizeof(float);
@@ -82,7 +86,7 @@ static int overlaps(const float *a, size_t na, const float *b, size_t nb) {
 
 static fs_status check_args(const fs_rnn *m, const fs_seq_args *a, const plan *p) {
     char shape[160];
-    const size_t T = p->T, B = p->B, DH = p->D * p->H, LD = p->L * p->D;
+    const size_t T = p->T, B = p->B, DR = p->D * p->R, LD = p->L * p->D;
     const int lstm = m->cfg.cell == FS_CELL_LSTM;
     fs_status st;
     if (!a->x || !a->y) return fs__fail(FS_ERR_NULL_ARG, "x and y must not be NULL");
@@ -90,13 +94,14 @@ static fs_status check_args(const fs_rnn *m, const fs_seq_args *a, const plan *p
         return fs__fail(FS_ERR_INVALID_ARG, "batch_first: expected 0 or 1, got %d", (int)a->batch_first);
     snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I);
     if ((st = check_count("x", a->x, a->x_count, T * B * p->I, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu directions*hidden)", T, B, DH);
-    if ((st = check_count("y", a->y, a->y_count, T * B * DH, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x hidden %zu)", LD, B, p->H);
-    if ((st = check_count("h0", a->h0, a->h0_count, LD * B * p->H, shape)) != FS_OK) return st;
-    if ((st = check_count("h_n", a->h_n, a->h_n_count, LD * B * p->H, shape)) != FS_OK) return st;
+    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu directions*features)", T, B, DR);
+    if ((st = check_count("y", a->y, a->y_count, T * B * DR, shape)) != FS_OK) return st;
+    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x %zu features)", LD, B, p->R);
+    if ((st = check_count("h0", a->h0, a->h0_count, LD * B * p->R, shape)) != FS_OK) return st;
+    if ((st = check_count("h_n", a->h_n, a->h_n_count, LD * B * p->R, shape)) != FS_OK) return st;
     if (!lstm && (a->c0 || a->c_n))
         return fs__fail(FS_ERR_INVALID_ARG, "c0 / c_n: only an LSTM has a cell state");
+    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x hidden %zu)", LD, B, p->H);
     if ((st = check_count("c0", a->c0, a->c0_count, LD * B * p->H, shape)) != FS_OK) return st;
     if ((st = check_count("c_n", a->c_n, a->c_n_count, LD * B * p->H, shape)) != FS_OK) return st;
     if (a->lengths) {
@@ -119,37 +124,42 @@ static size_t row_of(const plan *p, size_t t, size_t b) {
 }
 static size_t batch_step(const plan *p) { return p->batch_first ? p->T : 1; }
 
-static void load_state(const float *src, size_t B, size_t H, size_t hp, float *dst) {
-    memset(dst, 0, B * hp * sizeof(float));
+/* [B][n] caller rows <-> [B][stride] state rows (padding zero). */
+static void load_state(const float *src, size_t B, size_t n, size_t stride, float *dst) {
+    memset(dst, 0, B * stride * sizeof(float));
     if (src)
-        for (size_t b = 0; b < B; b++) memcpy(dst + b * hp, src + b * H, H * sizeof(float));
+        for (size_t b = 0; b < B; b++) memcpy(dst + b * stride, src + b * n, n * sizeof(float));
 }
 
-static void store_state(const float *src, size_t B, size_t H, size_t hp, float *dst) {
+static void store_state(const float *src, size_t B, size_t n, size_t stride, float *dst) {
     if (dst)
-        for (size_t b = 0; b < B; b++) memcpy(dst + b * H, src + b * hp, H * sizeof(float));
+        for (size_t b = 0; b < B; b++) memcpy(dst + b * n, src + b * stride, n * sizeof(float));
 }
 
-/* Share [0, n) among nth workers: worker id gets [*lo, *hi). */
+/* Worker id's share [*lo, *hi) of [0, n). */
 static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
     *lo = n * (size_t)id / (size_t)nth;
     *hi = n * (size_t)(id + 1) / (size_t)nth;
 }
 
-/* One layer, one direction: input rows `in` ([T*B][in_f]) to columns
- * [dir*H, dir*H + H) of `out` ([T*B][D*H]). Threads split the projection by
- * rows and each step by unit blocks: one barrier per step. */
+/* One layer, one direction: input rows `in` ([T*B][in_size]) to columns
+ * [dir*R, dir*R + R) of `out` ([T*B][D*R]). */
 static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t layer, size_t dir,
                      const float *in, float *out, const fs_seq_args *a, float *ws) {
     const fs_rnn_unit *u = &m->units[layer * p->D + dir];
-    const size_t T = p->T, B = p->B, H = p->H, hp = p->hp, G = p->G, DH = p->D * H;
-    const size_t nblk = hp / FS_NB, rows = T * B, state_at = (layer * p->D + dir) * B * H;
+    const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, DR = p->D * p->R, rows = T * B;
+    const size_t unit_at = layer * p->D + dir;
     float *gx = ws + p->gx_off, *c = ws + p->c_off;
     float *h[2] = {ws + p->h_off[0], ws + p->h_off[1]};
+    fs_phase phases[3];
+    size_t blocks[3];
+    const size_t n_phases = fs__step_phases(m, phases, blocks);
 
-    load_state(a->h0 ? a->h0 + state_at : NULL, B, H, hp, h[0]);
-    load_state(a->c0 ? a->c0 + state_at : NULL, B, H, hp, c);
-    const int nt = fs__threads_for(2.0 * (double)B * (double)(G * hp) * (double)H, nblk);
+    load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, h[0]);
+    load_state(a->c0 ? a->c0 + unit_at * B * p->H : NULL, B, p->H, hp, c);
+    memset(ws + p->mid_off, 0, B * hp * sizeof(float));
+    int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)m->r, blocks[n_phases - 1]);
+    if (nt > p->threads) nt = p->threads;
     (void)nt;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -158,9 +168,8 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
         size_t lo, hi;
         split(rows, nth, id, &lo, &hi);
         if (hi > lo)
-            k->gemm(hi - lo, u->in_size, in + lo * u->in_size, u->in_size, u->w_ih_packed, G,
-                    nblk, u->bias_x, gx + lo * G * hp, G * hp);
-        split(nblk, nth, id, &lo, &hi);
+            fs__project(m, k, u, hi - lo, in + lo * u->in_size, u->in_size, ws + p->xa_off + lo * m->wrp,
+                        gx + lo * G * hp);
 #pragma omp barrier
         for (size_t s = 0; s < T; s++) {
             const size_t t = dir ? T - 1 - s : s;
@@ -169,21 +178,25 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
                 .gx = gx + row_of(p, t, 0) * G * hp, .ldgx = batch_step(p) * G * hp,
                 .lengths = a->lengths, .t = t,
                 .h_prev = h[s & 1], .h_new = h[(s & 1) ^ 1], .c = c,
-                .y = out + row_of(p, t, 0) * DH + dir * H, .ldy = batch_step(p) * DH,
+                .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
+                .y = out + row_of(p, t, 0) * DR + dir * p->R, .ldy = batch_step(p) * DR,
             };
-            fs__step_blocks(&st, lo, hi, tile);
+            for (size_t ph = 0; ph < n_phases; ph++) {
+                split(blocks[ph], nth, id, &lo, &hi);
+                fs__step_phase(&st, phases[ph], lo, hi, tile);
 #pragma omp barrier
+            }
         }
     }
-    store_state(h[T & 1], B, H, hp, a->h_n ? a->h_n + state_at : NULL);
-    if (m->cfg.cell == FS_CELL_LSTM) store_state(c, B, H, hp, a->c_n ? a->c_n + state_at : NULL);
+    store_state(h[T & 1], B, p->R, m->rp, a->h_n ? a->h_n + unit_at * B * p->R : NULL);
+    if (m->cfg.cell == FS_CELL_LSTM) store_state(c, B, p->H, hp, a->c_n ? a->c_n + unit_at * B * p->H : NULL);
 }
 
 fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *workspace,
                             size_t workspace_bytes) {
     fs__clear_error();
     if (!model || !args) return fs__fail(FS_ERR_NULL_ARG, "model and args must not be NULL");
-    plan p = {0};
+    plan p;
     fs_status st = make_plan(model, args->seq_len, args->batch, &p);
     if (st != FS_OK) return st;
     p.batch_first = args->batch_first;
@@ -208,10 +221,10 @@ fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *
 
 fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args) {
     size_t bytes;
-    fs_status st = fs_rnn_forward_workspace_size(model, args ? args->seq_len : 1,
-                                                 args ? args->batch : 1, &bytes);
-    if (st != FS_OK) return st;
+    fs__clear_error();
     if (!args) return fs__fail(FS_ERR_NULL_ARG, "args must not be NULL");
+    fs_status st = fs_rnn_forward_workspace_size(model, args->seq_len, args->batch, &bytes);
+    if (st != FS_OK) return st;
     void *ws = fs__alloc(bytes);
     if (!ws) return fs__fail(FS_ERR_NOMEM, "out of memory for a %zu-byte workspace", bytes);
     st = fs_rnn_forward_ws(model, args, ws, bytes);

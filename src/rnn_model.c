@@ -1,4 +1,5 @@
-/* fs_rnn: creation, validation, parameter access and weight packing. */
+/* fs_rnn: configuration checks, memory layout, parameter access and packing. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -6,19 +7,29 @@
 #include "kernels/kernels.h"
 #include "rnn.h"
 
-static size_t gates_of(fs_cell cell) {
-    switch (cell) {
+static int is_fast(fs_cell cell) { return cell == FS_CELL_FASTRNN || cell == FS_CELL_FASTGRNN; }
+
+static size_t gates_of(const fs_rnn_config *c) {
+    switch (c->cell) {
     case FS_CELL_RNN_TANH:
-    case FS_CELL_RNN_RELU: return 1;
-    case FS_CELL_LSTM: return 4;
+    case FS_CELL_RNN_RELU:
+    case FS_CELL_FASTRNN:
+    case FS_CELL_FASTGRNN: return 1;
+    case FS_CELL_LSTM: return c->coupled ? 3 : 4;
     case FS_CELL_GRU: return 3;
     }
     return 0;
 }
 
+static fs_status check_flag(const char *name, int32_t v, int allowed, const char *who) {
+    if (v != 0 && v != 1) return fs__fail(FS_ERR_INVALID_ARG, "%s: expected 0 or 1, got %d", name, (int)v);
+    if (v && !allowed) return fs__fail(FS_ERR_INVALID_ARG, "%s: only %s has this variant", name, who);
+    return FS_OK;
+}
+
 static fs_status check_config(const fs_rnn_config *c) {
-    if (gates_of(c->cell) == 0)
-        return fs__fail(FS_ERR_INVALID_ARG, "cell: expected 0..3 (RNN_TANH, RNN_RELU, LSTM, GRU), got %d",
+    if (c->cell < FS_CELL_RNN_TANH || c->cell > FS_CELL_FASTGRNN)
+        return fs__fail(FS_ERR_INVALID_ARG, "cell: expected 0..5 (RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN), got %d",
                         (int)c->cell);
     if (c->input_size <= 0)
         return fs__fail(FS_ERR_INVALID_ARG, "input_size: expected > 0, got %d", (int)c->input_size);
@@ -26,55 +37,117 @@ static fs_status check_config(const fs_rnn_config *c) {
         return fs__fail(FS_ERR_INVALID_ARG, "hidden_size: expected > 0, got %d", (int)c->hidden_size);
     if (c->num_layers <= 0)
         return fs__fail(FS_ERR_INVALID_ARG, "num_layers: expected >= 1, got %d", (int)c->num_layers);
-    if (c->bidirectional != 0 && c->bidirectional != 1)
-        return fs__fail(FS_ERR_INVALID_ARG, "bidirectional: expected 0 or 1, got %d", (int)c->bidirectional);
-    if (c->bias != 0 && c->bias != 1)
-        return fs__fail(FS_ERR_INVALID_ARG, "bias: expected 0 or 1, got %d", (int)c->bias);
+    const int lstm = c->cell == FS_CELL_LSTM, fast = is_fast(c->cell);
+    fs_status st;
+    if ((st = check_flag("bidirectional", c->bidirectional, 1, "")) != FS_OK) return st;
+    if ((st = check_flag("bias", c->bias, 1, "")) != FS_OK) return st;
+    if ((st = check_flag("peephole", c->peephole, lstm, "an LSTM")) != FS_OK) return st;
+    if ((st = check_flag("coupled", c->coupled, lstm, "an LSTM")) != FS_OK) return st;
+    if ((st = check_flag("reset_before", c->reset_before, c->cell == FS_CELL_GRU, "a GRU")) != FS_OK) return st;
+    if (c->proj_size < 0 || (c->proj_size && (!lstm || c->proj_size >= c->hidden_size)))
+        return fs__fail(FS_ERR_INVALID_ARG, "proj_size: expected 0, or 1..%d for an LSTM, got %d",
+                        (int)c->hidden_size - 1, (int)c->proj_size);
+    const struct { const char *name; int32_t v; int max; } nums[] = {
+        {"update_act", c->update_act, 2}, {"gate_act", c->gate_act, c->cell == FS_CELL_FASTGRNN ? 2 : 0},
+        {"w_rank", c->w_rank, INT32_MAX}, {"u_rank", c->u_rank, INT32_MAX}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        if (nums[i].v < 0 || nums[i].v > nums[i].max || (nums[i].v && !fast))
+            return fs__fail(FS_ERR_INVALID_ARG, "%s: expected 0%s, got %d", nums[i].name,
+                            fast ? " or a positive value in range" : " (only FastRNN / FastGRNN use it)",
+                            (int)nums[i].v);
+    }
     return FS_OK;
 }
 
-/* The whole model lives in one 64-byte aligned block: the struct, the unit
- * table, then every weight array. `layout` walks it once to size it and once
- * to carve it, so the two can never disagree. */
-static int layout(const fs_rnn_config *c, char *base, size_t *bytes_out, fs_rnn **model_out) {
-    const size_t g = gates_of(c->cell), dirs = c->bidirectional ? 2 : 1;
-    const size_t h = (size_t)c->hidden_size, hp = (h + FS_NB - 1) / FS_NB * FS_NB;
-    const size_t n_units = (size_t)c->num_layers * dirs;
-    size_t at = 0, n;
-    fs_rnn *m = (fs_rnn *)base;
-    at = fs__align_up(sizeof(fs_rnn));
-    fs_rnn_unit *units = base ? (fs_rnn_unit *)(base + at) : NULL;
-    if (!fs__mul(n_units, sizeof(fs_rnn_unit), &n) || !fs__add(at, fs__align_up(n), &at)) return 0;
-    if (m) {
-        m->cfg = *c;
-        m->gates = g;
-        m->dirs = dirs;
-        m->hp = hp;
-        m->units = units;
+/* Shape of a parameter for a unit with `in` inputs; 0 when the config has none. */
+static int param_dims(const fs_rnn *m, size_t in, fs_param p, size_t *rows, size_t *cols) {
+    const fs_rnn_config *c = &m->cfg;
+    const size_t H = (size_t)c->hidden_size, G = m->gates;
+    const int fast = is_fast(c->cell), lstm = c->cell == FS_CELL_LSTM;
+    size_t r = 0, k = 1;
+    switch (p) {
+    case FS_PARAM_WEIGHT_IH: if (!(fast && c->w_rank)) r = G * H, k = in; break;
+    case FS_PARAM_WEIGHT_HH: if (!(fast && c->u_rank)) r = G * H, k = m->r; break;
+    case FS_PARAM_BIAS_IH:
+    case FS_PARAM_BIAS_HH: if (!fast && c->bias) r = G * H; break;
+    case FS_PARAM_WEIGHT_IH_A: if (fast && c->w_rank) r = (size_t)c->w_rank, k = in; break;
+    case FS_PARAM_WEIGHT_IH_B: if (fast && c->w_rank) r = H, k = (size_t)c->w_rank; break;
+    case FS_PARAM_WEIGHT_HH_A: if (fast && c->u_rank) r = (size_t)c->u_rank, k = H; break;
+    case FS_PARAM_WEIGHT_HH_B: if (fast && c->u_rank) r = H, k = (size_t)c->u_rank; break;
+    case FS_PARAM_WEIGHT_HR: if (lstm && c->proj_size) r = (size_t)c->proj_size, k = H; break;
+    case FS_PARAM_PEEPHOLE_I:
+    case FS_PARAM_PEEPHOLE_F:
+    case FS_PARAM_PEEPHOLE_O: if (lstm && c->peephole) r = H; break;
+    case FS_PARAM_BIAS_GATE: if (c->cell == FS_CELL_FASTGRNN && c->bias) r = H; break;
+    case FS_PARAM_BIAS_UPDATE: if (fast && c->bias) r = H; break;
+    case FS_PARAM_ALPHA:
+    case FS_PARAM_BETA: if (c->cell == FS_CELL_FASTRNN) r = 1; break;
+    case FS_PARAM_ZETA:
+    case FS_PARAM_NU: if (c->cell == FS_CELL_FASTGRNN) r = 1; break;
+    default: break;
     }
+    *rows = r;
+    *cols = k;
+    return r != 0;
+}
+
+/* Derived sizes of a configuration (model fields other than units). */
+static void shape(const fs_rnn_config *c, fs_rnn *m) {
+    m->cfg = *c;
+    m->gates = gates_of(c);
+    m->gh = c->cell == FS_CELL_GRU && c->reset_before ? 2 : m->gates;
+    m->dirs = c->bidirectional ? 2 : 1;
+    m->hp = fs__round8((size_t)c->hidden_size);
+    m->r = c->proj_size ? (size_t)c->proj_size : (size_t)c->hidden_size;
+    m->rp = fs__round8(m->r);
+    m->wrp = fs__round8((size_t)c->w_rank);
+    m->urp = fs__round8((size_t)c->u_rank);
+}
+
+/* Reserves n floats at *at (64-byte aligned); returns the address when carving. */
+static int take(char *base, size_t *at, size_t n, float **slot) {
+    size_t bytes;
+    if (!fs__mul(n, sizeof(float), &bytes) || bytes > SIZE_MAX - FS_ALIGN) return 0;
+    if (base && slot) *slot = n ? (float *)(base + *at) : NULL;
+    return fs__add(*at, fs__align_up(bytes), at);
+}
+
+/* The whole model is one block: struct, unit table, then every array. `layout`
+ * walks it to size it (base NULL) and again to carve it, so they agree. */
+static int layout(const fs_rnn_config *c, char *base, size_t *bytes_out) {
+    fs_rnn tmp, *m = base ? (fs_rnn *)base : &tmp;
+    shape(c, m);
+    const size_t H = (size_t)c->hidden_size, hp = m->hp, G = m->gates;
+    const size_t n_units = (size_t)c->num_layers * m->dirs;
+    size_t at = fs__align_up(sizeof(fs_rnn)), n;
+    m->units = base ? (fs_rnn_unit *)(base + at) : NULL;
+    if (!fs__mul(n_units, sizeof(fs_rnn_unit), &n) || !fs__add(at, fs__align_up(n), &at)) return 0;
     for (size_t i = 0; i < n_units; i++) {
-        const size_t in = i < dirs ? (size_t)c->input_size : dirs * h;
-        size_t counts[8];
-        const size_t rows[8] = {g * h, g * h, g, g, g * hp, g * hp, g, g};
-        const size_t cols[8] = {in, h, h, h, in, h, hp, hp};
-        for (int k = 0; k < 8; k++)
-            if (!fs__mul(rows[k], cols[k], &counts[k])) return 0;
-        float **slots[8] = {NULL};
-        if (units) {
-            fs_rnn_unit *u = &units[i];
-            u->in_size = in;
-            float **s[8] = {&u->w_ih, &u->w_hh, &u->b_ih, &u->b_hh, &u->w_ih_packed, &u->w_hh_packed,
-                            &u->bias_x, &u->bias_h};
-            for (int k = 0; k < 8; k++) slots[k] = s[k];
+        fs_rnn_unit scratch, *u = base ? &m->units[i] : &scratch;
+        const size_t in = i < m->dirs ? (size_t)c->input_size : m->dirs * m->r;
+        const size_t kx = c->w_rank ? (size_t)c->w_rank : in, kh = c->u_rank ? (size_t)c->u_rank : m->r;
+        const int rb = c->cell == FS_CELL_GRU && c->reset_before;
+        u->in_size = in;
+        for (int p = 0; p < FS_PARAM_COUNT; p++) {
+            size_t rows, cols, cnt;
+            u->raw[p] = NULL;
+            if (param_dims(m, in, (fs_param)p, &rows, &cols) &&
+                (!fs__mul(rows, cols, &cnt) || !take(base, &at, cnt, &u->raw[p])))
+                return 0;
         }
-        for (int k = 0; k < 8; k++) {
-            if (!fs__mul(counts[k], sizeof(float), &n) || n > SIZE_MAX - FS_ALIGN) return 0;
-            if (slots[k]) *slots[k] = (float *)(base + at);
-            if (!fs__add(at, fs__align_up(n), &at)) return 0;
-        }
+        const struct { size_t a, b; float **slot; } arrays[] = {
+            {G * hp, kx, &u->w_ih_packed},      {m->wrp, in, &u->w_ih_a_packed},
+            {m->gh * hp, kh, &u->w_hh_packed},  {rb ? hp : 0, m->r, &u->w_hn_packed},
+            {m->urp, H, &u->w_hh_a_packed},     {c->proj_size ? m->rp : 0, H, &u->w_hr_packed},
+            {G, hp, &u->bias_x},                {G, hp, &u->bias_h},
+        };
+        for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
+            if (!fs__mul(arrays[k].a, arrays[k].b, &n) || !take(base, &at, n, arrays[k].slot)) return 0;
+        for (int v = 0; v < 5; v++)
+            if (!take(base, &at, hp, &u->vec[v])) return 0;
+        for (int k = 0; k < 4; k++) u->coef[k] = 0.5f; /* sigmoid(0): raw scalars start at zero */
     }
     *bytes_out = at;
-    if (model_out) *model_out = m;
     return 1;
 }
 
@@ -83,7 +156,7 @@ fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out) {
     if (!config || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "config and bytes_out must not be NULL");
     fs_status st = check_config(config);
     if (st != FS_OK) return st;
-    if (!layout(config, NULL, bytes_out, NULL))
+    if (!layout(config, NULL, bytes_out))
         return fs__fail(FS_ERR_NOMEM, "model size overflows (hidden_size %d, input_size %d, num_layers %d)",
                         (int)config->hidden_size, (int)config->input_size, (int)config->num_layers);
     return FS_OK;
@@ -101,7 +174,8 @@ fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t b
     if (buffer_bytes < need)
         return fs__fail(FS_ERR_SHAPE, "buffer: expected at least %zu bytes, got %zu", need, buffer_bytes);
     memset(buffer, 0, need);
-    layout(config, buffer, &need, out);
+    layout(config, buffer, &need);
+    *out = buffer;
     (*out)->owned = 0;
     return FS_OK;
 }
@@ -115,11 +189,7 @@ fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out) {
     if (st != FS_OK) return st;
     void *mem = fs__alloc(need);
     if (!mem) return fs__fail(FS_ERR_NOMEM, "out of memory for a %zu-byte model", need);
-    st = fs_rnn_init_static(config, mem, need, out);
-    if (st != FS_OK) {
-        fs__free(mem);
-        return st;
-    }
+    fs_rnn_init_static(config, mem, need, out);
     (*out)->owned = 1;
     return FS_OK;
 }
@@ -135,9 +205,9 @@ fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out) {
     return FS_OK;
 }
 
-/* Looks up one parameter: its PyTorch-layout storage and shape. */
+/* Looks up one parameter: its unit and shape. */
 static fs_status locate(const fs_rnn *m, int32_t layer, int32_t dir, fs_param param,
-                        fs_rnn_unit **unit_out, float **data_out, size_t *rows, size_t *cols) {
+                        fs_rnn_unit **unit_out, size_t *rows, size_t *cols) {
     if (!m) return fs__fail(FS_ERR_NULL_ARG, "model must not be NULL");
     if (layer < 0 || layer >= m->cfg.num_layers)
         return fs__fail(FS_ERR_INVALID_ARG, "layer: expected 0..%d, got %d", m->cfg.num_layers - 1,
@@ -145,23 +215,12 @@ static fs_status locate(const fs_rnn *m, int32_t layer, int32_t dir, fs_param pa
     if (dir < 0 || (size_t)dir >= m->dirs)
         return fs__fail(FS_ERR_INVALID_ARG, "direction: expected 0..%d, got %d", (int)m->dirs - 1,
                         (int)dir);
+    if ((int)param < 0 || param >= FS_PARAM_COUNT)
+        return fs__fail(FS_ERR_INVALID_ARG, "param: expected 0..%d, got %d", FS_PARAM_COUNT - 1, (int)param);
     fs_rnn_unit *u = &m->units[(size_t)layer * m->dirs + (size_t)dir];
-    const size_t gh = m->gates * (size_t)m->cfg.hidden_size;
-    switch (param) {
-    case FS_PARAM_WEIGHT_IH: *data_out = u->w_ih; *rows = gh; *cols = u->in_size; break;
-    case FS_PARAM_WEIGHT_HH: *data_out = u->w_hh; *rows = gh; *cols = (size_t)m->cfg.hidden_size; break;
-    case FS_PARAM_BIAS_IH:
-    case FS_PARAM_BIAS_HH:
-        if (!m->cfg.bias)
-            return fs__fail(FS_ERR_INVALID_ARG, "this model was created with bias = 0: it has no biases");
-        *data_out = param == FS_PARAM_BIAS_IH ? u->b_ih : u->b_hh;
-        *rows = gh;
-        *cols = 1;
-        break;
-    default:
-        return fs__fail(FS_ERR_INVALID_ARG, "param: expected 0..3 (weight_ih, weight_hh, bias_ih, bias_hh), got %d",
+    if (!param_dims(m, u->in_size, param, rows, cols))
+        return fs__fail(FS_ERR_INVALID_ARG, "param %d: this model's configuration has no such parameter",
                         (int)param);
-    }
     *unit_out = u;
     return FS_OK;
 }
@@ -171,11 +230,10 @@ fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t directi
     fs__clear_error();
     if (!rows_out || !cols_out) return fs__fail(FS_ERR_NULL_ARG, "rows_out and cols_out must not be NULL");
     fs_rnn_unit *u = NULL;
-    float *data = NULL;
-    return locate(model, layer, direction, param, &u, &data, rows_out, cols_out);
+    return locate(model, layer, direction, param, &u, rows_out, cols_out);
 }
 
-/* w: [G*H][K] PyTorch rows -> packed blocks (see kernels.h). Padding stays zero. */
+/* w: [g_count*h][k] PyTorch rows -> packed blocks (see kernels.h). Padding stays zero. */
 static void pack(const float *w, size_t g_count, size_t h, size_t k, float *out) {
     const size_t width = g_count * FS_NB;
     for (size_t g = 0; g < g_count; g++)
@@ -186,36 +244,78 @@ static void pack(const float *w, size_t g_count, size_t h, size_t k, float *out)
         }
 }
 
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Biases in the packed column order: folded into the input projection except
+ * GRU's b_hn, which sits inside r * (W_hn h + b_hn), and FastGRNN's two, which
+ * its cell adds to the shared pre-activation. */
 static void fold_biases(const fs_rnn *m, fs_rnn_unit *u) {
-    const size_t h = (size_t)m->cfg.hidden_size, g_count = m->gates;
-    const int gru = m->cfg.cell == FS_CELL_GRU;
-    for (size_t g = 0; g < g_count; g++)
+    const size_t h = (size_t)m->cfg.hidden_size, G = m->gates;
+    const int gru_after = m->cfg.cell == FS_CELL_GRU && !m->cfg.reset_before;
+    const float *bi = u->raw[FS_PARAM_BIAS_IH], *bh = u->raw[FS_PARAM_BIAS_HH];
+    const float *bu = u->raw[FS_PARAM_BIAS_UPDATE];
+    for (size_t g = 0; g < G; g++)
         for (size_t j = 0; j < h; j++) {
-            const size_t at = ((j / FS_NB) * g_count + g) * FS_NB + j % FS_NB;
-            const float bi = u->b_ih[g * h + j], bh = u->b_hh[g * h + j];
-            const int recurrent_only = gru && g == 2; /* b_hn sits inside r * (W_hn h + b_hn) */
-            u->bias_x[at] = recurrent_only ? bi : bi + bh;
-            u->bias_h[at] = recurrent_only ? bh : 0.0f;
+            const size_t at = ((j / FS_NB) * G + g) * FS_NB + j % FS_NB, src = g * h + j;
+            float x = 0.0f, inside = 0.0f;
+            if (m->cfg.cell == FS_CELL_FASTRNN) {
+                x = bu ? bu[j] : 0.0f;
+            } else if (bi) {
+                const int recurrent_only = gru_after && g == 2;
+                x = recurrent_only ? bi[src] : bi[src] + bh[src];
+                inside = recurrent_only ? bh[src] : 0.0f;
+            }
+            u->bias_x[at] = x;
+            u->bias_h[at] = inside;
         }
+}
+
+static void repack(const fs_rnn *m, fs_rnn_unit *u, fs_param p) {
+    const fs_rnn_config *c = &m->cfg;
+    const size_t H = (size_t)c->hidden_size;
+    const float *w = u->raw[p];
+    switch (p) {
+    case FS_PARAM_WEIGHT_IH: pack(w, m->gates, H, u->in_size, u->w_ih_packed); break;
+    case FS_PARAM_WEIGHT_IH_A: pack(w, 1, (size_t)c->w_rank, u->in_size, u->w_ih_a_packed); break;
+    case FS_PARAM_WEIGHT_IH_B: pack(w, 1, H, (size_t)c->w_rank, u->w_ih_packed); break;
+    case FS_PARAM_WEIGHT_HH:
+        pack(w, m->gh, H, m->r, u->w_hh_packed);
+        if (u->w_hn_packed) pack(w + 2 * H * m->r, 1, H, m->r, u->w_hn_packed);
+        break;
+    case FS_PARAM_WEIGHT_HH_A: pack(w, 1, (size_t)c->u_rank, H, u->w_hh_a_packed); break;
+    case FS_PARAM_WEIGHT_HH_B: pack(w, 1, H, (size_t)c->u_rank, u->w_hh_packed); break;
+    case FS_PARAM_WEIGHT_HR: pack(w, 1, m->r, H, u->w_hr_packed); break;
+    case FS_PARAM_PEEPHOLE_I: memcpy(u->vec[FS_VEC_PI], w, H * sizeof(float)); break;
+    case FS_PARAM_PEEPHOLE_F: memcpy(u->vec[FS_VEC_PF], w, H * sizeof(float)); break;
+    case FS_PARAM_PEEPHOLE_O: memcpy(u->vec[FS_VEC_PO], w, H * sizeof(float)); break;
+    case FS_PARAM_BIAS_GATE: memcpy(u->vec[FS_VEC_BIAS_GATE], w, H * sizeof(float)); break;
+    case FS_PARAM_BIAS_UPDATE:
+        memcpy(u->vec[FS_VEC_BIAS_UPDATE], w, H * sizeof(float));
+        fold_biases(m, u);
+        break;
+    case FS_PARAM_BIAS_IH:
+    case FS_PARAM_BIAS_HH: fold_biases(m, u); break;
+    case FS_PARAM_ALPHA:
+    case FS_PARAM_ZETA: u->coef[0] = sigmoid(w[0]); break;
+    case FS_PARAM_BETA:
+    case FS_PARAM_NU: u->coef[1] = sigmoid(w[0]); break;
+    default: break;
+    }
 }
 
 fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
                            const float *data, size_t count) {
     fs__clear_error();
     fs_rnn_unit *u = NULL;
-    float *dst = NULL;
     size_t rows = 0, cols = 0;
-    fs_status st = locate(model, layer, direction, param, &u, &dst, &rows, &cols);
+    fs_status st = locate(model, layer, direction, param, &u, &rows, &cols);
     if (st != FS_OK) return st;
     if (!data) return fs__fail(FS_ERR_NULL_ARG, "data must not be NULL");
     if (count != rows * cols)
         return fs__fail(FS_ERR_SHAPE, "parameter %d of layer %d direction %d: expected %zu elements (%zu x %zu), got %zu",
                         (int)param, (int)layer, (int)direction, rows * cols, rows, cols, count);
-    memcpy(dst, data, count * sizeof(float));
-    const size_t h = (size_t)model->cfg.hidden_size;
-    if (param == FS_PARAM_WEIGHT_IH) pack(u->w_ih, model->gates, h, u->in_size, u->w_ih_packed);
-    else if (param == FS_PARAM_WEIGHT_HH) pack(u->w_hh, model->gates, h, h, u->w_hh_packed);
-    else fold_biases(model, u);
+    memcpy(u->raw[param], data, count * sizeof(float));
+    repack(model, u, param);
     return FS_OK;
 }
 
@@ -223,14 +323,13 @@ fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction
                            fs_param param, float *out, size_t count) {
     fs__clear_error();
     fs_rnn_unit *u = NULL;
-    float *src = NULL;
     size_t rows = 0, cols = 0;
-    fs_status st = locate(model, layer, direction, param, &u, &src, &rows, &cols);
+    fs_status st = locate(model, layer, direction, param, &u, &rows, &cols);
     if (st != FS_OK) return st;
     if (!out) return fs__fail(FS_ERR_NULL_ARG, "out must not be NULL");
     if (count != rows * cols)
         return fs__fail(FS_ERR_SHAPE, "parameter %d of layer %d direction %d: expected %zu elements (%zu x %zu), got %zu",
                         (int)param, (int)layer, (int)direction, rows * cols, rows, cols, count);
-    memcpy(out, src, count * sizeof(float));
+    memcpy(out, u->raw[param], count * sizeof(float));
     return FS_OK;
 }

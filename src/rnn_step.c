@@ -1,5 +1,5 @@
-/* The recurrent step: product with the packed W_hh per block of 8 units, then
- * the fused cell update, with packed-sequence masking. */
+/* The recurrent step: products with packed weights per block of 8 units, the
+ * fused cell update, packed-sequence masking. */
 #include <string.h>
 
 #include "rnn_step.h"
@@ -8,49 +8,135 @@ static int is_active(const int32_t *lengths, size_t t, size_t b) {
     return !lengths || t < (size_t)lengths[b];
 }
 
-static void cell_rows(const fs_step *s, size_t jb, size_t b0, size_t b1, const float *tile) {
-    const fs_rnn *m = s->model;
+size_t fs__step_phases(const fs_rnn *m, fs_phase phases[3], size_t blocks[3]) {
+    size_t n = 0;
+    if (m->cfg.u_rank) phases[n] = FS_PHASE_LOWRANK, blocks[n++] = m->urp / FS_NB;
+    phases[n] = FS_PHASE_CELL, blocks[n++] = m->hp / FS_NB;
+    if (m->cfg.proj_size) phases[n] = FS_PHASE_PROJ, blocks[n++] = m->rp / FS_NB;
+    if (m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before) phases[n] = FS_PHASE_GRU_N, blocks[n++] = m->hp / FS_NB;
+    return n;
+}
+
+void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
+                 const float *in, size_t ld_in, float *xa, float *gx) {
     const size_t G = m->gates, hp = m->hp;
-    const float *gx = s->gx + b0 * s->ldgx + jb * G * FS_NB;
-    const float *acc = tile + b0 * G * FS_NB;
-    float *hn = s->h_new + b0 * hp + jb * FS_NB;
-    switch (m->cfg.cell) {
+    if (m->cfg.w_rank) {
+        k->gemm(rows, u->in_size, in, ld_in, u->w_ih_a_packed, 1, m->wrp / FS_NB, NULL, xa, m->wrp);
+        k->gemm(rows, (size_t)m->cfg.w_rank, xa, m->wrp, u->w_ih_packed, G, hp / FS_NB, u->bias_x, gx, G * hp);
+    } else {
+        k->gemm(rows, u->in_size, in, ld_in, u->w_ih_packed, G, hp / FS_NB, u->bias_x, gx, G * hp);
+    }
+}
+
+/* The cell update for active rows [b0, b1) of block jb; acc: the block's product. */
+static void cell_rows(const fs_step *s, size_t jb, size_t b0, size_t b1, const float *acc) {
+    const fs_rnn *m = s->model;
+    const fs_kernels *k = s->k;
+    const fs_rnn_unit *u = s->unit;
+    const fs_rnn_config *c = &m->cfg;
+    const size_t hp = m->hp, rp = m->rp, j0 = jb * FS_NB, n = b1 - b0;
+    const float *gx = s->gx + b0 * s->ldgx + jb * m->gates * FS_NB;
+    const float *hprev = s->h_prev + b0 * rp + j0;
+    float *hn = s->h_new + b0 * rp + j0;
+    acc += b0 * m->gh * FS_NB;
+    switch (c->cell) {
     case FS_CELL_RNN_TANH:
-    case FS_CELL_RNN_RELU:
-        s->k->rnn_cell(b1 - b0, m->cfg.cell == FS_CELL_RNN_RELU, gx, s->ldgx, acc, hn, hp);
+    case FS_CELL_RNN_RELU: k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, s->ldgx, acc, hn, rp); break;
+    case FS_CELL_LSTM: {
+        float *cc = s->c + b0 * hp + j0;
+        float *dst = c->proj_size ? s->mid + b0 * hp + j0 : hn; /* projected after all blocks */
+        const size_t ld = c->proj_size ? hp : rp;
+        if (c->peephole || c->coupled)
+            k->lstm_cell_ext(n, gx, s->ldgx, acc, cc, hp, dst, ld,
+                             c->peephole ? u->vec[FS_VEC_PI] + j0 : NULL,
+                             c->peephole ? u->vec[FS_VEC_PF] + j0 : NULL,
+                             c->peephole ? u->vec[FS_VEC_PO] + j0 : NULL, c->coupled);
+        else
+            k->lstm_cell(n, gx, s->ldgx, acc, cc, hp, dst, ld);
         break;
-    case FS_CELL_LSTM:
-        s->k->lstm_cell(b1 - b0, gx, s->ldgx, acc, s->c + b0 * hp + jb * FS_NB, hp, hn, hp);
-        break;
+    }
     case FS_CELL_GRU:
-        s->k->gru_cell(b1 - b0, gx, s->ldgx, acc, s->h_prev + b0 * hp + jb * FS_NB, hp, hn, hp);
+        if (c->reset_before)
+            k->gru_rz_cell(n, gx, s->ldgx, acc, hprev, rp, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, hp);
+        else
+            k->gru_cell(n, gx, s->ldgx, acc, hprev, rp, hn, rp);
+        break;
+    case FS_CELL_FASTRNN:
+        k->fastrnn_cell(n, c->update_act, gx, s->ldgx, acc, hprev, rp, hn, rp, u->coef[0], u->coef[1]);
+        break;
+    case FS_CELL_FASTGRNN:
+        k->fastgrnn_cell(n, c->gate_act, c->update_act, gx, s->ldgx, acc, u->vec[FS_VEC_BIAS_GATE] + j0,
+                         u->vec[FS_VEC_BIAS_UPDATE] + j0, hprev, rp, hn, rp, u->coef[0], u->coef[1]);
         break;
     }
 }
 
-void fs__step_blocks(const fs_step *s, size_t jb0, size_t jb1, float *tile) {
+/* The last phase of a step owns h_new and y for its block (columns j0..j0+8 of
+ * h): active rows publish their new h, finished sequences keep theirs. */
+static void publish(const fs_step *s, size_t j0, size_t b0, size_t b1, int active) {
+    const size_t rp = s->model->rp, width = s->model->r - j0 < FS_NB ? s->model->r - j0 : FS_NB;
+    for (size_t b = b0; b < b1; b++) {
+        if (!active) memcpy(s->h_new + b * rp + j0, s->h_prev + b * rp + j0, FS_NB * sizeof(float));
+        if (!s->y) continue;
+        if (active) memcpy(s->y + b * s->ldy + j0, s->h_new + b * rp + j0, width * sizeof(float));
+        else memset(s->y + b * s->ldy + j0, 0, width * sizeof(float));
+    }
+}
+
+/* Runs of rows with the same activity: fn on active runs, then publish if final. */
+static void for_runs(const fs_step *s, size_t jb, int final, const float *tile,
+                     void (*fn)(const fs_step *, size_t, size_t, size_t, const float *)) {
+    for (size_t b0 = 0; b0 < s->batch;) {
+        const int active = is_active(s->lengths, s->t, b0);
+        size_t b1 = b0 + 1;
+        while (b1 < s->batch && is_active(s->lengths, s->t, b1) == active) b1++;
+        if (active) fn(s, jb, b0, b1, tile);
+        if (final) publish(s, jb * FS_NB, b0, b1, active);
+        b0 = b1;
+    }
+}
+
+static void proj_rows(const fs_step *s, size_t jb, size_t b0, size_t b1, const float *tile) {
+    for (size_t b = b0; b < b1; b++)
+        memcpy(s->h_new + b * s->model->rp + jb * FS_NB, tile + b * FS_NB, FS_NB * sizeof(float));
+}
+
+static void gru_n_rows(const fs_step *s, size_t jb, size_t b0, size_t b1, const float *tile) {
+    const size_t hp = s->model->hp, rp = s->model->rp, j0 = jb * FS_NB;
+    s->k->gru_n_cell(b1 - b0, s->gx + b0 * s->ldgx + jb * 3 * FS_NB + 2 * FS_NB, s->ldgx,
+                     tile + b0 * FS_NB, s->z + b0 * hp + j0, hp, s->h_prev + b0 * rp + j0, rp,
+                     s->h_new + b0 * rp + j0, rp);
+}
+
+void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile) {
     const fs_rnn *m = s->model;
-    const size_t G = m->gates, H = (size_t)m->cfg.hidden_size, hp = m->hp, B = s->batch;
-    const float *bias_h = m->cfg.cell == FS_CELL_GRU ? s->unit->bias_h : NULL;
-    for (size_t jb = jb0; jb < jb1; jb++) {
-        s->k->gemm(B, H, s->h_prev, hp, s->unit->w_hh_packed + jb * G * H * FS_NB, G, 1,
-                   bias_h ? bias_h + jb * G * FS_NB : NULL, tile, G * FS_NB);
-        const size_t j0 = jb * FS_NB, width = (H - j0 < FS_NB ? H - j0 : FS_NB);
-        for (size_t b0 = 0; b0 < B;) {
-            if (!is_active(s->lengths, s->t, b0)) {
-                /* a finished sequence keeps its state and outputs zeros */
-                memcpy(s->h_new + b0 * hp + j0, s->h_prev + b0 * hp + j0, FS_NB * sizeof(float));
-                if (s->y) memset(s->y + b0 * s->ldy + j0, 0, width * sizeof(float));
-                b0++;
-                continue;
-            }
-            size_t b1 = b0 + 1;
-            while (b1 < B && is_active(s->lengths, s->t, b1)) b1++;
-            cell_rows(s, jb, b0, b1, tile);
-            if (s->y)
-                for (size_t b = b0; b < b1; b++)
-                    memcpy(s->y + b * s->ldy + j0, s->h_new + b * hp + j0, width * sizeof(float));
-            b0 = b1;
+    const fs_rnn_unit *u = s->unit;
+    const size_t B = s->batch, H = (size_t)m->cfg.hidden_size, hp = m->hp, gh = m->gh;
+    const int final = phase == FS_PHASE_PROJ || phase == FS_PHASE_GRU_N ||
+                      (phase == FS_PHASE_CELL && !m->cfg.proj_size && !(m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before));
+    for (size_t jb = lo; jb < hi; jb++) {
+        switch (phase) {
+        case FS_PHASE_LOWRANK:
+            s->k->gemm(B, m->r, s->h_prev, m->rp, u->w_hh_a_packed + jb * m->r * FS_NB, 1, 1, NULL,
+                       s->t_low + jb * FS_NB, m->urp);
+            break;
+        case FS_PHASE_CELL: {
+            const int low = m->cfg.u_rank != 0;
+            const size_t kk = low ? (size_t)m->cfg.u_rank : m->r;
+            const float *bias_h = m->cfg.cell == FS_CELL_GRU && !m->cfg.reset_before ? u->bias_h + jb * gh * FS_NB : NULL;
+            s->k->gemm(B, kk, low ? s->t_low : s->h_prev, low ? m->urp : m->rp,
+                       u->w_hh_packed + jb * gh * kk * FS_NB, gh, 1, bias_h, tile, gh * FS_NB);
+            for_runs(s, jb, final, tile, cell_rows);
+            break;
+        }
+        case FS_PHASE_PROJ:
+            s->k->gemm(B, H, s->mid, hp, u->w_hr_packed + jb * H * FS_NB, 1, 1, NULL, tile, FS_NB);
+            for_runs(s, jb, 1, tile, proj_rows);
+            break;
+        case FS_PHASE_GRU_N:
+            s->k->gemm(B, H, s->mid, hp, u->w_hn_packed + jb * H * FS_NB, 1, 1, NULL, tile, FS_NB);
+            for_runs(s, jb, 1, tile, gru_n_rows);
+            break;
         }
     }
 }

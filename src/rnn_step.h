@@ -1,10 +1,18 @@
-/* One time step of one layer-direction, over a range of unit blocks: shared by
- * the sequence driver and the stream. */
+/* One time step of one layer-direction, split into phases over blocks of
+ * units: shared by the sequence driver and the stream. Within a phase, block
+ * ranges are independent (threads may split them); phases need a barrier. */
 #ifndef FS_RNN_STEP_H
 #define FS_RNN_STEP_H
 
 #include "kernels/kernels.h"
 #include "rnn.h"
+
+typedef enum fs_phase {
+    FS_PHASE_LOWRANK, /* t = U_a h (low-rank U) */
+    FS_PHASE_CELL,    /* recurrent product + cell update */
+    FS_PHASE_PROJ,    /* LSTM projection: h = W_hr (o * tanh(c)) */
+    FS_PHASE_GRU_N    /* GRU reset-before: n from W_hn (r * h), then h */
+} fs_phase;
 
 typedef struct fs_step {
     const fs_rnn *model;
@@ -15,16 +23,25 @@ typedef struct fs_step {
     size_t ldgx;
     const int32_t *lengths; /* NULL: every row active */
     size_t t;
-    const float *h_prev;  /* [batch][hp] */
-    float *h_new;         /* [batch][hp] */
+    const float *h_prev;  /* [batch][rp] */
+    float *h_new;         /* [batch][rp] */
     float *c;             /* [batch][hp], LSTM only, updated in place */
-    float *y;             /* output row b at y + b * ldy (hidden_size wide); NULL: none */
+    float *mid;           /* [batch][hp]: LSTM o*tanh(c) before projection; GRU r*h */
+    float *z;             /* [batch][hp]: GRU reset-before z */
+    float *t_low;         /* [batch][urp]: low-rank U_a h */
+    float *y;             /* output row b at y + b * ldy (r wide); NULL: none */
     size_t ldy;
 } fs_step;
 
-/* Blocks [jb0, jb1) of the step, using tile ([batch][G*8] floats) as scratch.
- * Writes h_new (and c, y) for those blocks only, so ranges may run on
- * different threads. */
-void fs__step_blocks(const fs_step *s, size_t jb0, size_t jb1, float *tile);
+/* The phases of a step for this model, with the block count of each; returns how many. */
+size_t fs__step_phases(const fs_rnn *m, fs_phase phases[3], size_t blocks[3]);
+
+/* Blocks [lo, hi) of one phase; tile: [batch][G*8] floats of per-thread scratch. */
+void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile);
+
+/* gx rows [0, rows) = input projection of `in` (rows ld_in apart), biases
+ * folded; xa: [rows][wrp] scratch for a low-rank W (unused otherwise). */
+void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
+                 const float *in, size_t ld_in, float *xa, float *gx);
 
 #endif /* FS_RNN_STEP_H */

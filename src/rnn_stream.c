@@ -11,41 +11,47 @@ struct fs_rnn_stream {
     const fs_rnn *model;
     size_t batch;
     size_t threads; /* tiles available: the most threads a step may use */
-    float *h;       /* [L][2][batch][hp]: double-buffered per layer */
+    float *h;       /* [L][2][batch][rp]: double-buffered per layer */
     float *c;       /* [L][batch][hp] */
     float *gx;      /* [batch][G*hp] */
+    float *xa;      /* [batch][wrp] low-rank input intermediate */
+    float *mid, *z; /* [batch][hp] step scratch (see fs_step) */
+    float *t_low;   /* [batch][urp] */
     float *tile;    /* [threads][batch][G*8] */
     int cur;        /* which half of each h pair is current */
     int owned;      /* 1: made by fs_rnn_stream_create */
 };
 
 static size_t h_at(const fs_rnn_stream *s, size_t layer, int half) {
-    return (layer * 2 + (size_t)half) * s->batch * s->model->hp;
+    return (layer * 2 + (size_t)half) * s->batch * s->model->rp;
 }
 
 /* Sizes the stream's single block (struct first, then the float arrays) and,
  * given a base, carves it. */
 static int layout(const fs_rnn *m, size_t batch, char *base, size_t *bytes_out) {
-    const size_t L = (size_t)m->cfg.num_layers, hp = m->hp, G = m->gates;
-    const size_t threads = (size_t)fs__max_threads();
-    size_t bh, n_h, n_c, n_gx, n_tile, total, bytes;
-    int ok = fs__mul(batch, hp, &bh) && fs__mul(bh, 2 * L, &n_h) && fs__mul(bh, L, &n_c) &&
-             fs__mul(bh, G, &n_gx) && fs__mul(batch, threads * G * FS_NB, &n_tile) &&
-             fs__add(n_h, n_c, &total) && fs__add(total, n_gx, &total) &&
-             fs__add(total, n_tile, &total) && fs__mul(total, sizeof(float), &bytes) &&
-             fs__add(bytes, fs__align_up(sizeof(fs_rnn_stream)), &bytes);
-    if (!ok) return 0;
-    if (base) {
-        fs_rnn_stream *s = (fs_rnn_stream *)base;
+    const size_t L = (size_t)m->cfg.num_layers, threads = (size_t)fs__max_threads();
+    fs_rnn_stream *s = (fs_rnn_stream *)base;
+    float **slots[8];
+    size_t counts[8][2] = {{2 * L * batch, m->rp}, {L * batch, m->hp}, {batch, m->gates * m->hp},
+                           {batch, m->wrp}, {batch, m->hp}, {batch, m->hp}, {batch, m->urp},
+                           {batch * threads, m->gates * FS_NB}};
+    if (s) {
+        float **p[8] = {&s->h, &s->c, &s->gx, &s->xa, &s->mid, &s->z, &s->t_low, &s->tile};
+        memcpy(slots, p, sizeof slots);
         s->model = m;
         s->batch = batch;
         s->threads = threads;
-        s->h = (float *)(base + fs__align_up(sizeof(fs_rnn_stream)));
-        s->c = s->h + n_h;
-        s->gx = s->c + n_c;
-        s->tile = s->gx + n_gx;
     }
-    *bytes_out = bytes;
+    size_t at = fs__align_up(sizeof(fs_rnn_stream));
+    for (int i = 0; i < 8; i++) {
+        size_t n, bytes;
+        if (!fs__mul(counts[i][0], counts[i][1], &n) || !fs__mul(n, sizeof(float), &bytes) ||
+            bytes > SIZE_MAX - FS_ALIGN)
+            return 0;
+        if (s) *slots[i] = (float *)(base + at);
+        if (!fs__add(at, fs__align_up(bytes), &at)) return 0;
+    }
+    *bytes_out = at;
     return 1;
 }
 
@@ -98,9 +104,9 @@ void fs_rnn_stream_free(fs_rnn_stream *s) {
 fs_status fs_rnn_stream_reset(fs_rnn_stream *s) {
     fs__clear_error();
     if (!s) return fs__fail(FS_ERR_NULL_ARG, "stream must not be NULL");
-    const size_t L = (size_t)s->model->cfg.num_layers, bh = s->batch * s->model->hp;
-    memset(s->h, 0, 2 * L * bh * sizeof(float));
-    memset(s->c, 0, L * bh * sizeof(float));
+    const size_t L = (size_t)s->model->cfg.num_layers;
+    memset(s->h, 0, 2 * L * s->batch * s->model->rp * sizeof(float));
+    memset(s->c, 0, L * s->batch * s->model->hp * sizeof(float));
     s->cur = 0;
     return FS_OK;
 }
@@ -110,86 +116,98 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
     fs__clear_error();
     if (!s || !x || !y) return fs__fail(FS_ERR_NULL_ARG, "stream, x and y must not be NULL");
     const fs_rnn *m = s->model;
-    const size_t B = s->batch, H = (size_t)m->cfg.hidden_size, hp = m->hp, G = m->gates;
-    const size_t I = (size_t)m->cfg.input_size, L = (size_t)m->cfg.num_layers, nblk = hp / FS_NB;
+    const size_t B = s->batch, R = m->r, hp = m->hp;
+    const size_t I = (size_t)m->cfg.input_size, L = (size_t)m->cfg.num_layers;
     if (x_count != B * I)
         return fs__fail(FS_ERR_SHAPE, "x: expected %zu elements (batch %zu x input_size %zu), got %zu", B * I, B, I, x_count);
-    if (y_count != B * H)
-        return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x hidden_size %zu), got %zu", B * H, B, H, y_count);
+    if (y_count != B * R)
+        return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x %zu features), got %zu", B * R, B, R, y_count);
 
     const fs_kernels *k = fs__kernels();
-    int nt = fs__threads_for(2.0 * (double)B * (double)(G * hp) * (double)H, nblk);
+    fs_phase phases[3];
+    size_t blocks[3];
+    const size_t n_phases = fs__step_phases(m, phases, blocks);
+    int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)R, blocks[n_phases - 1]);
     if ((size_t)nt > s->threads) nt = (int)s->threads;
     const float *in = x;
     size_t ld_in = I;
     for (size_t l = 0; l < L; l++) {
         const fs_rnn_unit *u = &m->units[l];
         float *h_new = s->h + h_at(s, l, s->cur ^ 1);
-        k->gemm(B, u->in_size, in, ld_in, u->w_ih_packed, G, nblk, u->bias_x, s->gx, G * hp);
+        fs__project(m, k, u, B, in, ld_in, s->xa, s->gx);
         const fs_step st = {
-            .model = m, .k = k, .unit = u, .batch = B, .gx = s->gx, .ldgx = G * hp,
+            .model = m, .k = k, .unit = u, .batch = B, .gx = s->gx, .ldgx = m->gates * hp,
             .lengths = NULL, .t = 0, .h_prev = s->h + h_at(s, l, s->cur), .h_new = h_new,
-            .c = s->c + l * B * hp, .y = l + 1 == L ? y : NULL, .ldy = H,
+            .c = s->c + l * B * hp, .mid = s->mid, .z = s->z, .t_low = s->t_low,
+            .y = l + 1 == L ? y : NULL, .ldy = R,
         };
         (void)nt;
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
             const int id = FS_THREAD_ID(), nth = FS_THREAD_COUNT();
-            fs__step_blocks(&st, nblk * (size_t)id / (size_t)nth, nblk * (size_t)(id + 1) / (size_t)nth,
-                            s->tile + (size_t)id * B * G * FS_NB);
+            float *tile = s->tile + (size_t)id * B * m->gates * FS_NB;
+            for (size_t ph = 0; ph < n_phases; ph++) {
+                fs__step_phase(&st, phases[ph], blocks[ph] * (size_t)id / (size_t)nth,
+                               blocks[ph] * (size_t)(id + 1) / (size_t)nth, tile);
+#pragma omp barrier
+            }
         }
         in = h_new; /* the next layer reads this layer's new h in place */
-        ld_in = hp;
+        ld_in = m->rp;
     }
     s->cur ^= 1;
     return FS_OK;
 }
 
-/* State buffers in the stream are [L][B][hp] (h: every other half); callers see [L][B][H]. */
-static fs_status check_state_count(const fs_rnn_stream *s, const char *name, size_t count) {
-    const size_t L = (size_t)s->model->cfg.num_layers, H = (size_t)s->model->cfg.hidden_size;
-    if (count != L * s->batch * H)
-        return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements (num_layers %zu x batch %zu x hidden_size %zu), got %zu",
-                        name, L * s->batch * H, L, s->batch, H, count);
+/* State buffers in the stream are [L][B][stride] (h: every other half); callers see [L][B][n]. */
+static fs_status check_state_count(const fs_rnn_stream *s, const char *name, size_t n, size_t count) {
+    const size_t L = (size_t)s->model->cfg.num_layers;
+    if (count != L * s->batch * n)
+        return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements (num_layers %zu x batch %zu x %zu), got %zu",
+                        name, L * s->batch * n, L, s->batch, n, count);
     return FS_OK;
 }
 
-static void copy_state(const fs_rnn_stream *s, float *states, size_t per_layer, float *flat, int to_flat) {
-    const size_t L = (size_t)s->model->cfg.num_layers, H = (size_t)s->model->cfg.hidden_size, hp = s->model->hp;
-    for (size_t l = 0; l < L; l++)
+static void copy_state(const fs_rnn_stream *s, float *states, size_t per_layer, size_t stride, size_t n,
+                       float *flat, int to_flat) {
+    for (size_t l = 0; l < (size_t)s->model->cfg.num_layers; l++)
         for (size_t b = 0; b < s->batch; b++) {
-            float *st = states + l * per_layer + b * hp, *fl = flat + (l * s->batch + b) * H;
-            if (to_flat) memcpy(fl, st, H * sizeof(float));
-            else memcpy(st, fl, H * sizeof(float));
+            float *st = states + l * per_layer + b * stride, *fl = flat + (l * s->batch + b) * n;
+            if (to_flat) memcpy(fl, st, n * sizeof(float));
+            else memcpy(st, fl, n * sizeof(float));
         }
+}
+
+static fs_status check_states(const fs_rnn_stream *s, const void *h, size_t h_count, const void *c,
+                              size_t c_count) {
+    fs_status st;
+    if (!s) return fs__fail(FS_ERR_NULL_ARG, "stream must not be NULL");
+    if (c && s->model->cfg.cell != FS_CELL_LSTM)
+        return fs__fail(FS_ERR_INVALID_ARG, "c: only an LSTM has a cell state");
+    if (h && (st = check_state_count(s, "h", s->model->r, h_count)) != FS_OK) return st;
+    if (c && (st = check_state_count(s, "c", (size_t)s->model->cfg.hidden_size, c_count)) != FS_OK) return st;
+    return FS_OK;
 }
 
 fs_status fs_rnn_stream_get_state(const fs_rnn_stream *s, float *h, size_t h_count, float *c,
                                   size_t c_count) {
     fs__clear_error();
-    if (!s) return fs__fail(FS_ERR_NULL_ARG, "stream must not be NULL");
-    fs_status st;
-    if (c && s->model->cfg.cell != FS_CELL_LSTM)
-        return fs__fail(FS_ERR_INVALID_ARG, "c: only an LSTM has a cell state");
-    if (h && (st = check_state_count(s, "h", h_count)) != FS_OK) return st;
-    if (c && (st = check_state_count(s, "c", c_count)) != FS_OK) return st;
-    const size_t bh = s->batch * s->model->hp;
-    if (h) copy_state(s, s->h + h_at(s, 0, s->cur), 2 * bh, h, 1);
-    if (c) copy_state(s, s->c, bh, c, 1);
+    fs_status st = check_states(s, h, h_count, c, c_count);
+    if (st != FS_OK) return st;
+    const fs_rnn *m = s->model;
+    if (h) copy_state(s, s->h + h_at(s, 0, s->cur), 2 * s->batch * m->rp, m->rp, m->r, h, 1);
+    if (c) copy_state(s, s->c, s->batch * m->hp, m->hp, (size_t)m->cfg.hidden_size, c, 1);
     return FS_OK;
 }
 
 fs_status fs_rnn_stream_set_state(fs_rnn_stream *s, const float *h, size_t h_count, const float *c,
                                   size_t c_count) {
     fs__clear_error();
-    if (!s) return fs__fail(FS_ERR_NULL_ARG, "stream must not be NULL");
-    fs_status st;
-    if (c && s->model->cfg.cell != FS_CELL_LSTM)
-        return fs__fail(FS_ERR_INVALID_ARG, "c: only an LSTM has a cell state");
-    if (h && (st = check_state_count(s, "h", h_count)) != FS_OK) return st;
-    if (c && (st = check_state_count(s, "c", c_count)) != FS_OK) return st;
-    const size_t bh = s->batch * s->model->hp;
-    if (h) copy_state(s, s->h + h_at(s, 0, s->cur), 2 * bh, (float *)h, 0);
-    if (c) copy_state(s, s->c, bh, (float *)c, 0);
+    fs_status st = check_states(s, h, h_count, c, c_count);
+    if (st != FS_OK) return st;
+    const fs_rnn *m = s->model;
+    /* copy_state only reads `flat` when to_flat is 0 */
+    if (h) copy_state(s, s->h + h_at(s, 0, s->cur), 2 * s->batch * m->rp, m->rp, m->r, (float *)h, 0);
+    if (c) copy_state(s, s->c, s->batch * m->hp, m->hp, (size_t)m->cfg.hidden_size, (float *)c, 0);
     return FS_OK;
 }

@@ -1,25 +1,57 @@
 """PyTorch importer. torch is imported by the function, never at `import fastseq`."""
-from .. import layers
+from .. import cells, layers
+
+
+def _common(module):
+    return dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
+                bidirectional=module.bidirectional)
+
+
+def _converters():
+    """module type -> function building the fastseq object (without weights)."""
+    import torch.nn as nn
+
+    from .. import torch as reference
+
+    def lstm(m):
+        return layers.LSTM(m.input_size, m.hidden_size, proj_size=m.proj_size, **_common(m))
+
+    def fastrnn(m):
+        return layers.FastRNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity,
+                              w_rank=m.w_rank, u_rank=m.u_rank, **_common(m))
+
+    def fastgrnn(m):
+        return layers.FastGRNN(m.input_size, m.hidden_size, gate_nonlinearity=m.gate_nonlinearity,
+                               update_nonlinearity=m.update_nonlinearity, w_rank=m.w_rank,
+                               u_rank=m.u_rank, **_common(m))
+
+    return {
+        nn.LSTM: lstm,
+        nn.GRU: lambda m: layers.GRU(m.input_size, m.hidden_size, **_common(m)),
+        nn.RNN: lambda m: layers.RNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity, **_common(m)),
+        nn.LSTMCell: lambda m: cells.LSTMCell(m.input_size, m.hidden_size, bias=m.bias),
+        nn.GRUCell: lambda m: cells.GRUCell(m.input_size, m.hidden_size, bias=m.bias),
+        nn.RNNCell: lambda m: cells.RNNCell(m.input_size, m.hidden_size, bias=m.bias,
+                                            nonlinearity=m.nonlinearity),
+        reference.FastRNN: fastrnn,
+        reference.FastGRNN: fastgrnn,
+        reference.PeepholeLSTM: lambda m: layers.LSTM(m.input_size, m.hidden_size, peephole=True, **_common(m)),
+        reference.CoupledLSTM: lambda m: layers.LSTM(m.input_size, m.hidden_size, coupled=True, **_common(m)),
+        reference.ResetBeforeGRU: lambda m: layers.GRU(m.input_size, m.hidden_size, reset_after=False, **_common(m)),
+    }
 
 
 def from_torch(module):
-    """Convert a torch nn.LSTM, nn.GRU or nn.RNN into the equivalent fastseq layer.
+    """Convert a torch module to the equivalent fastseq layer or cell, weights included.
 
-    Dropout between layers is a training-time effect and is dropped."""
-    import torch.nn as nn
-
-    if isinstance(module, nn.LSTM):
-        if module.proj_size:
-            raise ValueError(f"nn.LSTM with proj_size={module.proj_size}: expected proj_size=0 "
-                             "(projection is not supported yet)")
-        cls, extra = layers.LSTM, {}
-    elif isinstance(module, nn.GRU):
-        cls, extra = layers.GRU, {}
-    elif isinstance(module, nn.RNN):
-        cls, extra = layers.RNN, {"nonlinearity": module.nonlinearity}
-    else:
-        raise TypeError(f"from_torch: expected nn.LSTM, nn.GRU or nn.RNN, got {type(module).__name__}")
-    layer = cls(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,
-                batch_first=module.batch_first, bidirectional=module.bidirectional, **extra)
-    layer.load_state_dict(module.state_dict())
-    return layer
+    Accepts nn.LSTM (with proj_size), nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell,
+    nn.RNNCell and the reference modules of fastseq.torch (FastRNN, FastGRNN,
+    PeepholeLSTM, CoupledLSTM, ResetBeforeGRU). Dropout is a training-time
+    effect and is dropped."""
+    convert = _converters().get(type(module))
+    if convert is None:
+        raise TypeError("from_torch: expected nn.LSTM, nn.GRU, nn.RNN, their Cell forms or a "
+                        f"fastseq.torch module, got {type(module).__name__}")
+    target = convert(module)
+    target.load_state_dict(module.state_dict())
+    return target

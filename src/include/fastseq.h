@@ -9,6 +9,7 @@
  *   2. Runtime information (ISA, threads)
  *   3. Recurrent model: create, weights, forward over a sequence
  *   4. Streaming: one step at a time, state kept in C
+ *   5. Model file: load a .fsq file
  *
  * Conventions:
  *   - every function returns an fs_status (FS_OK == 0) unless stated;
@@ -44,7 +45,11 @@ typedef enum fs_status {
     FS_ERR_INVALID_ARG = 2,  /* a value is out of its allowed range */
     FS_ERR_SHAPE = 3,        /* a buffer's element count does not fit the shapes */
     FS_ERR_NOMEM = 4,        /* an allocation failed or a size would overflow */
-    FS_ERR_UNSUPPORTED = 5   /* valid request this build or model cannot serve */
+    FS_ERR_UNSUPPORTED = 5,  /* valid request this build or model cannot serve */
+    FS_ERR_FORMAT = 6,       /* a model file is malformed: truncated, bad magic, bad field */
+    FS_ERR_CHECKSUM = 7,     /* a model file's checksum does not match: it is corrupted */
+    FS_ERR_VERSION = 8,      /* a model file's format version is not one this library reads */
+    FS_ERR_IO = 9            /* a file could not be opened or read */
 } fs_status;
 
 /** Short fixed description of a status code; never NULL. */
@@ -105,8 +110,18 @@ typedef enum fs_cell {
     FS_CELL_RNN_TANH = 0,  /* h' = tanh(W_ih x + b_ih + W_hh h + b_hh) */
     FS_CELL_RNN_RELU = 1,  /* h' = relu(...) */
     FS_CELL_LSTM = 2,      /* PyTorch nn.LSTM, gate order i, f, g, o */
-    FS_CELL_GRU = 3        /* PyTorch nn.GRU, gate order r, z, n (reset after the product) */
+    FS_CELL_GRU = 3,       /* PyTorch nn.GRU, gate order r, z, n (reset after the product) */
+    FS_CELL_FASTRNN = 4,   /* EdgeML FastRNN: h' = s(alpha) act(W x + U h + b) + s(beta) h */
+    FS_CELL_FASTGRNN = 5   /* EdgeML FastGRNN: z = gate(W x + U h + b_g), h~ = act(... + b_u),
+                              h' = z h + (s(zeta) (1 - z) + s(nu)) h~ */
 } fs_cell;
+
+/** Nonlinearities selectable for FastRNN / FastGRNN. */
+typedef enum fs_act {
+    FS_ACT_TANH = 0,
+    FS_ACT_SIGMOID = 1,
+    FS_ACT_RELU = 2
+} fs_act;
 
 /** Shape of a recurrent model, with PyTorch's meaning of each field. */
 typedef struct fs_rnn_config {
@@ -115,15 +130,44 @@ typedef struct fs_rnn_config {
     int32_t hidden_size;    /* features of h, > 0 */
     int32_t num_layers;     /* stacked layers, >= 1 */
     int32_t bidirectional;  /* 0 or 1 */
-    int32_t bias;           /* 0: no biases (they read as zero), 1: b_ih and b_hh */
+    int32_t bias;           /* 0: no biases (they read as zero), 1: the cell's biases */
+    /* Variants; zero everywhere gives the plain PyTorch cell. */
+    int32_t proj_size;      /* LSTM: h = W_hr (o * tanh(c)) has proj_size features; 0: none */
+    int32_t peephole;       /* LSTM: 1 adds p_i, p_f (on c) and p_o (on the new c) */
+    int32_t coupled;        /* LSTM: 1 couples the gates, f = 1 - i (weights hold i, g, o) */
+    int32_t reset_before;   /* GRU: 1 gives n = tanh(W_in x + b_in + W_hn (r * h) + b_hn) */
+    int32_t update_act;     /* FastRNN / FastGRNN: fs_act of the update h~ (FS_ACT_TANH usual) */
+    int32_t gate_act;       /* FastGRNN: fs_act of the gate z (FS_ACT_SIGMOID usual) */
+    int32_t w_rank;         /* FastRNN / FastGRNN: 0 full W, else W = W_b W_a of this rank */
+    int32_t u_rank;         /* FastRNN / FastGRNN: 0 full U, else U = U_b U_a of this rank */
 } fs_rnn_config;
 
-/** Parameters of one layer and direction, in PyTorch's layout. */
+/**
+ * Parameters of one layer and direction, in PyTorch's layout (y = W x).
+ * gates: RNN, FastRNN, FastGRNN 1; GRU 3; LSTM 4, coupled LSTM 3 (i, g, o).
+ * R = proj_size if set, else hidden: the features of h. A parameter the
+ * configuration does not have is FS_ERR_INVALID_ARG.
+ */
 typedef enum fs_param {
-    FS_PARAM_WEIGHT_IH = 0,  /* [gates*hidden, layer input]  (gates: RNN 1, GRU 3, LSTM 4) */
-    FS_PARAM_WEIGHT_HH = 1,  /* [gates*hidden, hidden] */
-    FS_PARAM_BIAS_IH = 2,    /* [gates*hidden] */
-    FS_PARAM_BIAS_HH = 3     /* [gates*hidden] */
+    FS_PARAM_WEIGHT_IH = 0,   /* [gates*hidden, layer input] (full-rank W) */
+    FS_PARAM_WEIGHT_HH = 1,   /* [gates*hidden, R] (full-rank U) */
+    FS_PARAM_BIAS_IH = 2,     /* [gates*hidden]  RNN, LSTM, GRU */
+    FS_PARAM_BIAS_HH = 3,     /* [gates*hidden]  RNN, LSTM, GRU */
+    FS_PARAM_WEIGHT_IH_A = 4, /* [w_rank, layer input]  low-rank W = W_b W_a */
+    FS_PARAM_WEIGHT_IH_B = 5, /* [hidden, w_rank] */
+    FS_PARAM_WEIGHT_HH_A = 6, /* [u_rank, hidden]       low-rank U = U_b U_a */
+    FS_PARAM_WEIGHT_HH_B = 7, /* [hidden, u_rank] */
+    FS_PARAM_WEIGHT_HR = 8,   /* [proj_size, hidden]  LSTM projection */
+    FS_PARAM_PEEPHOLE_I = 9,  /* [hidden]  LSTM peepholes */
+    FS_PARAM_PEEPHOLE_F = 10, /* [hidden] */
+    FS_PARAM_PEEPHOLE_O = 11, /* [hidden] */
+    FS_PARAM_BIAS_GATE = 12,  /* [hidden]  FastGRNN */
+    FS_PARAM_BIAS_UPDATE = 13,/* [hidden]  FastRNN (its bias), FastGRNN */
+    FS_PARAM_ALPHA = 14,      /* [1] raw; FastRNN uses sigmoid(alpha) */
+    FS_PARAM_BETA = 15,       /* [1] raw */
+    FS_PARAM_ZETA = 16,       /* [1] raw; FastGRNN */
+    FS_PARAM_NU = 17,         /* [1] raw */
+    FS_PARAM_COUNT = 18
 } fs_param;
 
 /** Opaque model: configuration plus packed weights. */
@@ -186,9 +230,10 @@ fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction
  *            Packed-sequence semantics: outputs past a sequence's end are
  *            zero, its final state is the one at its last valid step, and
  *            the reverse direction starts from that step.
- *   h0, c0   [L*D, B, H] initial states; NULL: zeros. c0 is for LSTM only.
- *   y        [T, B, D*H], or [B, T, D*H] when batch_first      (required)
- *   h_n, c_n [L*D, B, H] final states; NULL: not wanted. c_n: LSTM only.
+ *   h0       [L*D, B, R] initial hidden state (R = proj_size or H); NULL: zeros
+ *   c0       [L*D, B, H] initial cell state, LSTM only; NULL: zeros
+ *   y        [T, B, D*R], or [B, T, D*R] when batch_first      (required)
+ *   h_n, c_n final states, shaped like h0, c0; NULL: not wanted.
  *
  * Each pointer comes with its element count; a non-NULL pointer whose count
  * differs from the shape above is FS_ERR_SHAPE. x and y must not overlap.
@@ -256,16 +301,16 @@ fs_status fs_rnn_stream_init_static(const fs_rnn *model, int32_t batch, void *bu
 fs_status fs_rnn_stream_reset(fs_rnn_stream *stream);
 
 /**
- * Advance one time step: x [batch, input_size] in, y [batch, hidden_size]
- * (the last layer's new h) out. One stream must not be stepped from two
+ * Advance one time step: x [batch, input_size] in, y [batch, R] (the last
+ * layer's new h; R = proj_size or hidden_size) out. One stream must not be stepped from two
  * threads at once; different streams may run concurrently.
  */
 fs_status fs_rnn_stream_step(fs_rnn_stream *stream, const float *x, size_t x_count, float *y,
                              size_t y_count);
 
 /**
- * Copy the states out: h [num_layers, batch, hidden_size]; c likewise (LSTM
- * only; NULL when not wanted or not an LSTM).
+ * Copy the states out: h [num_layers, batch, R]; c [num_layers, batch,
+ * hidden_size] (LSTM only; NULL when not wanted or not an LSTM).
  */
 fs_status fs_rnn_stream_get_state(const fs_rnn_stream *stream, float *h, size_t h_count, float *c,
                                   size_t c_count);
@@ -273,6 +318,189 @@ fs_status fs_rnn_stream_get_state(const fs_rnn_stream *stream, float *h, size_t 
 /** Overwrite the states; shapes as in fs_rnn_stream_get_state; NULL leaves one as is. */
 fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t h_count,
                                   const float *c, size_t c_count);
+
+/* ------------------------------------------------------------------------ */
+/* 5. Model file                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A .fsq file holds one model: its layer kind, configuration and weights, in
+ * little-endian sections that each carry a CRC-32 (spec: docs/fsq-format.md;
+ * Python writes it with fastseq.save). Loading validates the whole file --
+ * every length against the buffer size, every checksum, the configuration,
+ * every tensor's name and shape -- before it allocates anything, and never
+ * reads outside [data, data + size). Errors: FS_ERR_FORMAT (truncated, wrong
+ * magic, malformed or inconsistent field), FS_ERR_CHECKSUM (corrupted),
+ * FS_ERR_VERSION (format version not read by this library), FS_ERR_UNSUPPORTED
+ * (a layer kind, key or dtype this library does not know), FS_ERR_IO (files);
+ * fs_last_error() says which field, at which offset.
+ */
+
+/** The .fsq format version this library reads and describes. */
+#define FS_MODEL_FORMAT_VERSION 1
+
+/** What a model file holds, as fs_model_inspect reports it. */
+typedef struct fs_model_desc {
+    uint32_t format_version;  /* FS_MODEL_FORMAT_VERSION */
+    char kind[32];            /* layer kind, NUL-terminated: "LSTM", "GRU", "RNN" */
+    fs_rnn_config config;     /* the configuration fs_model_load creates the model with */
+    int32_t batch_first;      /* 1: the model was saved batch-first; use it for
+                                 fs_seq_args.batch_first to read inputs as its author did */
+    uint32_t tensor_count;    /* parameter tensors in the file */
+    uint64_t param_count;     /* floats in all of them */
+} fs_model_desc;
+
+/**
+ * Validate a model file held in memory and describe it, without creating the
+ * model. Allocates nothing. data may have any alignment.
+ * @param data      the file's bytes; size: their count (exactly the file)
+ * @param desc_out  receives the description (on FS_OK only)
+ */
+fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out);
+
+/**
+ * Create a model from a model file held in memory (validated as by
+ * fs_model_inspect first). The weights are copied: data may be released once
+ * this returns. The caller owns *out (fs_rnn_free). Thread-safe.
+ */
+fs_status fs_model_load(const void *data, size_t size, fs_rnn **out);
+
+/**
+ * fs_model_load on the contents of the file at `path` (read whole, then
+ * released). FS_ERR_IO when it cannot be opened or read; error details start
+ * with the path.
+ */
+fs_status fs_model_load_file(const char *path, fs_rnn **out);
+
+/* ------------------------------------------------------------------------ */
+/* 6. Training (backward)                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Back-propagation through time. A training forward (fs_rnn_train_forward)
+ * runs like fs_rnn_forward and records what the backward pass needs into a
+ * tape; fs_rnn_backward then returns the gradients of a loss with respect to
+ * every parameter, the input and the initial states, given the loss's
+ * gradients with respect to the output and the final states.
+ *
+ * All parameters of a model form one flat vector ("flat order"): for each
+ * layer, each direction (forward, then reverse), each parameter the model has
+ * in fs_param order (weight_ih, weight_hh, bias_ih, bias_hh for the PyTorch
+ * cells: the order of torch's state_dict), row-major in PyTorch's layout.
+ *
+ * Cells with a backward pass so far: RNN (tanh, relu), LSTM, GRU (reset after
+ * the product), without variants; others give FS_ERR_UNSUPPORTED.
+ */
+
+/** Floats in the flat parameter vector of the model. */
+fs_status fs_rnn_param_count(const fs_rnn *model, size_t *count_out);
+
+/** Where one parameter starts in the flat vector (FS_ERR_INVALID_ARG if the
+ * model lacks it). Its length is rows*cols of fs_rnn_param_shape. */
+fs_status fs_rnn_param_offset(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                              size_t *offset_out);
+
+/** Copy every parameter out in flat order; count == fs_rnn_param_count. */
+fs_status fs_rnn_get_params(const fs_rnn *model, float *out, size_t count);
+
+/** Set every parameter from flat order (as fs_rnn_set_param each, repacking
+ * the kernels' copies). Not thread-safe against calls using the model. */
+fs_status fs_rnn_set_params(fs_rnn *model, const float *data, size_t count);
+
+/** Opaque record of one training forward: saved activations, states and
+ * layer inputs, plus the scratch the backward pass needs. */
+typedef struct fs_rnn_tape fs_rnn_tape;
+
+/**
+ * Bytes of a tape for sequences of up to seq_len steps and batch sequences
+ * (a tape serves any seq_len' <= seq_len and batch' <= batch). About
+ * T*B*(I + L*D*H*(slots + 2)) floats plus backward scratch of a few
+ * T*B*gates*H; slots: RNN 1, GRU 4, LSTM 5. FS_ERR_UNSUPPORTED for a cell
+ * without a backward pass.
+ */
+fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch, size_t *bytes_out);
+
+/** Build a tape for `model` inside caller memory (64-byte aligned, at least
+ * fs_rnn_tape_size bytes): no allocation. Not to be freed. */
+fs_status fs_rnn_tape_init(const fs_rnn *model, int32_t seq_len, int32_t batch, void *buffer,
+                           size_t buffer_bytes, fs_rnn_tape **out);
+
+/** Allocate a tape for `model` (fs_rnn_tape_free releases it). The tape
+ * borrows the model: keep it alive and unchanged from a training forward to
+ * the backward pass that reads it. */
+fs_status fs_rnn_tape_create(const fs_rnn *model, int32_t seq_len, int32_t batch, fs_rnn_tape **out);
+
+/** Release a tape made by fs_rnn_tape_create. NULL, or a tape made by
+ * fs_rnn_tape_init, is a no-op. */
+void fs_rnn_tape_free(fs_rnn_tape *tape);
+
+/**
+ * fs_rnn_forward that also records into `tape` (made for this model, large
+ * enough for args' seq_len and batch, else FS_ERR_SHAPE). Arguments and
+ * results as fs_rnn_forward, checked the same way; x is copied into the tape.
+ * No allocation. One tape serves one call at a time; different tapes may run
+ * concurrently on one model.
+ */
+fs_status fs_rnn_train_forward(const fs_rnn *model, const fs_seq_args *args, fs_rnn_tape *tape);
+
+/**
+ * Gradients wanted from, and given to, one backward pass. Shapes as in
+ * fs_seq_args of the recorded forward (T, B, layout, batch_first):
+ *
+ *   grad_y       [T, B, D*H] d loss / d y; NULL: zero. Entries past a
+ *                sequence's length are ignored (those outputs are constant).
+ *   grad_h_n     [L*D, B, H] d loss / d h_n; NULL: zero
+ *   grad_c_n     [L*D, B, H] d loss / d c_n (LSTM only); NULL: zero
+ *   grad_x       [T, B, I] out: d loss / d x; NULL: not wanted
+ *   grad_h0      [L*D, B, H] out: d loss / d h0; NULL: not wanted
+ *   grad_c0      [L*D, B, H] out: d loss / d c0 (LSTM only); NULL: not wanted
+ *   grad_params  [fs_rnn_param_count] out, flat order; NULL: not wanted
+ *   accumulate   0: grad_params is overwritten; 1: the gradients are added to
+ *                it (gradient accumulation over chunks or batches)
+ */
+typedef struct fs_grad_args {
+    const float *grad_y;   size_t grad_y_count;
+    const float *grad_h_n; size_t grad_h_n_count;
+    const float *grad_c_n; size_t grad_c_n_count;
+    float *grad_x;         size_t grad_x_count;
+    float *grad_h0;        size_t grad_h0_count;
+    float *grad_c0;        size_t grad_c0_count;
+    float *grad_params;    size_t grad_params_count;
+    int32_t accumulate;
+} fs_grad_args;
+
+/**
+ * Back-propagation through time over the forward recorded in `tape` (which
+ * must have been made for `model`; the model's weights must not change in
+ * between). The tape stays valid: backward may run again on it. Uses the
+ * tape's scratch, allocates nothing.
+ */
+fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_args *args);
+
+/**
+ * The recorded state before step t of a unidirectional model: h (and c for an
+ * LSTM) [L, B, H]; NULL: not wanted. For truncated BPTT windows that overlap.
+ * A sequence already finished at t gives its final state.
+ */
+fs_status fs_rnn_tape_get_state(const fs_rnn_tape *tape, int32_t t, float *h, size_t h_count,
+                                float *c, size_t c_count);
+
+/** Scale grads so their L2 norm is at most max_norm (torch's clip_grad_norm_,
+ * factor max_norm / (norm + 1e-6)); *norm_out (may be NULL) gets the norm before. */
+fs_status fs_clip_grad_norm(float *grads, size_t count, float max_norm, float *norm_out);
+
+/** Clamp every gradient to [-clip, clip]. */
+fs_status fs_clip_grad_value(float *grads, size_t count, float clip);
+
+/** torch.optim.SGD step (dampening 0, no Nesterov): g += weight_decay * p;
+ * with momentum v = momentum * v + g (v starts at zero), g = v; p -= lr * g.
+ * velocity may be NULL when momentum is 0. */
+fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t count, float lr,
+                      float momentum, float weight_decay);
+
+/** torch.optim.Adam step number `step` (1, 2, ...), m and v start at zero. */
+fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, size_t count,
+                       int64_t step, float lr, float beta1, float beta2, float eps, float weight_decay);
 
 #ifdef __cplusplus
 }

@@ -163,9 +163,88 @@ static void fs_gru_cell__avx2(size_t m, const float *gx, size_t ldgx, const floa
     }
 }
 
+FS_INLINE __m256 act8(int kind, __m256 x) {
+    switch (kind) {
+    case FS_ACT_SIGMOID: return fs_sigmoid_ps__avx2(x);
+    case FS_ACT_RELU: return _mm256_max_ps(_mm256_setzero_ps(), x);
+    default: return fs_tanh_ps__avx2(x);
+    }
+}
+
+#define LD(p) _mm256_loadu_ps(p)
+#define ADD(a, b) _mm256_add_ps(a, b)
+
+static void fs_lstm_cell_ext__avx2(size_t m, const float *gx, size_t ldgx, const float *acc,
+                                   float *c, size_t ldc, float *h, size_t ldh, const float *pi,
+                                   const float *pf, const float *po, int coupled) {
+    const size_t G = coupled ? 3 : 4, gg = coupled ? 1 : 2, go = coupled ? 2 : 3;
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 vpi = pi ? LD(pi) : zero, vpf = pf ? LD(pf) : zero, vpo = po ? LD(po) : zero;
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * G * FS_NB;
+        const __m256 cp = LD(c + i * ldc);
+        const __m256 ig = fs_sigmoid_ps__avx2(_mm256_fmadd_ps(vpi, cp, ADD(LD(g), LD(r))));
+        const __m256 fg = coupled ? _mm256_sub_ps(one, ig)
+                                  : fs_sigmoid_ps__avx2(_mm256_fmadd_ps(vpf, cp, ADD(LD(g + FS_NB), LD(r + FS_NB))));
+        const __m256 cand = fs_tanh_ps__avx2(ADD(LD(g + gg * FS_NB), LD(r + gg * FS_NB)));
+        const __m256 cn = _mm256_fmadd_ps(fg, cp, _mm256_mul_ps(ig, cand));
+        const __m256 og = fs_sigmoid_ps__avx2(_mm256_fmadd_ps(vpo, cn, ADD(LD(g + go * FS_NB), LD(r + go * FS_NB))));
+        _mm256_storeu_ps(c + i * ldc, cn);
+        _mm256_storeu_ps(h + i * ldh, _mm256_mul_ps(og, fs_tanh_ps__avx2(cn)));
+    }
+}
+
+static void fs_gru_rz_cell__avx2(size_t m, const float *gx, size_t ldgx, const float *acc,
+                                 const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 2 * FS_NB;
+        _mm256_storeu_ps(rh + i * ld, _mm256_mul_ps(fs_sigmoid_ps__avx2(ADD(LD(g), LD(r))), LD(h_prev + i * ldhp)));
+        _mm256_storeu_ps(z + i * ld, fs_sigmoid_ps__avx2(ADD(LD(g + FS_NB), LD(r + FS_NB))));
+    }
+}
+
+static void fs_gru_n_cell__avx2(size_t m, const float *gx_n, size_t ldgx, const float *acc,
+                                const float *z, size_t ldz, const float *h_prev, size_t ldhp,
+                                float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const __m256 n = fs_tanh_ps__avx2(ADD(LD(gx_n + i * ldgx), LD(acc + i * FS_NB)));
+        /* (1 - z) n + z h  ==  n + z (h - n) */
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(LD(z + i * ldz), _mm256_sub_ps(LD(h_prev + i * ldhp), n), n));
+    }
+}
+
+static void fs_fastrnn_cell__avx2(size_t m, int kind, const float *gx, size_t ldgx, const float *acc,
+                                  const float *h_prev, size_t ldhp, float *h, size_t ldh, float a,
+                                  float b) {
+    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    for (size_t i = 0; i < m; i++) {
+        const __m256 u = act8(kind, ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB)));
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(va, u, _mm256_mul_ps(vb, LD(h_prev + i * ldhp))));
+    }
+}
+
+static void fs_fastgrnn_cell__avx2(size_t m, int gate_act, int update_act, const float *gx,
+                                   size_t ldgx, const float *acc, const float *bg, const float *bu,
+                                   const float *h_prev, size_t ldhp, float *h, size_t ldh,
+                                   float zeta, float nu) {
+    const __m256 vz = _mm256_set1_ps(zeta), vn = _mm256_set1_ps(nu), one = _mm256_set1_ps(1.0f);
+    const __m256 vbg = LD(bg), vbu = LD(bu);
+    for (size_t i = 0; i < m; i++) {
+        const __m256 pre = ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB));
+        const __m256 z = act8(gate_act, ADD(pre, vbg)), u = act8(update_act, ADD(pre, vbu));
+        const __m256 keep = _mm256_fmadd_ps(vz, _mm256_sub_ps(one, z), vn);
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(z, LD(h_prev + i * ldhp), _mm256_mul_ps(keep, u)));
+    }
+}
+
 void fs__kernels_init_avx2(fs_kernels *k) {
     k->gemm = fs_f32_gemm_packed__avx2;
     k->rnn_cell = fs_rnn_cell__avx2;
     k->lstm_cell = fs_lstm_cell__avx2;
     k->gru_cell = fs_gru_cell__avx2;
+    k->lstm_cell_ext = fs_lstm_cell_ext__avx2;
+    k->gru_rz_cell = fs_gru_rz_cell__avx2;
+    k->gru_n_cell = fs_gru_n_cell__avx2;
+    k->fastrnn_cell = fs_fastrnn_cell__avx2;
+    k->fastgrnn_cell = fs_fastgrnn_cell__avx2;
 }

@@ -64,9 +64,84 @@ static void fs_gru_cell__generic(size_t m, const float *gx, size_t ldgx, const f
     }
 }
 
+static float act(int kind, float x) {
+    switch (kind) {
+    case FS_ACT_SIGMOID: return sigmoidf(x);
+    case FS_ACT_RELU: return (x > 0.0f || isnan(x)) ? x : 0.0f;
+    default: return tanhf(x);
+    }
+}
+
+static void fs_lstm_cell_ext__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
+                                      float *c, size_t ldc, float *h, size_t ldh, const float *pi,
+                                      const float *pf, const float *po, int coupled) {
+    const size_t G = coupled ? 3 : 4;
+    const size_t gi = 0, gf = 1, gg = coupled ? 1 : 2, go = coupled ? 2 : 3;
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * G * FS_NB;
+        for (int l = 0; l < FS_NB; l++) {
+            const float cp = c[i * ldc + l];
+            const float ig = sigmoidf(g[gi * FS_NB + l] + r[gi * FS_NB + l] + (pi ? pi[l] * cp : 0.0f));
+            const float fg = coupled ? 1.0f - ig
+                                     : sigmoidf(g[gf * FS_NB + l] + r[gf * FS_NB + l] + (pf ? pf[l] * cp : 0.0f));
+            const float cand = tanhf(g[gg * FS_NB + l] + r[gg * FS_NB + l]);
+            const float cn = fg * cp + ig * cand;
+            const float og = sigmoidf(g[go * FS_NB + l] + r[go * FS_NB + l] + (po ? po[l] * cn : 0.0f));
+            c[i * ldc + l] = cn;
+            h[i * ldh + l] = og * tanhf(cn);
+        }
+    }
+}
+
+static void fs_gru_rz_cell__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
+                                    const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 2 * FS_NB;
+        for (int l = 0; l < FS_NB; l++) {
+            rh[i * ld + l] = sigmoidf(g[l] + r[l]) * h_prev[i * ldhp + l];
+            z[i * ld + l] = sigmoidf(g[FS_NB + l] + r[FS_NB + l]);
+        }
+    }
+}
+
+static void fs_gru_n_cell__generic(size_t m, const float *gx_n, size_t ldgx, const float *acc,
+                                   const float *z, size_t ldz, const float *h_prev, size_t ldhp,
+                                   float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++)
+        for (int l = 0; l < FS_NB; l++) {
+            const float n = tanhf(gx_n[i * ldgx + l] + acc[i * FS_NB + l]), zg = z[i * ldz + l];
+            h[i * ldh + l] = (1.0f - zg) * n + zg * h_prev[i * ldhp + l];
+        }
+}
+
+static void fs_fastrnn_cell__generic(size_t m, int kind, const float *gx, size_t ldgx,
+                                     const float *acc, const float *h_prev, size_t ldhp, float *h,
+                                     size_t ldh, float a, float b) {
+    for (size_t i = 0; i < m; i++)
+        for (int l = 0; l < FS_NB; l++)
+            h[i * ldh + l] = a * act(kind, gx[i * ldgx + l] + acc[i * FS_NB + l]) + b * h_prev[i * ldhp + l];
+}
+
+static void fs_fastgrnn_cell__generic(size_t m, int gate_act, int update_act, const float *gx,
+                                      size_t ldgx, const float *acc, const float *bg,
+                                      const float *bu, const float *h_prev, size_t ldhp, float *h,
+                                      size_t ldh, float zeta, float nu) {
+    for (size_t i = 0; i < m; i++)
+        for (int l = 0; l < FS_NB; l++) {
+            const float pre = gx[i * ldgx + l] + acc[i * FS_NB + l];
+            const float z = act(gate_act, pre + bg[l]), u = act(update_act, pre + bu[l]);
+            h[i * ldh + l] = z * h_prev[i * ldhp + l] + (zeta * (1.0f - z) + nu) * u;
+        }
+}
+
 void fs__kernels_init_generic(fs_kernels *k) {
     k->gemm = fs_f32_gemm_packed__generic;
     k->rnn_cell = fs_rnn_cell__generic;
     k->lstm_cell = fs_lstm_cell__generic;
     k->gru_cell = fs_gru_cell__generic;
+    k->lstm_cell_ext = fs_lstm_cell_ext__generic;
+    k->gru_rz_cell = fs_gru_rz_cell__generic;
+    k->gru_n_cell = fs_gru_n_cell__generic;
+    k->fastrnn_cell = fs_fastrnn_cell__generic;
+    k->fastgrnn_cell = fs_fastgrnn_cell__generic;
 }

@@ -32,6 +32,26 @@ typedef struct fs_kernels {
     /* acc's n part already holds W_hn h + b_hn; h_prev is read, h written. */
     void (*gru_cell)(size_t m, const float *gx, size_t ldgx, const float *acc,
                      const float *h_prev, size_t ldhp, float *h, size_t ldh);
+    /* LSTM with peepholes (pi, pf, po; NULL: none) and/or coupled gates
+     * (coupled: panels i, g, o and f = 1 - i; else i, f, g, o). */
+    void (*lstm_cell_ext)(size_t m, const float *gx, size_t ldgx, const float *acc, float *c,
+                          size_t ldc, float *h, size_t ldh, const float *pi, const float *pf,
+                          const float *po, int coupled);
+    /* GRU, reset before the product, first half: from the r, z panels of acc
+     * ([m][2*8]) and gx ([r, z, n] blocks), rh = r * h_prev and z. */
+    void (*gru_rz_cell)(size_t m, const float *gx, size_t ldgx, const float *acc,
+                        const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld);
+    /* ... second half: h = (1 - z) tanh(gx_n + acc) + z h_prev (acc: [m][8]). */
+    void (*gru_n_cell)(size_t m, const float *gx_n, size_t ldgx, const float *acc, const float *z,
+                       size_t ldz, const float *h_prev, size_t ldhp, float *h, size_t ldh);
+    /* FastRNN: h = a * act(gx + acc) + b * h_prev (a = sigmoid(alpha), b = sigmoid(beta)). */
+    void (*fastrnn_cell)(size_t m, int act, const float *gx, size_t ldgx, const float *acc,
+                         const float *h_prev, size_t ldhp, float *h, size_t ldh, float a, float b);
+    /* FastGRNN: pre = gx + acc; z = gate_act(pre + bg); u = update_act(pre + bu);
+     * h = z h_prev + (zeta (1 - z) + nu) u (zeta, nu already through sigmoid). */
+    void (*fastgrnn_cell)(size_t m, int gate_act, int update_act, const float *gx, size_t ldgx,
+                          const float *acc, const float *bg, const float *bu, const float *h_prev,
+                          size_t ldhp, float *h, size_t ldh, float zeta, float nu);
 } fs_kernels;
 
 /* The table for the active ISA; initialised once on first use. */

@@ -1,0 +1,385 @@
+"""Reference PyTorch modules for the cells torch lacks: FastRNN, FastGRNN, PeepholeLSTM,
+CoupledLSTM (CIFG) and ResetBeforeGRU. Plain `nn.Module`s written from the equations in
+DESIGN.md section 2, trainable with autograd; train them here and convert them with
+`fastseq.from_torch`.
+
+Imported only on demand (`import fastseq.torch`); `import fastseq` never imports torch.
+
+Every module follows torch's sequence-layer conventions:
+
+    m = FastGRNN(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 bidirectional=False, ...)
+    output, h_n = m(x, hx=None, lengths=None)            # FastRNN, FastGRNN, ResetBeforeGRU
+    output, (h_n, c_n) = m(x, (h0, c0), lengths=None)    # PeepholeLSTM, CoupledLSTM
+
+x is [T, B, I] ([B, T, I] if batch_first) or unbatched [T, I]; output [T, B, D*H];
+h_n, c_n [L*D, B, H]. `lengths` (B ints in [1, T]) gives packed-sequence semantics:
+outputs past a sequence's end are zero, its final state is the one at its last valid step,
+and the reverse direction starts at that step. Parameters are named like torch's, with the
+suffix `_l{k}` and `_reverse` for the backward direction.
+"""
+import math
+import numbers
+
+import torch
+from torch import nn
+
+__all__ = ["FastRNN", "FastGRNN", "PeepholeLSTM", "CoupledLSTM", "ResetBeforeGRU"]
+
+_NONLINEARITIES = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
+
+
+def _nonlinearity(name, what):
+    if name not in _NONLINEARITIES:
+        raise ValueError(f"{what}: expected one of {sorted(_NONLINEARITIES)}, got {name!r}")
+    return _NONLINEARITIES[name]
+
+
+def _check_size(name, v, allow_none=False):
+    if v is None and allow_none:
+        return None
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    return int(v)
+
+
+class _Recurrent(nn.Module):
+    """The shared sequence driver: directions, stacking, initial states, lengths masking.
+
+    A subclass declares its parameters in `_add_params(suffix, in_size)` (through `_param`)
+    and computes one step in `_step(p, gx, state) -> state`, where `p` maps base parameter
+    names to tensors, `gx = _input_proj(p, x)[t]` is the hoisted input projection and
+    `state` a tuple of [B, H] tensors whose first entry is h."""
+
+    _n_states = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 bidirectional=False):
+        super().__init__()
+        self.input_size = _check_size("input_size", input_size)
+        self.hidden_size = _check_size("hidden_size", hidden_size)
+        self.num_layers = _check_size("num_layers", num_layers)
+        self.bias, self.batch_first = bool(bias), bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self._bases, self._fill = [], {}
+        for k in range(self.num_layers):
+            in_k = self.input_size if k == 0 else self.hidden_size * self.num_directions
+            for d in range(self.num_directions):
+                self._add_params(self._suffix(k, d), in_k)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @staticmethod
+    def _suffix(layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _param(self, base, suffix, *shape, fill=None):
+        """Register `base + suffix`; `fill` is a constant init (else U(-1/sqrt(H), 1/sqrt(H)))."""
+        if base not in self._bases:
+            self._bases.append(base)
+        self.register_parameter(base + suffix, nn.Parameter(torch.empty(*shape)))
+        if fill is not None:
+            self._fill[base + suffix] = fill
+
+    def reset_parameters(self):
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name in self._fill:
+                    p.fill_(self._fill[name])
+                else:
+                    p.uniform_(-bound, bound)
+
+    def _params(self, suffix):
+        return {b: getattr(self, b + suffix) for b in self._bases}
+
+    def _add_params(self, suffix, in_size):
+        raise NotImplementedError
+
+    def _input_proj(self, p, x):
+        raise NotImplementedError
+
+    def _step(self, p, gx, state):
+        raise NotImplementedError
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    # ---- the driver --------------------------------------------------------------------
+    def _initial_states(self, hx, batch, unbatched, like):
+        n, H = self.num_layers * self.num_directions, self.hidden_size
+        if hx is None:
+            zeros = like.new_zeros(n, batch, H)
+            hx = (zeros,) * self._n_states
+        else:
+            if self._n_states == 1:
+                hx = (hx,)
+            elif not isinstance(hx, (tuple, list)) or len(hx) != self._n_states:
+                raise ValueError(f"hx: expected a tuple (h0, c0), got {type(hx).__name__}")
+            expect = (n, H) if unbatched else (n, batch, H)
+            for name, s in zip(("h0", "c0"), hx):
+                if tuple(s.shape) != expect:
+                    raise ValueError(f"{name}: expected shape {expect}, got {tuple(s.shape)}")
+            if unbatched:
+                hx = tuple(s.unsqueeze(1) for s in hx)
+        return [tuple(s[i] for s in hx) for i in range(n)]
+
+    def _mask(self, lengths, T, B, device):
+        lengths = torch.as_tensor(lengths, device=device)
+        if lengths.dim() != 1 or lengths.numel() != B:
+            raise ValueError(f"lengths: expected {B} lengths (1-D), got shape {tuple(lengths.shape)}")
+        if lengths.is_floating_point() or lengths.is_complex():
+            raise ValueError(f"lengths: expected integers, got {lengths.dtype}")
+        if B and (int(lengths.min()) < 1 or int(lengths.max()) > T):
+            raise ValueError(f"lengths: expected values in [1, {T}], got {lengths.tolist()}")
+        return (torch.arange(T, device=device)[:, None] < lengths[None, :]).unsqueeze(-1)
+
+    def forward(self, x, hx=None, lengths=None):
+        if x.dim() not in (2, 3):
+            raise ValueError(f"x: expected 3-D input [T, B, {self.input_size}] or 2-D [T, "
+                             f"{self.input_size}], got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"x: expected {self.input_size} input features, got shape {tuple(x.shape)}")
+        unbatched = x.dim() == 2
+        if unbatched:
+            x = x.unsqueeze(1)
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        T, B = x.shape[0], x.shape[1]
+        states = self._initial_states(hx, B, unbatched, x)
+        mask = None if lengths is None else self._mask(lengths, T, B, x.device)
+
+        layer_in, finals = x, []
+        for k in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                p = self._params(self._suffix(k, d))
+                gx = self._input_proj(p, layer_in)
+                state = states[k * self.num_directions + d]
+                ys = [None] * T
+                for t in (range(T - 1, -1, -1) if d else range(T)):
+                    new = self._step(p, gx[t], state)
+                    if mask is not None:   # hold the state and zero the output past the end
+                        new = tuple(torch.where(mask[t], a, b) for a, b in zip(new, state))
+                        ys[t] = torch.where(mask[t], new[0], torch.zeros_like(new[0]))
+                    else:
+                        ys[t] = new[0]
+                    state = new
+                outs.append(torch.stack(ys) if T else layer_in.new_zeros(0, B, self.hidden_size))
+                finals.append(state)
+            layer_in = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+
+        output = layer_in
+        final = tuple(torch.stack([s[i] for s in finals]) for i in range(self._n_states))
+        if unbatched:
+            output = output.squeeze(1)
+            final = tuple(s.squeeze(1) for s in final)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (final if self._n_states > 1 else final[0])
+
+
+class _LowRank(_Recurrent):
+    """W and U, each either full rank or a pair of factors (W x = b @ (a @ x))."""
+
+    def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
+                 w_rank, u_rank):
+        self.w_rank = _check_size("w_rank", w_rank, allow_none=True)
+        self.u_rank = _check_size("u_rank", u_rank, allow_none=True)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
+
+    def _add_matrix(self, base, suffix, rank, in_size):
+        H = self.hidden_size
+        if rank is None:
+            self._param(base, suffix, H, in_size)
+        else:
+            self._param(base + "_a", suffix, rank, in_size)
+            self._param(base + "_b", suffix, H, rank)
+
+    @staticmethod
+    def _apply(p, base, x):
+        if p.get(base) is not None:
+            return x @ p[base].T
+        return (x @ p[base + "_a"].T) @ p[base + "_b"].T
+
+    def _add_weights(self, suffix, in_size):
+        self._add_matrix("weight_ih", suffix, self.w_rank, in_size)
+        self._add_matrix("weight_hh", suffix, self.u_rank, self.hidden_size)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        for name in ("w_rank", "u_rank"):
+            if getattr(self, name) is not None:
+                s += f", {name}={getattr(self, name)}"
+        return s
+
+
+class FastRNN(_LowRank):
+    """FastRNN (EdgeML FastRNNCell): h~ = phi(W x + U h + b); h' = sigmoid(alpha) h~ + sigmoid(beta) h.
+
+    Parameters per layer/direction: `weight_ih` [H, I] or `weight_ih_a` [w_rank, I] +
+    `weight_ih_b` [H, w_rank]; `weight_hh` [H, H] or `weight_hh_a` [u_rank, H] + `weight_hh_b`
+    [H, u_rank]; `bias` [H] (if bias); `alpha`, `beta` [1] (raw, before the sigmoid)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 bidirectional=False, nonlinearity="tanh", w_rank=None, u_rank=None,
+                 alpha_init=-3.0, beta_init=3.0):
+        self._phi = _nonlinearity(nonlinearity, "nonlinearity")
+        self.nonlinearity = nonlinearity
+        self.alpha_init, self.beta_init = float(alpha_init), float(beta_init)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
+                         w_rank, u_rank)
+
+    def _add_params(self, suffix, in_size):
+        self._add_weights(suffix, in_size)
+        if self.bias:
+            self._param("bias", suffix, self.hidden_size)
+        self._param("alpha", suffix, 1, fill=self.alpha_init)
+        self._param("beta", suffix, 1, fill=self.beta_init)
+
+    def _input_proj(self, p, x):
+        wx = self._apply(p, "weight_ih", x)
+        return wx + p["bias"] if self.bias else wx
+
+    def _step(self, p, gx, state):
+        h = state[0]
+        h_tilde = self._phi(gx + self._apply(p, "weight_hh", h))
+        return (torch.sigmoid(p["alpha"]) * h_tilde + torch.sigmoid(p["beta"]) * h,)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s + (f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else "")
+
+
+class FastGRNN(_LowRank):
+    """FastGRNN (EdgeML FastGRNNCell): pre = W x + U h; z = gate_nl(pre + bias_gate);
+    h~ = update_nl(pre + bias_update); h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~.
+
+    Parameters: W and U as in FastRNN; `bias_gate`, `bias_update` [H] (if bias); `zeta`, `nu` [1]."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 bidirectional=False, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
+                 w_rank=None, u_rank=None, zeta_init=1.0, nu_init=-4.0):
+        self._gate = _nonlinearity(gate_nonlinearity, "gate_nonlinearity")
+        self._update = _nonlinearity(update_nonlinearity, "update_nonlinearity")
+        self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
+        self.zeta_init, self.nu_init = float(zeta_init), float(nu_init)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
+                         w_rank, u_rank)
+
+    def _add_params(self, suffix, in_size):
+        self._add_weights(suffix, in_size)
+        if self.bias:
+            self._param("bias_gate", suffix, self.hidden_size)
+            self._param("bias_update", suffix, self.hidden_size)
+        self._param("zeta", suffix, 1, fill=self.zeta_init)
+        self._param("nu", suffix, 1, fill=self.nu_init)
+
+    def _input_proj(self, p, x):
+        return self._apply(p, "weight_ih", x)
+
+    def _step(self, p, gx, state):
+        h = state[0]
+        pre = gx + self._apply(p, "weight_hh", h)
+        z = self._gate(pre + p["bias_gate"] if self.bias else pre)
+        h_tilde = self._update(pre + p["bias_update"] if self.bias else pre)
+        return (z * h + (torch.sigmoid(p["zeta"]) * (1.0 - z) + torch.sigmoid(p["nu"])) * h_tilde,)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        if self.gate_nonlinearity != "sigmoid":
+            s += f", gate_nonlinearity={self.gate_nonlinearity!r}"
+        if self.update_nonlinearity != "tanh":
+            s += f", update_nonlinearity={self.update_nonlinearity!r}"
+        return s
+
+
+class _Gated(_Recurrent):
+    """torch-style gated cells: weight_ih [G*H, I], weight_hh [G*H, H], bias_ih, bias_hh [G*H]."""
+
+    _gates = None
+
+    def _add_params(self, suffix, in_size):
+        GH = self._gates * self.hidden_size
+        self._param("weight_ih", suffix, GH, in_size)
+        self._param("weight_hh", suffix, GH, self.hidden_size)
+        if self.bias:
+            self._param("bias_ih", suffix, GH)
+            self._param("bias_hh", suffix, GH)
+
+    def _input_proj(self, p, x):
+        gx = x @ p["weight_ih"].T
+        return gx + p["bias_ih"] if self.bias else gx
+
+    def _hidden_proj(self, p, h):
+        gh = h @ p["weight_hh"].T
+        return gh + p["bias_hh"] if self.bias else gh
+
+
+class PeepholeLSTM(_Gated):
+    """LSTM with peepholes: nn.LSTM's parameters (gate order i, f, g, o) plus `peephole_i`,
+    `peephole_f`, `peephole_o` [H]: i = sigmoid(... + p_i c), f = sigmoid(... + p_f c),
+    o = sigmoid(... + p_o c') -- the output gate looks at the new cell state."""
+
+    _gates, _n_states = 4, 2
+
+    def _add_params(self, suffix, in_size):
+        super()._add_params(suffix, in_size)
+        for g in "ifo":
+            self._param("peephole_" + g, suffix, self.hidden_size)
+
+    def _step(self, p, gx, state):
+        h, c = state
+        i, f, g, o = (gx + self._hidden_proj(p, h)).chunk(4, -1)
+        i = torch.sigmoid(i + p["peephole_i"] * c)
+        f = torch.sigmoid(f + p["peephole_f"] * c)
+        c = f * c + i * torch.tanh(g)
+        o = torch.sigmoid(o + p["peephole_o"] * c)
+        return o * torch.tanh(c), c
+
+
+class CoupledLSTM(_Gated):
+    """Coupled input-forget gate LSTM (CIFG, ONNX input_forget=1): f = 1 - i. Gate order
+    (i, g, o): weight_ih [3H, I], weight_hh [3H, H], bias_ih, bias_hh [3H]."""
+
+    _gates, _n_states = 3, 2
+
+    def _step(self, p, gx, state):
+        h, c = state
+        i, g, o = (gx + self._hidden_proj(p, h)).chunk(3, -1)
+        i = torch.sigmoid(i)
+        c = (1.0 - i) * c + i * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class ResetBeforeGRU(_Gated):
+    """GRU with the reset gate applied before the recurrent product (Cho et al.; ONNX
+    linear_before_reset=0; Keras reset_after=False): nn.GRU's parameters and gate order
+    (r, z, n), n = tanh(W_in x + b_in + W_hn (r h) + b_hn); h' = (1 - z) n + z h."""
+
+    _gates = 3
+
+    def _step(self, p, gx, state):
+        h, H = state[0], self.hidden_size
+        w_hh = p["weight_hh"]
+        rz = gx[..., :2 * H] + h @ w_hh[:2 * H].T
+        if self.bias:
+            rz = rz + p["bias_hh"][:2 * H]
+        r, z = torch.sigmoid(rz).chunk(2, -1)
+        hn = (r * h) @ w_hh[2 * H:].T
+        if self.bias:
+            hn = hn + p["bias_hh"][2 * H:]
+        n = torch.tanh(gx[..., 2 * H:] + hn)
+        return ((1.0 - z) * n + z * h,)
