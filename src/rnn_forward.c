@@ -94,14 +94,15 @@ static fs_status check_args(const fs_rnn *m, const fs_seq_args *a, const plan *p
         return fs__fail(FS_ERR_INVALID_ARG, "batch_first: expected 0 or 1, got %d", (int)a->batch_first);
     snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I);
     if ((st = check_count("x", a->x, a->x_count, T * B * p->I, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu directions*features)", T, B, DR);
+    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu features = %zu directions x %zu)", T, B, DR,
+             p->D, p->R);
     if ((st = check_count("y", a->y, a->y_count, T * B * DR, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x %zu features)", LD, B, p->R);
+    snprintf(shape, sizeof shape, "(%zu layers x directions x batch %zu x %zu features)", LD, B, p->R);
     if ((st = check_count("h0", a->h0, a->h0_count, LD * B * p->R, shape)) != FS_OK) return st;
     if ((st = check_count("h_n", a->h_n, a->h_n_count, LD * B * p->R, shape)) != FS_OK) return st;
     if (!lstm && (a->c0 || a->c_n))
         return fs__fail(FS_ERR_INVALID_ARG, "c0 / c_n: only an LSTM has a cell state");
-    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x hidden %zu)", LD, B, p->H);
+    snprintf(shape, sizeof shape, "(%zu layers x directions x batch %zu x hidden %zu)", LD, B, p->H);
     if ((st = check_count("c0", a->c0, a->c0_count, LD * B * p->H, shape)) != FS_OK) return st;
     if ((st = check_count("c_n", a->c_n, a->c_n_count, LD * B * p->H, shape)) != FS_OK) return st;
     if (a->lengths) {

@@ -112,40 +112,61 @@ static int take(char *base, size_t *at, size_t n, float **slot) {
     return fs__add(*at, fs__align_up(bytes), at);
 }
 
-/* The whole model is one block: struct, unit table, then every array. `layout`
- * walks it to size it (base NULL) and again to carve it, so they agree. */
+/* One unit's arrays, reserved from *at (64-byte aligned each, so a unit's
+ * size does not depend on where it starts); u receives the addresses when
+ * carving (base non-NULL). */
+static int layout_unit(const fs_rnn *m, size_t in, char *base, size_t *at, fs_rnn_unit *u) {
+    const fs_rnn_config *c = &m->cfg;
+    const size_t H = (size_t)c->hidden_size, hp = m->hp, G = m->gates;
+    const size_t kx = c->w_rank ? (size_t)c->w_rank : in, kh = c->u_rank ? (size_t)c->u_rank : m->r;
+    const int rb = c->cell == FS_CELL_GRU && c->reset_before;
+    size_t n;
+    u->in_size = in;
+    for (int p = 0; p < FS_PARAM_COUNT; p++) {
+        size_t rows, cols;
+        u->raw[p] = NULL;
+        if (param_dims(m, in, (fs_param)p, &rows, &cols) &&
+            (!fs__mul(rows, cols, &n) || !take(base, at, n, &u->raw[p])))
+            return 0;
+    }
+    const struct { size_t a, b; float **slot; } arrays[] = {
+        {G * hp, kx, &u->w_ih_packed},      {m->wrp, in, &u->w_ih_a_packed},
+        {m->gh * hp, kh, &u->w_hh_packed},  {rb ? hp : 0, m->r, &u->w_hn_packed},
+        {m->urp, H, &u->w_hh_a_packed},     {c->proj_size ? m->rp : 0, H, &u->w_hr_packed},
+        {G, hp, &u->bias_x},                {G, hp, &u->bias_h},
+    };
+    for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
+        if (!fs__mul(arrays[k].a, arrays[k].b, &n) || !take(base, at, n, arrays[k].slot)) return 0;
+    for (int v = 0; v < 5; v++)
+        if (!take(base, at, hp, &u->vec[v])) return 0;
+    for (int k = 0; k < 4; k++) u->coef[k] = 0.5f; /* sigmoid(0): raw scalars start at zero */
+    return 1;
+}
+
+/* The whole model is one block: struct, unit table, then every unit's arrays.
+ * Sizing (base NULL) is arithmetic, so absurd configurations fail fast; carving
+ * walks the units. Units of layer 0 read the input, later ones D*R features. */
 static int layout(const fs_rnn_config *c, char *base, size_t *bytes_out) {
     fs_rnn tmp, *m = base ? (fs_rnn *)base : &tmp;
+    fs_rnn_unit scratch;
     shape(c, m);
-    const size_t H = (size_t)c->hidden_size, hp = m->hp, G = m->gates;
-    const size_t n_units = (size_t)c->num_layers * m->dirs;
+    const size_t n_units = (size_t)c->num_layers * m->dirs, inner = m->dirs * m->r;
     size_t at = fs__align_up(sizeof(fs_rnn)), n;
     m->units = base ? (fs_rnn_unit *)(base + at) : NULL;
-    if (!fs__mul(n_units, sizeof(fs_rnn_unit), &n) || !fs__add(at, fs__align_up(n), &at)) return 0;
-    for (size_t i = 0; i < n_units; i++) {
-        fs_rnn_unit scratch, *u = base ? &m->units[i] : &scratch;
-        const size_t in = i < m->dirs ? (size_t)c->input_size : m->dirs * m->r;
-        const size_t kx = c->w_rank ? (size_t)c->w_rank : in, kh = c->u_rank ? (size_t)c->u_rank : m->r;
-        const int rb = c->cell == FS_CELL_GRU && c->reset_before;
-        u->in_size = in;
-        for (int p = 0; p < FS_PARAM_COUNT; p++) {
-            size_t rows, cols, cnt;
-            u->raw[p] = NULL;
-            if (param_dims(m, in, (fs_param)p, &rows, &cols) &&
-                (!fs__mul(rows, cols, &cnt) || !take(base, &at, cnt, &u->raw[p])))
+    if (!fs__mul(n_units, sizeof(fs_rnn_unit), &n) || n > SIZE_MAX - FS_ALIGN ||
+        !fs__add(at, fs__align_up(n), &at))
+        return 0;
+    if (!base) {
+        size_t first = 0, rest = 0, total;
+        if (!layout_unit(m, (size_t)c->input_size, NULL, &first, &scratch) ||
+            !layout_unit(m, inner, NULL, &rest, &scratch) || !fs__mul(first, m->dirs, &first) ||
+            !fs__mul(rest, n_units - m->dirs, &rest) || !fs__add(first, rest, &total) ||
+            !fs__add(at, total, &at))
+            return 0;
+    } else {
+        for (size_t i = 0; i < n_units; i++)
+            if (!layout_unit(m, i < m->dirs ? (size_t)c->input_size : inner, base, &at, &m->units[i]))
                 return 0;
-        }
-        const struct { size_t a, b; float **slot; } arrays[] = {
-            {G * hp, kx, &u->w_ih_packed},      {m->wrp, in, &u->w_ih_a_packed},
-            {m->gh * hp, kh, &u->w_hh_packed},  {rb ? hp : 0, m->r, &u->w_hn_packed},
-            {m->urp, H, &u->w_hh_a_packed},     {c->proj_size ? m->rp : 0, H, &u->w_hr_packed},
-            {G, hp, &u->bias_x},                {G, hp, &u->bias_h},
-        };
-        for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
-            if (!fs__mul(arrays[k].a, arrays[k].b, &n) || !take(base, &at, n, arrays[k].slot)) return 0;
-        for (int v = 0; v < 5; v++)
-            if (!take(base, &at, hp, &u->vec[v])) return 0;
-        for (int k = 0; k < 4; k++) u->coef[k] = 0.5f; /* sigmoid(0): raw scalars start at zero */
     }
     *bytes_out = at;
     return 1;
