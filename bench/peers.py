@@ -1,0 +1,230 @@
+"""The implementations the benchmark runs side by side: fastseq, torch, onnxruntime.
+
+Each `make_<impl>(case, module, x, threads)` returns an `Impl`: `run()` does one timed unit
+(one forward over the sequence, or all T steps of a stream) and `outputs()` returns the
+same computation's results as numpy, {"y": [T, B, H], "h": [B, H], "c": [B, H] (LSTM)},
+for the cross-check. All three start from a zero state and share the torch module's
+weights. A missing or unable implementation raises `Skip(reason)`; nothing is ever faked.
+"""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1, "FastRNN": 1, "FastGRNN": 1}
+EDGEML_CELLS = ("FastRNN", "FastGRNN")   # torch peer: fastseq.torch's reference modules
+
+
+class Skip(Exception):
+    """This implementation cannot run this case here; the message says why."""
+
+
+@dataclass
+class Impl:
+    run: Callable[[], object]
+    outputs: Callable[[], dict]
+    notes: list = field(default_factory=list)
+
+
+def make_module(case, seed=0):
+    """The torch module every implementation takes its weights from (torch default init)."""
+    import torch
+    torch.manual_seed(seed)
+    if case.cell in EDGEML_CELLS:
+        import fastseq.torch as reference
+        return getattr(reference, case.cell)(case.I, case.H).eval()
+    cls = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}.get(case.cell)
+    if cls is None:
+        raise Skip(f"no torch module for cell {case.cell}")
+    return cls(case.I, case.H).eval()
+
+
+# ---------------------------------------------------------------------------- torch
+
+def make_torch(case, module, x, threads):
+    import torch
+    torch.set_num_threads(threads)
+    xt = torch.from_numpy(x)
+    steps = [xt[t:t + 1] for t in range(case.T)]          # [1, B, I] each
+
+    def run():
+        with torch.inference_mode():
+            if not case.stream:
+                return module(xt)
+            state = None
+            for s in steps:
+                _, state = module(s, state)
+            return state
+
+    def outputs():
+        with torch.inference_mode():
+            if case.stream:
+                ys, state = [], None
+                for s in steps:
+                    y, state = module(s, state)
+                    ys.append(y)
+                y = torch.cat(ys)
+            else:
+                y, state = module(xt)
+        return _as_outputs(case, y.numpy(), state)
+
+    return Impl(run, outputs)
+
+
+def _as_outputs(case, y, state):
+    """{"y", "h", "c"} from torch-shaped results (state: h_n or (h_n, c_n), each [1, B, H])."""
+    h, c = state if isinstance(state, tuple) else (state, None)
+    out = {"y": np.asarray(y, np.float32), "h": np.asarray(h, np.float32)[0]}
+    if c is not None:
+        out["c"] = np.asarray(c, np.float32)[0]
+    return out
+
+
+# ---------------------------------------------------------------------------- onnxruntime
+
+# ONNX gate order: LSTM i,o,f,c (torch i,f,g,o); GRU z,r,h (torch r,z,n); RNN the same.
+_ONNX_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
+
+
+def onnx_model(case, module, with_state):
+    """One-layer ONNX LSTM/GRU/RNN holding `module`'s weights; T and B are dynamic.
+    with_state: the graph takes initial_h (and initial_c) as inputs, for streaming."""
+    from onnx import TensorProto, helper, numpy_helper
+    H, I = case.H, case.I
+    sd = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+
+    def reorder(w):
+        return np.concatenate([w[g * H:(g + 1) * H] for g in _ONNX_ORDER[case.cell]])
+
+    W = reorder(sd["weight_ih_l0"])[None]                  # [1, G*H, I]
+    R = reorder(sd["weight_hh_l0"])[None]                  # [1, G*H, H]
+    B = np.concatenate([reorder(sd["bias_ih_l0"]), reorder(sd["bias_hh_l0"])])[None]
+    inits = [numpy_helper.from_array(np.ascontiguousarray(a, np.float32), n)
+             for a, n in ((W, "W"), (R, "R"), (B, "B"))]
+
+    f32 = TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("X", f32, ["T", "N", I])]
+    node_in = ["X", "W", "R", "B"]
+    states = ["initial_h", "initial_c"] if case.cell == "LSTM" else ["initial_h"]
+    if with_state:
+        node_in += [""] + states                           # "" = no sequence_lens
+        inputs += [helper.make_tensor_value_info(s, f32, [1, "N", H]) for s in states]
+    outs = ["Y", "Y_h", "Y_c"] if case.cell == "LSTM" else ["Y", "Y_h"]
+    outputs = [helper.make_tensor_value_info("Y", f32, ["T", 1, "N", H])]
+    outputs += [helper.make_tensor_value_info(o, f32, [1, "N", H]) for o in outs[1:]]
+    attrs = {"hidden_size": H}
+    if case.cell == "GRU":
+        attrs["linear_before_reset"] = 1                   # torch's GRU form
+    node = helper.make_node(case.cell, node_in, outs, **attrs)
+    graph = helper.make_graph([node], f"bench_{case.cell}", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def make_ort(case, module, x, threads):
+    if case.cell in EDGEML_CELLS:
+        raise Skip(f"ONNX has no {case.cell} operator")
+    try:
+        import onnxruntime as ort
+        model = onnx_model(case, module, with_state=case.stream)   # needs the onnx package
+    except ImportError as e:
+        raise Skip(f"onnx/onnxruntime not importable ({e})")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    lstm = case.cell == "LSTM"
+    zero = np.zeros((1, case.B, case.H), np.float32)
+    steps = [np.ascontiguousarray(x[t:t + 1]) for t in range(case.T)]
+    state_names = ["Y_h", "Y_c"] if lstm else ["Y_h"]
+
+    def stream(collect):
+        feeds = {"initial_h": zero, "initial_c": zero} if lstm else {"initial_h": zero}
+        ys = []
+        for s in steps:
+            feeds["X"] = s
+            st = sess.run(state_names, feeds)
+            feeds["initial_h"] = st[0]
+            if lstm:
+                feeds["initial_c"] = st[1]
+            if collect:
+                ys.append(st[0])                           # y_t is h_t
+        return ys, st
+
+    def run():
+        if case.stream:
+            return stream(False)
+        return sess.run(None, {"X": x})
+
+    def outputs():
+        if case.stream:
+            ys, st = stream(True)
+            return _as_outputs(case, np.concatenate(ys), tuple(st) if lstm else st[0])
+        res = sess.run(None, {"X": x})
+        return _as_outputs(case, res[0][:, 0], tuple(res[1:]) if lstm else res[1])
+
+    return Impl(run, outputs)
+
+
+# ---------------------------------------------------------------------------- fastseq
+
+def make_fastseq(case, module, x, threads):
+    try:
+        import fastseq
+    except ImportError as e:
+        raise Skip(f"fastseq not importable ({e})")
+    notes = []
+    if hasattr(fastseq, "set_num_threads"):
+        fastseq.set_num_threads(threads)
+    else:
+        notes.append("no set_num_threads")
+    layer = fastseq.from_torch(module)
+    steps = [np.ascontiguousarray(x[t]) for t in range(case.T)]     # [B, I] each
+
+    if not case.stream:
+        def run():
+            return layer(x)
+
+        def outputs():
+            y, state = layer(x)
+            return _as_outputs(case, y, state)
+        return Impl(run, outputs, notes)
+
+    if hasattr(layer, "stream"):
+        st = layer.stream(batch=case.B)
+
+        def stream(collect):
+            if hasattr(st, "reset"):
+                st.reset()
+            if collect:                                    # step may return a view of
+                return [np.array(st.step(s)) for s in steps]  # state it overwrites next
+            for s in steps:
+                st.step(s)
+
+        def outputs():
+            ys = stream(True)
+            y = np.stack([np.asarray(v, np.float32).reshape(case.B, -1) for v in ys])
+            return {"y": y, "h": y[-1]}                    # state API not assumed
+        return Impl(lambda: stream(False), outputs, notes)
+
+    notes.append("no stream API")                          # layer(x_t[None], hx) per step
+    seq = [np.ascontiguousarray(x[t:t + 1]) for t in range(case.T)]
+
+    def stream_fallback(collect):
+        hx, ys = None, []
+        for s in seq:
+            y, hx = layer(s, hx)
+            if collect:
+                ys.append(y)
+        return ys, hx
+
+    def outputs():
+        ys, hx = stream_fallback(True)
+        return _as_outputs(case, np.concatenate(ys), hx)
+    return Impl(lambda: stream_fallback(False), outputs, notes)
+
+
+MAKERS = {"fastseq": make_fastseq, "torch": make_torch, "onnxruntime": make_ort}
