@@ -53,7 +53,7 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan
     ok = ok && reserve(&cur, p->B, m->hp, &p->z_off);
     ok = ok && reserve(&cur, p->B, m->urp, &p->t_off);
     /* one product tile per thread */
-    ok = ok && reserve(&cur, p->B * (size_t)p->threads, m->gates * FS_NB, &p->tile_off);
+    ok = ok && reserve(&cur, (size_t)p->threads, fs__tile_floats(m, p->B), &p->tile_off);
     ok = ok && fs__mul(cur, sizeof(float), &unused);
     if (!ok)
         return fs__fail(FS_ERR_NOMEM, "workspace size overflows for seq_len %d, batch %d", (int)seq_len,
@@ -165,7 +165,7 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int id = FS_THREAD_ID(), nth = FS_THREAD_COUNT();
-        float *tile = ws + p->tile_off + (size_t)id * B * G * FS_NB;
+        float *tile = ws + p->tile_off + (size_t)id * fs__tile_floats(m, B);
         size_t lo, hi;
         split(rows, nth, id, &lo, &hi);
         if (hi > lo)

@@ -17,6 +17,12 @@ size_t fs__step_phases(const fs_rnn *m, fs_phase phases[3], size_t blocks[3]) {
     return n;
 }
 
+/* A single row runs the product of many blocks in one call (independent FMA
+ * chains across blocks hide their latency), so its tile spans every block. */
+size_t fs__tile_floats(const fs_rnn *m, size_t batch) {
+    return batch == 1 ? m->gates * m->hp : batch * m->gates * FS_NB;
+}
+
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                  const float *in, size_t ld_in, float *xa, float *gx) {
     const size_t G = m->gates, hp = m->hp;
@@ -112,31 +118,32 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
     const fs_rnn *m = s->model;
     const fs_rnn_unit *u = s->unit;
     const size_t B = s->batch, H = (size_t)m->cfg.hidden_size, hp = m->hp, gh = m->gh;
-    const int final = phase == FS_PHASE_PROJ || phase == FS_PHASE_GRU_N ||
-                      (phase == FS_PHASE_CELL && !m->cfg.proj_size && !(m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before));
-    for (size_t jb = lo; jb < hi; jb++) {
-        switch (phase) {
-        case FS_PHASE_LOWRANK:
-            s->k->gemm(B, m->r, s->h_prev, m->rp, u->w_hh_a_packed + jb * m->r * FS_NB, 1, 1, NULL,
-                       s->t_low + jb * FS_NB, m->urp);
-            break;
-        case FS_PHASE_CELL: {
+    if (hi <= lo) return;
+    if (phase == FS_PHASE_LOWRANK) { /* straight into t_low: no epilogue */
+        s->k->gemm(B, m->r, s->h_prev, m->rp, u->w_hh_a_packed + lo * m->r * FS_NB, 1, hi - lo, NULL,
+                   s->t_low + lo * FS_NB, m->urp);
+        return;
+    }
+    const int rb = m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before;
+    const int final = phase != FS_PHASE_CELL || (!m->cfg.proj_size && !rb);
+    const size_t width = (phase == FS_PHASE_CELL ? gh : 1) * FS_NB;
+    const size_t per_call = B == 1 ? hi - lo : 1; /* blocks per product (see fs__tile_floats) */
+    for (size_t jb = lo; jb < hi; jb += per_call) {
+        const size_t nb = hi - jb < per_call ? hi - jb : per_call;
+        void (*rows)(const fs_step *, size_t, size_t, size_t, const float *) = cell_rows;
+        if (phase == FS_PHASE_CELL) {
             const int low = m->cfg.u_rank != 0;
             const size_t kk = low ? (size_t)m->cfg.u_rank : m->r;
-            const float *bias_h = m->cfg.cell == FS_CELL_GRU && !m->cfg.reset_before ? u->bias_h + jb * gh * FS_NB : NULL;
+            const float *bias_h = m->cfg.cell == FS_CELL_GRU && !rb ? u->bias_h + jb * width : NULL;
             s->k->gemm(B, kk, low ? s->t_low : s->h_prev, low ? m->urp : m->rp,
-                       u->w_hh_packed + jb * gh * kk * FS_NB, gh, 1, bias_h, tile, gh * FS_NB);
-            for_runs(s, jb, final, tile, cell_rows);
-            break;
+                       u->w_hh_packed + jb * kk * width, gh, nb, bias_h, tile, nb * width);
+        } else if (phase == FS_PHASE_PROJ) {
+            s->k->gemm(B, H, s->mid, hp, u->w_hr_packed + jb * H * FS_NB, 1, nb, NULL, tile, nb * width);
+            rows = proj_rows;
+        } else {
+            s->k->gemm(B, H, s->mid, hp, u->w_hn_packed + jb * H * FS_NB, 1, nb, NULL, tile, nb * width);
+            rows = gru_n_rows;
         }
-        case FS_PHASE_PROJ:
-            s->k->gemm(B, H, s->mid, hp, u->w_hr_packed + jb * H * FS_NB, 1, 1, NULL, tile, FS_NB);
-            for_runs(s, jb, 1, tile, proj_rows);
-            break;
-        case FS_PHASE_GRU_N:
-            s->k->gemm(B, H, s->mid, hp, u->w_hn_packed + jb * H * FS_NB, 1, 1, NULL, tile, FS_NB);
-            for_runs(s, jb, 1, tile, gru_n_rows);
-            break;
-        }
+        for (size_t i = 0; i < nb; i++) for_runs(s, jb + i, final, tile + i * width, rows);
     }
 }

@@ -36,7 +36,10 @@ typedef struct fs_step {
 /* The phases of a step for this model, with the block count of each; returns how many. */
 size_t fs__step_phases(const fs_rnn *m, fs_phase phases[3], size_t blocks[3]);
 
-/* Blocks [lo, hi) of one phase; tile: [batch][G*8] floats of per-thread scratch. */
+/* Floats of per-thread product scratch a step over `batch` rows needs. */
+size_t fs__tile_floats(const fs_rnn *m, size_t batch);
+
+/* Blocks [lo, hi) of one phase; tile: fs__tile_floats of per-thread scratch. */
 void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile);
 
 /* gx rows [0, rows) = input projection of `in` (rows ld_in apart), biases

@@ -17,7 +17,7 @@ struct fs_rnn_stream {
     float *xa;      /* [batch][wrp] low-rank input intermediate */
     float *mid, *z; /* [batch][hp] step scratch (see fs_step) */
     float *t_low;   /* [batch][urp] */
-    float *tile;    /* [threads][batch][G*8] */
+    float *tile;    /* [threads][fs__tile_floats] */
     int cur;        /* which half of each h pair is current */
     int owned;      /* 1: made by fs_rnn_stream_create */
 };
@@ -34,7 +34,7 @@ static int layout(const fs_rnn *m, size_t batch, char *base, size_t *bytes_out) 
     float **slots[8];
     size_t counts[8][2] = {{2 * L * batch, m->rp}, {L * batch, m->hp}, {batch, m->gates * m->hp},
                            {batch, m->wrp}, {batch, m->hp}, {batch, m->hp}, {batch, m->urp},
-                           {batch * threads, m->gates * FS_NB}};
+                           {threads, fs__tile_floats(m, batch)}};
     if (s) {
         float **p[8] = {&s->h, &s->c, &s->gx, &s->xa, &s->mid, &s->z, &s->t_low, &s->tile};
         memcpy(slots, p, sizeof slots);
@@ -145,7 +145,7 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
             const int id = FS_THREAD_ID(), nth = FS_THREAD_COUNT();
-            float *tile = s->tile + (size_t)id * B * m->gates * FS_NB;
+            float *tile = s->tile + (size_t)id * fs__tile_floats(m, B);
             for (size_t ph = 0; ph < n_phases; ph++) {
                 fs__step_phase(&st, phases[ph], blocks[ph] * (size_t)id / (size_t)nth,
                                blocks[ph] * (size_t)(id + 1) / (size_t)nth, tile);
