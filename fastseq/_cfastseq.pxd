@@ -9,6 +9,10 @@ cdef extern from "fastseq.h" nogil:
         FS_ERR_SHAPE
         FS_ERR_NOMEM
         FS_ERR_UNSUPPORTED
+        FS_ERR_FORMAT
+        FS_ERR_CHECKSUM
+        FS_ERR_VERSION
+        FS_ERR_IO
 
     const char *fs_status_str(fs_status status)
     const char *fs_last_error()
@@ -16,6 +20,7 @@ cdef extern from "fastseq.h" nogil:
     ctypedef enum fs_isa:
         FS_ISA_GENERIC
         FS_ISA_AVX2
+        FS_ISA_AVX512
 
     fs_isa fs_active_isa()
     const char *fs_isa_name(fs_isa isa)
@@ -180,3 +185,32 @@ cdef extern from "fastseq.h" nogil:
     fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, size_t count,
                            int64_t step, float lr, float beta1, float beta2, float eps,
                            float weight_decay)
+
+    fs_status fs_linear_forward(const float *x, size_t rows, size_t in_, const float *weight,
+                                const float *bias, size_t out, float *y)
+    fs_status fs_linear_backward(const float *x, size_t rows, size_t in_, const float *weight,
+                                 size_t out, const float *grad_y, float *grad_x, float *grad_weight,
+                                 float *grad_bias)
+    fs_status fs_mse_loss(const float *pred, const float *target, const float *mask, size_t rows,
+                          size_t cols, float *grad, float *loss_out)
+    fs_status fs_softmax_xent_loss(const float *logits, const int32_t *target, const float *mask,
+                                   size_t rows, size_t classes, float *grad, float *loss_out)
+
+# ---- 5. Model file ----
+from libc.stdint cimport uint32_t, uint64_t
+
+cdef extern from "fastseq.h" nogil:
+    enum:
+        FS_MODEL_FORMAT_VERSION
+
+    ctypedef struct fs_model_desc:
+        uint32_t format_version
+        char kind[32]
+        fs_rnn_config config
+        int32_t batch_first
+        uint32_t tensor_count
+        uint64_t param_count
+
+    fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out)
+    fs_status fs_model_load(const void *data, size_t size, fs_rnn **out)
+    fs_status fs_model_load_file(const char *path, fs_rnn **out)

@@ -24,7 +24,7 @@ _MATRICES = (c.FS_PARAM_WEIGHT_IH, c.FS_PARAM_WEIGHT_HH, c.FS_PARAM_WEIGHT_IH_A,
              c.FS_PARAM_WEIGHT_IH_B, c.FS_PARAM_WEIGHT_HH_A, c.FS_PARAM_WEIGHT_HH_B,
              c.FS_PARAM_WEIGHT_HR)
 
-_ISAS = {"generic": c.FS_ISA_GENERIC, "avx2": c.FS_ISA_AVX2}
+_ISAS = {"generic": c.FS_ISA_GENERIC, "avx2": c.FS_ISA_AVX2, "avx512": c.FS_ISA_AVX512}
 
 
 cdef int check(c.fs_status status) except -1:
@@ -40,12 +40,12 @@ cdef int check(c.fs_status status) except -1:
 
 
 def isa():
-    """Name of the kernel level in use ("avx2", "generic")."""
+    """Name of the kernel level in use ("generic", "avx2", "avx512")."""
     return c.fs_isa_name(c.fs_active_isa()).decode()
 
 
 def set_isa(name):
-    """Force a kernel level for this process: "generic" or "avx2"."""
+    """Force a kernel level for this process: "generic", "avx2" or "avx512"."""
     if name not in _ISAS:
         raise ValueError(f"isa: expected one of {sorted(_ISAS)}, got {name!r}")
     check(c.fs_set_isa(_ISAS[name]))
@@ -461,3 +461,171 @@ def adam_step(params, grads, m, v, long long step, float lr, float beta1, float 
     with nogil:
         st = c.fs_adam_step(p, g, mp, vp, n_p, step, lr, beta1, beta2, eps, weight_decay)
     check(st)
+
+
+# ---- model files (.fsq) and the sizes of caller-memory objects (issue 6) ----------------
+
+cdef unsigned char _empty_b[1]
+
+
+def model_inspect(const unsigned char[::1] data not None):
+    """Validate the bytes of a .fsq file with the C loader (fs_model_inspect) and return
+    its description: format_version, kind, config (fs_rnn_config as a dict), batch_first,
+    tensor_count, param_count. Malformed files raise ValueError with the C detail."""
+    cdef c.fs_model_desc d
+    cdef const unsigned char *p = &data[0] if data.shape[0] > 0 else _empty_b
+    cdef size_t n = data.shape[0]
+    with nogil:
+        st = c.fs_model_inspect(p, n, &d)
+    check(st)
+    config = d.config
+    return {"format_version": d.format_version, "kind": d.kind.decode("ascii"), "config": config,
+            "batch_first": bool(d.batch_first), "tensor_count": d.tensor_count,
+            "param_count": d.param_count}
+
+
+def model_load(const unsigned char[::1] data not None):
+    """A Model created by the C loader (fs_model_load) from the bytes of a .fsq file."""
+    cdef c.fs_rnn *ptr = NULL
+    cdef const unsigned char *p = &data[0] if data.shape[0] > 0 else _empty_b
+    cdef size_t n = data.shape[0]
+    cdef c.fs_rnn_config cfg
+    cdef Model m
+    with nogil:
+        st = c.fs_model_load(p, n, &ptr)
+    check(st)
+    try:
+        c.fs_rnn_get_config(ptr, &cfg)
+        fields = dict(cfg)
+        base = [fields.pop(k) for k in ("cell", "input_size", "hidden_size", "num_layers",
+                                          "bidirectional", "bias")]
+        m = Model(*base, **fields)
+    except BaseException:
+        c.fs_rnn_free(ptr)
+        raise
+    c.fs_rnn_free(m.ptr)
+    m.ptr = ptr
+    return m
+
+
+def model_memory_size(Model model not None):
+    """Bytes fs_rnn_init_static needs for a model of this configuration."""
+    cdef c.fs_rnn_config cfg
+    cdef size_t n = 0
+    check(c.fs_rnn_get_config(model.ptr, &cfg))
+    check(c.fs_rnn_memory_size(&cfg, &n))
+    return n
+
+
+def stream_memory_size(Model model not None, int batch):
+    """Bytes fs_rnn_stream_init_static needs (for the thread count allowed now)."""
+    cdef size_t n = 0
+    check(c.fs_rnn_stream_memory_size(model.ptr, batch, &n))
+    return n
+
+
+def forward_workspace_size(Model model not None, int seq_len, int batch):
+    """Bytes of workspace fs_rnn_forward_ws needs (for the thread count allowed now)."""
+    cdef size_t n = 0
+    check(c.fs_rnn_forward_workspace_size(model.ptr, seq_len, batch, &n))
+    return n
+
+
+# ---- 6. Training: heads and losses (sizes checked here: the C calls take shapes) -------
+
+cdef inline size_t _size(a):
+    return 0 if a is None else cnp.PyArray_SIZE(a)
+
+
+def linear_forward(x, weight, bias, y):
+    """y[n, :] = x[n, :] weight^T + bias. weight [out, in]; x: rows*in floats; y: rows*out."""
+    cdef float *xp
+    cdef float *wp
+    cdef float *bp
+    cdef float *yp
+    cdef size_t nx, nw, nb, ny
+    _fbuf(x, &xp, &nx, False, "x")
+    _fbuf(weight, &wp, &nw, False, "weight")
+    _fbuf(bias, &bp, &nb, False, "bias")
+    _fbuf(y, &yp, &ny, True, "y")
+    if xp == NULL or wp == NULL or yp == NULL or weight.ndim != 2:
+        raise ValueError("linear_forward: x, a 2-D weight and y are required")
+    cdef size_t out = weight.shape[0], in_ = weight.shape[1]
+    if in_ == 0 or nx % in_ or ny != nx // in_ * out or (bp != NULL and nb != out):
+        raise ValueError(f"linear_forward: sizes x {nx}, weight ({out}, {in_}), bias {nb}, y {ny} disagree")
+    with nogil:
+        st = c.fs_linear_forward(xp, nx // in_, in_, wp, bp, out, yp)
+    check(st)
+
+
+def linear_backward(x, weight, grad_y, grad_x, grad_weight, grad_bias):
+    """Backward of linear_forward: grad_x overwritten; grad_weight, grad_bias added to."""
+    cdef float *xp
+    cdef float *wp
+    cdef float *gyp
+    cdef float *gxp
+    cdef float *gwp
+    cdef float *gbp
+    cdef size_t nx, nw, ngy, ngx, ngw, ngb
+    _fbuf(x, &xp, &nx, False, "x")
+    _fbuf(weight, &wp, &nw, False, "weight")
+    _fbuf(grad_y, &gyp, &ngy, False, "grad_y")
+    _fbuf(grad_x, &gxp, &ngx, True, "grad_x")
+    _fbuf(grad_weight, &gwp, &ngw, True, "grad_weight")
+    _fbuf(grad_bias, &gbp, &ngb, True, "grad_bias")
+    if xp == NULL or wp == NULL or gyp == NULL or weight.ndim != 2:
+        raise ValueError("linear_backward: x, a 2-D weight and grad_y are required")
+    cdef size_t out = weight.shape[0], in_ = weight.shape[1]
+    cdef size_t rows = nx // in_ if in_ else 0
+    if (in_ == 0 or nx % in_ or ngy != rows * out or (gxp != NULL and ngx != nx)
+            or (gwp != NULL and ngw != nw) or (gbp != NULL and ngb != out)):
+        raise ValueError(f"linear_backward: sizes x {nx}, weight ({out}, {in_}), grad_y {ngy}, "
+                         f"grad_x {ngx}, grad_weight {ngw}, grad_bias {ngb} disagree")
+    with nogil:
+        st = c.fs_linear_backward(xp, rows, in_, wp, out, gyp, gxp, gwp, gbp)
+    check(st)
+
+
+def mse_loss(pred, target, mask, grad, size_t cols):
+    """Mean squared error over rows of `cols` values; mask: one weight per row or None;
+    grad (pred's size, or None) receives the gradient. Returns the loss."""
+    cdef float *pp
+    cdef float *tp
+    cdef float *mp
+    cdef float *gp
+    cdef size_t n_p, n_t, n_m, n_g
+    cdef float loss = 0
+    _fbuf(pred, &pp, &n_p, False, "pred")
+    _fbuf(target, &tp, &n_t, False, "target")
+    _fbuf(mask, &mp, &n_m, False, "mask")
+    _fbuf(grad, &gp, &n_g, True, "grad")
+    if pp == NULL or tp == NULL or cols == 0 or n_p % cols or n_t != n_p or \
+            (mp != NULL and n_m != n_p // cols) or (gp != NULL and n_g != n_p):
+        raise ValueError(f"mse_loss: sizes pred {n_p}, target {n_t}, mask {n_m}, grad {n_g} "
+                         f"disagree (rows of {cols})")
+    with nogil:
+        st = c.fs_mse_loss(pp, tp, mp, n_p // cols, cols, gp, &loss)
+    check(st)
+    return loss
+
+
+def xent_loss(logits, target, mask, grad, size_t classes):
+    """Softmax cross-entropy over rows of `classes` logits against int32 class indices."""
+    cdef float *lp
+    cdef const int32_t *tp
+    cdef float *mp
+    cdef float *gp
+    cdef size_t n_l, n_t, n_m, n_g
+    cdef float loss = 0
+    _fbuf(logits, &lp, &n_l, False, "logits")
+    _ibuf(target, &tp, &n_t)
+    _fbuf(mask, &mp, &n_m, False, "mask")
+    _fbuf(grad, &gp, &n_g, True, "grad")
+    if lp == NULL or tp == NULL or classes == 0 or n_l % classes or n_t != n_l // classes or \
+            (mp != NULL and n_m != n_t) or (gp != NULL and n_g != n_l):
+        raise ValueError(f"xent_loss: sizes logits {n_l}, target {n_t}, mask {n_m}, grad {n_g} "
+                         f"disagree (rows of {classes})")
+    with nogil:
+        st = c.fs_softmax_xent_loss(lp, tp, mp, n_t, classes, gp, &loss)
+    check(st)
+    return loss

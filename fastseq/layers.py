@@ -183,6 +183,20 @@ class _Recurrent:
 
     _DEFAULTS = {}
 
+    # ---- training (fastseq.train) -------------------------------------------------
+    def backward(self, x, grad_output, hx=None, grad_hn=None, lengths=None):
+        """Gradients of a loss through this layer (a training forward, then BPTT in C).
+        grad_output: d loss / d output (shaped like the output); grad_hn: d loss / d h_n
+        (LSTM: a pair (d h_n, d c_n)); None: zero. Returns a dict keyed like state_dict(),
+        plus "input" (like x) and "hx" (like hx; LSTM: a pair)."""
+        from .train._tape import layer_backward
+        return layer_backward(self, x, grad_output, hx, grad_hn, lengths)
+
+    def to_torch(self):
+        """The equivalent torch module with this layer's weights (imports torch)."""
+        from .train.export import to_torch
+        return to_torch(self)
+
 
 class LSTM(_Recurrent):
     """nn.LSTM's interface: returns output, (h_n, c_n). Variants beyond torch:

@@ -20,6 +20,14 @@ static int cpu_has(fs_isa isa) {
 #else
         return 0;
 #endif
+    case FS_ISA_AVX512:
+#if defined(FS_HAVE_AVX512)
+        __builtin_cpu_init();
+        return cpu_has(FS_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512vl");
+#else
+        return 0;
+#endif
     }
     return 0;
 }
@@ -30,15 +38,21 @@ static void fill(fs_isa isa) {
 #if defined(FS_HAVE_AVX2)
     if (isa >= FS_ISA_AVX2) fs__kernels_init_avx2(&k);
 #endif
+#if defined(FS_HAVE_AVX512)
+    if (isa >= FS_ISA_AVX512) fs__kernels_init_avx512(&k);
+#endif
     table = k;
     active = isa;
 }
 
 static fs_isa best_allowed(void) {
-    fs_isa cap = FS_ISA_AVX2;
+    fs_isa cap = FS_ISA_AVX512;
     const char *env = getenv("FASTSEQ_ISA");
     if (env && strcmp(env, "generic") == 0) cap = FS_ISA_GENERIC;
-    return (cap >= FS_ISA_AVX2 && cpu_has(FS_ISA_AVX2)) ? FS_ISA_AVX2 : FS_ISA_GENERIC;
+    if (env && strcmp(env, "avx2") == 0) cap = FS_ISA_AVX2;
+    for (fs_isa isa = cap; isa > FS_ISA_GENERIC; isa--)
+        if (cpu_has(isa)) return isa;
+    return FS_ISA_GENERIC;
 }
 
 /* Idempotent: racing first calls compute and store the same table. */
@@ -62,15 +76,16 @@ const char *fs_isa_name(fs_isa isa) {
     switch (isa) {
     case FS_ISA_GENERIC: return "generic";
     case FS_ISA_AVX2: return "avx2";
+    case FS_ISA_AVX512: return "avx512";
     }
     return "unknown";
 }
 
 fs_status fs_set_isa(fs_isa isa) {
     fs__clear_error();
-    if (isa != FS_ISA_GENERIC && isa != FS_ISA_AVX2)
-        return fs__fail(FS_ERR_INVALID_ARG, "isa: expected 0 (generic) or 1 (avx2), got %d",
-                        (int)isa);
+    if (isa != FS_ISA_GENERIC && isa != FS_ISA_AVX2 && isa != FS_ISA_AVX512)
+        return fs__fail(FS_ERR_INVALID_ARG,
+                        "isa: expected 0 (generic), 1 (avx2) or 2 (avx512), got %d", (int)isa);
     if (!cpu_has(isa))
         return fs__fail(FS_ERR_UNSUPPORTED, "isa %s: not supported by this CPU or build",
                         fs_isa_name(isa));

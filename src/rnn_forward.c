@@ -1,6 +1,7 @@
-/* Sequence driver: per layer and direction, one input-projection GEMM over all
- * T*B rows, then the time loop of step phases, with packed-sequence masking.
- * No allocation inside the loop; threads meet at one barrier per phase. */
+/* Sequence driver: per layer and direction, the input projection (a GEMM over
+ * a chunk of steps at a time, hoisted out of the recurrence), then the time
+ * loop of step phases, with packed-sequence masking. No allocation inside the
+ * loop; threads meet at one barrier per phase. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,10 +10,13 @@
 #include "rnn_step.h"
 #include "threads.h"
 
+#define FS_PROJ_CHUNK_BYTES (256 * 1024)
+
 typedef struct plan {
     size_t T, B, I, H, R, D, L;
     int batch_first;
     int threads; /* tiles reserved */
+    size_t chunk; /* steps whose input projection is computed together (fits in L2) */
     /* workspace, in floats from its start */
     size_t gx_off, xa_off, buf_off[2], h_off[2], c_off, mid_off, z_off, t_off, tile_off, total_floats;
 } plan;
@@ -41,8 +45,13 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan
     p->threads = fs__max_threads();
     size_t rows, cur = 0, unused = 0;
     int ok = fs__mul(p->T, p->B, &rows);
-    ok = ok && reserve(&cur, rows, m->gates * m->hp, &p->gx_off);
-    ok = ok && reserve(&cur, rows, m->wrp, &p->xa_off);
+    /* The input projection runs a chunk of steps ahead of the recurrence: its
+     * output (read back one block at a time by the cells) stays in L2. */
+    const size_t step_bytes = p->B * m->gates * m->hp * sizeof(float);
+    p->chunk = step_bytes >= FS_PROJ_CHUNK_BYTES ? 1 : FS_PROJ_CHUNK_BYTES / step_bytes;
+    if (p->chunk > p->T) p->chunk = p->T;
+    ok = ok && reserve(&cur, p->chunk * p->B, m->gates * m->hp, &p->gx_off);
+    ok = ok && reserve(&cur, p->chunk * p->B, m->wrp, &p->xa_off);
     /* inner layers ping-pong between two buffers; the last layer writes y */
     for (int i = 0; i < 2; i++)
         ok = ok && reserve(&cur, (p->L > (size_t)i + 1) ? rows : 0, p->D * p->R, &p->buf_off[i]);
@@ -143,12 +152,33 @@ static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
     *hi = n * (size_t)(id + 1) / (size_t)nth;
 }
 
+/* Input projection of steps [t0, t0 + n) into gx, rows laid out like x's
+ * ([n, B] time-major, [B, n] batch-first); this thread's share of the rows. */
+static void project_chunk(const fs_rnn *m, const fs_kernels *k, const plan *p, const fs_rnn_unit *u,
+                          const float *in, size_t t0, size_t n, float *gx, float *xa, int nth, int id) {
+    const size_t G = m->gates, hp = m->hp, in_size = u->in_size, B = p->B;
+    size_t lo, hi;
+    if (!p->batch_first) { /* one contiguous run of n*B rows */
+        split(n * B, nth, id, &lo, &hi);
+        if (hi > lo)
+            fs__project(m, k, u, hi - lo, in + (t0 * B + lo) * in_size, in_size, xa + lo * m->wrp,
+                        gx + lo * G * hp);
+        return;
+    }
+    split(B, nth, id, &lo, &hi); /* one run of n rows per sequence */
+    for (size_t b = lo; b < hi; b++)
+        fs__project(m, k, u, n, in + (b * p->T + t0) * in_size, in_size, xa + b * n * m->wrp,
+                    gx + b * n * G * hp);
+}
+
 /* One layer, one direction: input rows `in` ([T*B][in_size]) to columns
- * [dir*R, dir*R + R) of `out` ([T*B][D*R]). */
+ * [dir*R, dir*R + R) of `out` ([T*B][D*R]). Threads split each chunk's
+ * projection by rows and each step phase by unit blocks, meeting at a barrier
+ * after each. */
 static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t layer, size_t dir,
                      const float *in, float *out, const fs_seq_args *a, float *ws) {
     const fs_rnn_unit *u = &m->units[layer * p->D + dir];
-    const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, DR = p->D * p->R, rows = T * B;
+    const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, DR = p->D * p->R;
     const size_t unit_at = layer * p->D + dir;
     float *gx = ws + p->gx_off, *c = ws + p->c_off;
     float *h[2] = {ws + p->h_off[0], ws + p->h_off[1]};
@@ -166,26 +196,28 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
     {
         const int id = FS_THREAD_ID(), nth = FS_THREAD_COUNT();
         float *tile = ws + p->tile_off + (size_t)id * fs__tile_floats(m, B);
-        size_t lo, hi;
-        split(rows, nth, id, &lo, &hi);
-        if (hi > lo)
-            fs__project(m, k, u, hi - lo, in + lo * u->in_size, u->in_size, ws + p->xa_off + lo * m->wrp,
-                        gx + lo * G * hp);
+        for (size_t s0 = 0; s0 < T; s0 += p->chunk) {
+            const size_t n = T - s0 < p->chunk ? T - s0 : p->chunk;
+            const size_t t0 = dir ? T - s0 - n : s0; /* first time step of the chunk */
+            project_chunk(m, k, p, u, in, t0, n, gx, ws + p->xa_off, nth, id);
 #pragma omp barrier
-        for (size_t s = 0; s < T; s++) {
-            const size_t t = dir ? T - 1 - s : s;
-            const fs_step st = {
-                .model = m, .k = k, .unit = u, .batch = B,
-                .gx = gx + row_of(p, t, 0) * G * hp, .ldgx = batch_step(p) * G * hp,
-                .lengths = a->lengths, .t = t,
-                .h_prev = h[s & 1], .h_new = h[(s & 1) ^ 1], .c = c,
-                .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
-                .y = out + row_of(p, t, 0) * DR + dir * p->R, .ldy = batch_step(p) * DR,
-            };
-            for (size_t ph = 0; ph < n_phases; ph++) {
-                split(blocks[ph], nth, id, &lo, &hi);
-                fs__step_phase(&st, phases[ph], lo, hi, tile);
+            for (size_t s = s0; s < s0 + n; s++) {
+                const size_t t = dir ? T - 1 - s : s, tc = t - t0;
+                const fs_step st = {
+                    .model = m, .k = k, .unit = u, .batch = B,
+                    .gx = gx + (p->batch_first ? tc : tc * B) * G * hp,
+                    .ldgx = (p->batch_first ? n : 1) * G * hp,
+                    .lengths = a->lengths, .t = t,
+                    .h_prev = h[s & 1], .h_new = h[(s & 1) ^ 1], .c = c,
+                    .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
+                    .y = out + row_of(p, t, 0) * DR + dir * p->R, .ldy = batch_step(p) * DR,
+                };
+                for (size_t ph = 0; ph < n_phases; ph++) {
+                    size_t lo, hi;
+                    split(blocks[ph], nth, id, &lo, &hi);
+                    fs__step_phase(&st, phases[ph], lo, hi, tile);
 #pragma omp barrier
+                }
             }
         }
     }

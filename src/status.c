@@ -16,6 +16,10 @@ const char *fs_status_str(fs_status status) {
     case FS_ERR_SHAPE: return "buffer size does not match the shapes";
     case FS_ERR_NOMEM: return "out of memory";
     case FS_ERR_UNSUPPORTED: return "unsupported";
+    case FS_ERR_FORMAT: return "malformed model file";
+    case FS_ERR_CHECKSUM: return "model file checksum mismatch (corrupted)";
+    case FS_ERR_VERSION: return "unsupported model file version";
+    case FS_ERR_IO: return "file input/output error";
     }
     return "unknown status";
 }

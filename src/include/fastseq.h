@@ -70,17 +70,18 @@ const char *fs_last_error(void);
 /** Instruction-set levels, lowest first. */
 typedef enum fs_isa {
     FS_ISA_GENERIC = 0,  /* portable C: the reference every other path is tested against */
-    FS_ISA_AVX2 = 1      /* x86-64 AVX2 + FMA */
+    FS_ISA_AVX2 = 1,     /* x86-64 AVX2 + FMA */
+    FS_ISA_AVX512 = 2    /* x86-64 AVX-512 F + VL (the GEMM; the cell updates stay AVX2) */
 } fs_isa;
 
 /**
  * The kernel level in use. Chosen once, on first use, from CPUID; the
- * environment variable FASTSEQ_ISA=generic|avx2 caps it (a level the CPU lacks
+ * environment variable FASTSEQ_ISA=generic|avx2|avx512 caps it (a level the CPU lacks
  * falls back to the best one it has).
  */
 fs_isa fs_active_isa(void);
 
-/** Name of an ISA level ("generic", "avx2"); "unknown" for other values. */
+/** Name of an ISA level ("generic", "avx2", "avx512"); "unknown" for other values. */
 const char *fs_isa_name(fs_isa isa);
 
 /**
@@ -501,6 +502,31 @@ fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t
 /** torch.optim.Adam step number `step` (1, 2, ...), m and v start at zero. */
 fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, size_t count,
                        int64_t step, float lr, float beta1, float beta2, float eps, float weight_decay);
+
+/* Heads and losses for training loops (row-major float arrays, rows = T*B
+ * positions). Thread-safe; no allocation. */
+
+/** y[n][o] = bias[o] + sum_k x[n][k] weight[o][k] (torch's nn.Linear layout:
+ * weight [out, in]); bias may be NULL. */
+fs_status fs_linear_forward(const float *x, size_t rows, size_t in, const float *weight,
+                            const float *bias, size_t out, float *y);
+
+/** Backward of fs_linear_forward for d loss / d y = grad_y [rows, out]:
+ * grad_x [rows, in] is overwritten; grad_weight [out, in] and grad_bias [out]
+ * are added to. Any output may be NULL (not wanted). */
+fs_status fs_linear_backward(const float *x, size_t rows, size_t in, const float *weight, size_t out,
+                             const float *grad_y, float *grad_x, float *grad_weight, float *grad_bias);
+
+/** Mean squared error over [rows, cols] (torch's MSELoss): mask [rows] (NULL:
+ * all 1) weights rows and the mean is over the weighted elements. grad (may be
+ * NULL) receives d loss / d pred. */
+fs_status fs_mse_loss(const float *pred, const float *target, const float *mask, size_t rows,
+                      size_t cols, float *grad, float *loss_out);
+
+/** Softmax cross-entropy of logits [rows, classes] against class indices
+ * target [rows] (torch's CrossEntropyLoss), rows weighted by mask as above. */
+fs_status fs_softmax_xent_loss(const float *logits, const int32_t *target, const float *mask,
+                               size_t rows, size_t classes, float *grad, float *loss_out);
 
 #ifdef __cplusplus
 }

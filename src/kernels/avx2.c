@@ -10,45 +10,58 @@
 
 #define FS_INLINE static inline __attribute__((always_inline))
 
+/* Summation order, shared by every path so that a row's result never depends
+ * on how many rows a call holds (threads split rows differently): S partial
+ * sums, partial s taking k = s (mod S) in increasing k, partial 0 starting
+ * from the bias and taking the tail, then ((p0 + p1) + p2) + p3. S = 4 for
+ * single-panel blocks, else 2: enough FMA chains in flight for a GEMV. */
+#define PARTIALS(g) ((g) == 1 ? 4 : 2)
+
 /* C tile of M rows x NP panels of one packed block (k rows kstride apart):
- * M*NP accumulators stay in registers for the whole k loop (6 x 2 = 12 of the
- * 16 ymm registers at most). */
-FS_INLINE void tile(const int M, const int NP, size_t k, const float *a, size_t lda, const float *b,
-                    size_t kstride, const float *bias, float *c, size_t ldc) {
-    __m256 acc[6][2];
+ * M*NP*S accumulators (at most 12) stay in registers for the whole k loop. */
+FS_INLINE void tile(const int M, const int NP, const int S, size_t k, const float *a, size_t lda,
+                    const float *b, size_t kstride, const float *bias, float *c, size_t ldc) {
+    __m256 acc[3][2][4];
     for (int p = 0; p < NP; p++) {
         const __m256 init = bias ? _mm256_loadu_ps(bias + p * FS_NB) : _mm256_setzero_ps();
-        for (int r = 0; r < M; r++) acc[r][p] = init;
+        for (int r = 0; r < M; r++)
+            for (int s = 0; s < S; s++) acc[r][p][s] = s == 0 ? init : _mm256_setzero_ps();
     }
-    for (size_t kk = 0; kk < k; kk++) {
-        __m256 w[2];
-        for (int p = 0; p < NP; p++) w[p] = _mm256_loadu_ps(b + kk * kstride + p * FS_NB);
-        for (int r = 0; r < M; r++) {
-            const __m256 av = _mm256_broadcast_ss(a + r * lda + kk);
-            for (int p = 0; p < NP; p++) acc[r][p] = _mm256_fmadd_ps(av, w[p], acc[r][p]);
+    size_t kk = 0;
+    for (; kk + (size_t)S <= k; kk += (size_t)S)
+        for (int s = 0; s < S; s++) {
+            __m256 w[2];
+            for (int p = 0; p < NP; p++) w[p] = _mm256_loadu_ps(b + (kk + s) * kstride + p * FS_NB);
+            for (int r = 0; r < M; r++) {
+                const __m256 av = _mm256_broadcast_ss(a + r * lda + kk + s);
+                for (int p = 0; p < NP; p++) acc[r][p][s] = _mm256_fmadd_ps(av, w[p], acc[r][p][s]);
+            }
         }
-    }
+    for (; kk < k; kk++)
+        for (int p = 0; p < NP; p++) {
+            const __m256 w = _mm256_loadu_ps(b + kk * kstride + p * FS_NB);
+            for (int r = 0; r < M; r++)
+                acc[r][p][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + kk), w, acc[r][p][0]);
+        }
     for (int r = 0; r < M; r++)
-        for (int p = 0; p < NP; p++) _mm256_storeu_ps(c + r * ldc + p * FS_NB, acc[r][p]);
+        for (int p = 0; p < NP; p++) {
+            __m256 sum = acc[r][p][0];
+            for (int s = 1; s < S; s++) sum = _mm256_add_ps(sum, acc[r][p][s]);
+            _mm256_storeu_ps(c + r * ldc + p * FS_NB, sum);
+        }
 }
 
-/* Rows [0, m) against NP panels of one block. */
-FS_INLINE void rows(const int NP, size_t m, size_t k, const float *a, size_t lda, const float *b,
-                    size_t kstride, const float *bias, float *c, size_t ldc) {
+/* Rows [0, m) against NP panels of one block: three rows per tile. */
+FS_INLINE void rows(const int NP, const int S, size_t m, size_t k, const float *a, size_t lda,
+                    const float *b, size_t kstride, const float *bias, float *c, size_t ldc) {
     size_t i = 0;
-    for (; i + 6 <= m; i += 6) tile(6, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
-    switch (m - i) {
-    case 5: tile(5, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
-    case 4: tile(4, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
-    case 3: tile(3, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
-    case 2: tile(2, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
-    case 1: tile(1, NP, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc); break;
-    default: break;
-    }
+    for (; i + 3 <= m; i += 3) tile(3, NP, S, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
+    if (m - i == 2) tile(2, NP, S, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
+    if (m - i == 1) tile(1, NP, S, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
 }
 
-/* GEMV over one block of G panels: S interleaved partial sums per panel break
- * the FMA latency chain (G*S accumulators in flight), added up at the end. */
+/* GEMV over one block of G panels, in the summation order above (G*S
+ * accumulators in flight). */
 FS_INLINE void gemv_block(const int G, const int S, size_t k, const float *a, const float *b,
                           const float *bias, float *c) {
     __m256 acc[4][4];
@@ -82,13 +95,13 @@ static void gemv(size_t k, const float *a, const float *b, size_t g, size_t nblo
         const float *bb = b + jb * k * width, *bj = bias ? bias + jb * width : NULL;
         float *cj = c + jb * width;
         switch (g) {
-        case 1: gemv_block(1, 4, k, a, bb, bj, cj); break;
-        case 3: gemv_block(3, 2, k, a, bb, bj, cj); break;
-        case 4: gemv_block(4, 2, k, a, bb, bj, cj); break;
+        case 1: gemv_block(1, PARTIALS(1), k, a, bb, bj, cj); break;
+        case 3: gemv_block(3, PARTIALS(3), k, a, bb, bj, cj); break;
+        case 4: gemv_block(4, PARTIALS(4), k, a, bb, bj, cj); break;
         default: /* other gate counts: two panels at a time */
             for (size_t p = 0; p < g; p += 2) {
-                if (p + 1 < g) tile(1, 2, k, a, 0, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, cj + p * FS_NB, 0);
-                else tile(1, 1, k, a, 0, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, cj + p * FS_NB, 0);
+                if (p + 1 < g) tile(1, 2, 2, k, a, 0, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, cj + p * FS_NB, 0);
+                else tile(1, 1, 2, k, a, 0, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, cj + p * FS_NB, 0);
             }
         }
     }
@@ -103,8 +116,8 @@ static void fs_f32_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t 
     }
     const size_t width = g * FS_NB;
     /* Row chunks small enough to stay in L1 while every panel pair passes over them. */
-    size_t chunk = k ? (8192 / k) / 6 * 6 : 6;
-    if (chunk < 6) chunk = 6;
+    size_t chunk = k ? (8192 / k) / 3 * 3 : 3;
+    if (chunk < 3) chunk = 3;
     for (size_t i0 = 0; i0 < m; i0 += chunk) {
         const size_t mi = m - i0 < chunk ? m - i0 : chunk;
         const float *ai = a + i0 * lda;
@@ -114,9 +127,11 @@ static void fs_f32_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t 
             const float *bj = bias ? bias + jb * width : NULL;
             size_t p = 0;
             for (; p + 2 <= g; p += 2)
-                rows(2, mi, k, ai, lda, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, ci + p * FS_NB, ldc);
-            if (p < g)
-                rows(1, mi, k, ai, lda, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, ci + p * FS_NB, ldc);
+                rows(2, 2, mi, k, ai, lda, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, ci + p * FS_NB, ldc);
+            if (g == 1)
+                rows(1, PARTIALS(1), mi, k, ai, lda, bb, width, bj, ci, ldc);
+            else if (p < g)
+                rows(1, PARTIALS(3), mi, k, ai, lda, bb + p * FS_NB, width, bj ? bj + p * FS_NB : NULL, ci + p * FS_NB, ldc);
         }
     }
 }

@@ -62,5 +62,8 @@ void fs__kernels_init_generic(fs_kernels *k);
 #if defined(FS_HAVE_AVX2)
 void fs__kernels_init_avx2(fs_kernels *k);
 #endif
+#if defined(FS_HAVE_AVX512)
+void fs__kernels_init_avx512(fs_kernels *k); /* gemm only; on top of avx2 */
+#endif
 
 #endif /* FS_KERNELS_H */

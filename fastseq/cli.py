@@ -1,0 +1,716 @@
+"""The `fastseq` command (also `python -m fastseq`): convert, inspect, run, time and
+export recurrent models stored as .fsq files.
+
+Exit status: 0 success, 1 error (the message says what to do), 2 bad usage.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+PROG = "fastseq"
+
+
+class CLIError(Exception):
+    """An error the user can fix; the message says how. Exit status 1."""
+
+
+class UsageError(CLIError):
+    """The command line itself is wrong. Exit status 2."""
+
+
+def _say(*parts):
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def _fmt_int(n):
+    return f"{n:,}"
+
+
+# ---- loading models ---------------------------------------------------------------------
+
+def _load_model(path):
+    from . import io
+
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such file; give the path of a .fsq model "
+                       f"(make one with `{PROG} convert CHECKPOINT {os.path.splitext(path)[0] or 'model'}.fsq`)")
+    try:
+        model_file = io.read(path)
+        return model_file, io.build(model_file, path)
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _apply_runtime(args):
+    import fastseq
+
+    if getattr(args, "isa", None):
+        try:
+            fastseq.set_isa(args.isa)
+        except (ValueError, RuntimeError) as exc:
+            raise CLIError(f"--isa {args.isa}: {exc} (available: {', '.join(fastseq.available_isas())})") from None
+    threads = getattr(args, "threads", None)
+    if isinstance(threads, int) and threads > 0:
+        try:
+            fastseq.set_num_threads(threads)
+        except (ValueError, RuntimeError) as exc:
+            raise CLIError(f"--threads {threads}: {exc}") from None
+
+
+# ---- convert ----------------------------------------------------------------------------
+
+_TENSOR_KEY = re.compile(r"^(.*?)((?:weight|bias|peephole|alpha|beta|zeta|nu)[a-z_]*_l\d+(?:_reverse)?)$")
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
+
+
+def _find_module(root, wanted):
+    """The one recurrent layer inside a torch module (or the one named `wanted`)."""
+    from .convert import from_torch
+    from .layers import _Recurrent
+
+    def convertible(m):
+        try:
+            return isinstance(from_torch(m), _Recurrent)
+        except (TypeError, ValueError):
+            return False
+
+    named = dict(root.named_modules())
+    if wanted is not None:
+        if wanted not in named:
+            raise CLIError(f"--module {wanted!r}: no such submodule; it has "
+                           f"{', '.join(repr(n) for n in named if n) or 'none'}")
+        return wanted, named[wanted]
+    if convertible(root):
+        return "", root
+    found = [(n, m) for n, m in named.items() if n and convertible(m)]
+    if not found:
+        raise CLIError(f"the checkpoint holds a {type(root).__name__} with no recurrent layer fastseq "
+                       "can convert (nn.LSTM, nn.GRU, nn.RNN, or a fastseq.torch module)")
+    if len(found) > 1:
+        raise CLIError("the checkpoint holds several recurrent layers: "
+                       f"{', '.join(repr(n) for n, _ in found)}; choose one with --module NAME")
+    return found[0]
+
+
+def _to_numpy_dict(d):
+    out = {}
+    for k, v in d.items():
+        if hasattr(v, "detach"):
+            v = v.detach().cpu().numpy()
+        if isinstance(v, np.ndarray):
+            out[str(k)] = v
+    return out
+
+
+def _unwrap(obj):
+    """A torch module, or a dict of arrays, from what a checkpoint file holds."""
+    if hasattr(obj, "named_modules") and hasattr(obj, "state_dict"):
+        return obj
+    if isinstance(obj, dict):
+        arrays = _to_numpy_dict(obj)
+        if arrays:
+            return arrays
+        for key in _WRAPPER_KEYS:
+            if key in obj:
+                return _unwrap(obj[key])
+        raise CLIError(f"the checkpoint is a dict without tensors (keys: {', '.join(map(str, list(obj)[:10]))}); "
+                       "save the module, or its state_dict(), with torch.save")
+    raise CLIError(f"the checkpoint holds a {type(obj).__name__}; expected a torch nn.Module or a state_dict")
+
+
+def _read_checkpoint(path):
+    if path.endswith(".npz"):
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    try:
+        import torch
+    except ImportError:
+        raise CLIError("reading a torch checkpoint needs torch (pip install torch), or save the weights "
+                       "with numpy.savez(path, **state_dict) and convert the .npz") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds
+        raise CLIError(f"{path}: torch.load failed: {exc}") from None
+    return _unwrap(obj)
+
+
+def _select_prefix(arrays, prefix):
+    """Strip `prefix` (or the one found) from tensor keys; the rest is reported."""
+    if prefix is None:
+        prefixes = sorted({m.group(1) for k in arrays if (m := _TENSOR_KEY.match(k))
+                           and re.match(r"(weight_ih|weight_ih_a)_l0$", m.group(2))})
+        if not prefixes:
+            raise CLIError("no recurrent weights in the state_dict (expected keys like "
+                           f"'weight_ih_l0'; found {', '.join(list(arrays)[:8])}); "
+                           "give --prefix if they are named differently")
+        if len(prefixes) > 1:
+            raise CLIError(f"the state_dict holds several recurrent layers (prefixes "
+                           f"{', '.join(repr(p) for p in prefixes)}); choose one with --prefix")
+        prefix = prefixes[0]
+    picked = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)
+              and _TENSOR_KEY.match(k[len(prefix):]) and not _TENSOR_KEY.match(k[len(prefix):]).group(1)}
+    if not picked:
+        raise CLIError(f"--prefix {prefix!r}: no tensors start with it")
+    ignored = sorted(set(arrays) - {prefix + k for k in picked})
+    return prefix, picked, ignored
+
+
+def _infer_config(sd, args):
+    """Layer kind and constructor arguments from the tensors' names and shapes,
+    overridden (and checked) by the command line."""
+    def shape(key):
+        return tuple(sd[key].shape) if key in sd else None
+
+    layers_seen = {int(m.group(1)) for k in sd if (m := re.search(r"_l(\d+)(?:_reverse)?$", k))}
+    cfg = {"num_layers": max(layers_seen) + 1 if layers_seen else 1,
+           "bidirectional": any(k.endswith("_reverse") for k in sd)}
+    kind = args.kind
+    if kind is None:
+        if "alpha_l0" in sd:
+            kind = "FastRNN"
+        elif "zeta_l0" in sd:
+            kind = "FastGRNN"
+    if kind in ("FastRNN", "FastGRNN"):
+        w, wa = shape("weight_ih_l0"), shape("weight_ih_a_l0")
+        u, ub = shape("weight_hh_l0"), shape("weight_hh_b_l0")
+        hidden = u[0] if u else ub[0] if ub else None
+        cfg.update(input_size=(w or wa or (None, None))[1], hidden_size=hidden,
+                   bias=("bias_l0" if kind == "FastRNN" else "bias_update_l0") in sd)
+        if wa:
+            cfg["w_rank"] = wa[0]
+        if ub:
+            cfg["u_rank"] = ub[1]
+    else:
+        w, u, hr = shape("weight_ih_l0"), shape("weight_hh_l0"), shape("weight_hr_l0")
+        if not w or not u:
+            raise CLIError("the state_dict has no weight_ih_l0 / weight_hh_l0; give --kind, "
+                           "--input-size and --hidden-size, or check --prefix")
+        hidden = hr[1] if hr else u[1]
+        gates = w[0] // hidden if hidden else 0
+        if kind is None:
+            kind = {4: "LSTM", 3: "GRU", 1: "RNN"}.get(gates)
+            if kind is None:
+                raise CLIError(f"weight_ih_l0 {w} and weight_hh_l0 {u} fit no LSTM, GRU or RNN; give --kind")
+        cfg.update(input_size=w[1], hidden_size=hidden, bias="bias_ih_l0" in sd)
+        if kind == "LSTM":
+            cfg.update(proj_size=hr[0] if hr else 0, peephole="peephole_i_l0" in sd, coupled=gates == 3)
+    for opt, key in (("input_size", "input_size"), ("hidden_size", "hidden_size"),
+                     ("num_layers", "num_layers"), ("proj_size", "proj_size")):
+        given = getattr(args, opt)
+        if given is not None:
+            if cfg.get(key) is not None and cfg[key] != given:
+                raise CLIError(f"--{opt.replace('_', '-')} {given}, but the weights say {cfg[key]}")
+            cfg[key] = given
+    if args.bidirectional:
+        cfg["bidirectional"] = True
+    if args.no_bias:
+        cfg["bias"] = False
+    cfg["batch_first"] = bool(args.batch_first)
+    if args.nonlinearity:
+        cfg["nonlinearity"] = args.nonlinearity
+    if cfg.get("input_size") is None or cfg.get("hidden_size") is None:
+        raise CLIError("cannot tell input_size and hidden_size from the weights; give --input-size and --hidden-size")
+    return kind, cfg
+
+
+def _check_against_torch(module, layer):
+    """Max |fastseq - torch| on a small random input, or None when it cannot be run."""
+    try:
+        import torch
+
+        rng = np.random.default_rng(0)
+        shape = (2, 7, layer.input_size) if layer.batch_first else (7, 2, layer.input_size)
+        x = rng.standard_normal(shape).astype(np.float32)
+        with torch.no_grad():
+            ref = module(torch.from_numpy(x))[0].numpy()
+        return float(np.max(np.abs(layer(x)[0] - ref)))
+    except Exception:  # a custom forward: no check
+        return None
+
+
+def cmd_convert(args):
+    from . import io, layers
+    from .convert import from_torch
+
+    if not os.path.exists(args.checkpoint):
+        raise CLIError(f"{args.checkpoint}: no such file")
+    source = _read_checkpoint(args.checkpoint)
+    note = ""
+    if isinstance(source, dict):
+        prefix, sd, ignored = _select_prefix(source, args.prefix)
+        kind, cfg = _infer_config(sd, args)
+        cls = getattr(layers, kind)
+        try:
+            layer = cls(**cfg)
+            layer.load_state_dict(sd)
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"{kind}({', '.join(f'{k}={v!r}' for k, v in cfg.items())}): {exc}") from None
+        if ignored:
+            note = (f"; ignored {len(ignored)} other tensors ({', '.join(ignored[:4])}"
+                    f"{', ...' if len(ignored) > 4 else ''})")
+        if prefix:
+            note = f"; tensors under {prefix!r}" + note
+    else:
+        name, module = _find_module(source, args.module)
+        try:
+            layer = from_torch(module)
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"{type(module).__name__}: {exc}") from None
+        if not isinstance(layer, layers._Recurrent):
+            raise CLIError(f"{type(module).__name__} is a single-step cell; a .fsq file holds a sequence "
+                           "layer (nn.LSTM, nn.GRU, nn.RNN, ...)")
+        if name:
+            note = f"; module {name!r}"
+        diff = _check_against_torch(module, layer)
+        if diff is not None:
+            note += f"; max |fastseq - torch| on a random input: {diff:.2e}"
+        if args.batch_first:
+            layer.batch_first = True
+    io.save(layer, args.output)
+    params = sum(int(a.size) for a in layer.state_dict().values())
+    print(f"wrote {args.output}: {layer!r}, {_fmt_int(params)} parameters, "
+          f"{_fmt_int(os.path.getsize(args.output))} bytes{note}")
+    return 0
+
+
+# ---- info -------------------------------------------------------------------------------
+
+def cmd_info(args):
+    import fastseq
+
+    model_file, layer = _load_model(args.model)
+    D = layer.num_directions
+    R = layer.output_features
+    tensors = [(k, list(v.shape), int(v.size)) for k, v in model_file.tensors.items()]
+    params = sum(n for _, _, n in tensors)
+    layout = "[B, T, {}]" if layer.batch_first else "[T, B, {}]"
+    states = {"h_n": [layer.num_layers * D, "B", R]}
+    if layer.mode == "LSTM":
+        states["c_n"] = [layer.num_layers * D, "B", layer.hidden_size]
+    info = {
+        "file": args.model, "bytes": model_file.size, "format_version": model_file.version,
+        "kind": model_file.kind, "layer": repr(layer), "config": layer.config(),
+        "input": layout.format(layer.input_size), "output": layout.format(D * R),
+        "states": states, "tensors": [{"name": k, "shape": s, "count": n} for k, s, n in tensors],
+        "parameters": params, "weight_bytes": 4 * params,
+        "isa": fastseq.isa(), "available_isas": fastseq.available_isas(),
+        "threads": fastseq.get_num_threads(),
+    }
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"{args.model}: fastseq model file, format version {model_file.version}, "
+          f"{_fmt_int(model_file.size)} bytes")
+    print(f"  layer       {layer!r}")
+    print(f"  config      {' '.join(f'{k}={v}' for k, v in info['config'].items())}")
+    print(f"  input       {info['input']}   (unbatched: [T, {layer.input_size}])")
+    print(f"  output      {info['output']}")
+    print(f"  states      {', '.join(f'{k} {v}' for k, v in states.items())}".replace("'", ""))
+    print(f"  parameters  {_fmt_int(params)} in {len(tensors)} tensors ({_fmt_int(4 * params)} bytes float32)")
+    width = max(len(k) for k, _, _ in tensors)
+    for k, s, n in tensors:
+        print(f"    {k:<{width}}  {str(s):<14} {_fmt_int(n):>12}")
+    print(f"  runtime     ISA {info['isa']} (available: {', '.join(info['available_isas'])}), "
+          f"up to {info['threads']} threads")
+    return 0
+
+
+# ---- run --------------------------------------------------------------------------------
+
+def _read_input(path, key, layer):
+    """(x, lengths or None) from a .npy, .npz or .csv file."""
+    if not os.path.exists(path):
+        raise CLIError(f"{path}: no such file")
+    lengths = None
+    try:
+        if path.endswith(".npz"):
+            with np.load(path) as z:
+                names = [n for n in z.files if n != "lengths"]
+                if key is None:
+                    if "x" in z.files:
+                        key = "x"
+                    elif len(names) == 1:
+                        key = names[0]
+                    else:
+                        raise CLIError(f"{path}: holds {', '.join(z.files)}; choose the input with --key")
+                if key not in z.files:
+                    raise CLIError(f"{path}: no array {key!r} (it holds {', '.join(z.files)})")
+                x = z[key]
+                if "lengths" in z.files:
+                    lengths = z["lengths"]
+        elif path.endswith(".csv"):
+            x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float32, comments="#")
+        else:
+            x = np.load(path, allow_pickle=False)
+    except CLIError:
+        raise
+    except (ValueError, OSError) as exc:
+        what = ("one step per line, input_size comma-separated numbers" if path.endswith(".csv")
+                else "a numpy array saved with numpy.save / numpy.savez")
+        raise CLIError(f"{path}: cannot read it ({exc}); expected {what}") from None
+    if x.dtype.kind not in "fiub":
+        raise CLIError(f"{path}: expected a numeric array, got dtype {x.dtype}")
+    return x, lengths
+
+
+class _Progress:
+    """A one-line progress report on stderr (rewritten on a terminal, else every 10%)."""
+
+    def __init__(self, total, unit, enabled):
+        self.total, self.unit, self.enabled = total, unit, enabled
+        self.start, self.last = time.perf_counter(), -1
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done):
+        if not self.enabled:
+            return
+        pct = int(100 * done / self.total)
+        if self.tty or pct // 10 != self.last // 10 or done == self.total:
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed * (self.total - done) / done if done else 0
+            msg = (f"{PROG} run: {pct:3d}% ({done}/{self.total} {self.unit}), {elapsed:.1f} s"
+                   + (f", about {eta:.0f} s left" if done < self.total else ""))
+            if self.tty:
+                sys.stderr.write("\r" + msg + ("\n" if done == self.total else ""))
+                sys.stderr.flush()
+            else:
+                _say(msg)
+            self.last = pct
+
+
+def _run_chunked(layer, x, lengths, progress):
+    """layer(x) in pieces, reporting progress: over time carrying the state
+    (unidirectional, no lengths), else over the batch. Matches one call to float
+    rounding."""
+    unbatched = x.ndim == 2
+    bf = layer.batch_first and not unbatched
+    t_axis, b_axis = (1, 0) if bf else (0, 1)
+    T = x.shape[t_axis]
+    B = 1 if unbatched else x.shape[b_axis]
+    lstm = layer.mode == "LSTM"
+    if not layer.bidirectional and lengths is None and T > 1:
+        n = min(T, 20)
+        bounds = np.linspace(0, T, n + 1).astype(int)
+        prog = _Progress(T, "steps", progress)
+        ys, hx = [], None
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            piece = x[a:b] if unbatched or not bf else x[:, a:b]
+            y, state = layer(piece, hx=hx)
+            ys.append(y)
+            hx = state
+            prog.update(int(b))
+        return np.concatenate(ys, axis=0 if (unbatched or not bf) else 1), hx
+    if B > 1:
+        n = min(B, 20)
+        bounds = np.linspace(0, B, n + 1).astype(int)
+        prog = _Progress(B, "sequences", progress)
+        ys, hs, cs = [], [], []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            piece = x[a:b] if bf else x[:, a:b]
+            y, state = layer(piece, lengths=None if lengths is None else lengths[a:b])
+            ys.append(y)
+            hs.append(state[0] if lstm else state)
+            if lstm:
+                cs.append(state[1])
+            prog.update(int(b))
+        h = np.concatenate(hs, axis=1)
+        return np.concatenate(ys, axis=b_axis), ((h, np.concatenate(cs, axis=1)) if lstm else h)
+    y, state = layer(x, lengths=lengths)
+    _Progress(1, "calls", progress).update(1)
+    return y, state
+
+
+def _run_stream(layer, args):
+    if layer.bidirectional:
+        raise CLIError("--stream: a bidirectional model cannot stream (its reverse direction needs the "
+                       "whole sequence); run it on a file instead")
+    stream = layer.stream(1)
+    I = layer.input_size
+    out = np.empty(layer.output_features, dtype=np.float32)
+    stdout = sys.stdout
+    for lineno, line in enumerate(sys.stdin, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            values = np.array(text.replace(",", " ").split(), dtype=np.float32)
+        except ValueError:
+            raise CLIError(f"stdin line {lineno}: expected {I} numbers separated by commas, got {text[:60]!r}") from None
+        if values.size != I:
+            raise CLIError(f"stdin line {lineno}: expected {I} numbers (input_size), got {values.size}")
+        stream.step(values, out=out)
+        stdout.write(",".join(f"{v:.9g}" for v in out.tolist()) + "\n")
+        stdout.flush()
+    return 0
+
+
+def cmd_run(args):
+    _, layer = _load_model(args.model)
+    _apply_runtime(args)
+    if args.stream:
+        if args.input is not None:
+            raise UsageError("--stream reads frames from stdin; give no INPUT file with it")
+        return _run_stream(layer, args)
+    if args.input is None or args.output is None:
+        raise UsageError(f"run needs INPUT and -o OUTPUT.npy (or --stream); e.g. "
+                       f"`{PROG} run {args.model} x.npy -o y.npy`")
+    x, lengths = _read_input(args.input, args.key, layer)
+    I = layer.input_size
+    if x.ndim not in (2, 3) or x.shape[-1] != I:
+        layout = "[B, T, {0}]" if layer.batch_first else "[T, B, {0}]"
+        raise CLIError(f"{args.input}: expected shape {layout.format(I)} or [T, {I}] (one sequence), "
+                       f"got {x.shape}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    work = 2.0 * x.size / I * sum(int(a.size) for a in layer.state_dict().values())
+    progress = not args.quiet and (args.progress or work > 2e9)
+    t0 = time.perf_counter()
+    try:
+        if progress:
+            y, state = _run_chunked(layer, x, lengths, True)
+        else:
+            y, state = layer(x, lengths=lengths)
+    except ValueError as exc:
+        raise CLIError(f"{args.input}: {exc}") from None
+    elapsed = time.perf_counter() - t0
+    np.save(args.output, y)
+    if args.state:
+        arrays = {"h_n": state[0], "c_n": state[1]} if layer.mode == "LSTM" else {"h_n": state}
+        np.savez(args.state, **arrays)
+    if not args.quiet:
+        _say(f"{PROG} run: {args.input} {tuple(x.shape)} -> {args.output} {tuple(y.shape)} "
+             f"in {elapsed * 1e3:.1f} ms")
+    return 0
+
+
+# ---- bench ------------------------------------------------------------------------------
+
+def _time_it(fn, min_time, repeat):
+    """Median seconds per call over `repeat` rounds of enough calls to fill min_time."""
+    fn()
+    n, t = 1, 0.0
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        t = time.perf_counter() - t0
+        if t >= min_time / repeat or n >= 1 << 20:
+            break
+        n *= 2
+    rounds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        rounds.append((time.perf_counter() - t0) / n)
+    return float(np.median(rounds))
+
+
+def cmd_bench(args):
+    import fastseq
+
+    _, layer = _load_model(args.model)
+    if args.isa:
+        _apply_runtime(argparse.Namespace(isa=args.isa))
+    try:
+        thread_list = [int(t) for t in str(args.threads).split(",")] if args.threads else [fastseq.get_num_threads()]
+    except ValueError:
+        raise UsageError(f"--threads: expected a number or a list like 1,2,4, got {args.threads!r}") from None
+    T, B, I = args.steps, args.batch, layer.input_size
+    if T < 1 or B < 1:
+        raise UsageError("--steps and --batch must be >= 1")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, I) if layer.batch_first else (T, B, I)).astype(np.float32)
+    results = []
+    previous = fastseq.get_num_threads()
+    try:
+        for threads in thread_list:
+            try:
+                fastseq.set_num_threads(threads)
+            except (ValueError, RuntimeError) as exc:
+                raise CLIError(f"--threads {threads}: {exc}") from None
+            seq = _time_it(lambda: layer(x), args.min_time, args.repeat)
+            row = {"case": "sequence", "model": args.model, "layer": repr(layer), "isa": fastseq.isa(),
+                   "threads": threads, "steps": T, "batch": B,
+                   "us_per_sequence_call": seq * 1e6, "us_per_step": seq * 1e6 / T}
+            results.append(row)
+            if not layer.bidirectional:
+                stream = layer.stream(B)
+                frame = np.ascontiguousarray(x[:, 0] if layer.batch_first else x[0])
+                out = np.empty((B, layer.output_features), dtype=np.float32)
+                step = _time_it(lambda: stream.step(frame, out=out), args.min_time, args.repeat)
+                results.append({"case": "stream", "model": args.model, "layer": repr(layer),
+                                "isa": fastseq.isa(), "threads": threads, "steps": 1, "batch": B,
+                                "us_per_step": step * 1e6})
+    finally:
+        fastseq.set_num_threads(previous)
+    if args.json:
+        for row in results:
+            print(json.dumps(row))
+        return 0
+    print(f"{args.model}: {layer!r}, ISA {fastseq.isa()}, batch {B}")
+    print(f"  {'mode':<28} {'threads':>7} {'µs/step':>10} {'µs/call':>12}")
+    for row in results:
+        if row["case"] == "sequence":
+            label, per_call = f"sequence of {T} steps", row["us_per_sequence_call"]
+        else:
+            label, per_call = "stream, one step per call", row["us_per_step"]
+        print(f"  {label:<28} {row['threads']:>7} {row['us_per_step']:>10.2f} {per_call:>12.1f}")
+    return 0
+
+
+# ---- export-c and demo --------------------------------------------------------------------
+
+def cmd_export_c(args):
+    from .export_c import export_c
+
+    model_file, layer = _load_model(args.model)
+    try:
+        written = export_c(layer, args.dir, name=args.name, batch=args.batch, max_steps=args.max_steps,
+                           threads=args.threads, source=args.model)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    for path in written:
+        print(f"wrote {path} ({_fmt_int(os.path.getsize(path))} bytes)")
+    print(f"compile with the fastseq C library (cmake -S <fastseq> -B build && cmake --build build):\n"
+          f"  cc -std=c99 -I<fastseq>/src/include {written[1]} your_main.c build/libfastseq.a -lm -fopenmp")
+    return 0
+
+
+def cmd_demo(args):
+    raise CLIError("`fastseq demo` is not available yet: the bundled demo model (a small character "
+                   "model trained by fastseq itself) has not been added to this build. Meanwhile, "
+                   f"convert a model with `{PROG} convert` and try `{PROG} run MODEL.fsq --stream`")
+
+
+# ---- the parser -----------------------------------------------------------------------------
+
+_EPILOG = f"""\
+examples:
+  {PROG} convert lstm.pt model.fsq             a pickled nn.LSTM / nn.GRU / nn.RNN (or a module holding one)
+  {PROG} convert weights.pt model.fsq --kind LSTM --input-size 13 --hidden-size 64
+                                                a state_dict (sizes are read from the weights when possible)
+  {PROG} info model.fsq                        layers, shapes, parameters, ISA
+  {PROG} run model.fsq x.npy -o y.npy          x: [T, B, input_size] (.npy / .npz / .csv)
+  {PROG} run model.fsq --stream < frames.csv   one comma-separated frame per line in, one output line out
+  {PROG} bench model.fsq --steps 100 --threads 1,2
+  {PROG} export-c model.fsq out/               model.c / model.h: weights as C arrays, no heap, no files
+
+exit status: 0 success, 1 error, 2 bad usage
+"""
+
+
+def build_parser():
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog=PROG, description="fastseq: run recurrent neural networks (LSTM, GRU, "
+                                "RNN, FastRNN, FastGRNN) fast on a CPU, from Python or plain C.",
+                                epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("convert", help="convert a torch checkpoint (or .npz state_dict) to a .fsq model",
+                       description="Convert a PyTorch checkpoint to a .fsq model file. CHECKPOINT is a pickled "
+                       "nn.Module (torch.save(module, path)), a state_dict (torch.save(module.state_dict(), "
+                       "path)), a dict holding one under 'state_dict' / 'model', or a .npz of arrays. "
+                       "Layer sizes are read from the weights; the options below override or complete them.")
+    c.add_argument("checkpoint", help="torch checkpoint (.pt/.pth) or .npz of arrays")
+    c.add_argument("output", help="the .fsq file to write")
+    c.add_argument("--kind", choices=["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN"],
+                   help="layer kind of a state_dict (default: from the weight shapes)")
+    c.add_argument("--input-size", type=int)
+    c.add_argument("--hidden-size", type=int)
+    c.add_argument("--num-layers", type=int)
+    c.add_argument("--proj-size", type=int, help="LSTM projection size")
+    c.add_argument("--bidirectional", action="store_true")
+    c.add_argument("--no-bias", action="store_true", help="the layer has no biases")
+    c.add_argument("--batch-first", action="store_true", help="inputs are [B, T, I] when the model runs")
+    c.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"],
+                   help="RNN / FastRNN activation (a state_dict cannot tell; default tanh)")
+    c.add_argument("--prefix", help="key prefix of the layer's tensors in a state_dict, e.g. 'encoder.rnn.'")
+    c.add_argument("--module", help="name of the recurrent submodule in a pickled module, e.g. 'encoder.rnn'")
+    c.set_defaults(func=cmd_convert)
+
+    i = sub.add_parser("info", help="describe a .fsq model: layers, shapes, parameters, ISA",
+                       description="Describe a .fsq model file: its layer, configuration, input and output "
+                       "shapes, every tensor, the parameter count and the ISA fastseq runs it with.")
+    i.add_argument("model", help=".fsq model file")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.set_defaults(func=cmd_info)
+
+    r = sub.add_parser("run", help="run a model on an input file, or on frames from stdin",
+                       description="Run a .fsq model. INPUT is a .npy, a .npz (array 'x' or --key; an "
+                       "optional 'lengths' array gives per-sequence lengths) or a .csv (one step per line, "
+                       "input_size comma-separated numbers). The output sequence is written with numpy.save. "
+                       "With --stream, frames are read from stdin (one CSV line per step) and each output "
+                       "is printed as one CSV line as soon as it is computed.")
+    r.add_argument("model", help=".fsq model file")
+    r.add_argument("input", nargs="?", help="input .npy / .npz / .csv")
+    r.add_argument("-o", "--output", help="where to write the output (.npy)")
+    r.add_argument("--key", help="array name in a .npz input (default 'x' or its only array)")
+    r.add_argument("--state", help="also write the final states (h_n, and c_n for an LSTM) to this .npz")
+    r.add_argument("--stream", action="store_true", help="read frames from stdin, print outputs per line")
+    r.add_argument("--threads", type=int, help="maximum threads")
+    r.add_argument("--isa", help="force a kernel level (generic, avx2, ...)")
+    r.add_argument("--progress", action="store_true", help="always report progress (default: for long runs)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("bench", help="time a model: µs per step and per sequence",
+                       description="Time one model on random input: a whole sequence per call, and "
+                       "streaming (one step per call, unidirectional models).")
+    b.add_argument("model", help=".fsq model file")
+    b.add_argument("--steps", type=int, default=100, help="sequence length (default 100)")
+    b.add_argument("--batch", type=int, default=1, help="sequences per call (default 1)")
+    b.add_argument("--threads", help="thread count, or a list like 1,2,4 (default: the current maximum)")
+    b.add_argument("--isa", help="force a kernel level (generic, avx2, ...)")
+    b.add_argument("--repeat", type=int, default=5, help="timing rounds; the median is reported (default 5)")
+    b.add_argument("--min-time", type=float, default=0.5, help="seconds to spend per measurement (default 0.5)")
+    b.add_argument("--json", action="store_true", help="print JSON lines")
+    b.set_defaults(func=cmd_bench)
+
+    e = sub.add_parser("export-c", help="write model.c / model.h to run the model with no heap and no files",
+                       description="Write DIR/NAME.c and DIR/NAME.h: the weights as static const float arrays "
+                       "and functions that build the model, a stream and a forward pass in caller-provided "
+                       "buffers whose sizes are macros in NAME.h. Link with the fastseq C library.")
+    e.add_argument("model", help=".fsq model file")
+    e.add_argument("dir", help="output directory (created if missing)")
+    e.add_argument("--name", default="model", help="file and symbol prefix (default 'model')")
+    e.add_argument("--batch", type=int, default=1, help="sequences per call the buffers are sized for (default 1)")
+    e.add_argument("--max-steps", type=int, default=100,
+                   help="longest sequence NAME_forward accepts; sizes its workspace (default 100)")
+    e.add_argument("--threads", type=int, default=1, help="threads the buffers are sized for (default 1)")
+    e.set_defaults(func=cmd_export_c)
+
+    d = sub.add_parser("demo", help="(not available yet) generate text with a bundled model")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        _say(f"{PROG} {args.command}: error: {exc}")
+        return 2 if isinstance(exc, UsageError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None
+        except Exception:
+            pass
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

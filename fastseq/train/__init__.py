@@ -1,0 +1,26 @@
+"""Training on the device: back-propagation through time in C, truncated BPTT, heads,
+losses, optimizers and a `fit` loop.
+
+    from fastseq import train
+    model = train.SequenceModel(fastseq.LSTM(2, 64), train.LastStepLinear(64, 1, seed=0))
+    history = train.fit(model, x, y, loss="mse", optimizer=("adam", {"lr": 1e-2}),
+                        epochs=10, batch_size=64, seed=0)
+    layer.to_torch()          # the trained layer as an nn.Module
+
+Low level: `layer.backward(x, grad_output, hx=None, grad_hn=None, lengths=None)` returns
+gradients keyed like `layer.state_dict()`, plus "input" and "hx".
+"""
+from .export import to_torch
+from .fit import Progress, fit
+from .heads import LastStepLinear, PerStepLinear
+from .losses import CrossEntropyLoss, MSELoss, mask_from_lengths
+from .model import SequenceModel
+from .optim import SGD, Adam, clip_grad_norm, clip_grad_value
+from .tbptt import tbptt
+from .teacher import generate, teacher_forcing_inputs
+from ._tape import Recorder, layer_backward
+
+__all__ = ["SequenceModel", "PerStepLinear", "LastStepLinear", "MSELoss", "CrossEntropyLoss",
+           "mask_from_lengths", "SGD", "Adam", "clip_grad_norm", "clip_grad_value", "tbptt",
+           "fit", "Progress", "teacher_forcing_inputs", "generate", "to_torch", "Recorder",
+           "layer_backward"]

@@ -1,0 +1,72 @@
+"""Optimizers and gradient clipping on flat float32 vectors (the C library's updates, with
+torch.optim's arithmetic). An optimizer works on anything with `params` and `grads` arrays
+(a SequenceModel) and calls its `sync()` after each update."""
+import numpy as np
+
+from .. import _core
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale grads in place to L2 norm <= max_norm (torch.nn.utils.clip_grad_norm_);
+    returns the norm before clipping."""
+    return _core.clip_grad_norm(grads, float(max_norm))
+
+
+def clip_grad_value(grads, clip_value):
+    """Clamp grads in place to [-clip_value, clip_value] (torch.nn.utils.clip_grad_value_)."""
+    _core.clip_grad_value(grads, float(clip_value))
+
+
+class _Optimizer:
+    def __init__(self, model, lr):
+        if not lr >= 0:
+            raise ValueError(f"lr: expected >= 0, got {lr}")
+        self.model, self.lr = model, float(lr)
+
+    def zero_grad(self):
+        self.model.grads.fill(0.0)
+
+    def step(self):
+        self._update(self.model.params, self.model.grads)
+        sync = getattr(self.model, "sync", None)
+        if sync is not None:
+            sync()
+
+
+class SGD(_Optimizer):
+    """torch.optim.SGD (dampening 0, no Nesterov)."""
+
+    def __init__(self, model, lr=0.01, momentum=0.0, weight_decay=0.0):
+        super().__init__(model, lr)
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.velocity = np.zeros_like(model.params) if self.momentum else None
+
+    def _update(self, params, grads):
+        _core.sgd_step(params, grads, self.velocity, self.lr, self.momentum, self.weight_decay)
+
+
+class Adam(_Optimizer):
+    """torch.optim.Adam (no amsgrad)."""
+
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(model, lr)
+        self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
+        self.m = np.zeros_like(model.params)
+        self.v = np.zeros_like(model.params)
+        self.t = 0
+
+    def _update(self, params, grads):
+        self.t += 1
+        _core.adam_step(params, grads, self.m, self.v, self.t, self.lr, self.betas[0], self.betas[1],
+                        self.eps, self.weight_decay)
+
+
+def make_optimizer(spec, model):
+    """An optimizer from an instance, a name ("adam", "sgd") or a (name, kwargs) pair."""
+    if isinstance(spec, _Optimizer):
+        return spec
+    name, kwargs = (spec, {}) if isinstance(spec, str) else spec
+    table = {"adam": Adam, "sgd": SGD}
+    if name not in table:
+        raise ValueError(f"optimizer: expected one of {sorted(table)} or an optimizer, got {name!r}")
+    return table[name](model, **kwargs)

@@ -1,0 +1,776 @@
+/* The .fsq model file (docs/fsq-format.md): validation (fs_model_inspect) and
+ * loading (fs_model_load, fs_model_load_file).
+ *
+ * Safety rule: every length read from the file is checked against the bytes
+ * that remain before anything is read through it, with overflow-checked
+ * arithmetic; fields are read byte by byte (little-endian, any alignment).
+ * A file is validated completely -- every checksum, the configuration, every
+ * tensor's name and shape -- before any model memory is allocated.
+ *
+ * Kinds, configuration keys and tensor names are tables: supporting a new
+ * layer kind means adding rows to KINDS, KEYS and TENSORS below.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- format constants (docs/fsq-format.md) ------------------------------- */
+
+static const unsigned char FSQ_MAGIC[8] = {0x89, 'F', 'S', 'Q', '\r', '\n', 0x1a, '\n'};
+enum {
+    FSQ_HEADER_BYTES = 32,
+    FSQ_SECTION_HEADER_BYTES = 24,
+    FSQ_SEC_CONFIG = 1,
+    FSQ_SEC_TENSOR = 2,
+    FSQ_FLAG_OPTIONAL = 1,
+    FSQ_VAL_INT32 = 1,
+    FSQ_VAL_FLOAT32 = 2,
+    FSQ_VAL_STRING = 3,
+    FSQ_VAL_FLOAT64 = 4,
+    FSQ_VAL_NONE = 5,
+    FSQ_DTYPE_FLOAT32 = 1,
+    FSQ_DATA_ALIGN = 64,
+    /* limits: a reader rejects anything beyond them as malformed */
+    FSQ_MAX_SECTIONS = 4097,
+    FSQ_MAX_TENSORS = 4096,
+    FSQ_MAX_NAME = 128,   /* kind, key and tensor names, bytes */
+    FSQ_MAX_STRING = 256, /* string values, bytes */
+    FSQ_MAX_ENTRIES = 64, /* configuration entries */
+    FSQ_MAX_NDIM = 8
+};
+#define FSQ_MAX_DIM 0x7fffffffu /* each tensor dimension */
+
+/* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32), four bits at a time --- */
+
+static const uint32_t CRC_NIBBLE[16] = {
+    0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
+    0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+    0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ CRC_NIBBLE[crc & 15u];
+        crc = (crc >> 4) ^ CRC_NIBBLE[crc & 15u];
+    }
+    return ~crc;
+}
+
+/* ---- bounded little-endian reads ------------------------------------------ */
+
+typedef struct cursor {
+    const unsigned char *p; /* start of the region */
+    size_t end;             /* bytes in the region */
+    size_t at;              /* next byte to read */
+} cursor;
+
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+static int take(cursor *c, size_t n, const unsigned char **out) {
+    if (n > c->end - c->at) return 0;
+    *out = c->p + c->at;
+    c->at += n;
+    return 1;
+}
+
+static int rd_u32(cursor *c, uint32_t *v) {
+    const unsigned char *p;
+    if (!take(c, 4, &p)) return 0;
+    *v = le32(p);
+    return 1;
+}
+
+static int rd_u64(cursor *c, uint64_t *v) {
+    const unsigned char *p;
+    if (!take(c, 8, &p)) return 0;
+    *v = le64(p);
+    return 1;
+}
+
+/* A length-prefixed string of at most `max` bytes (no terminator in the file). */
+typedef struct fsq_str {
+    const char *s;
+    size_t n;
+} fsq_str;
+
+static int rd_str(cursor *c, size_t max, fsq_str *out) {
+    uint32_t n;
+    const unsigned char *p;
+    if (!rd_u32(c, &n) || n > max || !take(c, n, &p)) return 0;
+    out->s = (const char *)p;
+    out->n = n;
+    return 1;
+}
+
+static int str_is(fsq_str a, const char *b) { return strlen(b) == a.n && memcmp(a.s, b, a.n) == 0; }
+
+/* Names: ASCII letters, digits, '_' and '.' only (so they print safely). */
+static int valid_name(fsq_str a) {
+    if (a.n == 0) return 0;
+    for (size_t i = 0; i < a.n; i++) {
+        const char ch = a.s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- the tables ------------------------------------------------------------ */
+
+/* What the configuration section describes, before it becomes an fs_rnn_config. */
+typedef struct fsq_parsed {
+    fs_rnn_config cfg;
+    int32_t batch_first;
+    int32_t nonlinearity; /* RNN: 0 tanh, 1 relu */
+    int32_t reset_after;  /* GRU: 1 torch's form, 0 reset-before */
+} fsq_parsed;
+
+/* Layer kinds, one bit each: which KEYS and TENSORS rows apply. */
+enum {
+    K_RNN = 1u << 0,
+    K_LSTM = 1u << 1,
+    K_GRU = 1u << 2,
+    K_FASTRNN = 1u << 3,
+    K_FASTGRNN = 1u << 4,
+    K_TORCH = K_RNN | K_LSTM | K_GRU,
+    K_FAST = K_FASTRNN | K_FASTGRNN,
+    K_ALL = K_TORCH | K_FAST
+};
+
+typedef struct fsq_kind {
+    const char *name; /* the Python class name, fastseq.<name> */
+    unsigned mask;
+    fs_cell (*finish)(fsq_parsed *p); /* the cell; sets fields derived from the keys */
+} fsq_kind;
+
+static fs_cell finish_rnn(fsq_parsed *p) { return p->nonlinearity ? FS_CELL_RNN_RELU : FS_CELL_RNN_TANH; }
+static fs_cell finish_lstm(fsq_parsed *p) { (void)p; return FS_CELL_LSTM; }
+static fs_cell finish_gru(fsq_parsed *p) { p->cfg.reset_before = !p->reset_after; return FS_CELL_GRU; }
+static fs_cell finish_fastrnn(fsq_parsed *p) { (void)p; return FS_CELL_FASTRNN; }
+static fs_cell finish_fastgrnn(fsq_parsed *p) { (void)p; return FS_CELL_FASTGRNN; }
+
+static const fsq_kind KINDS[] = {
+    {"RNN", K_RNN, finish_rnn},
+    {"LSTM", K_LSTM, finish_lstm},
+    {"GRU", K_GRU, finish_gru},
+    {"FastRNN", K_FASTRNN, finish_fastrnn},
+    {"FastGRNN", K_FASTGRNN, finish_fastgrnn},
+};
+#define N_KINDS (sizeof KINDS / sizeof KINDS[0])
+
+typedef struct fsq_choice {
+    const char *name;
+    int32_t value;
+} fsq_choice;
+
+static const fsq_choice RNN_ACTS[] = {{"tanh", 0}, {"relu", 1}, {NULL, 0}};
+static const fsq_choice ACTS[] = {{"tanh", FS_ACT_TANH}, {"sigmoid", FS_ACT_SIGMOID}, {"relu", FS_ACT_RELU}, {NULL, 0}};
+
+/* Value kinds a key accepts. */
+typedef enum fsq_vkind {
+    V_INT,    /* int32 in [lo, hi]; also `none` (meaning the default) when nullable */
+    V_CHOICE, /* a string from `choices` */
+    V_FLOAT   /* float32 or float64; not needed to run the model (initialisers): ignored */
+} fsq_vkind;
+
+#define FSQ_IGNORED ((size_t)-1)
+
+typedef struct fsq_key {
+    const char *name;
+    unsigned kinds;            /* K_* mask of the kinds that take it */
+    fsq_vkind vkind;
+    size_t offset;             /* int32_t field of fsq_parsed it sets, or FSQ_IGNORED */
+    int32_t lo, hi;            /* allowed range (V_INT) */
+    int32_t def;               /* value when absent (or none) */
+    int required, nullable;
+    const fsq_choice *choices; /* V_CHOICE */
+} fsq_key;
+
+#define OFF(field) offsetof(fsq_parsed, field)
+static const fsq_key KEYS[] = {
+    {"input_size", K_ALL, V_INT, OFF(cfg.input_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"hidden_size", K_ALL, V_INT, OFF(cfg.hidden_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"num_layers", K_ALL, V_INT, OFF(cfg.num_layers), 1, INT32_MAX, 1, 0, 0, NULL},
+    {"bias", K_ALL, V_INT, OFF(cfg.bias), 0, 1, 1, 0, 0, NULL},
+    {"batch_first", K_ALL, V_INT, OFF(batch_first), 0, 1, 0, 0, 0, NULL},
+    {"bidirectional", K_ALL, V_INT, OFF(cfg.bidirectional), 0, 1, 0, 0, 0, NULL},
+    {"nonlinearity", K_RNN, V_CHOICE, OFF(nonlinearity), 0, 0, 0, 0, 0, RNN_ACTS},
+    {"proj_size", K_LSTM, V_INT, OFF(cfg.proj_size), 0, INT32_MAX, 0, 0, 0, NULL},
+    {"peephole", K_LSTM, V_INT, OFF(cfg.peephole), 0, 1, 0, 0, 0, NULL},
+    {"coupled", K_LSTM, V_INT, OFF(cfg.coupled), 0, 1, 0, 0, 0, NULL},
+    {"reset_after", K_GRU, V_INT, OFF(reset_after), 0, 1, 1, 0, 0, NULL},
+    {"nonlinearity", K_FASTRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
+    {"update_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
+    {"gate_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_SIGMOID, 0, 0, ACTS},
+    {"w_rank", K_FAST, V_INT, OFF(cfg.w_rank), 0, INT32_MAX, 0, 0, 1, NULL},
+    {"u_rank", K_FAST, V_INT, OFF(cfg.u_rank), 0, INT32_MAX, 0, 0, 1, NULL},
+    {"alpha_init", K_FASTRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
+    {"beta_init", K_FASTRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
+    {"zeta_init", K_FASTGRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
+    {"nu_init", K_FASTGRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
+};
+#undef OFF
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* One dimension of a tensor's shape, in terms of the configuration. */
+typedef enum fsq_dim {
+    DIM_NONE = 0, /* no such dimension (a 1-D tensor's second one) */
+    DIM_GATES_H,  /* gates * hidden_size */
+    DIM_HIDDEN,   /* hidden_size */
+    DIM_FEATURES, /* features of h: proj_size if set, else hidden_size */
+    DIM_LAYER_IN, /* the layer's input: input_size, or directions * features */
+    DIM_PROJ,     /* proj_size */
+    DIM_W_RANK,   /* w_rank */
+    DIM_U_RANK,   /* u_rank */
+    DIM_ONE       /* 1 */
+} fsq_dim;
+
+typedef struct fsq_tensor_rule {
+    const char *prefix; /* the name is <prefix>_l<layer>[_reverse] */
+    unsigned kinds;
+    fs_param param;
+    fsq_dim rows, cols; /* shape [rows] if cols == DIM_NONE, else [rows, cols] */
+    int (*present)(const fsq_parsed *p); /* NULL: always */
+} fsq_tensor_rule;
+
+static int has_bias(const fsq_parsed *p) { return p->cfg.bias != 0; }
+static int full_w(const fsq_parsed *p) { return p->cfg.w_rank == 0; }
+static int full_u(const fsq_parsed *p) { return p->cfg.u_rank == 0; }
+static int low_w(const fsq_parsed *p) { return p->cfg.w_rank != 0; }
+static int low_u(const fsq_parsed *p) { return p->cfg.u_rank != 0; }
+static int has_proj(const fsq_parsed *p) { return p->cfg.proj_size != 0; }
+static int has_peephole(const fsq_parsed *p) { return p->cfg.peephole != 0; }
+
+/* In state_dict order (fs_param order): files list tensors this way, readers accept any. */
+static const fsq_tensor_rule TENSORS[] = {
+    {"weight_ih", K_ALL, FS_PARAM_WEIGHT_IH, DIM_GATES_H, DIM_LAYER_IN, full_w},
+    {"weight_hh", K_ALL, FS_PARAM_WEIGHT_HH, DIM_GATES_H, DIM_FEATURES, full_u},
+    {"bias_ih", K_TORCH, FS_PARAM_BIAS_IH, DIM_GATES_H, DIM_NONE, has_bias},
+    {"bias_hh", K_TORCH, FS_PARAM_BIAS_HH, DIM_GATES_H, DIM_NONE, has_bias},
+    {"weight_ih_a", K_FAST, FS_PARAM_WEIGHT_IH_A, DIM_W_RANK, DIM_LAYER_IN, low_w},
+    {"weight_ih_b", K_FAST, FS_PARAM_WEIGHT_IH_B, DIM_HIDDEN, DIM_W_RANK, low_w},
+    {"weight_hh_a", K_FAST, FS_PARAM_WEIGHT_HH_A, DIM_U_RANK, DIM_HIDDEN, low_u},
+    {"weight_hh_b", K_FAST, FS_PARAM_WEIGHT_HH_B, DIM_HIDDEN, DIM_U_RANK, low_u},
+    {"weight_hr", K_LSTM, FS_PARAM_WEIGHT_HR, DIM_PROJ, DIM_HIDDEN, has_proj},
+    {"peephole_i", K_LSTM, FS_PARAM_PEEPHOLE_I, DIM_HIDDEN, DIM_NONE, has_peephole},
+    {"peephole_f", K_LSTM, FS_PARAM_PEEPHOLE_F, DIM_HIDDEN, DIM_NONE, has_peephole},
+    {"peephole_o", K_LSTM, FS_PARAM_PEEPHOLE_O, DIM_HIDDEN, DIM_NONE, has_peephole},
+    {"bias_gate", K_FASTGRNN, FS_PARAM_BIAS_GATE, DIM_HIDDEN, DIM_NONE, has_bias},
+    {"bias_update", K_FASTGRNN, FS_PARAM_BIAS_UPDATE, DIM_HIDDEN, DIM_NONE, has_bias},
+    {"bias", K_FASTRNN, FS_PARAM_BIAS_UPDATE, DIM_HIDDEN, DIM_NONE, has_bias},
+    {"alpha", K_FASTRNN, FS_PARAM_ALPHA, DIM_ONE, DIM_NONE, NULL},
+    {"beta", K_FASTRNN, FS_PARAM_BETA, DIM_ONE, DIM_NONE, NULL},
+    {"zeta", K_FASTGRNN, FS_PARAM_ZETA, DIM_ONE, DIM_NONE, NULL},
+    {"nu", K_FASTGRNN, FS_PARAM_NU, DIM_ONE, DIM_NONE, NULL},
+};
+#define N_TENSOR_RULES (sizeof TENSORS / sizeof TENSORS[0])
+
+/* Tensor slots (layer, direction, rule) are tracked in a bitmap on the stack. */
+#define FSQ_MAX_SLOTS 32768u
+
+static int rule_applies(const fsq_tensor_rule *r, const fsq_kind *k, const fsq_parsed *p) {
+    return (r->kinds & k->mask) && (!r->present || r->present(p));
+}
+
+static uint64_t gates_of(const fs_rnn_config *c) {
+    switch (c->cell) {
+    case FS_CELL_LSTM: return c->coupled ? 3 : 4;
+    case FS_CELL_GRU: return 3;
+    default: return 1;
+    }
+}
+
+static uint64_t dim_value(fsq_dim d, const fsq_parsed *p, int32_t layer) {
+    const fs_rnn_config *c = &p->cfg;
+    const uint64_t H = (uint64_t)c->hidden_size, D = c->bidirectional ? 2 : 1;
+    const uint64_t R = c->proj_size ? (uint64_t)c->proj_size : H;
+    switch (d) {
+    case DIM_NONE: return 0;
+    case DIM_GATES_H: return gates_of(c) * H;
+    case DIM_HIDDEN: return H;
+    case DIM_FEATURES: return R;
+    case DIM_LAYER_IN: return layer == 0 ? (uint64_t)c->input_size : D * R;
+    case DIM_PROJ: return (uint64_t)c->proj_size;
+    case DIM_W_RANK: return (uint64_t)c->w_rank;
+    case DIM_U_RANK: return (uint64_t)c->u_rank;
+    case DIM_ONE: return 1;
+    }
+    return 0;
+}
+
+/* ---- parsing ----------------------------------------------------------------- */
+
+typedef struct fsq_file {
+    const unsigned char *data;
+    size_t size;
+    uint32_t sections;
+} fsq_file;
+
+/* One section, located and checksum-verified. */
+typedef struct fsq_section {
+    uint32_t index, type, flags;
+    size_t at;      /* offset of its header in the file */
+    size_t payload; /* offset of its payload in the file */
+    size_t length;  /* payload bytes */
+} fsq_section;
+
+static const char *section_name(uint32_t type) {
+    return type == FSQ_SEC_CONFIG ? "config" : type == FSQ_SEC_TENSOR ? "tensor" : "unknown";
+}
+
+static fs_status parse_header(const void *data, size_t size, fsq_file *f) {
+    const unsigned char *p = data;
+    if (!data) return fs__fail(FS_ERR_NULL_ARG, "data must not be NULL");
+    if (size < sizeof FSQ_MAGIC)
+        return fs__fail(FS_ERR_FORMAT, "truncated: %zu bytes is too short for a .fsq model file (header is %d bytes)",
+                        size, FSQ_HEADER_BYTES);
+    if (memcmp(p, FSQ_MAGIC, sizeof FSQ_MAGIC) != 0)
+        return fs__fail(FS_ERR_FORMAT, "not a .fsq model file: wrong magic bytes at offset 0 "
+                        "(expected 89 46 53 51 0d 0a 1a 0a, got %02x %02x %02x %02x %02x %02x %02x %02x)",
+                        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+    if (size < FSQ_HEADER_BYTES)
+        return fs__fail(FS_ERR_FORMAT, "truncated: %zu bytes, the header alone is %d bytes", size,
+                        FSQ_HEADER_BYTES);
+    const uint32_t version = le32(p + 8);
+    if (version != FS_MODEL_FORMAT_VERSION)
+        return fs__fail(FS_ERR_VERSION, "format version %u is not supported: this fastseq reads version %d "
+                        "(a newer fastseq may read it)", (unsigned)version, FS_MODEL_FORMAT_VERSION);
+    const uint32_t crc = le32(p + 28), actual = crc32_update(0, p, 28);
+    if (crc != actual)
+        return fs__fail(FS_ERR_CHECKSUM, "header checksum mismatch (stored %08x, computed %08x): the file is corrupted",
+                        (unsigned)crc, (unsigned)actual);
+    const uint32_t sections = le32(p + 12), reserved = le32(p + 24);
+    const uint64_t file_size = le64(p + 16);
+    if (reserved != 0)
+        return fs__fail(FS_ERR_FORMAT, "header: reserved field is %u, expected 0", (unsigned)reserved);
+    if (file_size != (uint64_t)size) {
+        if (file_size > (uint64_t)size)
+            return fs__fail(FS_ERR_FORMAT, "truncated: the header says %llu bytes, got %zu",
+                            (unsigned long long)file_size, size);
+        return fs__fail(FS_ERR_FORMAT, "%zu trailing bytes after the end of the model (the header says %llu bytes, got %zu)",
+                        size - (size_t)file_size, (unsigned long long)file_size, size);
+    }
+    if (sections < 1 || sections > FSQ_MAX_SECTIONS)
+        return fs__fail(FS_ERR_FORMAT, "header: section count %u out of range (expected 1..%d)",
+                        (unsigned)sections, FSQ_MAX_SECTIONS);
+    f->data = p;
+    f->size = size;
+    f->sections = sections;
+    return FS_OK;
+}
+
+/* Locates section `index` at offset `at`, checks its bounds and checksum. */
+static fs_status parse_section(const fsq_file *f, uint32_t index, size_t at, fsq_section *s) {
+    const unsigned char *h = f->data + at;
+    if (f->size - at < FSQ_SECTION_HEADER_BYTES)
+        return fs__fail(FS_ERR_FORMAT, "truncated: section %u of %u at offset %zu needs a %d-byte header, %zu bytes remain",
+                        (unsigned)index, (unsigned)f->sections, at, FSQ_SECTION_HEADER_BYTES, f->size - at);
+    s->index = index;
+    s->type = le32(h);
+    s->flags = le32(h + 4);
+    const uint64_t length = le64(h + 8);
+    const uint32_t reserved = le32(h + 16), crc = le32(h + 20);
+    const size_t room = f->size - at - FSQ_SECTION_HEADER_BYTES;
+    if (length > (uint64_t)room)
+        return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: length %llu runs past the end of the file (%zu bytes remain)",
+                        (unsigned)index, at, (unsigned long long)length, room);
+    s->at = at;
+    s->payload = at + FSQ_SECTION_HEADER_BYTES;
+    s->length = (size_t)length;
+    const uint32_t actual = crc32_update(crc32_update(0, h, 20), f->data + s->payload, s->length);
+    if (crc != actual)
+        return fs__fail(FS_ERR_CHECKSUM, "section %u (%s) at offset %zu: checksum mismatch (stored %08x, computed %08x): the file is corrupted",
+                        (unsigned)index, section_name(s->type), at, (unsigned)crc, (unsigned)actual);
+    if (reserved != 0)
+        return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: reserved field is %u, expected 0",
+                        (unsigned)index, at, (unsigned)reserved);
+    return FS_OK;
+}
+
+static fs_status config_error(const fsq_section *s, const char *what) {
+    return fs__fail(FS_ERR_FORMAT, "config section at offset %zu: %s", s->at, what);
+}
+
+static fs_status parse_config(const fsq_file *f, const fsq_section *s, const fsq_kind **kind_out,
+                              fsq_parsed *out) {
+    cursor c = {f->data + s->payload, s->length, 0};
+    fsq_str kind_name;
+    uint32_t n_entries;
+    char msg[160];
+    if (s->flags != 0) return config_error(s, "flags must be 0");
+    if (!rd_str(&c, FSQ_MAX_NAME, &kind_name) || !valid_name(kind_name))
+        return config_error(s, "the layer kind is missing or malformed");
+    const fsq_kind *kind = NULL;
+    for (size_t i = 0; i < N_KINDS; i++)
+        if (str_is(kind_name, KINDS[i].name)) kind = &KINDS[i];
+    if (!kind)
+        return fs__fail(FS_ERR_UNSUPPORTED, "layer kind '%.*s' is not known to this fastseq (it knows RNN, LSTM, GRU, FastRNN, FastGRNN); "
+                        "the file may come from a newer version", (int)kind_name.n, kind_name.s);
+    if (!rd_u32(&c, &n_entries) || n_entries > FSQ_MAX_ENTRIES) {
+        snprintf(msg, sizeof msg, "entry count missing or above %d", FSQ_MAX_ENTRIES);
+        return config_error(s, msg);
+    }
+    memset(out, 0, sizeof *out);
+    unsigned seen[N_KEYS] = {0};
+    for (size_t i = 0; i < N_KEYS; i++)
+        if ((KEYS[i].kinds & kind->mask) && KEYS[i].offset != FSQ_IGNORED)
+            *(int32_t *)((char *)out + KEYS[i].offset) = KEYS[i].def;
+    for (uint32_t e = 0; e < n_entries; e++) {
+        fsq_str key;
+        uint32_t type, raw = 0;
+        const unsigned char *skip;
+        fsq_str sval = {NULL, 0};
+        if (!rd_str(&c, FSQ_MAX_NAME, &key) || !valid_name(key) || !rd_u32(&c, &type)) {
+            snprintf(msg, sizeof msg, "entry %u: key truncated or malformed", (unsigned)e);
+            return config_error(s, msg);
+        }
+        int ok = 0;
+        if (type == FSQ_VAL_INT32 || type == FSQ_VAL_FLOAT32) ok = rd_u32(&c, &raw);
+        else if (type == FSQ_VAL_FLOAT64) ok = take(&c, 8, &skip);
+        else if (type == FSQ_VAL_STRING) ok = rd_str(&c, FSQ_MAX_STRING, &sval);
+        else if (type == FSQ_VAL_NONE) ok = 1;
+        if (!ok) {
+            snprintf(msg, sizeof msg, "entry '%.*s': value type %u unknown or value truncated", (int)key.n,
+                     key.s, (unsigned)type);
+            return config_error(s, msg);
+        }
+        const fsq_key *rule = NULL;
+        size_t ri = 0;
+        for (size_t i = 0; i < N_KEYS && !rule; i++)
+            if ((KEYS[i].kinds & kind->mask) && str_is(key, KEYS[i].name)) rule = &KEYS[i], ri = i;
+        if (!rule)
+            return fs__fail(FS_ERR_UNSUPPORTED, "config key '%.*s' is not known for a %s in this fastseq; "
+                            "the file may come from a newer version", (int)key.n, key.s, kind->name);
+        if (seen[ri]++) {
+            snprintf(msg, sizeof msg, "key '%s' appears twice", rule->name);
+            return config_error(s, msg);
+        }
+        const int fits = rule->vkind == V_INT ? type == FSQ_VAL_INT32 || (rule->nullable && type == FSQ_VAL_NONE)
+                         : rule->vkind == V_CHOICE ? type == FSQ_VAL_STRING
+                                                   : type == FSQ_VAL_FLOAT32 || type == FSQ_VAL_FLOAT64;
+        if (!fits) {
+            static const char *want[] = {"an int32", "a string", "a float"};
+            snprintf(msg, sizeof msg, "key '%s': expected %s%s, got value type %u", rule->name, want[rule->vkind],
+                     rule->nullable ? " or none" : "", (unsigned)type);
+            return config_error(s, msg);
+        }
+        int32_t v = rule->def;
+        if (type == FSQ_VAL_INT32) {
+            /* two's complement, as written (without an implementation-defined cast) */
+            v = raw <= (uint32_t)INT32_MAX ? (int32_t)raw : -(int32_t)(~raw) - 1;
+            if (v < rule->lo || v > rule->hi) {
+                snprintf(msg, sizeof msg, "key '%s': expected %d..%d, got %d", rule->name, (int)rule->lo,
+                         (int)rule->hi, (int)v);
+                return config_error(s, msg);
+            }
+        } else if (type == FSQ_VAL_STRING) {
+            const fsq_choice *ch = rule->choices;
+            while (ch->name && !str_is(sval, ch->name)) ch++;
+            if (!ch->name) {
+                snprintf(msg, sizeof msg, "key '%s': value '%.*s' is not one this fastseq knows", rule->name,
+                         (int)(sval.n > 32 ? 32 : sval.n), sval.s);
+                return fs__fail(FS_ERR_UNSUPPORTED, "config section at offset %zu: %s", s->at, msg);
+            }
+            v = ch->value;
+        }
+        if (rule->offset != FSQ_IGNORED) *(int32_t *)((char *)out + rule->offset) = v;
+    }
+    if (c.at != c.end) {
+        snprintf(msg, sizeof msg, "%zu unexpected bytes after the last entry", c.end - c.at);
+        return config_error(s, msg);
+    }
+    for (size_t i = 0; i < N_KEYS; i++)
+        if ((KEYS[i].kinds & kind->mask) && KEYS[i].required && !seen[i]) {
+            snprintf(msg, sizeof msg, "required key '%s' is missing", KEYS[i].name);
+            return config_error(s, msg);
+        }
+    out->cfg.cell = kind->finish(out);
+    *kind_out = kind;
+    return FS_OK;
+}
+
+/* A parsed tensor section: which parameter it is and where its data lies. */
+typedef struct fsq_tensor {
+    const fsq_tensor_rule *rule;
+    int32_t layer, direction;
+    uint64_t slot;       /* (layer * D + direction) * N_TENSOR_RULES + rule index */
+    const unsigned char *data;
+    size_t count;        /* floats */
+} fsq_tensor;
+
+/* Splits <prefix>_l<digits>[_reverse]; 1 on success. */
+static int parse_tensor_name(fsq_str name, const fsq_kind *kind, const fsq_parsed *p,
+                             fsq_tensor *t) {
+    for (size_t r = 0; r < N_TENSOR_RULES; r++) {
+        const fsq_tensor_rule *rule = &TENSORS[r];
+        const size_t plen = strlen(rule->prefix);
+        if (!rule_applies(rule, kind, p) || name.n < plen + 3 || memcmp(name.s, rule->prefix, plen) != 0 ||
+            memcmp(name.s + plen, "_l", 2) != 0)
+            continue;
+        size_t i = plen + 2, digits = 0;
+        uint64_t layer = 0;
+        while (i < name.n && name.s[i] >= '0' && name.s[i] <= '9' && digits < 10) {
+            layer = layer * 10 + (uint64_t)(name.s[i] - '0');
+            i++, digits++;
+        }
+        if (digits == 0 || (digits > 1 && name.s[plen + 2] == '0')) continue;
+        int dir = 0;
+        if (i == name.n) dir = 0;
+        else if (name.n - i == 8 && memcmp(name.s + i, "_reverse", 8) == 0) dir = 1;
+        else continue;
+        if (layer >= (uint64_t)p->cfg.num_layers || (dir && !p->cfg.bidirectional)) return 0;
+        t->rule = rule;
+        t->layer = (int32_t)layer;
+        t->direction = dir;
+        t->slot = (layer * (p->cfg.bidirectional ? 2u : 1u) + (uint64_t)dir) * N_TENSOR_RULES + r;
+        return 1;
+    }
+    return 0;
+}
+
+static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq_kind *kind,
+                              const fsq_parsed *p, fsq_tensor *t) {
+    cursor c = {f->data + s->payload, s->length, 0};
+    fsq_str name;
+    uint32_t dtype, ndim;
+    uint64_t dims[FSQ_MAX_NDIM], data_offset;
+    if (s->flags != 0)
+        return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: flags must be 0", s->at);
+    if (!rd_str(&c, FSQ_MAX_NAME, &name) || !valid_name(name))
+        return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: name missing or malformed", s->at);
+    const int nl = (int)name.n;
+    if (!rd_u32(&c, &dtype) || !rd_u32(&c, &ndim))
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: truncated before its shape", nl, name.s, s->at);
+    if (dtype != FSQ_DTYPE_FLOAT32)
+        return fs__fail(FS_ERR_UNSUPPORTED, "tensor '%.*s' at offset %zu: dtype %u is not supported (this fastseq reads 1 = float32)",
+                        nl, name.s, s->at, (unsigned)dtype);
+    if (ndim < 1 || ndim > FSQ_MAX_NDIM)
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: %u dimensions, expected 1..%d", nl, name.s,
+                        s->at, (unsigned)ndim, FSQ_MAX_NDIM);
+    uint64_t count = 1;
+    for (uint32_t d = 0; d < ndim; d++) {
+        if (!rd_u64(&c, &dims[d]))
+            return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: truncated inside its shape", nl, name.s, s->at);
+        if (dims[d] > FSQ_MAX_DIM)
+            return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: dimension %u is %llu, above the limit %u",
+                            nl, name.s, s->at, (unsigned)d, (unsigned long long)dims[d], FSQ_MAX_DIM);
+        /* the elements can never outnumber the section's bytes: stop before overflow */
+        if (dims[d] != 0 && count > (uint64_t)s->length / dims[d])
+            return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: shape product exceeds its section (%zu bytes)",
+                            nl, name.s, s->at, s->length);
+        count *= dims[d];
+    }
+    if (!rd_u64(&c, &data_offset))
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: truncated before its data offset", nl, name.s, s->at);
+    if (data_offset < c.at || data_offset > s->length || count > ((uint64_t)s->length - data_offset) / 4 ||
+        data_offset + count * 4 != (uint64_t)s->length)
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: data offset %llu and %llu floats do not fill its %zu-byte section",
+                        nl, name.s, s->at, (unsigned long long)data_offset, (unsigned long long)count, s->length);
+    if ((s->payload + (size_t)data_offset) % FSQ_DATA_ALIGN != 0)
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': data at file offset %zu is not %d-byte aligned", nl, name.s,
+                        s->payload + (size_t)data_offset, FSQ_DATA_ALIGN);
+    for (size_t i = c.at; i < (size_t)data_offset; i++)
+        if (c.p[i] != 0)
+            return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': padding byte at file offset %zu is not zero", nl, name.s,
+                            s->payload + i);
+    if (!parse_tensor_name(name, kind, p, t))
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' is not a parameter of this %s (num_layers %d, bidirectional %d, bias %d)",
+                        nl, name.s, kind->name, (int)p->cfg.num_layers, (int)p->cfg.bidirectional, (int)p->cfg.bias);
+    const uint64_t rows = dim_value(t->rule->rows, p, t->layer);
+    const uint64_t cols = dim_value(t->rule->cols, p, t->layer);
+    const uint32_t want_ndim = t->rule->cols == DIM_NONE ? 1 : 2;
+    if (ndim != want_ndim || dims[0] != rows || (want_ndim == 2 && dims[1] != cols)) {
+        char got[64];
+        int at = snprintf(got, sizeof got, "[");
+        for (uint32_t d = 0; d < ndim && at < 48; d++)
+            at += snprintf(got + at, sizeof got - (size_t)at, d ? ", %llu" : "%llu", (unsigned long long)dims[d]);
+        snprintf(got + at, sizeof got - (size_t)at, "]");
+        if (want_ndim == 1)
+            return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu], got %s", nl, name.s,
+                            (unsigned long long)rows, got);
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu, %llu], got %s", nl, name.s,
+                        (unsigned long long)rows, (unsigned long long)cols, got);
+    }
+    t->data = c.p + data_offset;
+    t->count = (size_t)count;
+    return FS_OK;
+}
+
+/* Float data is little-endian in the file; on a big-endian host (or an unaligned
+ * buffer) it is copied through `tmp` first. */
+static int host_is_little_endian(void) {
+    const uint32_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+static fs_status set_tensor(fs_rnn *model, const fsq_tensor *t) {
+    const int direct = host_is_little_endian() && (uintptr_t)t->data % sizeof(float) == 0;
+    if (direct)
+        return fs_rnn_set_param(model, t->layer, t->direction, t->rule->param, (const float *)(const void *)t->data,
+                                t->count);
+    float *tmp = fs__alloc(t->count * sizeof(float));
+    if (!tmp) return fs__fail(FS_ERR_NOMEM, "out of memory for a %zu-float tensor", t->count);
+    for (size_t i = 0; i < t->count; i++) {
+        const uint32_t bits = le32(t->data + 4 * i);
+        memcpy(&tmp[i], &bits, 4);
+    }
+    fs_status st = fs_rnn_set_param(model, t->layer, t->direction, t->rule->param, tmp, t->count);
+    fs__free(tmp);
+    return st;
+}
+
+/* Validates the whole file; with `model` (created from this very file's
+ * configuration) also copies every tensor into it. */
+static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn *model) {
+    fsq_file f;
+    memset(&f, 0, sizeof f);
+    fs_status st = parse_header(data, size, &f);
+    if (st != FS_OK) return st;
+    const fsq_kind *kind = NULL;
+    fsq_parsed parsed;
+    memset(&parsed, 0, sizeof parsed);
+    unsigned char seen[FSQ_MAX_SLOTS / 8];
+    uint64_t expected = 0, params = 0;
+    uint32_t tensors = 0;
+    size_t at = FSQ_HEADER_BYTES;
+    for (uint32_t i = 0; i < f.sections; i++) {
+        fsq_section s;
+        memset(&s, 0, sizeof s);
+        if ((st = parse_section(&f, i, at, &s)) != FS_OK) return st;
+        at = s.payload + s.length;
+        if (i == 0 && s.type != FSQ_SEC_CONFIG)
+            return fs__fail(FS_ERR_FORMAT, "section 0 at offset %zu: expected the config section (type 1), got type %u",
+                            s.at, (unsigned)s.type);
+        if (s.type == FSQ_SEC_CONFIG) {
+            if (i != 0) return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: a second config section", (unsigned)i, s.at);
+            if ((st = parse_config(&f, &s, &kind, &parsed)) != FS_OK) return st;
+            const uint64_t units = (uint64_t)parsed.cfg.num_layers * (parsed.cfg.bidirectional ? 2u : 1u);
+            size_t per_unit = 0;
+            for (size_t r = 0; r < N_TENSOR_RULES; r++) per_unit += rule_applies(&TENSORS[r], kind, &parsed);
+            expected = units * per_unit;
+            if (expected > FSQ_MAX_TENSORS || units * N_TENSOR_RULES > FSQ_MAX_SLOTS)
+                return fs__fail(FS_ERR_FORMAT, "config: num_layers %d gives %llu tensors, more than a .fsq file may hold (%d)",
+                                (int)parsed.cfg.num_layers, (unsigned long long)expected, FSQ_MAX_TENSORS);
+            if (expected > (uint64_t)f.sections - 1)
+                return fs__fail(FS_ERR_FORMAT, "the file has %u tensor sections, a %s with num_layers %d, bidirectional %d, bias %d has %llu",
+                                (unsigned)f.sections - 1, kind->name, (int)parsed.cfg.num_layers,
+                                (int)parsed.cfg.bidirectional, (int)parsed.cfg.bias, (unsigned long long)expected);
+            /* the rest as fs_rnn_create would check it (bounded: the layer count is small now) */
+            size_t bytes;
+            if ((st = fs_rnn_memory_size(&parsed.cfg, &bytes)) != FS_OK) {
+                char detail[256];
+                snprintf(detail, sizeof detail, "%s", fs_last_error());
+                return fs__fail(FS_ERR_FORMAT, "config section at offset %zu: invalid configuration: %s", s.at, detail);
+            }
+            memset(seen, 0, sizeof seen);
+        } else if (s.type == FSQ_SEC_TENSOR) {
+            fsq_tensor t;
+            memset(&t, 0, sizeof t);
+            if ((st = parse_tensor(&f, &s, kind, &parsed, &t)) != FS_OK) return st;
+            if (seen[t.slot / 8] & (1u << (t.slot % 8)))
+                return fs__fail(FS_ERR_FORMAT, "tensor section %u at offset %zu: %s_l%d%s appears twice", (unsigned)i,
+                                s.at, t.rule->prefix, (int)t.layer, t.direction ? "_reverse" : "");
+            seen[t.slot / 8] |= (unsigned char)(1u << (t.slot % 8));
+            tensors++;
+            params += t.count;
+            if (model && (st = set_tensor(model, &t)) != FS_OK) return st;
+        } else if (!(s.flags & FSQ_FLAG_OPTIONAL)) {
+            return fs__fail(FS_ERR_UNSUPPORTED, "section %u at offset %zu: type %u is not known to this fastseq and not marked optional; "
+                            "the file may come from a newer version", (unsigned)i, s.at, (unsigned)s.type);
+        }
+    }
+    if (at != f.size)
+        return fs__fail(FS_ERR_FORMAT, "%zu bytes after the last section (offset %zu) are not part of any section",
+                        f.size - at, at);
+    if (tensors != expected) /* optional sections took the place of tensors */
+        return fs__fail(FS_ERR_FORMAT, "the file has %u tensors, a %s with this configuration has %llu", (unsigned)tensors,
+                        kind->name, (unsigned long long)expected);
+    if (desc) {
+        memset(desc, 0, sizeof *desc);
+        desc->format_version = FS_MODEL_FORMAT_VERSION;
+        snprintf(desc->kind, sizeof desc->kind, "%s", kind->name);
+        desc->config = parsed.cfg;
+        desc->batch_first = parsed.batch_first;
+        desc->tensor_count = tensors;
+        desc->param_count = params;
+    }
+    return FS_OK;
+}
+
+/* ---- public API ------------------------------------------------------------ */
+
+fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out) {
+    fs__clear_error();
+    if (!desc_out) return fs__fail(FS_ERR_NULL_ARG, "desc_out must not be NULL");
+    return walk(data, size, desc_out, NULL);
+}
+
+fs_status fs_model_load(const void *data, size_t size, fs_rnn **out) {
+    fs_model_desc desc;
+    fs__clear_error();
+    if (!out) return fs__fail(FS_ERR_NULL_ARG, "out must not be NULL");
+    *out = NULL;
+    fs_status st = walk(data, size, &desc, NULL);
+    if (st != FS_OK) return st;
+    fs_rnn *model = NULL;
+    if ((st = fs_rnn_create(&desc.config, &model)) != FS_OK) return st;
+    if ((st = walk(data, size, NULL, model)) != FS_OK) {
+        fs_rnn_free(model);
+        return st;
+    }
+    *out = model;
+    return FS_OK;
+}
+
+fs_status fs_model_load_file(const char *path, fs_rnn **out) {
+    fs__clear_error();
+    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return fs__fail(FS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    fs_status st = FS_OK;
+    for (;;) {
+        if (len == cap) {
+            const size_t grown = cap ? cap * 2 : (size_t)1 << 16;
+            unsigned char *nb = grown > cap ? realloc(buf, grown) : NULL;
+            if (!nb) {
+                st = fs__fail(FS_ERR_NOMEM, "%s: out of memory reading the file (%zu bytes so far)", path, len);
+                break;
+            }
+            buf = nb;
+            cap = grown;
+        }
+        const size_t got = fread(buf + len, 1, cap - len, fp);
+        len += got;
+        if (got == 0) {
+            if (ferror(fp)) st = fs__fail(FS_ERR_IO, "%s: read error after %zu bytes", path, len);
+            break;
+        }
+    }
+    fclose(fp);
+    if (st == FS_OK) {
+        st = fs_model_load(buf, len, out);
+        if (st != FS_OK && st != FS_ERR_NOMEM) {
+            char detail[400];
+            snprintf(detail, sizeof detail, "%s", fs_last_error());
+            fs__fail(st, "%s: %s", path, detail);
+        }
+    }
+    free(buf);
+    return st;
+}
