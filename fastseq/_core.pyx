@@ -79,20 +79,36 @@ def get_num_threads():
     return c.fs_get_num_threads()
 
 
-cdef inline const float *fptr(const float[::1] a):
+
+# Buffers passed to the C core: numpy arrays of any shape, C-contiguous float32 (lengths:
+# int32), or None; the C core checks every element count. No copies and no memoryview
+# set-up: these calls sit on hot paths.
+
+cdef int _fbuf(object a, float **ptr, size_t *n, bint write, str name) except -1:
     if a is None:
-        return NULL
-    return &a[0] if a.shape[0] > 0 else _empty_f
+        ptr[0], n[0] = NULL, 0
+        return 0
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        raise ValueError(f"{name}: expected a C-contiguous float32 ndarray, got {type(a).__name__}"
+                         + (f" of dtype {a.dtype}" if hasattr(a, "dtype") else ""))
+    if write and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name}: expected a writeable array")
+    n[0] = cnp.PyArray_SIZE(a)
+    ptr[0] = <float *>cnp.PyArray_DATA(a) if n[0] > 0 else _empty_f
+    return 0
 
 
-cdef inline float *wptr(float[::1] a):
+cdef int _ibuf(object a, const int32_t **ptr, size_t *n) except -1:
     if a is None:
-        return NULL
-    return &a[0] if a.shape[0] > 0 else _empty_f
-
-
-cdef inline size_t count(a):
-    return a.shape[0] if a is not None else 0
+        ptr[0], n[0] = NULL, 0
+        return 0
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_INT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        raise ValueError("lengths: expected a C-contiguous int32 ndarray")
+    n[0] = cnp.PyArray_SIZE(a)
+    ptr[0] = <const int32_t *>cnp.PyArray_DATA(a) if n[0] > 0 else _empty_i
+    return 0
 
 
 cdef class Model:
@@ -141,9 +157,14 @@ cdef class Model:
         cdef size_t rows = 0, cols = 0
         return c.fs_rnn_param_shape(self.ptr, layer, direction, <c.fs_param>which, &rows, &cols) == c.FS_OK
 
-    def set_param(self, int layer, int direction, int which, const float[::1] data not None):
-        cdef const float *p = fptr(data)
-        cdef size_t n = data.shape[0]
+    def set_param(self, int layer, int direction, int which, data):
+        """Copy one parameter in (C-contiguous float32, PyTorch layout; count checked in C)."""
+        cdef float *p
+        cdef size_t n
+        cdef c.fs_status st
+        if data is None:
+            raise ValueError("data: expected an array, got None")
+        _fbuf(data, &p, &n, False, "data")
         with nogil:
             st = c.fs_rnn_set_param(self.ptr, layer, direction, <c.fs_param>which, p, n)
         check(st)
@@ -151,28 +172,32 @@ cdef class Model:
     def get_param(self, int layer, int direction, int which):
         shape = self.param_shape(layer, direction, which)
         out = np.empty(shape, dtype=np.float32)
-        cdef float[::1] flat = out.reshape(-1)
-        cdef float *p = wptr(flat)
-        cdef size_t n = flat.shape[0]
+        cdef float *p
+        cdef size_t n
+        cdef c.fs_status st
+        _fbuf(out, &p, &n, True, "out")
         with nogil:
             st = c.fs_rnn_get_param(self.ptr, layer, direction, <c.fs_param>which, p, n)
         check(st)
         return out
 
-    def forward(self, const float[::1] x, int seq_len, int batch, bint batch_first,
-                const int32_t[::1] lengths, const float[::1] h0, const float[::1] c0,
-                float[::1] y, float[::1] h_n, float[::1] c_n):
-        """Flat float32 buffers in and out; the C core checks every count."""
+    def forward(self, x, int seq_len, int batch, bint batch_first, lengths, h0, c0, y, h_n, c_n):
+        """C-contiguous float32 arrays of any shape (lengths: int32) or None; the C core
+        checks every element count."""
         cdef c.fs_seq_args a
+        cdef float *p
+        cdef c.fs_status st
         a.seq_len, a.batch, a.batch_first = seq_len, batch, batch_first
-        a.x, a.x_count = fptr(x), count(x)
-        a.lengths = NULL if lengths is None else (&lengths[0] if lengths.shape[0] > 0 else _empty_i)
-        a.lengths_count = count(lengths)
-        a.h0, a.h0_count = fptr(h0), count(h0)
-        a.c0, a.c0_count = fptr(c0), count(c0)
-        a.y, a.y_count = wptr(y), count(y)
-        a.h_n, a.h_n_count = wptr(h_n), count(h_n)
-        a.c_n, a.c_n_count = wptr(c_n), count(c_n)
+        _fbuf(x, &p, &a.x_count, False, "x")
+        a.x = p
+        _ibuf(lengths, &a.lengths, &a.lengths_count)
+        _fbuf(h0, &p, &a.h0_count, False, "h0")
+        a.h0 = p
+        _fbuf(c0, &p, &a.c0_count, False, "c0")
+        a.c0 = p
+        _fbuf(y, &a.y, &a.y_count, True, "y")
+        _fbuf(h_n, &a.h_n, &a.h_n_count, True, "h_n")
+        _fbuf(c_n, &a.c_n, &a.c_n_count, True, "c_n")
         with nogil:
             st = c.fs_rnn_forward(self.ptr, &a)
         check(st)
@@ -235,9 +260,12 @@ cdef class Stream:
         L, B = self.model.num_layers, self.batch
         h = np.empty((L, B, self.model.features), dtype=np.float32)
         cell = np.empty((L, B, self.model.hidden_size), dtype=np.float32) if self.lstm else None
-        cdef float[::1] hv = h.reshape(-1)
-        cdef float[::1] cv = None if cell is None else cell.reshape(-1)
-        check(c.fs_rnn_stream_get_state(self.ptr, wptr(hv), count(hv), wptr(cv), count(cv)))
+        cdef float *hp
+        cdef float *cp
+        cdef size_t nh, nc
+        _fbuf(h, &hp, &nh, True, "h")
+        _fbuf(cell, &cp, &nc, True, "c")
+        check(c.fs_rnn_stream_get_state(self.ptr, hp, nh, cp, nc))
         return (h, cell) if self.lstm else h
 
     def set_state(self, h, cell=None):
@@ -252,11 +280,13 @@ cdef class Stream:
                                          dtype=np.float32)
                 if v.shape != shape:
                     raise ValueError(f"{name}: expected shape {shape}, got {v.shape}")
-                v = v.reshape(-1)
             arrays.append(v)
-        cdef const float[::1] hv = arrays[0]
-        cdef const float[::1] cv = arrays[1]
-        check(c.fs_rnn_stream_set_state(self.ptr, fptr(hv), count(hv), fptr(cv), count(cv)))
+        cdef float *hp
+        cdef float *cp
+        cdef size_t nh, nc
+        _fbuf(arrays[0], &hp, &nh, False, "h")
+        _fbuf(arrays[1], &cp, &nc, False, "c")
+        check(c.fs_rnn_stream_set_state(self.ptr, hp, nh, cp, nc))
 
     @property
     def state(self):
@@ -274,36 +304,6 @@ cdef class Stream:
 
 
 # ---- 6. Training (backward) ------------------------------------------------------------
-# Buffers here are numpy arrays of any shape, C-contiguous float32 (lengths: int32), or
-# None; the C core checks every element count. No copies, no memoryview set-up: these
-# calls sit on the training hot path.
-
-cdef int _fbuf(object a, float **ptr, size_t *n, bint write, str name) except -1:
-    if a is None:
-        ptr[0], n[0] = NULL, 0
-        return 0
-    if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
-            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-        raise ValueError(f"{name}: expected a C-contiguous float32 ndarray, got {type(a).__name__}"
-                         + (f" of dtype {a.dtype}" if hasattr(a, "dtype") else ""))
-    if write and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name}: expected a writeable array")
-    n[0] = cnp.PyArray_SIZE(a)
-    ptr[0] = <float *>cnp.PyArray_DATA(a) if n[0] > 0 else _empty_f
-    return 0
-
-
-cdef int _ibuf(object a, const int32_t **ptr, size_t *n) except -1:
-    if a is None:
-        ptr[0], n[0] = NULL, 0
-        return 0
-    if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_INT32
-            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-        raise ValueError("lengths: expected a C-contiguous int32 ndarray")
-    n[0] = cnp.PyArray_SIZE(a)
-    ptr[0] = <const int32_t *>cnp.PyArray_DATA(a) if n[0] > 0 else _empty_i
-    return 0
-
 
 def param_count(Model model not None):
     """Floats in the model's flat parameter vector (layer, direction, fs_param order)."""

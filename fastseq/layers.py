@@ -123,7 +123,7 @@ class _Recurrent:
         expected = (rows, features) if unbatched else (rows, batch, features)
         if arr.shape != expected:
             raise ValueError(f"{name}: expected shape {expected}, got {arr.shape}")
-        return arr.reshape(-1)
+        return arr
 
     def _split_hx(self, hx):
         """(h0, c0) from the caller's hx; LSTM overrides."""
@@ -154,8 +154,7 @@ class _Recurrent:
         LD = self.num_layers * self.num_directions
         h_n = np.empty((LD, B, R), dtype=np.float32)
         c_n = np.empty((LD, B, self.hidden_size), dtype=np.float32) if self._cell == _core.CELL_LSTM else None
-        self._model.forward(x.reshape(-1), T, B, batch_first, lens, h0, c0, y.reshape(-1),
-                            h_n.reshape(-1), None if c_n is None else c_n.reshape(-1))
+        self._model.forward(x, T, B, batch_first, lens, h0, c0, y, h_n, c_n)
         if unbatched:
             y, h_n = y[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]

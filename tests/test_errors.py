@@ -289,7 +289,6 @@ def test_core_forward_wrong_buffer_types(core_model):
     cases = {
         "x float64": ("x", np.zeros(T * B * I, np.float64)),
         "x strided": ("x", np.zeros(2 * T * B * I, np.float32)[::2]),
-        "x 2-D": ("x", np.zeros((T * B, I), np.float32)),
         "lengths int64": ("lengths", np.array([T, 1], np.int64)),
         "y read-only": ("y", np.frombuffer(bytes(4 * T * B * 2 * H), np.float32)),
     }
