@@ -5,13 +5,21 @@ Each `make_<impl>(case, module, x, threads)` returns an `Impl`: `run()` does one
 same computation's results as numpy, {"y": [T, B, H], "h": [B, H], "c": [B, H] (LSTM)},
 for the cross-check. All three start from a zero state and share the torch module's
 weights. A missing or unable implementation raises `Skip(reason)`; nothing is ever faked.
+
+A `train` case times one training step (forward, backward, optimizer step) of the layer
+with a per-step linear head, MSE loss against `train_target(case)` and Adam(lr=TRAIN_LR);
+`outputs()` takes one step from the initial weights on a fresh copy and returns the loss,
+every gradient ("grad.<name>") and every updated parameter ("param.<name>").
 """
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1, "FastRNN": 1, "FastGRNN": 1}
+TRAIN_OUT = 1        # train cases: features of the per-step linear head (regression target)
+TRAIN_LR = 1e-3
 EDGEML_CELLS = ("FastRNN", "FastGRNN")   # torch peer: fastseq.torch's reference modules
 
 
@@ -36,7 +44,16 @@ def make_module(case, seed=0):
     cls = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}.get(case.cell)
     if cls is None:
         raise Skip(f"no torch module for cell {case.cell}")
+    if case.train:           # the layer plus a per-step linear head, both torch default init
+        rnn = cls(case.I, case.H)
+        return torch.nn.ModuleDict({"rnn": rnn, "head": torch.nn.Linear(case.H, TRAIN_OUT)})
     return cls(case.I, case.H).eval()
+
+
+def train_target(case):
+    """Per-step regression target [T, B, TRAIN_OUT] of a train case (same for every impl)."""
+    return np.random.default_rng(2).standard_normal((case.T, case.B, TRAIN_OUT),
+                                                    dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------- torch
@@ -45,6 +62,8 @@ def make_torch(case, module, x, threads):
     import torch
     torch.set_num_threads(threads)
     xt = torch.from_numpy(x)
+    if case.train:
+        return _torch_train(module, xt, torch.from_numpy(train_target(case)))
     steps = [xt[t:t + 1] for t in range(case.T)]          # [1, B, I] each
 
     def run():
@@ -67,6 +86,35 @@ def make_torch(case, module, x, threads):
             else:
                 y, state = module(xt)
         return _as_outputs(case, y.numpy(), state)
+
+    return Impl(run, outputs)
+
+
+def _torch_train(module, xt, target):
+    import torch
+
+    def trainer():                       # a fresh copy of the initial weights
+        m = copy.deepcopy(module).train()
+        opt = torch.optim.Adam(m.parameters(), lr=TRAIN_LR)
+
+        def step():
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(m["head"](m["rnn"](xt)[0]), target)
+            loss.backward()
+            opt.step()
+            return loss
+        return m, step
+
+    _, run = trainer()
+
+    def outputs():
+        m, step = trainer()
+        out = {"loss": np.float32(step().item())}
+        for name, p in m.named_parameters():
+            name = name.replace("rnn.", "", 1)               # fastseq's state_dict names
+            out["grad." + name] = p.grad.numpy().copy()
+            out["param." + name] = p.detach().numpy().copy()
+        return out
 
     return Impl(run, outputs)
 
@@ -123,6 +171,8 @@ def onnx_model(case, module, with_state):
 
 
 def make_ort(case, module, x, threads):
+    if case.train:
+        raise Skip("no training (inference runtime)")
     if case.cell in EDGEML_CELLS:
         raise Skip(f"ONNX has no {case.cell} operator")
     try:
@@ -181,6 +231,8 @@ def make_fastseq(case, module, x, threads):
         fastseq.set_num_threads(threads)
     else:
         notes.append("no set_num_threads")
+    if case.train:
+        return Impl(*_fastseq_train(case, module, x), notes)
     layer = fastseq.from_torch(module)
     steps = [np.ascontiguousarray(x[t]) for t in range(case.T)]     # [B, I] each
 
@@ -225,6 +277,47 @@ def make_fastseq(case, module, x, threads):
         ys, hx = stream_fallback(True)
         return _as_outputs(case, np.concatenate(ys), hx)
     return Impl(lambda: stream_fallback(False), outputs, notes)
+
+
+def _fastseq_train(case, module, x):
+    """One step as fastseq.train.fit takes it (zero_grad, forward, loss, backward, step)."""
+    import fastseq
+    from fastseq import train
+    target = train_target(case)
+    head_sd = {k: v.detach().numpy() for k, v in module["head"].state_dict().items()}
+
+    def trainer():                       # a fresh copy of the initial weights
+        head = train.PerStepLinear(case.H, TRAIN_OUT)
+        head.load_state_dict(head_sd)
+        model = train.SequenceModel(fastseq.from_torch(module["rnn"]), head)
+        loss_fn, opt = train.MSELoss(), train.Adam(model, lr=TRAIN_LR)
+
+        def step():
+            model.zero_grad()
+            pred, _ = model.forward(x)
+            loss, grad = loss_fn(pred, target)
+            model.backward(grad)
+            opt.step()
+            return loss
+        return model, step
+
+    _, run = trainer()
+
+    def outputs():
+        model, step = trainer()
+        before = model.state_dict()
+        if not np.array_equal(np.concatenate([v.ravel() for v in before.values()]),
+                              model.params):                  # how to name model.grads
+            raise RuntimeError("model.params is not laid out like state_dict()")
+        out = {"loss": np.float32(step())}
+        off = 0
+        for name, v in model.state_dict().items():
+            out["grad." + name] = model.grads[off:off + v.size].reshape(v.shape).copy()
+            out["param." + name] = v
+            off += v.size
+        return out
+
+    return run, outputs
 
 
 MAKERS = {"fastseq": make_fastseq, "torch": make_torch, "onnxruntime": make_ort}

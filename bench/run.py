@@ -38,12 +38,15 @@ class Case:
     B: int = 1
     T: int = 100         # sequence length; for a stream case, steps per timed repetition
     stream: bool = False  # one call per step, state carried; µs reported per step
+    train: bool = False   # one training step over the sequence: forward, backward, Adam
+    #                       (per-step linear head + MSE; peers.py); µs per training step
 
     def flops(self):
-        """FLOPs of one timed unit (a step if streaming, else the sequence); matmuls only."""
+        """FLOPs of one timed unit (a step if streaming, else the sequence); matmuls only.
+        A training step counts 3x the forward's (forward, weight and input/state grads)."""
         G = GATES[self.cell]
         per_row = 2 * self.I * G * self.H + 2 * self.H * G * self.H
-        return per_row * self.B * (1 if self.stream else self.T)
+        return per_row * self.B * (1 if self.stream else self.T) * (3 if self.train else 1)
 
 
 CASES = [
@@ -60,6 +63,10 @@ CASES = [
     Case("stream_fastgrnn_h128", "FastGRNN", I=40, H=128, stream=True),
     Case("seq_fastrnn_h128_T100", "FastRNN", I=40, H=128),
     Case("seq_fastgrnn_h128_T100", "FastGRNN", I=40, H=128),
+    Case("train_lstm_h32_B1_T32", "LSTM", I=16, H=32, B=1, T=32, train=True),
+    Case("train_lstm_h64_B4_T32", "LSTM", I=40, H=64, B=4, T=32, train=True),
+    Case("train_lstm_h128_B16_T32", "LSTM", I=40, H=128, B=16, T=32, train=True),
+    Case("train_lstm_h256_B32_T64", "LSTM", I=64, H=256, B=32, T=64, train=True),
 ]
 IMPLS = ["fastseq", "torch", "onnxruntime"]
 
@@ -302,9 +309,10 @@ def measure(runs, budget_s, min_reps, max_reps, sample_s):
 
 
 def max_diff(a, b):
-    """Max abs difference over the outputs both implementations return."""
-    keys = [k for k in ("y", "h", "c") if k in a and k in b]
-    return max(float(np.max(np.abs(a[k] - b[k]))) for k in keys)
+    """Max abs difference over the outputs both implementations return ("y", "h", "c";
+    for a train case "loss", "grad.<name>", "param.<name>")."""
+    return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k]))))
+               for k in a if k in b)
 
 
 def run_case(case, threads, args):
@@ -331,7 +339,8 @@ def run_case(case, threads, args):
     for name in IMPLS:
         row = {"kind": "case", "case": case.name, "impl": name, "threads": threads,
                "cell": case.cell, "shape": {"I": case.I, "H": case.H, "B": case.B,
-                                            "T": case.T, "stream": case.stream},
+                                            "T": case.T, "stream": case.stream,
+                                            "train": case.train},
                "isa": args.isa if name == "fastseq" else None, "reps": reps,
                "us": None, "gflops": None, "peak_frac": None, "peak_frac_isa": None,
                "ratio_vs_fastseq": None,
@@ -379,7 +388,8 @@ def print_table(rows, threads):
         by.setdefault(r["case"], {})[r["impl"]] = r
     head = (f"{'case':26} {'fastseq':>9} {'torch':>9} {'ort':>9} {'torch/fs':>8} "
             f"{'ort/fs':>7} {'fs GF/s':>8} {'%peak':>6} {'%isa':>5} {'maxdiff':>8}  notes")
-    print(f"\n== {threads} thread(s); µs (per step for stream_*), medians ==")
+    print(f"\n== {threads} thread(s); µs (per step for stream_*, per training step for "
+          "train_*), medians ==")
     print(head)
     print("-" * len(head))
     for case, r in by.items():

@@ -135,7 +135,11 @@ def _read_checkpoint(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds
-        raise CLIError(f"{path}: torch.load failed: {exc}") from None
+        hint = ""
+        if isinstance(exc, (AttributeError, ModuleNotFoundError)):
+            hint = ("; a pickled module needs its class importable here -- save module.state_dict() "
+                    "instead and convert that")
+        raise CLIError(f"{path}: torch.load failed: {exc}{hint}") from None
     return _unwrap(obj)
 
 
