@@ -68,6 +68,120 @@ static void FS_NAME(gru_backward)(const fs_cell_ctx *cx, const float *restrict a
     }
 }
 
+/* LSTM with peepholes and/or coupled gates (f = 1 - i; dgx rows i, g, o):
+ * act = i, f, g, o, tanh(c_new), c_new; extra = dp_i, dp_f, dp_o. */
+static void FS_NAME(lstm_ext_backward)(const fs_cell_ctx *cx, const float *restrict act,
+                                       const float *h_prev, const float *restrict c_prev,
+                                       float *restrict dh, float *restrict dc, float *restrict dgx,
+                                       float *dgh, float *restrict extra) {
+    (void)h_prev, (void)dgh;
+    const size_t H = cx->H;
+    const int coupled = cx->model->cfg.coupled;
+    const float *restrict pi = cx->unit->vec[FS_VEC_PI], *restrict pf = cx->unit->vec[FS_VEC_PF];
+    const float *restrict po = cx->unit->vec[FS_VEC_PO];
+    float *dgi = dgx, *dgf = dgx + H, *dgg = dgx + (coupled ? H : 2 * H);
+    float *dgo = dgx + (coupled ? 2 * H : 3 * H);
+    for (size_t j = 0; j < H; j++) {
+        const float i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
+        const float tc = act[4 * H + j], cn = act[5 * H + j], cp = c_prev[j], d = dh[j];
+        const float dop = d * tc * o * (1.0f - o);
+        const float dct = dc[j] + d * o * (1.0f - tc * tc) + dop * po[j];
+        const float dip = dct * (coupled ? g - cp : g) * i * (1.0f - i);
+        const float dfp = coupled ? 0.0f : dct * cp * f * (1.0f - f);
+        dgi[j] = dip;
+        if (!coupled) dgf[j] = dfp;
+        dgg[j] = dct * i * (1.0f - g * g);
+        dgo[j] = dop;
+        dc[j] = dct * f + dip * pi[j] + dfp * pf[j];
+        dh[j] = 0.0f;
+        extra[j] += dip * cp;
+        extra[H + j] += dfp * cp;
+        extra[2 * H + j] += dop * cn;
+    }
+}
+
+/* GRU, reset before the product (r, z, n): act = r, z, n, r h. The cell owns
+ * W_hn: d(r h) = W_hn^T dn here (work), then dr and the bypass dh. */
+static void FS_NAME(gru_rb_backward)(const fs_cell_ctx *cx, const float *restrict act,
+                                     const float *restrict h_prev, const float *c_prev,
+                                     float *restrict dh, float *dc, float *restrict dgx,
+                                     float *dgh, float *extra) {
+    (void)c_prev, (void)dc, (void)dgh, (void)extra;
+    const size_t H = cx->H;
+    const float *restrict whn = cx->unit->raw[FS_PARAM_WEIGHT_HH] + 2 * H * H;
+    float *restrict drh = cx->work, *dn = dgx + 2 * H;
+    for (size_t j = 0; j < H; j++) {
+        const float z = act[H + j], n = act[2 * H + j], d = dh[j];
+        dn[j] = d * (1.0f - z) * (1.0f - n * n);
+        dgx[H + j] = d * (h_prev[j] - n) * z * (1.0f - z);
+        drh[j] = 0.0f;
+    }
+    for (size_t j = 0; j < H; j++) {
+        const float w = dn[j];
+        const float *restrict row = whn + j * H;
+        for (size_t k = 0; k < H; k++) drh[k] += w * row[k];
+    }
+    for (size_t j = 0; j < H; j++) {
+        const float r = act[j];
+        dgx[j] = drh[j] * h_prev[j] * r * (1.0f - r);
+        dh[j] = dh[j] * act[H + j] + drh[j] * r;
+    }
+}
+
+/* d act / d pre from the activation's output y (fs_act). */
+static inline float FS_NAME(dact)(int kind, float y) {
+    return kind == FS_ACT_SIGMOID ? y * (1.0f - y) : kind == FS_ACT_RELU ? (y > 0.0f ? 1.0f : 0.0f)
+                                                                         : 1.0f - y * y;
+}
+
+/* FastRNN: act = h~; extra = d bias, d alpha, d beta. */
+static void FS_NAME(fastrnn_backward)(const fs_cell_ctx *cx, const float *restrict act,
+                                      const float *restrict h_prev, const float *c_prev,
+                                      float *restrict dh, float *dc, float *restrict dgx,
+                                      float *dgh, float *restrict extra) {
+    (void)c_prev, (void)dc, (void)dgh;
+    const size_t H = cx->H;
+    const int kind = cx->model->cfg.update_act;
+    const float a = cx->unit->coef[0], b = cx->unit->coef[1];
+    float sa = 0.0f, sb = 0.0f;
+    for (size_t j = 0; j < H; j++) {
+        const float d = dh[j], ht = act[j];
+        const float dp = d * a * FS_NAME(dact)(kind, ht);
+        dgx[j] = dp;
+        extra[j] += dp;
+        sa += d * ht;
+        sb += d * h_prev[j];
+        dh[j] = d * b;
+    }
+    extra[H] += sa * a * (1.0f - a);
+    extra[H + 1] += sb * b * (1.0f - b);
+}
+
+/* FastGRNN: act = z, h~; extra = d bias_gate, d bias_update, d zeta, d nu. */
+static void FS_NAME(fastgrnn_backward)(const fs_cell_ctx *cx, const float *restrict act,
+                                       const float *restrict h_prev, const float *c_prev,
+                                       float *restrict dh, float *dc, float *restrict dgx,
+                                       float *dgh, float *restrict extra) {
+    (void)c_prev, (void)dc, (void)dgh;
+    const size_t H = cx->H;
+    const int gk = cx->model->cfg.gate_act, uk = cx->model->cfg.update_act;
+    const float ze = cx->unit->coef[0], nu = cx->unit->coef[1];
+    float sz = 0.0f, sn = 0.0f;
+    for (size_t j = 0; j < H; j++) {
+        const float d = dh[j], z = act[j], u = act[H + j];
+        const float dzp = d * (h_prev[j] - ze * u) * FS_NAME(dact)(gk, z);
+        const float dup = d * (ze * (1.0f - z) + nu) * FS_NAME(dact)(uk, u);
+        dgx[j] = dzp + dup;
+        extra[j] += dzp;
+        extra[H + j] += dup;
+        sz += d * (1.0f - z) * u;
+        sn += d * u;
+        dh[j] = d * z;
+    }
+    extra[2 * H] += sz * ze * (1.0f - ze);
+    extra[2 * H + 1] += sn * nu * (1.0f - nu);
+}
+
 #undef FS_NAME
 #undef FS_CAT
 #undef FS_CAT2

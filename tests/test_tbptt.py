@@ -9,12 +9,20 @@ from fastseq import train
 torch = pytest.importorskip("torch")
 
 
+def module(cell, *args, **kw):
+    from fastseq import torch as ft
+    return {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN,
+            "LSTM_PROJ": lambda *a, **k: torch.nn.LSTM(*a, proj_size=4, **k),
+            "PeepholeLSTM": ft.PeepholeLSTM, "ResetBeforeGRU": ft.ResetBeforeGRU,
+            "FastGRNN": lambda *a, **k: ft.FastGRNN(*a, w_rank=2, u_rank=3, **k)}[cell](*args, **kw)
+
+
 def make(cell, I=3, H=6, L=2, out=2, batch_first=False, seed=0):
     torch.manual_seed(seed)
-    tm = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}[cell](
-        I, H, L, batch_first=batch_first)
-    head = torch.nn.Linear(H, out)
-    fh = train.PerStepLinear(H, out)
+    tm = module(cell, I, H, L, batch_first=batch_first)
+    R = getattr(tm, "proj_size", 0) or H
+    head = torch.nn.Linear(R, out)
+    fh = train.PerStepLinear(R, out)
     fh.load_state_dict({"weight": head.weight.detach().numpy(), "bias": head.bias.detach().numpy()})
     model = train.SequenceModel(fastseq.from_torch(tm), fh)
     return tm, head, model
@@ -118,7 +126,9 @@ def test_tbptt_k_k_is_the_detach_every_k_loop(each_isa, cell, batch_first):
         np.testing.assert_allclose(got_h, ref_h.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "LSTM_PROJ", "PeepholeLSTM", "ResetBeforeGRU",
+                                  "FastGRNN"])
 @pytest.mark.parametrize("k1,k2", [(3, 7), (4, 8), (5, 6)])
 def test_tbptt_k1_k2_matches_torch_windows(cell, k1, k2):
     T, B = 20, 2

@@ -13,7 +13,8 @@ class Recorder:
     def __init__(self, layer):
         self.layer = layer
         self.lstm = layer._cell == _core.CELL_LSTM
-        self._DH = layer.num_directions * layer.hidden_size
+        self._R = layer.output_features  # features of h: proj_size or hidden_size
+        self._DR = layer.num_directions * self._R
         self._state_rows = layer.num_layers * layer.num_directions
         self._tape = None
         self._last = None  # (T, B, batch_first, x shape, state shape) of the recorded forward
@@ -31,12 +32,13 @@ class Recorder:
         layer = self.layer
         bf = layer.batch_first if batch_first is None else batch_first
         T, B = (x.shape[1], x.shape[0]) if bf else (x.shape[0], x.shape[1])
-        y = np.empty((B, T, self._DH) if bf else (T, B, self._DH), dtype=np.float32)
-        s_shape = (self._state_rows, B, layer.hidden_size)
-        h_n = np.empty(s_shape, dtype=np.float32)
-        c_n = np.empty(s_shape, dtype=np.float32) if self.lstm else None
+        y = np.empty((B, T, self._DR) if bf else (T, B, self._DR), dtype=np.float32)
+        h_shape = (self._state_rows, B, self._R)
+        c_shape = (self._state_rows, B, layer.hidden_size)
+        h_n = np.empty(h_shape, dtype=np.float32)
+        c_n = np.empty(c_shape, dtype=np.float32) if self.lstm else None
         self._tape_for(T, B).forward(x, T, B, bf, lengths, h0, c0, y, h_n, c_n)
-        self._last = (T, B, bf, x.shape, s_shape)
+        self._last = (T, B, bf, x.shape, h_shape, c_shape)
         return y, h_n, c_n
 
     def backward(self, grad_y=None, grad_h_n=None, grad_c_n=None, grad_params=None,
@@ -45,20 +47,19 @@ class Recorder:
         (or added to, if accumulate). Returns grad_x, grad_h0, grad_c0 (None where unwanted)."""
         if self._last is None:
             raise RuntimeError("backward: run a training forward first")
-        _, _, _, x_shape, s_shape = self._last
+        x_shape, h_shape, c_shape = self._last[3:]
         gx = np.empty(x_shape, dtype=np.float32) if want_input else None
-        gh0 = np.empty(s_shape, dtype=np.float32) if want_state else None
-        gc0 = np.empty(s_shape, dtype=np.float32) if want_state and self.lstm else None
+        gh0 = np.empty(h_shape, dtype=np.float32) if want_state else None
+        gc0 = np.empty(c_shape, dtype=np.float32) if want_state and self.lstm else None
         self._tape.backward(grad_y, grad_h_n, grad_c_n, gx, gh0, gc0, grad_params, accumulate)
         return gx, gh0, gc0
 
     def state_at(self, t):
         """The recorded state before step t of the last forward: h, or (h, c) for an LSTM,
-        each [L, B, H] (unidirectional layers only)."""
-        _, B, _, _, _ = self._last
-        shape = (self.layer.num_layers, B, self.layer.hidden_size)
-        h = np.empty(shape, dtype=np.float32)
-        c = np.empty(shape, dtype=np.float32) if self.lstm else None
+        h [L, B, R], c [L, B, H] (unidirectional layers only)."""
+        B, L = self._last[1], self.layer.num_layers
+        h = np.empty((L, B, self._R), dtype=np.float32)
+        c = np.empty((L, B, self.layer.hidden_size), dtype=np.float32) if self.lstm else None
         self._tape.get_state(t, h, c)
         return (h, c) if self.lstm else h
 
@@ -94,18 +95,18 @@ def layer_backward(layer, x, grad_output, hx=None, grad_hn=None, lengths=None):
     if T == 0 or B == 0:
         raise ValueError(f"x: expected at least one step and one sequence, got shape {x.shape}")
     lstm = layer._cell == _core.CELL_LSTM
-    H, LD = layer.hidden_size, layer.num_layers * layer.num_directions
+    H, R, LD = layer.hidden_size, layer.output_features, layer.num_layers * layer.num_directions
     h0, c0 = layer._split_hx(hx)
-    h0 = layer._state(h0, "h0", B, unbatched, H)
+    h0 = layer._state(h0, "h0", B, unbatched, R)
     c0 = layer._state(c0, "c0", B, unbatched, H)
     lens = None if lengths is None else as_lengths(lengths, B)
 
     rec = _recorder(layer)
     rec.forward(np.ascontiguousarray(x3), h0, c0, lens, batch_first=bf)
 
-    DH = layer.num_directions * H
-    y_shape = x.shape[:-1] + (DH,)
-    s_shape = (LD, H) if unbatched else (LD, B, H)
+    y_shape = x.shape[:-1] + (layer.num_directions * R,)
+    h_shape = (LD, R) if unbatched else (LD, B, R)
+    c_shape = (LD, H) if unbatched else (LD, B, H)
     gy = _optional(grad_output, "grad_output", y_shape)
     if lstm and grad_hn is not None:
         if not isinstance(grad_hn, (tuple, list)) or len(grad_hn) != 2:
@@ -113,8 +114,8 @@ def layer_backward(layer, x, grad_output, hx=None, grad_hn=None, lengths=None):
         ghn, gcn = grad_hn
     else:
         ghn, gcn = grad_hn, None
-    ghn = _optional(ghn, "grad_hn", s_shape)
-    gcn = _optional(gcn, "grad_cn", s_shape)
+    ghn = _optional(ghn, "grad_hn", h_shape)
+    gcn = _optional(gcn, "grad_cn", c_shape)
 
     grads = np.empty(_core.param_count(layer._model), dtype=np.float32)
     gx, gh0, gc0 = rec.backward(gy, ghn, gcn, grads)

@@ -18,9 +18,10 @@ class SequenceModel:
 
     def __init__(self, rnn, head=None):
         self.rnn, self.head = rnn, head
-        if head is not None and head.in_features != rnn.num_directions * rnn.hidden_size:
-            raise ValueError(f"head: expected in_features {rnn.num_directions * rnn.hidden_size} "
-                             f"(directions x hidden), got {head.in_features}")
+        out_features = rnn.num_directions * rnn.output_features
+        if head is not None and head.in_features != out_features:
+            raise ValueError(f"head: expected in_features {out_features} "
+                             f"(directions x features of h), got {head.in_features}")
         self.n_rnn = _core.param_count(rnn._model)
         n = self.n_rnn + (head.num_params if head is not None else 0)
         self.params = np.empty(n, dtype=np.float32)
@@ -56,9 +57,10 @@ class SequenceModel:
         if hx is None:
             return None, None
         h0, c0 = hx if self._lstm else (hx, None)
-        shape = (self.rnn.num_layers * self.rnn.num_directions, B, self.rnn.hidden_size)
+        LD = self.rnn.num_layers * self.rnn.num_directions
         out = []
-        for name, v in (("h0", h0), ("c0", c0)):
+        for name, v, F in (("h0", h0, self.rnn.output_features), ("c0", c0, self.rnn.hidden_size)):
+            shape = (LD, B, F)
             if v is not None:
                 v = as_float32(v, name)
                 if v.shape != shape:

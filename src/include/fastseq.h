@@ -389,8 +389,10 @@ fs_status fs_model_load_file(const char *path, fs_rnn **out);
  * in fs_param order (weight_ih, weight_hh, bias_ih, bias_hh for the PyTorch
  * cells: the order of torch's state_dict), row-major in PyTorch's layout.
  *
- * Cells with a backward pass so far: RNN (tanh, relu), LSTM, GRU (reset after
- * the product), without variants; others give FS_ERR_UNSUPPORTED.
+ * Every cell and variant has a backward pass: RNN (tanh, relu), LSTM (with
+ * peepholes, coupled gates, projection), GRU (both reset forms), FastRNN and
+ * FastGRNN (low-rank factors; the raw scalars alpha, beta, zeta, nu get the
+ * gradient through their sigmoid). R = proj_size or H below: the features of h.
  */
 
 /** Floats in the flat parameter vector of the model. */
@@ -416,8 +418,8 @@ typedef struct fs_rnn_tape fs_rnn_tape;
  * Bytes of a tape for sequences of up to seq_len steps and batch sequences
  * (a tape serves any seq_len' <= seq_len and batch' <= batch). About
  * T*B*(I + L*D*H*(slots + 2)) floats plus backward scratch of a few
- * T*B*gates*H; slots: RNN 1, GRU 4, LSTM 5. FS_ERR_UNSUPPORTED for a cell
- * without a backward pass.
+ * T*B*gates*H; slots: RNN, FastRNN 1, FastGRNN 2, GRU 4, LSTM 5, LSTM with
+ * peepholes or coupled gates 6 (+1 with a projection).
  */
 fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch, size_t *bytes_out);
 
@@ -448,12 +450,12 @@ fs_status fs_rnn_train_forward(const fs_rnn *model, const fs_seq_args *args, fs_
  * Gradients wanted from, and given to, one backward pass. Shapes as in
  * fs_seq_args of the recorded forward (T, B, layout, batch_first):
  *
- *   grad_y       [T, B, D*H] d loss / d y; NULL: zero. Entries past a
+ *   grad_y       [T, B, D*R] d loss / d y; NULL: zero. Entries past a
  *                sequence's length are ignored (those outputs are constant).
- *   grad_h_n     [L*D, B, H] d loss / d h_n; NULL: zero
+ *   grad_h_n     [L*D, B, R] d loss / d h_n; NULL: zero
  *   grad_c_n     [L*D, B, H] d loss / d c_n (LSTM only); NULL: zero
  *   grad_x       [T, B, I] out: d loss / d x; NULL: not wanted
- *   grad_h0      [L*D, B, H] out: d loss / d h0; NULL: not wanted
+ *   grad_h0      [L*D, B, R] out: d loss / d h0; NULL: not wanted
  *   grad_c0      [L*D, B, H] out: d loss / d c0 (LSTM only); NULL: not wanted
  *   grad_params  [fs_rnn_param_count] out, flat order; NULL: not wanted
  *   accumulate   0: grad_params is overwritten; 1: the gradients are added to
@@ -480,7 +482,7 @@ fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_
 
 /**
  * The recorded state before step t of a unidirectional model: h (and c for an
- * LSTM) [L, B, H]; NULL: not wanted. For truncated BPTT windows that overlap.
+ * LSTM) [L, B, R] (c: [L, B, H]); NULL: not wanted. For truncated BPTT windows that overlap.
  * A sequence already finished at t gives its final state.
  */
 fs_status fs_rnn_tape_get_state(const fs_rnn_tape *tape, int32_t t, float *h, size_t h_count,

@@ -2,7 +2,9 @@
  * test_backward.c -- training from C, only "fastseq.h": fs_rnn_train_forward +
  * fs_rnn_backward against central finite differences of the loss
  *   L = sum(gy * y) + sum(gh * h_n) (+ sum(gc * c_n) for an LSTM)
- * for every cell, two layers, bidirectional, lengths; on every ISA. Also a
+ * for every cell and variant (peepholes, coupled gates, projection, reset-before
+ * GRU, FastRNN / FastGRNN with low-rank factors), two layers, bidirectional,
+ * lengths; on every ISA. Also a
  * tape in caller memory reused for a shorter batch, the flat-parameter helpers,
  * the optimizers, and bad arguments.
  *
@@ -54,6 +56,7 @@ enum { T = 6, B = 3, I = 4, H = 5, L = 2, D = 2 };
 typedef struct problem {
     fs_rnn *m;
     int lstm;
+    size_t ny, nh; /* y and h0 counts: D*R and R features (R = proj_size or H) */
     float x[NX], h0[NS], c0[NS], gy[NY], gh[NS], gc[NS];
     int32_t lengths[B];
 } problem;
@@ -64,12 +67,13 @@ static double loss_of(const problem *p) {
     fs_seq_args a = {0};
     a.seq_len = T, a.batch = B;
     a.x = p->x, a.x_count = NX, a.lengths = p->lengths, a.lengths_count = B;
-    a.h0 = p->h0, a.h0_count = NS, a.y = y, a.y_count = NY, a.h_n = hn, a.h_n_count = NS;
+    a.h0 = p->h0, a.h0_count = p->nh, a.y = y, a.y_count = p->ny, a.h_n = hn, a.h_n_count = p->nh;
     if (p->lstm) a.c0 = p->c0, a.c0_count = NS, a.c_n = cn, a.c_n_count = NS;
     if (fs_rnn_forward(p->m, &a) != FS_OK) return NAN;
     double s = 0;
-    for (size_t i = 0; i < NY; i++) s += (double)p->gy[i] * y[i];
-    for (size_t i = 0; i < NS; i++) s += (double)p->gh[i] * hn[i] + (p->lstm ? (double)p->gc[i] * cn[i] : 0.0);
+    for (size_t i = 0; i < p->ny; i++) s += (double)p->gy[i] * y[i];
+    for (size_t i = 0; i < p->nh; i++) s += (double)p->gh[i] * hn[i];
+    for (size_t i = 0; p->lstm && i < NS; i++) s += (double)p->gc[i] * cn[i];
     return s;
 }
 
@@ -94,15 +98,16 @@ static void check_fd(const char *what, float *v, size_t n, const float *grad, pr
     }
 }
 
-static void check_cell(fs_cell cell) {
+static void check_cell(fs_rnn_config cfg) {
     static problem p;
     memset(&p, 0, sizeof p);
-    fs_rnn_config cfg = {0};
-    cfg.cell = cell, cfg.input_size = I, cfg.hidden_size = H, cfg.num_layers = L;
+    cfg.input_size = I, cfg.hidden_size = H, cfg.num_layers = L;
     cfg.bidirectional = 1, cfg.bias = 1;
     CHECK_STATUS(fs_rnn_create(&cfg, &p.m), FS_OK);
     if (!p.m) return;
-    p.lstm = cell == FS_CELL_LSTM;
+    p.lstm = cfg.cell == FS_CELL_LSTM;
+    const size_t R = cfg.proj_size ? (size_t)cfg.proj_size : H;
+    p.ny = (size_t)T * B * D * R, p.nh = (size_t)L * D * B * R;
     size_t n_params = 0;
     CHECK_STATUS(fs_rnn_param_count(p.m, &n_params), FS_OK);
     float *params = malloc(n_params * sizeof(float)), *gp = malloc(n_params * sizeof(float));
@@ -121,19 +126,19 @@ static void check_cell(fs_cell cell) {
     float y[NY], hn[NS], cn[NS], gx[NX], gh0[NS], gc0[NS];
     fs_seq_args a = {0};
     a.seq_len = T, a.batch = B, a.x = p.x, a.x_count = NX, a.lengths = p.lengths, a.lengths_count = B;
-    a.h0 = p.h0, a.h0_count = NS, a.y = y, a.y_count = NY, a.h_n = hn, a.h_n_count = NS;
+    a.h0 = p.h0, a.h0_count = p.nh, a.y = y, a.y_count = p.ny, a.h_n = hn, a.h_n_count = p.nh;
     if (p.lstm) a.c0 = p.c0, a.c0_count = NS, a.c_n = cn, a.c_n_count = NS;
     CHECK_STATUS(fs_rnn_train_forward(p.m, &a, tape), FS_OK);
     fs_grad_args g = {0};
-    g.grad_y = p.gy, g.grad_y_count = NY, g.grad_h_n = p.gh, g.grad_h_n_count = NS;
-    g.grad_x = gx, g.grad_x_count = NX, g.grad_h0 = gh0, g.grad_h0_count = NS;
+    g.grad_y = p.gy, g.grad_y_count = p.ny, g.grad_h_n = p.gh, g.grad_h_n_count = p.nh;
+    g.grad_x = gx, g.grad_x_count = NX, g.grad_h0 = gh0, g.grad_h0_count = p.nh;
     g.grad_params = gp, g.grad_params_count = n_params;
     if (p.lstm) g.grad_c_n = p.gc, g.grad_c_n_count = NS, g.grad_c0 = gc0, g.grad_c0_count = NS;
     CHECK_STATUS(fs_rnn_backward(p.m, tape, &g), FS_OK);
 
     check_fd("params", params, n_params, gp, &p, params, n_params, 1);
     check_fd("x", p.x, NX, gx, &p, params, n_params, 0);
-    check_fd("h0", p.h0, NS, gh0, &p, params, n_params, 0);
+    check_fd("h0", p.h0, p.nh, gh0, &p, params, n_params, 0);
     if (p.lstm) check_fd("c0", p.c0, NS, gc0, &p, params, n_params, 0);
 
     /* accumulate: a second pass adds the same gradients */
@@ -147,10 +152,10 @@ static void check_cell(fs_cell cell) {
 
     /* the same tape serves a shorter sequence and a smaller batch; a longer one is refused */
     a.seq_len = T - 2, a.batch = B - 1, a.x_count = (size_t)(T - 2) * (B - 1) * I;
-    a.y_count = (size_t)(T - 2) * (B - 1) * D * H, a.lengths = NULL, a.lengths_count = 0;
+    a.y_count = (size_t)(T - 2) * (B - 1) * D * R, a.lengths = NULL, a.lengths_count = 0;
     a.h0 = a.c0 = NULL, a.h0_count = a.c0_count = 0, a.h_n = a.c_n = NULL, a.h_n_count = a.c_n_count = 0;
     CHECK_STATUS(fs_rnn_train_forward(p.m, &a, tape), FS_OK);
-    a.seq_len = T + 1, a.batch = B, a.x_count = (size_t)(T + 1) * B * I, a.y_count = (size_t)(T + 1) * B * D * H;
+    a.seq_len = T + 1, a.batch = B, a.x_count = (size_t)(T + 1) * B * I, a.y_count = (size_t)(T + 1) * B * D * R;
     float *xl = calloc(a.x_count, sizeof(float)), *yl = calloc(a.y_count, sizeof(float));
     a.x = xl, a.y = yl;
     CHECK_STATUS(fs_rnn_train_forward(p.m, &a, tape), FS_ERR_SHAPE);
@@ -191,11 +196,26 @@ int main(void) {
     const fs_isa levels[] = {FS_ISA_GENERIC, FS_ISA_AVX2, FS_ISA_AVX512};
     for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
         if (fs_set_isa(levels[k]) != FS_OK) continue;
-        const fs_cell cells[] = {FS_CELL_RNN_TANH, FS_CELL_RNN_RELU, FS_CELL_LSTM, FS_CELL_GRU};
-        const char *names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU"};
-        for (size_t c = 0; c < 4; c++) {
-            g_where = names[c];
-            check_cell(cells[c]);
+        /* cell, proj_size, peephole, coupled, reset_before, update_act, gate_act, w_rank, u_rank */
+        static const struct { const char *name; fs_rnn_config cfg; } cases[] = {
+            {"RNN_TANH", {FS_CELL_RNN_TANH}},
+            {"RNN_RELU", {FS_CELL_RNN_RELU}},
+            {"LSTM", {FS_CELL_LSTM}},
+            {"GRU", {FS_CELL_GRU}},
+            {"LSTM peephole", {FS_CELL_LSTM, .peephole = 1}},
+            {"LSTM coupled", {FS_CELL_LSTM, .coupled = 1}},
+            {"LSTM proj", {FS_CELL_LSTM, .proj_size = 3}},
+            {"LSTM peephole coupled proj", {FS_CELL_LSTM, .proj_size = 2, .peephole = 1, .coupled = 1}},
+            {"GRU reset-before", {FS_CELL_GRU, .reset_before = 1}},
+            {"FastRNN", {FS_CELL_FASTRNN}},
+            {"FastRNN sigmoid low rank", {FS_CELL_FASTRNN, .update_act = FS_ACT_SIGMOID, .w_rank = 2, .u_rank = 3}},
+            {"FastGRNN", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_SIGMOID}},
+            {"FastGRNN low rank", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_SIGMOID, .w_rank = 3, .u_rank = 2}},
+            {"FastGRNN tanh gate", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_TANH, .update_act = FS_ACT_SIGMOID, .u_rank = 4}},
+        };
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            g_where = cases[c].name;
+            check_cell(cases[c].cfg);
         }
     }
     check_optimizers();
