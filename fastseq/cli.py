@@ -41,9 +41,11 @@ def _load_model(path):
                        f"(make one with `{PROG} convert CHECKPOINT {os.path.splitext(path)[0] or 'model'}.fsq`)")
     try:
         model_file = io.read(path)
-        return model_file, io.build(model_file, path)
+        model = io.build(model_file, path)
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
+    # a file with an output head loads as a SequenceModel; the commands run its layer
+    return model_file, getattr(model, "rnn", model)
 
 
 def _apply_runtime(args):
@@ -305,6 +307,13 @@ def cmd_info(args):
         "isa": fastseq.isa(), "available_isas": fastseq.available_isas(),
         "threads": fastseq.get_num_threads(),
     }
+    head = model_file.head
+    if head is not None:
+        info["head"] = {"kind": head.kind, "config": head.config, "parameters": head.param_count,
+                        "tensors": [{"name": k, "shape": list(v.shape), "count": int(v.size)}
+                                    for k, v in head.tensors.items()]}
+    if model_file.metadata:
+        info["metadata"] = model_file.metadata
     if args.json:
         print(json.dumps(info))
         return 0
@@ -319,9 +328,20 @@ def cmd_info(args):
     width = max(len(k) for k, _, _ in tensors)
     for k, s, n in tensors:
         print(f"    {k:<{width}}  {str(s):<14} {_fmt_int(n):>12}")
+    if head is not None:
+        print(f"  head        {head.kind}({' '.join(f'{k}={v}' for k, v in head.config.items())}), "
+              f"{_fmt_int(head.param_count)} parameters (not run by `run`, `bench`, `export-c` or C)")
+    if model_file.metadata:
+        print("  metadata    " + "\n              ".join(
+            f"{k}={_short(v)}" for k, v in model_file.metadata.items()))
     print(f"  runtime     ISA {info['isa']} (available: {', '.join(info['available_isas'])}), "
           f"up to {info['threads']} threads")
     return 0
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ---- run --------------------------------------------------------------------------------
@@ -585,10 +605,121 @@ def cmd_export_c(args):
     return 0
 
 
+DEMO_MODEL = "data/demo.fsq"  # inside the fastseq package; made by tools/train_demo.py
+
+
+def _load_char_model(path):
+    """(SequenceModel, metadata, source) of a character language model: the bundled one,
+    or the .fsq file at `path`."""
+    from . import io
+
+    if path is None:
+        from importlib import resources
+
+        source = f"fastseq/{DEMO_MODEL}"
+        try:
+            data = (resources.files("fastseq") / DEMO_MODEL).read_bytes()
+        except OSError:
+            raise CLIError(f"the bundled demo model ({source}) is missing from this install; "
+                           "reinstall fastseq (pip install .), or make one with "
+                           "`python tools/train_demo.py` and pass it with --model") from None
+        try:
+            model_file = io.decode(data, source)
+            model = io.build(model_file, source)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    else:
+        source = path
+        if not os.path.exists(path):
+            raise CLIError(f"{path}: no such file")
+        try:
+            model_file = io.read(path)
+            model = io.build(model_file, path)
+        except (ValueError, OSError) as exc:
+            raise CLIError(str(exc)) from None
+    meta = model_file.metadata
+    vocab = meta.get("vocab")
+    if model_file.head is None or not isinstance(vocab, str) or not vocab:
+        raise CLIError(f"{source}: not a character model: `{PROG} demo` needs a model with an output head "
+                       "and a 'vocab' metadata entry (as tools/train_demo.py writes)")
+    V = len(vocab)
+    if model.rnn.input_size != V or model.head.out_features != V or model.rnn.bidirectional:
+        raise CLIError(f"{source}: the vocabulary has {V} characters but the model reads "
+                       f"{model.rnn.input_size} and writes {model.head.out_features} per step")
+    return model, meta, source
+
+
 def cmd_demo(args):
-    raise CLIError("`fastseq demo` is not available yet: the bundled demo model (a small character "
-                   "model trained by fastseq itself) has not been added to this build. Meanwhile, "
-                   f"convert a model with `{PROG} convert` and try `{PROG} run MODEL.fsq --stream`")
+    import fastseq
+
+    if args.length < 0:
+        raise UsageError(f"--length {args.length}: expected a number of characters >= 0")
+    if not args.temperature >= 0:
+        raise UsageError(f"--temperature {args.temperature}: expected >= 0 (0: always the likeliest character)")
+    model, meta, _ = _load_char_model(args.model)
+    _apply_runtime(args)
+    vocab = meta["vocab"]
+    unknown = meta.get("unknown") if meta.get("unknown") in vocab else vocab[0]
+    index = {ch: i for i, ch in enumerate(vocab)}
+    prompt = args.prompt if args.prompt is not None else meta.get("default_prompt", "")
+    V, H = len(vocab), model.rnn.output_features
+    head, rng, temperature = model.head, np.random.default_rng(args.seed), float(args.temperature)
+    noise = None
+
+    stream = model.rnn.stream()
+    x = np.zeros((1, V), dtype=np.float32)
+    h = np.empty((1, H), dtype=np.float32)
+    out = sys.stdout
+    clock = time.perf_counter
+
+    def step(i):
+        x[0, :] = 0.0
+        x[0, i] = 1.0
+        stream.step(x, out=h)
+
+    # the prompt, through the streaming API one character at a time (a newline if empty:
+    # the start of a docstring)
+    t0 = clock()
+    for ch in prompt or "\n":
+        step(index.get(ch, index[unknown]))
+    prompt_s = clock() - t0
+    out.write(prompt)
+    out.flush()
+
+    # sampling from softmax(logits / T) by the Gumbel-max trick: argmax(logits + T g), with
+    # g = -log(-log(u)) for u uniform, is exactly such a sample; the noise is drawn in
+    # blocks, ahead of the steps
+    block = 1024
+    model_s = 0.0
+    t0 = clock()
+    for k in range(args.length):
+        t1 = clock()
+        logits = head.forward(h)[0]
+        model_s += clock() - t1
+        if temperature == 0.0:
+            i = int(np.argmax(logits))
+        else:
+            if k % block == 0:
+                noise = rng.gumbel(size=(block, V)) * temperature
+            i = int(np.argmax(logits + noise[k % block]))
+        out.write(vocab[i])
+        out.flush()
+        t1 = clock()
+        step(i)
+        model_s += clock() - t1
+    total_s = clock() - t0
+    out.write("\n")
+    out.flush()
+
+    n, threads = args.length, fastseq.get_num_threads()
+    rate = n / total_s if total_s > 0 else float("inf")
+    per_char = 1e6 * total_s / n if n else 0.0
+    per_step = 1e6 * model_s / n if n else 0.0
+    _say(f"[{n} characters in {total_s:.3f} s: {rate:,.0f} chars/s, {per_char:.1f} µs per character "
+         f"({per_step:.1f} µs per model step: {model.rnn!r} + linear head, streaming); "
+         f"prompt of {len(prompt)} characters fed in {1e3 * prompt_s:.2f} ms; "
+         f"ISA {fastseq.isa()}, {threads} thread{'s' if threads != 1 else ''}]")
+    return 0
 
 
 # ---- the parser -----------------------------------------------------------------------------
@@ -603,6 +734,7 @@ examples:
   {PROG} run model.fsq --stream < frames.csv   one comma-separated frame per line in, one output line out
   {PROG} bench model.fsq --steps 100 --threads 1,2
   {PROG} export-c model.fsq out/               model.c / model.h: weights as C arrays, no heap, no files
+  {PROG} demo --prompt "Return the " --length 200   text from the bundled character model, streaming
 
 exit status: 0 success, 1 error, 2 bad usage
 """
@@ -690,7 +822,24 @@ def build_parser():
     e.add_argument("--threads", type=int, default=1, help="threads the buffers are sized for (default 1)")
     e.set_defaults(func=cmd_export_c)
 
-    d = sub.add_parser("demo", help="(not available yet) generate text with a bundled model")
+    d = sub.add_parser("demo", help="generate text with the bundled character model, streaming",
+                       description="Generate text with the demo model bundled with fastseq: a small "
+                       "character-level LSTM that fastseq trained itself (truncated BPTT, "
+                       "tools/train_demo.py) on the docstrings of Python's standard library. The "
+                       "prompt goes through the streaming API (layer.stream()) one character at a "
+                       "time; then each new character is sampled from softmax(head(h) / T) and fed "
+                       "back, printed as it comes. The speed is reported on stderr at the end.")
+    d.add_argument("--prompt", metavar="TEXT", help="text to start from (default: the model's own, "
+                   "\"Return the \")")
+    d.add_argument("--length", metavar="N", type=int, default=300, help="characters to generate (default 300)")
+    d.add_argument("--temperature", metavar="T", type=float, default=0.7,
+                   help="sampling temperature; 0: always the likeliest character (default 0.7)")
+    d.add_argument("--seed", metavar="S", type=int, default=0,
+                   help="sampling seed (default 0: the same text each run)")
+    d.add_argument("--model", metavar="PATH", help="another character model .fsq (default: the bundled one)")
+    d.add_argument("--threads", metavar="N", type=int, default=1,
+                   help="threads (default 1: the fastest for one stream)")
+    d.add_argument("--isa", help="force a kernel level (generic, avx2, ...)")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -1,8 +1,13 @@
 """Model files (``.fsq``): one layer -- its kind, configuration and weights -- in a
-versioned, little-endian, checksummed file that the C library loads too.
+versioned, little-endian, checksummed file that the C library loads too; optionally a
+linear output head (a fastseq.train.SequenceModel) and metadata, in optional sections
+that the C library skips.
 
     fastseq.save(layer, "model.fsq")
     layer = fastseq.load("model.fsq")       # bit-exact round trip
+    fastseq.save(train.SequenceModel(layer, head), "lm.fsq", metadata={"vocab": "abc"})
+    model = fastseq.load("lm.fsq")          # a SequenceModel again, head included
+    fastseq.io.read("lm.fsq").metadata      # {"vocab": "abc"}
 
 The format is specified in docs/fsq-format.md. This module is pure Python (struct,
 zlib's CRC-32, numpy): no torch, no compiled code. Reading checks every length
@@ -22,6 +27,7 @@ FORMAT_VERSION = 1
 HEADER_BYTES = 32
 SECTION_HEADER_BYTES = 24
 SEC_CONFIG, SEC_TENSOR = 1, 2
+SEC_HEAD, SEC_HEAD_TENSOR, SEC_METADATA = 3, 4, 5  # optional: the C library skips them
 FLAG_OPTIONAL = 1
 VAL_INT32, VAL_FLOAT32, VAL_STRING, VAL_FLOAT64, VAL_NONE = 1, 2, 3, 4, 5
 DTYPE_FLOAT32 = 1
@@ -36,26 +42,51 @@ MAX_NDIM = 8
 MAX_DIM = 0x7FFFFFFF
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
-_SECTION_NAMES = {SEC_CONFIG: "config", SEC_TENSOR: "tensor"}
+_SECTION_NAMES = {SEC_CONFIG: "config", SEC_TENSOR: "tensor", SEC_HEAD: "head",
+                  SEC_HEAD_TENSOR: "head tensor", SEC_METADATA: "metadata"}
+HEAD_KINDS = ("PerStepLinear", "LastStepLinear")  # classes of fastseq.train.heads
 
 
 class ModelFile:
     """The decoded contents of a .fsq file: `kind` (the fastseq layer class name),
     `config` (constructor keyword arguments), `tensors` (name -> float32 array, in
-    file order), `version` (format version) and `size` (bytes)."""
+    file order), `version` (format version) and `size` (bytes); `head` (None, or a
+    Head: the output head's kind, config and tensors) and `metadata` (a dict, empty
+    when the file has none)."""
 
-    def __init__(self, kind, config, tensors, version=FORMAT_VERSION, size=None, raw=None):
+    def __init__(self, kind, config, tensors, version=FORMAT_VERSION, size=None, raw=None,
+                 head=None, metadata=None):
         self.kind, self.config, self.tensors = kind, dict(config), dict(tensors)
         self.version, self.size = version, size
         self.raw = raw  # the file's bytes, when decoded from them
+        self.head = head
+        self.metadata = dict(metadata or {})
+
+    @property
+    def param_count(self):
+        """Parameters of the layer (the head's are `head.param_count`)."""
+        return sum(int(a.size) for a in self.tensors.values())
+
+    def __repr__(self):
+        extra = "" if self.head is None else f", head={self.head!r}"
+        extra += f", metadata={sorted(self.metadata)}" if self.metadata else ""
+        return (f"ModelFile(kind={self.kind!r}, config={self.config!r}, "
+                f"tensors={len(self.tensors)}, params={self.param_count}{extra})")
+
+
+class Head:
+    """An output head in a .fsq file: `kind` ("PerStepLinear" or "LastStepLinear"),
+    `config` (in_features, out_features, bias) and `tensors` ("weight", and "bias")."""
+
+    def __init__(self, kind, config, tensors):
+        self.kind, self.config, self.tensors = kind, dict(config), dict(tensors)
 
     @property
     def param_count(self):
         return sum(int(a.size) for a in self.tensors.values())
 
     def __repr__(self):
-        return (f"ModelFile(kind={self.kind!r}, config={self.config!r}, "
-                f"tensors={len(self.tensors)}, params={self.param_count})")
+        return f"Head(kind={self.kind!r}, config={self.config!r}, params={self.param_count})"
 
 
 # ---- writing -------------------------------------------------------------------------
@@ -94,65 +125,116 @@ def _section(stype, payload, flags=0):
     return head + struct.pack("<I", crc) + payload
 
 
-def encode(kind, config, tensors):
+def _pack_entries(entries, what):
+    """u32 count, then (key, typed value) pairs: the body of config, head and metadata."""
+    if len(entries) > MAX_ENTRIES:
+        raise ValueError(f"{what}: at most {MAX_ENTRIES} entries, got {len(entries)}")
+    out = struct.pack("<I", len(entries))
+    for key, value in entries.items():
+        if not isinstance(key, str) or not _valid_name(key):
+            raise ValueError(f"{what} key {key!r}: expected letters, digits, '_' or '.'")
+        out += _pack_str(key, MAX_NAME, f"{what} key") + _pack_value(key, value)
+    return out
+
+
+def _tensor_payload(name, value, payload_at):
+    """A tensor section's payload, its data 64-byte aligned given the payload's file offset."""
+    if not isinstance(name, str) or not _valid_name(name):
+        raise ValueError(f"tensor name {name!r}: expected letters, digits, '_' or '.', "
+                         f"at most {MAX_NAME} bytes")
+    arr = np.ascontiguousarray(value, dtype="<f4")
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim > MAX_NDIM or any(d > MAX_DIM for d in arr.shape):
+        raise ValueError(f"tensor {name!r}: shape {arr.shape} is beyond the format's limits "
+                         f"({MAX_NDIM} dimensions of at most {MAX_DIM})")
+    head = (_pack_str(name, MAX_NAME, "tensor name") + struct.pack("<II", DTYPE_FLOAT32, arr.ndim)
+            + struct.pack(f"<{arr.ndim}Q", *arr.shape))
+    data_offset = len(head) + 8
+    data_offset += -(payload_at + data_offset) % DATA_ALIGN
+    head += struct.pack("<Q", data_offset)
+    return head + bytes(data_offset - len(head)) + arr.tobytes()
+
+
+def encode(kind, config, tensors, head=None, metadata=None):
     """The bytes of a .fsq file holding layer kind `kind` (a class name in
     fastseq.layers), constructor arguments `config` and float32 `tensors`
-    (name -> array, written in the given order)."""
+    (name -> array, written in the given order); optionally an output `head` (a Head)
+    and `metadata` (a dict of int / bool / float / str / None values), each in
+    optional sections after the layer's."""
     if not isinstance(kind, str) or not _valid_name(kind):
         raise ValueError(f"kind: expected a class name of letters, digits and '_', got {kind!r}")
-    if len(config) > MAX_ENTRIES:
-        raise ValueError(f"config: at most {MAX_ENTRIES} entries, got {len(config)}")
     if len(tensors) > MAX_TENSORS:
         raise ValueError(f"tensors: at most {MAX_TENSORS}, got {len(tensors)}")
-    payload = _pack_str(kind, MAX_NAME, "kind") + struct.pack("<I", len(config))
-    for key, value in config.items():
-        if not _valid_name(key):
-            raise ValueError(f"config key {key!r}: expected letters, digits, '_' or '.'")
-        payload += _pack_str(key, MAX_NAME, "config key") + _pack_value(key, value)
-    sections = [_section(SEC_CONFIG, payload)]
+    sections = [_section(SEC_CONFIG, _pack_str(kind, MAX_NAME, "kind") + _pack_entries(config, "config"))]
     at = HEADER_BYTES + len(sections[0])
-    for name, value in tensors.items():
-        if not _valid_name(name):
-            raise ValueError(f"tensor name {name!r}: expected letters, digits, '_' or '.', "
-                             f"at most {MAX_NAME} bytes")
-        arr = np.ascontiguousarray(value, dtype="<f4")
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        if arr.ndim > MAX_NDIM or any(d > MAX_DIM for d in arr.shape):
-            raise ValueError(f"tensor {name!r}: shape {arr.shape} is beyond the format's limits "
-                             f"({MAX_NDIM} dimensions of at most {MAX_DIM})")
-        head = (_pack_str(name, MAX_NAME, "tensor name") + struct.pack("<II", DTYPE_FLOAT32, arr.ndim)
-                + struct.pack(f"<{arr.ndim}Q", *arr.shape))
-        payload_at = at + SECTION_HEADER_BYTES
-        data_offset = len(head) + 8
-        data_offset += -(payload_at + data_offset) % DATA_ALIGN
-        head += struct.pack("<Q", data_offset)
-        payload = head + bytes(data_offset - len(head)) + arr.tobytes()
-        sections.append(_section(SEC_TENSOR, payload))
+
+    def add(stype, payload, flags=0):
+        nonlocal at
+        sections.append(_section(stype, payload, flags))
         at += len(sections[-1])
+
+    for name, value in tensors.items():
+        add(SEC_TENSOR, _tensor_payload(name, value, at + SECTION_HEADER_BYTES))
+    if head is not None:
+        if head.kind not in HEAD_KINDS:
+            raise ValueError(f"head kind: expected one of {', '.join(HEAD_KINDS)}, got {head.kind!r}")
+        add(SEC_HEAD, _pack_str(head.kind, MAX_NAME, "head kind") + _pack_entries(head.config, "head config"),
+            FLAG_OPTIONAL)
+        for name, value in head.tensors.items():
+            add(SEC_HEAD_TENSOR, _tensor_payload(name, value, at + SECTION_HEADER_BYTES), FLAG_OPTIONAL)
+    if metadata:
+        add(SEC_METADATA, _pack_entries(dict(metadata), "metadata"), FLAG_OPTIONAL)
+    if len(sections) > MAX_SECTIONS:
+        raise ValueError(f"a .fsq file holds at most {MAX_SECTIONS} sections, this model needs {len(sections)}")
     header = MAGIC + struct.pack("<IIQI", FORMAT_VERSION, len(sections), at, 0)
     header += struct.pack("<I", zlib.crc32(header))
     return b"".join([header] + sections)
 
 
 def _layer_parts(layer):
-    """(kind, config, tensors) of a fastseq layer (or a torch module, converted)."""
+    """(kind, config, tensors) of a fastseq layer (or a torch module, converted; or the
+    recurrent layer of a SequenceModel)."""
     from . import layers
 
+    if _is_sequence_model(layer):
+        layer = layer.rnn
     if not isinstance(layer, layers._Recurrent) and type(layer).__module__.split(".")[0] in ("torch", "fastseq"):
         if type(layer).__module__.startswith(("torch", "fastseq.torch")):
             from .convert import from_torch
             layer = from_torch(layer)
     if not isinstance(layer, layers._Recurrent):
         raise TypeError(f"save: expected a fastseq sequence layer (fastseq.LSTM, GRU, RNN, FastRNN, "
-                        f"FastGRNN) or the torch module of one, got {type(layer).__name__}")
+                        f"FastGRNN), a fastseq.train.SequenceModel or the torch module of a layer, "
+                        f"got {type(layer).__name__}")
     return type(layer).__name__, layer.config(), layer.state_dict()
 
 
-def save(layer, path):
-    """Write `layer` (a fastseq layer, or a torch nn.LSTM / nn.GRU / nn.RNN) to `path`
-    as a .fsq model file. The file is written whole, then renamed into place."""
-    data = encode(*_layer_parts(layer))
+def _is_sequence_model(obj):
+    from .train.model import SequenceModel
+    return isinstance(obj, SequenceModel)
+
+
+def _head_part(model):
+    """The Head of a SequenceModel (None for a layer, or a model without a head)."""
+    if not _is_sequence_model(model) or model.head is None:
+        return None
+    head = model.head
+    kind = type(head).__name__
+    if kind not in HEAD_KINDS:
+        raise TypeError(f"save: the head is a {kind}; a .fsq file stores {' or '.join(HEAD_KINDS)}")
+    config = {"in_features": head.in_features, "out_features": head.out_features, "bias": head.has_bias}
+    return Head(kind, config, head.state_dict())
+
+
+def save(model, path, metadata=None):
+    """Write `model` to `path` as a .fsq model file: a fastseq layer, a torch nn.LSTM /
+    nn.GRU / nn.RNN, or a fastseq.train.SequenceModel (layer + linear head).
+    `metadata`: an optional dict (at most 64 entries; keys of letters, digits, '_'
+    and '.'; values int, bool, float, None, or ASCII str of at most 256 bytes), read
+    back by `fastseq.io.read(path).metadata`. The file is written whole, then renamed
+    into place."""
+    data = encode(*_layer_parts(model), head=_head_part(model), metadata=metadata)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
@@ -232,37 +314,43 @@ def _check_header(data, source):
     return sections
 
 
-def _read_config(data, start, end, where):
-    r = _Reader(data, start, end, where)
-    kind = r.string(MAX_NAME, "layer kind")
-    if not _valid_name(kind):
-        r.fail(f"layer kind {kind!r} is malformed")
-    n = r.u32("entry count")
+def _read_entries(r, what):
+    """The u32 count and (key, typed value) entries of a config, head or metadata payload."""
+    n = r.u32(f"{what} entry count")
     if n > MAX_ENTRIES:
-        r.fail(f"entry count {n} exceeds the limit of {MAX_ENTRIES}")
-    config = {}
+        r.fail(f"{what} entry count {n} exceeds the limit of {MAX_ENTRIES}")
+    entries = {}
     for e in range(n):
         key = r.string(MAX_NAME, f"entry {e} key")
         if not _valid_name(key):
             r.fail(f"entry {e}: key {key!r} is malformed")
-        if key in config:
+        if key in entries:
             r.fail(f"key {key!r} appears twice")
         vtype = r.u32(f"entry {key!r} value type")
         if vtype == VAL_INT32:
-            config[key] = struct.unpack("<i", r.take(4, f"entry {key!r}"))[0]
+            entries[key] = struct.unpack("<i", r.take(4, f"entry {key!r}"))[0]
         elif vtype == VAL_FLOAT32:
-            config[key] = struct.unpack("<f", r.take(4, f"entry {key!r}"))[0]
+            entries[key] = struct.unpack("<f", r.take(4, f"entry {key!r}"))[0]
         elif vtype == VAL_FLOAT64:
-            config[key] = struct.unpack("<d", r.take(8, f"entry {key!r}"))[0]
+            entries[key] = struct.unpack("<d", r.take(8, f"entry {key!r}"))[0]
         elif vtype == VAL_STRING:
-            config[key] = r.string(MAX_STRING, f"entry {key!r}")
+            entries[key] = r.string(MAX_STRING, f"entry {key!r}")
         elif vtype == VAL_NONE:
-            config[key] = None
+            entries[key] = None
         else:
             r.fail(f"entry {key!r}: value type {vtype} unknown")
     if r.at != r.end:
         r.fail(f"{r.end - r.at} unexpected bytes after the last entry")
-    return kind, config
+    return entries
+
+
+def _read_config(data, start, end, where, what="layer kind"):
+    """(kind, entries) of a config or head section."""
+    r = _Reader(data, start, end, where)
+    kind = r.string(MAX_NAME, what)
+    if not _valid_name(kind):
+        r.fail(f"{what} {kind!r} is malformed")
+    return kind, _read_entries(r, "config" if what == "layer kind" else "head")
 
 
 def _read_tensor(data, start, end, where):
@@ -304,6 +392,7 @@ def decode(data, source="<bytes>"):
     n_sections = _check_header(data, source)
     size, at = len(data), HEADER_BYTES
     kind, config, tensors = None, None, {}
+    head, head_tensors, metadata = None, {}, None
     for i in range(n_sections):
         if size - at < SECTION_HEADER_BYTES:
             raise ValueError(f"{source}: truncated: section {i} of {n_sections} at offset {at} needs a "
@@ -324,6 +413,8 @@ def decode(data, source="<bytes>"):
             raise ValueError(f"{where}: expected the config section (type 1) first, got type {stype}")
         if stype in (SEC_CONFIG, SEC_TENSOR) and flags != 0:
             raise ValueError(f"{where}: flags must be 0, got {flags}")
+        if stype in (SEC_HEAD, SEC_HEAD_TENSOR, SEC_METADATA) and flags != FLAG_OPTIONAL:
+            raise ValueError(f"{where}: flags must be {FLAG_OPTIONAL} (optional), got {flags}")
         if stype == SEC_CONFIG:
             if i != 0:
                 raise ValueError(f"{where}: a second config section")
@@ -333,6 +424,21 @@ def decode(data, source="<bytes>"):
             if name in tensors:
                 raise ValueError(f"{where}: tensor {name!r} appears twice")
             tensors[name] = arr
+        elif stype == SEC_HEAD:
+            if head is not None:
+                raise ValueError(f"{where}: a second head section")
+            head = _read_config(data, payload, payload + length, where, "head kind")
+        elif stype == SEC_HEAD_TENSOR:
+            if head is None:
+                raise ValueError(f"{where}: a head tensor before the head section")
+            name, arr = _read_tensor(data, payload, payload + length, where)
+            if name in head_tensors:
+                raise ValueError(f"{where}: head tensor {name!r} appears twice")
+            head_tensors[name] = arr
+        elif stype == SEC_METADATA:
+            if metadata is not None:
+                raise ValueError(f"{where}: a second metadata section")
+            metadata = _read_entries(_Reader(data, payload, payload + length, where), "metadata")
         elif not flags & FLAG_OPTIONAL:
             raise ValueError(f"{where}: section type {stype} is not known to this fastseq and not "
                              "marked optional; the file may come from a newer version")
@@ -340,7 +446,9 @@ def decode(data, source="<bytes>"):
     if at != size:
         raise ValueError(f"{source}: {size - at} bytes after the last section (offset {at}) are not "
                          "part of any section")
-    return ModelFile(kind, config, tensors, FORMAT_VERSION, size, data)
+    if head is not None:
+        head = Head(head[0], head[1], head_tensors)
+    return ModelFile(kind, config, tensors, FORMAT_VERSION, size, data, head, metadata)
 
 
 def read(path):
@@ -391,11 +499,61 @@ def build(model_file, source="<model>"):
         layer.load_state_dict(model_file.tensors)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{source}: {exc}") from None
-    return layer
+    if model_file.head is None:
+        return layer
+    return _build_head_model(layer, model_file.head, source)
+
+
+def _build_head_model(layer, head, source):
+    """SequenceModel(layer, head), the head's shapes checked against the tensors present
+    before anything is allocated."""
+    from .train import heads
+    from .train.model import SequenceModel
+
+    where = f"{source}: head"
+    if head.kind not in HEAD_KINDS:
+        raise ValueError(f"{where}: kind {head.kind!r} is not known to this fastseq (it knows "
+                         f"{', '.join(HEAD_KINDS)}); the file may come from a newer version")
+    cfg = dict(head.config)
+    unknown = sorted(set(cfg) - {"in_features", "out_features", "bias"})
+    if unknown:
+        raise ValueError(f"{where}: unknown config key {unknown[0]!r}")
+    for key in ("in_features", "out_features"):
+        v = cfg.get(key)
+        if type(v) is not int or v < 1:
+            raise ValueError(f"{where}: {key}: expected an int32 >= 1, got {v!r}")
+    bias = cfg.get("bias", 1)
+    if bias not in (0, 1) or type(bias) is not int:
+        raise ValueError(f"{where}: bias: expected 0 or 1, got {bias!r}")
+    want_in = layer.num_directions * layer.output_features
+    if cfg["in_features"] != want_in:
+        raise ValueError(f"{where}: in_features {cfg['in_features']} does not match the layer's "
+                         f"{want_in} output features")
+    shapes = {"weight": (cfg["out_features"], cfg["in_features"])}
+    if bias:
+        shapes["bias"] = (cfg["out_features"],)
+    for name in head.tensors:
+        if name not in shapes:
+            raise ValueError(f"{where}: unexpected tensor {name!r} (a {head.kind} with bias={bias} has "
+                             f"{', '.join(shapes)})")
+    for name, shape in shapes.items():
+        if name not in head.tensors:
+            raise ValueError(f"{where}: tensor {name!r} is missing")
+        got = tuple(head.tensors[name].shape)
+        if got != shape:
+            raise ValueError(f"{where}: tensor {name!r}: expected shape {list(shape)}, got {list(got)}")
+    h = getattr(heads, head.kind)(cfg["in_features"], cfg["out_features"], bias=bool(bias), seed=0)
+    h.load_state_dict(head.tensors)
+    try:
+        return SequenceModel(layer, h)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def load(path):
-    """Read the .fsq model file at `path` and return the fastseq layer it holds
-    (LSTM, GRU, RNN, ...) with its weights: bit-identical to the layer saved."""
+    """Read the .fsq model file at `path` and return what was saved, weights
+    bit-identical: the fastseq layer (LSTM, GRU, RNN, ...), or a
+    fastseq.train.SequenceModel (layer + head) when the file holds a head.
+    Metadata: `fastseq.io.read(path).metadata`."""
     path = os.fspath(path)
     return build(read(path), path)

@@ -2,6 +2,7 @@
 --help, exit codes (0 ok, 1 error, 2 usage) and messages that say what to do."""
 import io as _io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -61,13 +62,8 @@ def test_python_dash_m_and_console_script(tmp_path):
     assert proc.returncode == 0 and proc.stdout.strip() == f"fastseq {fastseq.__version__}"
     script = shutil.which("fastseq")
     if script:
-        proc = subprocess.run([script, "demo"], capture_output=True, text=True, cwd=tmp_path)
-        assert proc.returncode == 1 and "not available yet" in proc.stderr
-
-
-def test_demo_says_it_is_not_available(capsys):
-    code, out, err = _run(capsys, "demo")
-    assert code == 1 and "not available yet" in err and out == ""
+        proc = subprocess.run([script, "demo", "--length", "10"], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0 and "chars/s" in proc.stderr
 
 
 # ---- convert ------------------------------------------------------------------------------------
@@ -302,3 +298,119 @@ def test_export_c_command(capsys, lstm_file, tmp_path):
     assert "cc -std=c99" in out
     code, _, err = _run(capsys, "export-c", path, tmp_path / "c", "--name", "1net")
     assert code == 1 and "C identifier" in err
+
+
+# ---- demo: the bundled character model ------------------------------------------------------------
+
+RATE = re.compile(r"\[(\d+) characters in [\d.]+ s: [\d,]+ chars/s, [\d.]+ µs per character "
+                  r"\(([\d.]+) µs per model step")
+
+
+def _demo(capsys, *argv):
+    code, out, err = _run(capsys, "demo", *argv)
+    assert code == 0, err
+    return out, err
+
+
+def test_demo_model_is_bundled_and_small():
+    from importlib import resources
+
+    path = resources.files("fastseq") / "data" / "demo.fsq"
+    data = path.read_bytes()
+    assert len(data) <= 500_000
+    mf = fastseq.io.decode(data, "demo.fsq")
+    meta = mf.metadata
+    assert meta["model"] == "char_lm" and len(meta["vocab"]) == mf.config["input_size"] == 96
+    assert meta["python"].count(".") == 1 and mf.head.kind == "PerStepLinear"
+    assert fastseq._core.model_inspect(data)["kind"] == mf.kind  # the C library reads it too
+
+
+def test_demo_runs_as_a_command(tmp_path):
+    """`python -m fastseq demo --length 50 --seed 0`: the prompt, then 50 characters, then
+    the speed on stderr."""
+    proc = subprocess.run([sys.executable, "-m", "fastseq", "demo", "--length", "50", "--seed", "0",
+                           "--prompt", "Return the "], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Return the ") and proc.stdout.endswith("\n")
+    assert len(proc.stdout) == len("Return the ") + 50 + 1
+    m = RATE.search(proc.stderr)
+    assert m and int(m.group(1)) == 50 and float(m.group(2)) > 0, proc.stderr
+
+
+def test_demo_needs_no_torch(tmp_path):
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from fastseq.cli import main\n"
+            "sys.exit(main(['demo', '--length', '20']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "chars/s" in proc.stderr, proc.stderr
+
+
+def test_demo_greedy_is_deterministic_and_matches_a_full_forward(capsys):
+    out1, _ = _demo(capsys, "--temperature", "0", "--length", "80", "--prompt", "Return the ")
+    out2, _ = _demo(capsys, "--temperature", "0", "--length", "80", "--prompt", "Return the ", "--seed", "7")
+    assert out1 == out2  # greedy ignores the seed
+    text = out1[:-1]
+    assert len(text) == len("Return the ") + 80
+    # streaming step by step == one forward over the whole text: each generated character is
+    # the argmax of the head at the step before it
+    from importlib import resources
+    mf = fastseq.io.decode((resources.files("fastseq") / "data" / "demo.fsq").read_bytes())
+    model = fastseq.io.build(mf)
+    vocab = mf.metadata["vocab"]
+    ids = np.array([vocab.index(c) for c in text])
+    x = np.eye(len(vocab), dtype=np.float32)[ids[:-1]][:, None, :]
+    logits, _ = model.predict(x)
+    start = len("Return the ") - 1
+    steps = logits[start:, 0]
+    chosen = steps[np.arange(len(steps)), ids[start + 1:]]
+    # the chosen character is the forward's argmax (up to rounding on a near-tie)
+    assert np.all(chosen >= steps.max(axis=-1) - 1e-4)
+
+
+def test_demo_sampling_is_seeded(capsys):
+    a, _ = _demo(capsys, "--length", "60", "--seed", "1")
+    b, _ = _demo(capsys, "--length", "60", "--seed", "1")
+    c, _ = _demo(capsys, "--length", "60", "--seed", "2")
+    assert a == b and a != c
+    vocab = set(fastseq.io.decode((__import__("importlib").resources.files("fastseq") / "data" /
+                                   "demo.fsq").read_bytes()).metadata["vocab"])
+    assert set(a) <= vocab
+
+
+def test_demo_prompt_with_unknown_characters_and_empty_prompt(capsys):
+    out, err = _demo(capsys, "--prompt", "naïve\t", "--length", "5")
+    assert out.startswith("naïve\t") and len(out) == len("naïve\t") + 5 + 1 and "chars/s" in err
+    out, _ = _demo(capsys, "--prompt", "", "--length", "5", "--temperature", "0")
+    assert len(out) == 5 + 1
+    out, err = _demo(capsys, "--length", "0")
+    assert "0 characters" in err
+
+
+def test_demo_errors(capsys, tmp_path, lstm_file):
+    code, _, err = _run(capsys, "demo", "--length", "-1")
+    assert code == 2 and "--length" in err
+    code, _, err = _run(capsys, "demo", "--temperature", "-0.5")
+    assert code == 2 and "--temperature" in err
+    code, _, err = _run(capsys, "demo", "--model", lstm_file[1])
+    assert code == 1 and "not a character model" in err
+    code, _, err = _run(capsys, "demo", "--model", tmp_path / "none.fsq")
+    assert code == 1 and "no such file" in err
+
+
+def test_info_and_run_on_a_model_with_a_head(capsys, tmp_path):
+    """A file with a head: `info` shows the head and metadata; the other commands run its layer."""
+    from fastseq import train
+
+    model = train.SequenceModel(fastseq.GRU(4, 6, seed=1), train.PerStepLinear(6, 3, seed=2))
+    path = tmp_path / "m.fsq"
+    fastseq.save(model, path, metadata={"vocab": "abc", "note": "x" * 100})
+    code, out, _ = _run(capsys, "info", path)
+    assert code == 0 and "PerStepLinear" in out and "vocab='abc'" in out and "..." in out
+    code, out, _ = _run(capsys, "info", path, "--json")
+    info = json.loads(out)
+    assert info["head"]["kind"] == "PerStepLinear" and info["metadata"]["vocab"] == "abc"
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, _, err = _run(capsys, "run", path, tmp_path / "x.npy", "-o", tmp_path / "y.npy")
+    assert code == 0, err
+    assert np.array_equal(np.load(tmp_path / "y.npy"), model.rnn(x)[0])

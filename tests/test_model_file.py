@@ -468,3 +468,213 @@ def test_run_model_example_errors(tmp_path):
     assert p.returncode == 1 and "truncated" in p.stderr
     p = _cbuild.run([exe, tmp_path / "none.fsq", tmp_path / "x.npy", tmp_path / "y.npy"], check=False)
     assert p.returncode == 1 and "cannot read" in p.stderr
+
+
+# ---- a layer with its output head, and metadata (optional sections 3, 4, 5) ------------------
+
+from fastseq import train  # noqa: E402
+
+HEAD_CASES = {
+    "lstm_per_step": lambda: train.SequenceModel(fastseq.LSTM(5, 7, num_layers=2, seed=11),
+                                                 train.PerStepLinear(7, 4, seed=12)),
+    "gru_last_step_nobias": lambda: train.SequenceModel(fastseq.GRU(3, 6, bidirectional=True, seed=13),
+                                                        train.LastStepLinear(12, 2, bias=False, seed=14)),
+    "rnn_per_step_batch_first": lambda: train.SequenceModel(fastseq.RNN(2, 3, batch_first=True, seed=15),
+                                                            train.PerStepLinear(3, 5, seed=16)),
+}
+METADATA = {"model": "char_lm", "vocab": "\nab c~", "python": "3.11", "epochs": 3, "bpc": 2.25,
+            "flag": True, "nothing": None}
+
+
+def _model_bits_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        assert sa[k].shape == sb[k].shape and np.array_equal(_bits(sa[k]), _bits(sb[k])), k
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_CASES))
+def test_sequence_model_round_trip_is_bit_exact(name, tmp_path):
+    model = HEAD_CASES[name]()
+    model.params += np.random.default_rng(1).standard_normal(model.params.size).astype(np.float32) * 0.01
+    model.sync()
+    path = tmp_path / "m.fsq"
+    fastseq.save(model, path, metadata=METADATA)
+    back = fastseq.load(path)
+    assert isinstance(back, train.SequenceModel) and type(back.head) is type(model.head)
+    assert type(back.rnn) is type(model.rnn) and back.rnn.config() == model.rnn.config()
+    assert back.head.has_bias == model.head.has_bias
+    _model_bits_equal(model, back)
+    assert np.array_equal(_bits(back.params), _bits(model.params))
+    x = _x(model.rnn)
+    for u, v in zip(_outputs(model.predict(x)), _outputs(back.predict(x))):
+        assert np.array_equal(_bits(u), _bits(v))
+    mf = io.read(path)
+    assert mf.metadata == {**METADATA, "flag": 1} and mf.head.kind == type(model.head).__name__
+    assert mf.head.config == {"in_features": model.head.in_features,
+                              "out_features": model.head.out_features, "bias": int(model.head.has_bias)}
+    # the model loaded trains on: its parameters are one flat vector again
+    assert back.params.size == model.params.size
+    # saving what was loaded gives the same bytes
+    fastseq.save(back, tmp_path / "again.fsq", metadata=mf.metadata)
+    assert (tmp_path / "again.fsq").read_bytes() == path.read_bytes()
+
+
+def test_sequence_model_file_layout(tmp_path):
+    model = HEAD_CASES["lstm_per_step"]()
+    path = tmp_path / "m.fsq"
+    fastseq.save(model, path, metadata={"vocab": "abcd"})
+    data = path.read_bytes()
+    secs = _sections(data)
+    n_layer = len(model.rnn.state_dict())
+    assert [s[1] for s in secs] == [1] + [2] * n_layer + [3, 4, 4, 5]
+    assert [s[2] for s in secs] == [0] * (1 + n_layer) + [1, 1, 1, 1]  # the new sections are optional
+    for at, _stype, _flags, payload, length in secs[n_layer + 2:n_layer + 4]:  # head tensors: aligned
+        nlen = struct.unpack_from("<I", data, payload)[0]
+        ndim = struct.unpack_from("<I", data, payload + 8 + nlen)[0]
+        offset = struct.unpack_from("<Q", data, payload + 12 + nlen + 8 * ndim)[0]
+        assert (payload + offset) % 64 == 0
+    # a SequenceModel without a head is saved as its layer
+    plain = train.SequenceModel(fastseq.GRU(2, 3, seed=0))
+    fastseq.save(plain, tmp_path / "p.fsq")
+    assert isinstance(fastseq.load(tmp_path / "p.fsq"), fastseq.GRU)
+    # metadata on a plain layer
+    fastseq.save(fastseq.RNN(2, 3), tmp_path / "r.fsq", metadata={"note": "hi"})
+    assert io.read(tmp_path / "r.fsq").metadata == {"note": "hi"}
+    assert isinstance(fastseq.load(tmp_path / "r.fsq"), fastseq.RNN)
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_CASES))
+def test_c_reader_runs_the_layer_of_a_file_with_a_head(name, tmp_path):
+    model = HEAD_CASES[name]()
+    data = io.encode(*io._layer_parts(model), head=io._head_part(model), metadata=METADATA)
+    layer = model.rnn
+    desc = _core.model_inspect(data)
+    assert desc["kind"] == type(layer).__name__
+    assert desc["tensor_count"] == len(layer.state_dict())  # the head is skipped
+    assert desc["param_count"] == _core.param_count(layer._model)
+    c_model = _core.model_load(data)
+    for key, (lay, d, which) in layer._index.items():
+        assert np.array_equal(_bits(c_model.get_param(lay, d, which)), _bits(layer.state_dict()[key])), key
+
+
+@pytest.mark.parametrize("bad", [{"k": "é"}, {"k": "x" * 257}, {"bad key": 1}, {"k": [1, 2]},
+                                 {f"k{i}": i for i in range(65)}, {"k": 2**40}])
+def test_bad_metadata_is_refused_on_save(bad, tmp_path):
+    with pytest.raises(ValueError):
+        fastseq.save(fastseq.RNN(2, 3), tmp_path / "m.fsq", metadata=bad)
+    assert not (tmp_path / "m.fsq").exists()
+
+
+def _head_file(head_kind="PerStepLinear", head_entries=None, head_tensors=None, flags=1, order=None,
+               metadata=None, n_metadata=1):
+    """RNN(2, 3) + a head, built from the spec (checksums valid) with anything changed."""
+    head_entries = head_entries if head_entries is not None else \
+        [("in_features", 3), ("out_features", 2), ("bias", 1)]
+    head_tensors = head_tensors if head_tensors is not None else \
+        [("weight", np.ones((2, 3), np.float32)), ("bias", np.zeros(2, np.float32))]
+    sections = [_section(1, _config("RNN", RNN_ENTRIES))]
+    at = 32 + len(sections[0])
+    pieces = [("t", n, a) for n, a in RNN_TENSORS] + [("h", None, None)] + [("ht", n, a) for n, a in head_tensors]
+    pieces += [("m", None, None)] * n_metadata
+    for kind, name, arr in (order(pieces) if order else pieces):
+        if kind == "t":
+            sec = _section(2, _tensor(name, arr, at + 24))
+        elif kind == "h":
+            sec = _section(3, _config(head_kind, head_entries), flags)
+        elif kind == "ht":
+            sec = _section(4, _tensor(name, arr, at + 24), flags)
+        else:
+            sec = _section(5, _config("x", metadata or [("vocab", "ab")])[len(_pack_str("x")):], flags)
+        sections.append(sec)
+        at += len(sec)
+    body = b"".join(sections)
+    header = MAGIC + struct.pack("<IIQI", 1, len(sections), 32 + len(body), 0)
+    return header + struct.pack("<I", zlib.crc32(header)) + body
+
+
+def test_crafted_head_file_loads():
+    data = _head_file()
+    model = io.build(io.decode(data, "h.fsq"), "h.fsq")
+    assert isinstance(model, train.SequenceModel) and model.head.out_features == 2
+    assert np.array_equal(model.head.weight, np.ones((2, 3), np.float32))
+    assert io.decode(data).metadata == {"vocab": "ab"}
+    assert _core.model_inspect(data)["tensor_count"] == 2
+
+
+BAD_HEADS = {
+    "in_features does not match the layer": (
+        lambda: _head_file(head_entries=[("in_features", 4), ("out_features", 2)],
+                           head_tensors=[("weight", np.ones((2, 4), np.float32)), ("bias", np.zeros(2, np.float32))]),
+        "in_features 4"),
+    "missing head weight": (lambda: _head_file(head_tensors=[("bias", np.zeros(2, np.float32))]), "'weight' is missing"),
+    "missing head bias": (lambda: _head_file(head_tensors=[("weight", np.ones((2, 3), np.float32))]), "'bias' is missing"),
+    "unexpected head tensor": (
+        lambda: _head_file(head_entries=[("in_features", 3), ("out_features", 2), ("bias", 0)]), "unexpected tensor 'bias'"),
+    "mis-shaped head weight": (
+        lambda: _head_file(head_tensors=[("weight", np.ones((3, 3), np.float32)), ("bias", np.zeros(2, np.float32))]),
+        "expected shape [2, 3], got [3, 3]"),
+    "huge out_features, tiny tensors": (
+        lambda: _head_file(head_entries=[("in_features", 3), ("out_features", 2**31 - 1)]),
+        "expected shape [2147483647, 3], got [2, 3]"),
+    "out_features 0": (lambda: _head_file(head_entries=[("in_features", 3), ("out_features", 0)]), "out_features"),
+    "string out_features": (lambda: _head_file(head_entries=[("in_features", 3), ("out_features", "2")]),
+                            "out_features"),
+    "bias of 7": (lambda: _head_file(head_entries=[("in_features", 3), ("out_features", 2), ("bias", 7)]), "bias"),
+    "unknown head key": (lambda: _head_file(head_entries=[("in_features", 3), ("out_features", 2), ("act", "relu")]),
+                         "'act'"),
+    "unknown head kind": (lambda: _head_file(head_kind="MLPHead"), "'MLPHead' is not known"),
+    "head tensor before the head": (lambda: _head_file(order=lambda p: p[:2] + p[3:4] + p[2:3] + p[4:]),
+                                    "before the head section"),
+    "two metadata sections": (lambda: _head_file(n_metadata=2), "a second metadata section"),
+    "duplicate head tensor": (
+        lambda: _head_file(head_tensors=[("weight", np.ones((2, 3), np.float32))] * 2 + [("bias", np.zeros(2))]),
+        "appears twice"),
+    "metadata value type 9": (lambda: _head_file(metadata=[("zzz", 9, b"\0\0\0\0")]), "value type 9"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_HEADS))
+def test_crafted_head_file_is_rejected_by_python(name, tmp_path):
+    make, msg = BAD_HEADS[name]
+    path = tmp_path / "bad.fsq"
+    path.write_bytes(make())
+    with pytest.raises(ValueError) as info:
+        fastseq.load(path)
+    assert msg in str(info.value) and str(path) in str(info.value), str(info.value)
+
+
+def test_head_sections_must_be_marked_optional():
+    data = _head_file(flags=0)
+    with pytest.raises(ValueError, match="flags must be 1"):
+        io.decode(data)
+    assert "not known" in _c_rejects(data)  # an older reader could not skip them either
+
+
+def test_every_cut_and_flip_of_a_head_file_is_rejected():
+    model = train.SequenceModel(fastseq.RNN(2, 3, bias=False, seed=1), train.PerStepLinear(3, 2, seed=2))
+    data = io.encode(*io._layer_parts(model), head=io._head_part(model), metadata={"vocab": "ab"})
+    assert _python_rejects(data) is None and _c_rejects(data) is None
+    for cut in range(len(data)):
+        assert _python_rejects(data[:cut]), f"cut to {cut} bytes was accepted by Python"
+        assert _c_rejects(data[:cut]), f"cut to {cut} bytes was accepted by C"
+    for at in range(len(data)):
+        bad = bytearray(data)
+        bad[at] ^= 0x01
+        bad = bytes(bad)
+        assert _python_rejects(bad), f"byte {at} ^ 0x01 was accepted by Python"
+        assert _c_rejects(bad), f"byte {at} ^ 0x01 was accepted by C"
+
+
+@needs_c
+def test_c_program_and_example_on_a_file_with_a_head(tmp_path):
+    b = _cbuild.build()
+    model = HEAD_CASES["lstm_per_step"]()
+    path = tmp_path / "m.fsq"
+    fastseq.save(model, path, metadata=METADATA)
+    proc = _cbuild.run([b.program("test_model_file"), path], timeout=900)
+    assert "0 failures" in proc.stdout, proc.stdout + proc.stderr
+    x = np.random.default_rng(4).standard_normal((6, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    _cbuild.run([b.program("run_model"), path, tmp_path / "x.npy", tmp_path / "y.npy"])
+    assert np.max(np.abs(np.load(tmp_path / "y.npy") - model.rnn(x)[0])) <= 1e-5
