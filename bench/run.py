@@ -275,11 +275,19 @@ def peak_rss():
 
 # ---------------------------------------------------------------------------- timing
 
-def measure(runs, budget_s, min_reps, max_reps, sample_s):
+# With several threads, ONNX Runtime's pool keeps spinning for tens of ms after a call
+# (measured: fastseq's 2-thread batch case ran 2x slower straight after an ORT call, and
+# at its own speed after a 50 ms pause), so each long timed sample waits that long first.
+SETTLE_S = 0.05
+
+
+def measure(runs, budget_s, min_reps, max_reps, sample_s, settle_s=0.0):
     """Median seconds per call of each zero-argument function in `runs`.
 
     Warm up, then time k calls per sample (k sized so a sample takes about sample_s),
-    round-robin over the implementations each repetition with a rotating first one."""
+    round-robin over the implementations each repetition with a rotating first one.
+    Before a sample, an untimed call (short calls) or settle_s of idle time (long ones)
+    lets the previous peer's threads go to sleep."""
     inner, est, rep_s = {}, {}, 0.0
     for name, fn in runs.items():
         fn()
@@ -298,6 +306,8 @@ def measure(runs, budget_s, min_reps, max_reps, sample_s):
                 fn, k = runs[name], inner[name]
                 if est[name] < 5e-3:
                     fn()              # untimed: lets the previous peer's threads go idle
+                elif settle_s:
+                    time.sleep(settle_s)
                 t0 = time.perf_counter()
                 for _ in range(k):
                     fn()
@@ -334,7 +344,8 @@ def run_case(case, threads, args):
             skipped[name] = f"failed: {type(e).__name__}: {e}"
             del impls[name]
     budget, lo, hi, sample = ((1.5, 3, 30, 0.002) if args.quick else (6.0, 15, 300, 0.005))
-    secs, reps = measure({n: i.run for n, i in impls.items()}, budget, lo, hi, sample)
+    secs, reps = measure({n: i.run for n, i in impls.items()}, budget, lo, hi, sample,
+                         SETTLE_S if threads > 1 else 0.0)
     rows = []
     for name in IMPLS:
         row = {"kind": "case", "case": case.name, "impl": name, "threads": threads,
