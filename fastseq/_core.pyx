@@ -111,6 +111,24 @@ cdef int _ibuf(object a, const int32_t **ptr, size_t *n) except -1:
     return 0
 
 
+cdef int _seq_args(c.fs_seq_args *a, x, int seq_len, int batch, bint batch_first, lengths, h0,
+                   c0, y, h_n, c_n) except -1:
+    """Fill fs_seq_args from numpy buffers (see _fbuf)."""
+    cdef float *p
+    a.seq_len, a.batch, a.batch_first = seq_len, batch, batch_first
+    _fbuf(x, &p, &a.x_count, False, "x")
+    a.x = p
+    _ibuf(lengths, &a.lengths, &a.lengths_count)
+    _fbuf(h0, &p, &a.h0_count, False, "h0")
+    a.h0 = p
+    _fbuf(c0, &p, &a.c0_count, False, "c0")
+    a.c0 = p
+    _fbuf(y, &a.y, &a.y_count, True, "y")
+    _fbuf(h_n, &a.h_n, &a.h_n_count, True, "h_n")
+    _fbuf(c_n, &a.c_n, &a.c_n_count, True, "c_n")
+    return 0
+
+
 cdef class Model:
     """A recurrent model held by the C library (fs_rnn)."""
     cdef c.fs_rnn *ptr
@@ -185,19 +203,8 @@ cdef class Model:
         """C-contiguous float32 arrays of any shape (lengths: int32) or None; the C core
         checks every element count."""
         cdef c.fs_seq_args a
-        cdef float *p
         cdef c.fs_status st
-        a.seq_len, a.batch, a.batch_first = seq_len, batch, batch_first
-        _fbuf(x, &p, &a.x_count, False, "x")
-        a.x = p
-        _ibuf(lengths, &a.lengths, &a.lengths_count)
-        _fbuf(h0, &p, &a.h0_count, False, "h0")
-        a.h0 = p
-        _fbuf(c0, &p, &a.c0_count, False, "c0")
-        a.c0 = p
-        _fbuf(y, &a.y, &a.y_count, True, "y")
-        _fbuf(h_n, &a.h_n, &a.h_n_count, True, "h_n")
-        _fbuf(c_n, &a.c_n, &a.c_n_count, True, "c_n")
+        _seq_args(&a, x, seq_len, batch, batch_first, lengths, h0, c0, y, h_n, c_n)
         with nogil:
             st = c.fs_rnn_forward(self.ptr, &a)
         check(st)
@@ -360,18 +367,7 @@ cdef class Tape:
     def forward(self, x, int seq_len, int batch, bint batch_first, lengths, h0, c0, y, h_n, c_n):
         """fs_rnn_train_forward: arrays as Model.forward (any shape, counts checked in C)."""
         cdef c.fs_seq_args a
-        cdef float *p
-        a.seq_len, a.batch, a.batch_first = seq_len, batch, batch_first
-        _fbuf(x, &p, &a.x_count, False, "x")
-        a.x = p
-        _ibuf(lengths, &a.lengths, &a.lengths_count)
-        _fbuf(h0, &p, &a.h0_count, False, "h0")
-        a.h0 = p
-        _fbuf(c0, &p, &a.c0_count, False, "c0")
-        a.c0 = p
-        _fbuf(y, &a.y, &a.y_count, True, "y")
-        _fbuf(h_n, &a.h_n, &a.h_n_count, True, "h_n")
-        _fbuf(c_n, &a.c_n, &a.c_n_count, True, "c_n")
+        _seq_args(&a, x, seq_len, batch, batch_first, lengths, h0, c0, y, h_n, c_n)
         with nogil:
             st = c.fs_rnn_train_forward(self.model.ptr, &a, self.ptr)
         check(st)

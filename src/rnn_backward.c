@@ -27,6 +27,7 @@
 #include "internal.h"
 #include "kernels/kernels.h"
 #include "rnn.h"
+#include "rnn_args.h"
 #include "rnn_backward.h"
 #include "rnn_step.h"
 
@@ -298,13 +299,6 @@ static void transpose_tm(const tplan *p, const float *src, size_t cols, size_t l
         for (size_t m = 0; m < N; m++) dst[cols * N + m] = 1.0f;
 }
 
-static fs_status check_count(const char *name, const void *ptr, size_t given, size_t expected,
-                             const char *shape) {
-    if (ptr && given != expected)
-        return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements %s, got %zu", name, expected, shape, given);
-    return FS_OK;
-}
-
 static fs_status check_tape(const fs_rnn *m, const fs_rnn_tape *tp) {
     if (!m || !tp) return fs__fail(FS_ERR_NULL_ARG, "model and tape must not be NULL");
     if (tp->model != m)
@@ -313,50 +307,6 @@ static fs_status check_tape(const fs_rnn *m, const fs_rnn_tape *tp) {
 }
 
 /* ---- forward with record ------------------------------------------------------------ */
-
-static fs_status check_seq_args(const fs_rnn *m, const fs_seq_args *a, const tplan *p) {
-    char shape[160];
-    const size_t T = p->T, B = p->B, LD = p->L * p->D, S = LD * B * p->H, SR = LD * B * p->R;
-    fs_status st;
-    if (!a->x || !a->y) return fs__fail(FS_ERR_NULL_ARG, "x and y must not be NULL");
-    if (a->batch_first != 0 && a->batch_first != 1)
-        return fs__fail(FS_ERR_INVALID_ARG, "batch_first: expected 0 or 1, got %d", (int)a->batch_first);
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I);
-    if ((st = check_count("x", a->x, a->x_count, T * B * p->I, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu directions*features)", T, B, p->DR);
-    if ((st = check_count("y", a->y, a->y_count, T * B * p->DR, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x features %zu)", LD, B, p->R);
-    if ((st = check_count("h0", a->h0, a->h0_count, SR, shape)) != FS_OK) return st;
-    if ((st = check_count("h_n", a->h_n, a->h_n_count, SR, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x hidden %zu)", LD, B, p->H);
-    if (m->cfg.cell != FS_CELL_LSTM && (a->c0 || a->c_n))
-        return fs__fail(FS_ERR_INVALID_ARG, "c0 / c_n: only an LSTM has a cell state");
-    if ((st = check_count("c0", a->c0, a->c0_count, S, shape)) != FS_OK) return st;
-    if ((st = check_count("c_n", a->c_n, a->c_n_count, S, shape)) != FS_OK) return st;
-    if (a->lengths) {
-        if (a->lengths_count != B)
-            return fs__fail(FS_ERR_SHAPE, "lengths: expected %zu elements (one per sequence), got %zu", B,
-                            a->lengths_count);
-        for (size_t b = 0; b < B; b++)
-            if (a->lengths[b] < 1 || (size_t)a->lengths[b] > T)
-                return fs__fail(FS_ERR_INVALID_ARG, "lengths[%zu]: expected 1..%zu, got %d", b, T,
-                                (int)a->lengths[b]);
-    }
-    if (a->x < a->y + a->y_count && a->y < a->x + a->x_count)
-        return fs__fail(FS_ERR_INVALID_ARG, "x and y overlap: y must be a separate buffer");
-    return FS_OK;
-}
-
-static void load_state(const float *src, size_t B, size_t H, size_t hp, float *dst) {
-    memset(dst, 0, B * hp * sizeof(float));
-    if (src)
-        for (size_t b = 0; b < B; b++) memcpy(dst + b * hp, src + b * H, H * sizeof(float));
-}
-
-static void store_state(const float *src, size_t B, size_t H, size_t hp, float *dst) {
-    if (dst)
-        for (size_t b = 0; b < B; b++) memcpy(dst + b * H, src + b * hp, H * sizeof(float));
-}
 
 /* Layer l, direction d: rows of `in` ([N][in_f]) to columns [d*R, d*R + R) of out ([N][DR]). */
 static void record_unit(const fs_rnn *m, const fs_cell_train *ct, fs_rnn_tape *tp, size_t l,
@@ -377,8 +327,8 @@ static void record_unit(const fs_rnn *m, const fs_cell_train *ct, fs_rnn_tape *t
     const float *bias_h = m->cfg.cell == FS_CELL_GRU && !m->cfg.reset_before ? u->bias_h : NULL;
 
     fs__project(m, k, u, N, in, u->in_size, ws + p->xa_off, gx);
-    load_state(a->h0 ? a->h0 + ui * B * R : NULL, B, R, rp, h);
-    load_state(a->c0 ? a->c0 + ui * B * H : NULL, B, H, hp, c);
+    fs__load_state(a->h0 ? a->h0 + ui * B * R : NULL, B, R, rp, h);
+    fs__load_state(a->c0 ? a->c0 + ui * B * H : NULL, B, H, hp, c);
     for (size_t s = 0; s < T; s++) {
         const size_t t = d ? T - 1 - s : s;
         if (ur) k->gemm(B, R, h, rp, u->w_hh_a_packed, 1, m->urp / FS_NB, NULL, tlow, m->urp);
@@ -409,8 +359,8 @@ static void record_unit(const fs_rnn *m, const fs_cell_train *ct, fs_rnn_tape *t
             memcpy(yb, h + b * rp, R * sizeof(float));
         }
     }
-    store_state(h, B, R, rp, a->h_n ? a->h_n + ui * B * R : NULL);
-    if (p->lstm) store_state(c, B, H, hp, a->c_n ? a->c_n + ui * B * H : NULL);
+    fs__store_state(h, B, R, rp, a->h_n ? a->h_n + ui * B * R : NULL);
+    if (p->lstm) fs__store_state(c, B, H, hp, a->c_n ? a->c_n + ui * B * H : NULL);
 }
 
 fs_status fs_rnn_train_forward(const fs_rnn *model, const fs_seq_args *args, fs_rnn_tape *tape) {
@@ -421,7 +371,7 @@ fs_status fs_rnn_train_forward(const fs_rnn *model, const fs_seq_args *args, fs_
     tplan p;
     if ((st = make_plan(model, args->seq_len, args->batch, &p)) != FS_OK) return st;
     p.batch_first = args->batch_first;
-    if ((st = check_seq_args(model, args, &p)) != FS_OK) return st;
+    if ((st = fs__check_seq_args(model, args)) != FS_OK) return st;
     if (p.total > tape->capacity)
         return fs__fail(FS_ERR_SHAPE, "tape: seq_len %d, batch %d need %zu bytes, the tape holds %zu",
                         (int)args->seq_len, (int)args->batch, header_bytes() + p.total * sizeof(float),
@@ -492,18 +442,18 @@ static fs_status check_grad_args(const fs_rnn *m, const fs_grad_args *g, const t
     if (g->accumulate != 0 && g->accumulate != 1)
         return fs__fail(FS_ERR_INVALID_ARG, "accumulate: expected 0 or 1, got %d", (int)g->accumulate);
     snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu directions*features)", T, B, p->DR);
-    if ((st = check_count("grad_y", g->grad_y, g->grad_y_count, T * B * p->DR, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_y", g->grad_y, g->grad_y_count, T * B * p->DR, shape)) != FS_OK) return st;
     snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I);
-    if ((st = check_count("grad_x", g->grad_x, g->grad_x_count, T * B * p->I, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_x", g->grad_x, g->grad_x_count, T * B * p->I, shape)) != FS_OK) return st;
     snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x features %zu)", LD, B, p->R);
-    if ((st = check_count("grad_h_n", g->grad_h_n, g->grad_h_n_count, SR, shape)) != FS_OK) return st;
-    if ((st = check_count("grad_h0", g->grad_h0, g->grad_h0_count, SR, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_h_n", g->grad_h_n, g->grad_h_n_count, SR, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_h0", g->grad_h0, g->grad_h0_count, SR, shape)) != FS_OK) return st;
     if (m->cfg.cell != FS_CELL_LSTM && (g->grad_c_n || g->grad_c0))
         return fs__fail(FS_ERR_INVALID_ARG, "grad_c_n / grad_c0: only an LSTM has a cell state");
     snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x hidden %zu)", LD, B, p->H);
-    if ((st = check_count("grad_c_n", g->grad_c_n, g->grad_c_n_count, S, shape)) != FS_OK) return st;
-    if ((st = check_count("grad_c0", g->grad_c0, g->grad_c0_count, S, shape)) != FS_OK) return st;
-    if ((st = check_count("grad_params", g->grad_params, g->grad_params_count, n_params,
+    if ((st = fs__check_count("grad_c_n", g->grad_c_n, g->grad_c_n_count, S, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_c0", g->grad_c0, g->grad_c0_count, S, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_params", g->grad_params, g->grad_params_count, n_params,
                           "(fs_rnn_param_count)")) != FS_OK)
         return st;
     return FS_OK;
@@ -777,11 +727,11 @@ fs_status fs_rnn_tape_get_state(const fs_rnn_tape *tape, int32_t t, float *h, si
         return fs__fail(FS_ERR_INVALID_ARG, "t: expected 0..%zu, got %d", p->T - 1, (int)t);
     char shape[120];
     snprintf(shape, sizeof shape, "(%zu layers x batch %zu x features %zu)", p->L, p->B, p->R);
-    fs_status st = check_count("h", h, h_count, p->L * p->B * p->R, shape);
+    fs_status st = fs__check_count("h", h, h_count, p->L * p->B * p->R, shape);
     if (st != FS_OK) return st;
     if (!p->lstm && c) return fs__fail(FS_ERR_INVALID_ARG, "c: only an LSTM has a cell state");
     snprintf(shape, sizeof shape, "(%zu layers x batch %zu x hidden %zu)", p->L, p->B, p->H);
-    if ((st = check_count("c", c, c_count, p->L * p->B * p->H, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("c", c, c_count, p->L * p->B * p->H, shape)) != FS_OK) return st;
     for (size_t l = 0; l < p->L; l++)
         for (size_t b = 0; b < p->B; b++) {
             const size_t n = row_of(p, (size_t)t, b), at = l * p->B + b;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rnn_args.h"
 #include "rnn_step.h"
 #include "threads.h"
 
@@ -82,69 +83,11 @@ fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, in
     return FS_OK;
 }
 
-static fs_status check_count(const char *name, const void *ptr, size_t given, size_t expected,
-                             const char *shape) {
-    if (ptr && given != expected)
-        return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements %s, got %zu", name, expected, shape, given);
-    return FS_OK;
-}
-
-static int overlaps(const float *a, size_t na, const float *b, size_t nb) {
-    return a && b && a < b + nb && b < a + na;
-}
-
-static fs_status check_args(const fs_rnn *m, const fs_seq_args *a, const plan *p) {
-    char shape[160];
-    const size_t T = p->T, B = p->B, DR = p->D * p->R, LD = p->L * p->D;
-    const int lstm = m->cfg.cell == FS_CELL_LSTM;
-    fs_status st;
-    if (!a->x || !a->y) return fs__fail(FS_ERR_NULL_ARG, "x and y must not be NULL");
-    if (a->batch_first != 0 && a->batch_first != 1)
-        return fs__fail(FS_ERR_INVALID_ARG, "batch_first: expected 0 or 1, got %d", (int)a->batch_first);
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I);
-    if ((st = check_count("x", a->x, a->x_count, T * B * p->I, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu features = %zu directions x %zu)", T, B, DR,
-             p->D, p->R);
-    if ((st = check_count("y", a->y, a->y_count, T * B * DR, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(%zu layers x directions x batch %zu x %zu features)", LD, B, p->R);
-    if ((st = check_count("h0", a->h0, a->h0_count, LD * B * p->R, shape)) != FS_OK) return st;
-    if ((st = check_count("h_n", a->h_n, a->h_n_count, LD * B * p->R, shape)) != FS_OK) return st;
-    if (!lstm && (a->c0 || a->c_n))
-        return fs__fail(FS_ERR_INVALID_ARG, "c0 / c_n: only an LSTM has a cell state");
-    snprintf(shape, sizeof shape, "(%zu layers x directions x batch %zu x hidden %zu)", LD, B, p->H);
-    if ((st = check_count("c0", a->c0, a->c0_count, LD * B * p->H, shape)) != FS_OK) return st;
-    if ((st = check_count("c_n", a->c_n, a->c_n_count, LD * B * p->H, shape)) != FS_OK) return st;
-    if (a->lengths) {
-        if (a->lengths_count != B)
-            return fs__fail(FS_ERR_SHAPE, "lengths: expected %zu elements (one per sequence), got %zu", B,
-                            a->lengths_count);
-        for (size_t b = 0; b < B; b++)
-            if (a->lengths[b] < 1 || (size_t)a->lengths[b] > T)
-                return fs__fail(FS_ERR_INVALID_ARG, "lengths[%zu]: expected 1..%zu, got %d", b, T,
-                                (int)a->lengths[b]);
-    }
-    if (overlaps(a->x, a->x_count, a->y, a->y_count))
-        return fs__fail(FS_ERR_INVALID_ARG, "x and y overlap: y must be a separate buffer");
-    return FS_OK;
-}
-
 /* Row of (t, b) in a [T, B, *] or [B, T, *] array, and the row step between b and b+1. */
 static size_t row_of(const plan *p, size_t t, size_t b) {
     return p->batch_first ? b * p->T + t : t * p->B + b;
 }
 static size_t batch_step(const plan *p) { return p->batch_first ? p->T : 1; }
-
-/* [B][n] caller rows <-> [B][stride] state rows (padding zero). */
-static void load_state(const float *src, size_t B, size_t n, size_t stride, float *dst) {
-    memset(dst, 0, B * stride * sizeof(float));
-    if (src)
-        for (size_t b = 0; b < B; b++) memcpy(dst + b * stride, src + b * n, n * sizeof(float));
-}
-
-static void store_state(const float *src, size_t B, size_t n, size_t stride, float *dst) {
-    if (dst)
-        for (size_t b = 0; b < B; b++) memcpy(dst + b * n, src + b * stride, n * sizeof(float));
-}
 
 /* Worker id's share [*lo, *hi) of [0, n). */
 static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
@@ -186,8 +129,8 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
     size_t blocks[3];
     const size_t n_phases = fs__step_phases(m, phases, blocks);
 
-    load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, h[0]);
-    load_state(a->c0 ? a->c0 + unit_at * B * p->H : NULL, B, p->H, hp, c);
+    fs__load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, h[0]);
+    fs__load_state(a->c0 ? a->c0 + unit_at * B * p->H : NULL, B, p->H, hp, c);
     memset(ws + p->mid_off, 0, B * hp * sizeof(float));
     int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)m->r, blocks[n_phases - 1]);
     if (nt > p->threads) nt = p->threads;
@@ -221,8 +164,8 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
             }
         }
     }
-    store_state(h[T & 1], B, p->R, m->rp, a->h_n ? a->h_n + unit_at * B * p->R : NULL);
-    if (m->cfg.cell == FS_CELL_LSTM) store_state(c, B, p->H, hp, a->c_n ? a->c_n + unit_at * B * p->H : NULL);
+    fs__store_state(h[T & 1], B, p->R, m->rp, a->h_n ? a->h_n + unit_at * B * p->R : NULL);
+    if (m->cfg.cell == FS_CELL_LSTM) fs__store_state(c, B, p->H, hp, a->c_n ? a->c_n + unit_at * B * p->H : NULL);
 }
 
 fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *workspace,
@@ -233,7 +176,7 @@ fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *
     fs_status st = make_plan(model, args->seq_len, args->batch, &p);
     if (st != FS_OK) return st;
     p.batch_first = args->batch_first;
-    if ((st = check_args(model, args, &p)) != FS_OK) return st;
+    if ((st = fs__check_seq_args(model, args)) != FS_OK) return st;
     if (!workspace) return fs__fail(FS_ERR_NULL_ARG, "workspace must not be NULL");
     if ((uintptr_t)workspace % FS_ALIGN != 0)
         return fs__fail(FS_ERR_INVALID_ARG, "workspace: expected %d-byte alignment", FS_ALIGN);
