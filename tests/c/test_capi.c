@@ -10,34 +10,13 @@
  * Exit status 0 when every check passes; each failure is printed.
  */
 #include "fastseq.h"
+#include "check.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int g_checks = 0;
-static int g_failures = 0;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        g_checks++;                                                          \
-        if (!(cond)) {                                                       \
-            g_failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-        }                                                                    \
-    } while (0)
-
-#define CHECK_STATUS(call, expect)                                           \
-    do {                                                                     \
-        fs_status s_ = (call);                                               \
-        CHECK(s_ == (expect), "%s -> %d (%s), expected %d (%s); detail: %s", \
-              #call, (int)s_, fs_status_str(s_), (int)(expect),              \
-              fs_status_str(expect), fs_last_error());                       \
-    } while (0)
 
 /* Either of two codes is acceptable (for cases the header leaves open). */
 #define CHECK_STATUS2(call, e1, e2)                                          \

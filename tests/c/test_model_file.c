@@ -16,25 +16,12 @@
  * Exit status 0 when every check passes; each failure is printed.
  */
 #include "fastseq.h"
+#include "check.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int g_checks = 0;
-static int g_failures = 0;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        g_checks++;                                                          \
-        if (!(cond)) {                                                       \
-            g_failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-        }                                                                    \
-    } while (0)
 
 /* ---------------------------------------------------------------- writer */
 

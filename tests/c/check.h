@@ -1,0 +1,33 @@
+/* The C tests' assertion macros: count checks and failures, print each failure
+ * with its place and the detail, and let main() exit nonzero on any failure. */
+#ifndef FS_TEST_CHECK_H
+#define FS_TEST_CHECK_H
+
+#include <stdio.h>
+
+#include "fastseq.h"
+
+static int g_checks = 0;
+static int g_failures = 0;
+
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        g_checks++;                                                          \
+        if (!(cond)) {                                                       \
+            g_failures++;                                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+        }                                                                    \
+    } while (0)
+
+/* A call's status against the expected one, with fs_last_error() on mismatch. */
+#define CHECK_STATUS(call, expect)                                           \
+    do {                                                                     \
+        fs_status s_ = (call);                                               \
+        CHECK(s_ == (expect), "%s -> %d (%s), expected %d (%s); detail: %s", \
+              #call, (int)s_, fs_status_str(s_), (int)(expect),              \
+              fs_status_str(expect), fs_last_error());                       \
+    } while (0)
+
+#endif /* FS_TEST_CHECK_H */
