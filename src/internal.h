@@ -16,6 +16,10 @@ fs_status fs__fail(fs_status status, const char *fmt, ...) FS_PRINTF(2, 3);
 /* Called on entry by every public function that can fail. */
 void fs__clear_error(void);
 
+/* A caller-provided buffer: FS_ERR_NULL_ARG if NULL, FS_ERR_INVALID_ARG unless
+ * FS_ALIGN-aligned, FS_ERR_SHAPE if shorter than `need` bytes; `name` goes in the message. */
+fs_status fs__check_buffer(const char *name, const void *buffer, size_t bytes, size_t need);
+
 /* Overflow-checked size arithmetic: return 0 on overflow, leaving *out unset. */
 int fs__mul(size_t a, size_t b, size_t *out);
 int fs__add(size_t a, size_t b, size_t *out);

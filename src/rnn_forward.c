@@ -177,12 +177,8 @@ fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *
     if (st != FS_OK) return st;
     p.batch_first = args->batch_first;
     if ((st = fs__check_seq_args(model, args)) != FS_OK) return st;
-    if (!workspace) return fs__fail(FS_ERR_NULL_ARG, "workspace must not be NULL");
-    if ((uintptr_t)workspace % FS_ALIGN != 0)
-        return fs__fail(FS_ERR_INVALID_ARG, "workspace: expected %d-byte alignment", FS_ALIGN);
-    if (workspace_bytes < p.total_floats * sizeof(float))
-        return fs__fail(FS_ERR_SHAPE, "workspace: expected at least %zu bytes, got %zu",
-                        p.total_floats * sizeof(float), workspace_bytes);
+    if ((st = fs__check_buffer("workspace", workspace, workspace_bytes, p.total_floats * sizeof(float))) != FS_OK)
+        return st;
 
     const fs_kernels *k = fs__kernels();
     float *ws = workspace;

@@ -188,12 +188,9 @@ fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t b
     size_t need;
     fs_status st = fs_rnn_memory_size(config, &need);
     if (st != FS_OK) return st;
-    if (!buffer || !out) return fs__fail(FS_ERR_NULL_ARG, "buffer and out must not be NULL");
+    if (!out) return fs__fail(FS_ERR_NULL_ARG, "out must not be NULL");
     *out = NULL;
-    if ((uintptr_t)buffer % FS_ALIGN != 0)
-        return fs__fail(FS_ERR_INVALID_ARG, "buffer: expected %d-byte alignment", FS_ALIGN);
-    if (buffer_bytes < need)
-        return fs__fail(FS_ERR_SHAPE, "buffer: expected at least %zu bytes, got %zu", need, buffer_bytes);
+    if ((st = fs__check_buffer("buffer", buffer, buffer_bytes, need)) != FS_OK) return st;
     memset(buffer, 0, need);
     layout(config, buffer, &need);
     *out = buffer;

@@ -36,6 +36,15 @@ fs_status fs__fail(fs_status status, const char *fmt, ...) {
     return status;
 }
 
+fs_status fs__check_buffer(const char *name, const void *buffer, size_t bytes, size_t need) {
+    if (!buffer) return fs__fail(FS_ERR_NULL_ARG, "%s must not be NULL", name);
+    if ((uintptr_t)buffer % FS_ALIGN != 0)
+        return fs__fail(FS_ERR_INVALID_ARG, "%s: expected %d-byte alignment", name, FS_ALIGN);
+    if (bytes < need)
+        return fs__fail(FS_ERR_SHAPE, "%s: expected at least %zu bytes, got %zu", name, need, bytes);
+    return FS_OK;
+}
+
 int fs__mul(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;

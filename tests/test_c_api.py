@@ -9,17 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from _cbuild import c_compiler
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _c_compiler():
-    cc = os.environ.get("CC")
-    if cc and shutil.which(cc.split()[0]):
-        return cc
-    for name in ("cc", "gcc", "clang"):
-        if shutil.which(name):
-            return name
-    return None
 
 
 def _run(cmd, cwd, timeout):
@@ -31,7 +23,7 @@ def _run(cmd, cwd, timeout):
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
 @pytest.mark.skipif(shutil.which("ctest") is None, reason="ctest not installed")
-@pytest.mark.skipif(_c_compiler() is None, reason="no C compiler")
+@pytest.mark.skipif(c_compiler() is None, reason="no C compiler")
 def test_c_library_builds_and_ctest_passes(tmp_path):
     build = tmp_path / "build"
     _run(["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
