@@ -129,7 +129,8 @@ class _Recurrent:
         """(h0, c0) from the caller's hx; LSTM overrides."""
         return hx, None
 
-    def __call__(self, x, hx=None, lengths=None):
+    def _sequence(self, x):
+        """x as float32 with a batch axis, plus (unbatched, batch_first, T, B)."""
         x = as_float32(x, "x")
         I = self.input_size
         if x.ndim not in (2, 3) or x.shape[-1] != I:
@@ -143,6 +144,10 @@ class _Recurrent:
         T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
         if T == 0 or B == 0:
             raise ValueError(f"x: expected at least one step and one sequence, got shape {x.shape}")
+        return x, unbatched, batch_first, T, B
+
+    def __call__(self, x, hx=None, lengths=None):
+        x, unbatched, batch_first, T, B = self._sequence(x)
         R = self.output_features
         h0, c0 = self._split_hx(hx)
         h0 = self._state(h0, "h0", B, unbatched, R)

@@ -82,18 +82,7 @@ def _optional(value, name, shape):
 
 def layer_backward(layer, x, grad_output, hx=None, grad_hn=None, lengths=None):
     """Implementation of `layer.backward` (see _Recurrent.backward)."""
-    x = as_float32(x, "x")
-    I = layer.input_size
-    if x.ndim not in (2, 3) or x.shape[-1] != I:
-        layout = "[B, T, {0}]" if layer.batch_first else "[T, B, {0}]"
-        raise ValueError(f"x: expected a 3-D input {layout.format(I)} or a 2-D unbatched "
-                         f"input [T, {I}], got shape {x.shape}")
-    unbatched = x.ndim == 2
-    bf = layer.batch_first and not unbatched
-    x3 = x[:, None, :] if unbatched else x
-    T, B = (x3.shape[1], x3.shape[0]) if bf else (x3.shape[0], x3.shape[1])
-    if T == 0 or B == 0:
-        raise ValueError(f"x: expected at least one step and one sequence, got shape {x.shape}")
+    x3, unbatched, bf, T, B = layer._sequence(x)
     lstm = layer._cell == _core.CELL_LSTM
     H, R, LD = layer.hidden_size, layer.output_features, layer.num_layers * layer.num_directions
     h0, c0 = layer._split_hx(hx)
@@ -104,7 +93,7 @@ def layer_backward(layer, x, grad_output, hx=None, grad_hn=None, lengths=None):
     rec = _recorder(layer)
     rec.forward(np.ascontiguousarray(x3), h0, c0, lens, batch_first=bf)
 
-    y_shape = x.shape[:-1] + (layer.num_directions * R,)
+    y_shape = (x3.shape[:1] if unbatched else x3.shape[:-1]) + (layer.num_directions * R,)
     h_shape = (LD, R) if unbatched else (LD, B, R)
     c_shape = (LD, H) if unbatched else (LD, B, H)
     gy = _optional(grad_output, "grad_output", y_shape)
