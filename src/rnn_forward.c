@@ -114,57 +114,78 @@ static void project_chunk(const fs_rnn *m, const fs_kernels *k, const plan *p, c
                     gx + b * n * G * hp);
 }
 
-/* One layer, one direction: input rows `in` ([T*B][in_size]) to columns
- * [dir*R, dir*R + R) of `out` ([T*B][D*R]). Threads split each chunk's
- * projection by rows and each step phase by unit blocks, meeting at a barrier
- * after each. */
-static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t layer, size_t dir,
-                     const float *in, float *out, const fs_seq_args *a, float *ws) {
-    const fs_rnn_unit *u = &m->units[layer * p->D + dir];
-    const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, DR = p->D * p->R;
-    const size_t unit_at = layer * p->D + dir;
-    float *gx = ws + p->gx_off, *c = ws + p->c_off;
-    float *h[2] = {ws + p->h_off[0], ws + p->h_off[1]};
+/* One layer and direction of one forward call: what every worker shares. */
+typedef struct unit_job {
+    const fs_rnn *m;
+    const fs_kernels *k;
+    const plan *p;
+    const fs_rnn_unit *u;
+    size_t dir;
+    const float *in;
+    float *out;
+    const int32_t *lengths;
+    float *ws;
+    float *h[2];
     fs_phase phases[3];
-    size_t blocks[3];
-    const size_t n_phases = fs__step_phases(m, phases, blocks);
+    size_t blocks[3], n_phases;
+} unit_job;
 
-    fs__load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, h[0]);
-    fs__load_state(a->c0 ? a->c0 + unit_at * B * p->H : NULL, B, p->H, hp, c);
-    memset(ws + p->mid_off, 0, B * hp * sizeof(float));
-    int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)m->r, blocks[n_phases - 1]);
-    if (nt > p->threads) nt = p->threads;
-    (void)nt;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        const int id = FS_THREAD_ID(), nth = FS_THREAD_COUNT();
-        float *tile = ws + p->tile_off + (size_t)id * fs__tile_floats(m, B);
-        for (size_t s0 = 0; s0 < T; s0 += p->chunk) {
-            const size_t n = T - s0 < p->chunk ? T - s0 : p->chunk;
-            const size_t t0 = dir ? T - s0 - n : s0; /* first time step of the chunk */
-            project_chunk(m, k, p, u, in, t0, n, gx, ws + p->xa_off, nth, id);
-#pragma omp barrier
-            for (size_t s = s0; s < s0 + n; s++) {
-                const size_t t = dir ? T - 1 - s : s, tc = t - t0;
-                const fs_step st = {
-                    .model = m, .k = k, .unit = u, .batch = B,
-                    .gx = gx + (p->batch_first ? tc : tc * B) * G * hp,
-                    .ldgx = (p->batch_first ? n : 1) * G * hp,
-                    .lengths = a->lengths, .t = t,
-                    .h_prev = h[s & 1], .h_new = h[(s & 1) ^ 1], .c = c,
-                    .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
-                    .y = out + row_of(p, t, 0) * DR + dir * p->R, .ldy = batch_step(p) * DR,
-                };
-                for (size_t ph = 0; ph < n_phases; ph++) {
-                    size_t lo, hi;
-                    split(blocks[ph], nth, id, &lo, &hi);
-                    fs__step_phase(&st, phases[ph], lo, hi, tile);
-#pragma omp barrier
-                }
+/* Worker id of nth: its share of each chunk's projection (rows) and of each
+ * step phase (unit blocks), meeting the others at a barrier after each. */
+static void unit_worker(const unit_job *j, int id, int nth) {
+    const fs_rnn *m = j->m;
+    const plan *p = j->p;
+    const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, DR = p->D * p->R, dir = j->dir;
+    float *ws = j->ws, *gx = ws + p->gx_off;
+    float *tile = ws + p->tile_off + (size_t)id * fs__tile_floats(m, B);
+    for (size_t s0 = 0; s0 < T; s0 += p->chunk) {
+        const size_t n = T - s0 < p->chunk ? T - s0 : p->chunk;
+        const size_t t0 = dir ? T - s0 - n : s0; /* first time step of the chunk */
+        project_chunk(m, j->k, p, j->u, j->in, t0, n, gx, ws + p->xa_off, nth, id);
+        FS_BARRIER(nth);
+        for (size_t s = s0; s < s0 + n; s++) {
+            const size_t t = dir ? T - 1 - s : s, tc = t - t0;
+            const fs_step st = {
+                .model = m, .k = j->k, .unit = j->u, .batch = B,
+                .gx = gx + (p->batch_first ? tc : tc * B) * G * hp,
+                .ldgx = (p->batch_first ? n : 1) * G * hp,
+                .lengths = j->lengths, .t = t,
+                .h_prev = j->h[s & 1], .h_new = j->h[(s & 1) ^ 1], .c = ws + p->c_off,
+                .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
+                .y = j->out + row_of(p, t, 0) * DR + dir * p->R, .ldy = batch_step(p) * DR,
+            };
+            for (size_t ph = 0; ph < j->n_phases; ph++) {
+                size_t lo, hi;
+                split(j->blocks[ph], nth, id, &lo, &hi);
+                fs__step_phase(&st, j->phases[ph], lo, hi, tile);
+                FS_BARRIER(nth);
             }
         }
     }
-    fs__store_state(h[T & 1], B, p->R, m->rp, a->h_n ? a->h_n + unit_at * B * p->R : NULL);
+}
+
+/* One layer, one direction: input rows `in` ([T*B][in_size]) to columns
+ * [dir*R, dir*R + R) of `out` ([T*B][D*R]). */
+static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t layer, size_t dir,
+                     const float *in, float *out, const fs_seq_args *a, float *ws) {
+    const size_t B = p->B, hp = m->hp, unit_at = layer * p->D + dir;
+    unit_job j = {.m = m, .k = k, .p = p, .u = &m->units[unit_at], .dir = dir, .in = in, .out = out,
+                  .lengths = a->lengths, .ws = ws, .h = {ws + p->h_off[0], ws + p->h_off[1]}};
+    j.n_phases = fs__step_phases(m, j.phases, j.blocks);
+    float *c = ws + p->c_off;
+
+    fs__load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, j.h[0]);
+    fs__load_state(a->c0 ? a->c0 + unit_at * B * p->H : NULL, B, p->H, hp, c);
+    memset(ws + p->mid_off, 0, B * hp * sizeof(float));
+    int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)m->r, j.blocks[j.n_phases - 1]);
+    if (nt > p->threads) nt = p->threads;
+    if (nt == 1) {
+        unit_worker(&j, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        unit_worker(&j, FS_THREAD_ID(), FS_THREAD_COUNT());
+    }
+    fs__store_state(j.h[p->T & 1], B, p->R, m->rp, a->h_n ? a->h_n + unit_at * B * p->R : NULL);
     if (m->cfg.cell == FS_CELL_LSTM) fs__store_state(c, B, p->H, hp, a->c_n ? a->c_n + unit_at * B * p->H : NULL);
 }
 

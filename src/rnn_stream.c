@@ -108,6 +108,16 @@ fs_status fs_rnn_stream_reset(fs_rnn_stream *s) {
     return FS_OK;
 }
 
+/* Worker id of nth: its share of each phase's unit blocks, then a barrier. */
+static void step_worker(const fs_step *st, const fs_phase *phases, const size_t *blocks, size_t n_phases,
+                        float *tile, int id, int nth) {
+    for (size_t ph = 0; ph < n_phases; ph++) {
+        fs__step_phase(st, phases[ph], blocks[ph] * (size_t)id / (size_t)nth,
+                       blocks[ph] * (size_t)(id + 1) / (size_t)nth, tile);
+        FS_BARRIER(nth);
+    }
+}
+
 fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, float *y,
                              size_t y_count) {
     fs__clear_error();
@@ -138,15 +148,14 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
             .c = s->c + l * B * hp, .mid = s->mid, .z = s->z, .t_low = s->t_low,
             .y = l + 1 == L ? y : NULL, .ldy = R,
         };
-        (void)nt;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-        {
-            const int id = FS_THREAD_ID(), nth = FS_THREAD_COUNT();
-            float *tile = s->tile + (size_t)id * fs__tile_floats(m, B);
-            for (size_t ph = 0; ph < n_phases; ph++) {
-                fs__step_phase(&st, phases[ph], blocks[ph] * (size_t)id / (size_t)nth,
-                               blocks[ph] * (size_t)(id + 1) / (size_t)nth, tile);
-#pragma omp barrier
+        if (nt == 1) {
+            step_worker(&st, phases, blocks, n_phases, s->tile, 0, 1);
+        } else {
+#pragma omp parallel num_threads(nt)
+            {
+                const int id = FS_THREAD_ID();
+                step_worker(&st, phases, blocks, n_phases, s->tile + (size_t)id * fs__tile_floats(m, B), id,
+                            FS_THREAD_COUNT());
             }
         }
         in = h_new; /* the next layer reads this layer's new h in place */
