@@ -34,84 +34,104 @@ void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, siz
     }
 }
 
-/* The cell update for active rows [b0, b1) of block jb; acc: the block's product. */
-static void cell_rows(const fs_step *s, size_t jb, size_t b0, size_t b1, const float *acc) {
+/* The cell update of active rows [b0, b1) for blocks [jb, jb + nb); acc: the
+ * product of those blocks. Several blocks come with one row only (batch 1):
+ * consecutive blocks then lie a fixed stride apart in every operand, so the
+ * kernel takes them as its rows, in one call. */
+static void cell_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t b1, const float *acc) {
     const fs_rnn *m = s->model;
     const fs_kernels *k = s->k;
     const fs_rnn_unit *u = s->unit;
     const fs_rnn_config *c = &m->cfg;
-    const size_t hp = m->hp, rp = m->rp, j0 = jb * FS_NB, n = b1 - b0;
+    const size_t hp = m->hp, rp = m->rp, j0 = jb * FS_NB;
+    const int by_block = nb > 1; /* then b1 == b0 + 1 */
+    const size_t n = by_block ? nb : b1 - b0;
+    const size_t ldgx = by_block ? m->gates * FS_NB : s->ldgx;
+    const size_t ldh = by_block ? FS_NB : rp, ldc = by_block ? FS_NB : hp;
     const float *gx = s->gx + b0 * s->ldgx + jb * m->gates * FS_NB;
     const float *hprev = s->h_prev + b0 * rp + j0;
     float *hn = s->h_new + b0 * rp + j0;
     acc += b0 * m->gh * FS_NB;
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
-    case FS_CELL_RNN_RELU: k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, s->ldgx, acc, hn, rp); break;
+    case FS_CELL_RNN_RELU: k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, ldh); break;
     case FS_CELL_LSTM: {
         float *cc = s->c + b0 * hp + j0;
         float *dst = c->proj_size ? s->mid + b0 * hp + j0 : hn; /* projected after all blocks */
-        const size_t ld = c->proj_size ? hp : rp;
-        if (c->peephole || c->coupled)
-            k->lstm_cell_ext(n, gx, s->ldgx, acc, cc, hp, dst, ld,
-                             c->peephole ? u->vec[FS_VEC_PI] + j0 : NULL,
-                             c->peephole ? u->vec[FS_VEC_PF] + j0 : NULL,
-                             c->peephole ? u->vec[FS_VEC_PO] + j0 : NULL, c->coupled);
-        else
-            k->lstm_cell(n, gx, s->ldgx, acc, cc, hp, dst, ld);
+        const size_t ld = by_block ? FS_NB : c->proj_size ? hp : rp;
+        if (!c->peephole && !c->coupled) {
+            k->lstm_cell(n, gx, ldgx, acc, cc, ldc, dst, ld);
+            break;
+        }
+        for (size_t i = 0; i < nb; i++) { /* per-block peephole vectors: a block per call */
+            const size_t j = j0 + i * FS_NB, o = i * FS_NB;
+            k->lstm_cell_ext(b1 - b0, gx + i * m->gates * FS_NB, s->ldgx, acc + i * m->gh * FS_NB, cc + o, hp,
+                             dst + o, c->proj_size ? hp : rp, c->peephole ? u->vec[FS_VEC_PI] + j : NULL,
+                             c->peephole ? u->vec[FS_VEC_PF] + j : NULL,
+                             c->peephole ? u->vec[FS_VEC_PO] + j : NULL, c->coupled);
+        }
         break;
     }
     case FS_CELL_GRU:
         if (c->reset_before)
-            k->gru_rz_cell(n, gx, s->ldgx, acc, hprev, rp, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, hp);
+            k->gru_rz_cell(n, gx, ldgx, acc, hprev, ldh, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, ldc);
         else
-            k->gru_cell(n, gx, s->ldgx, acc, hprev, rp, hn, rp);
+            k->gru_cell(n, gx, ldgx, acc, hprev, ldh, hn, ldh);
         break;
     case FS_CELL_FASTRNN:
-        k->fastrnn_cell(n, c->update_act, gx, s->ldgx, acc, hprev, rp, hn, rp, u->coef[0], u->coef[1]);
+        k->fastrnn_cell(n, c->update_act, gx, ldgx, acc, hprev, ldh, hn, ldh, u->coef[0], u->coef[1]);
         break;
     case FS_CELL_FASTGRNN:
-        k->fastgrnn_cell(n, c->gate_act, c->update_act, gx, s->ldgx, acc, u->vec[FS_VEC_BIAS_GATE] + j0,
-                         u->vec[FS_VEC_BIAS_UPDATE] + j0, hprev, rp, hn, rp, u->coef[0], u->coef[1]);
+        for (size_t i = 0; i < nb; i++) { /* per-block bias vectors: a block per call */
+            const size_t o = i * FS_NB;
+            k->fastgrnn_cell(b1 - b0, c->gate_act, c->update_act, gx + o, s->ldgx, acc + o,
+                             u->vec[FS_VEC_BIAS_GATE] + j0 + o, u->vec[FS_VEC_BIAS_UPDATE] + j0 + o, hprev + o,
+                             rp, hn + o, rp, u->coef[0], u->coef[1]);
+        }
         break;
     }
 }
 
-/* The last phase of a step owns h_new and y for its block (columns j0..j0+8 of
- * h): active rows publish their new h, finished sequences keep theirs. */
-static void publish(const fs_step *s, size_t j0, size_t b0, size_t b1, int active) {
-    const size_t rp = s->model->rp, width = s->model->r - j0 < FS_NB ? s->model->r - j0 : FS_NB;
+/* The last phase of a step owns h_new and y for its blocks (columns [j0, j1)
+ * of h): active rows publish their new h, finished sequences keep theirs. */
+static void publish(const fs_step *s, size_t j0, size_t j1, size_t b0, size_t b1, int active) {
+    const size_t rp = s->model->rp, r = s->model->r, width = (j1 < r ? j1 : r) - j0;
     for (size_t b = b0; b < b1; b++) {
-        if (!active) memcpy(s->h_new + b * rp + j0, s->h_prev + b * rp + j0, FS_NB * sizeof(float));
+        if (!active) memcpy(s->h_new + b * rp + j0, s->h_prev + b * rp + j0, (j1 - j0) * sizeof(float));
         if (!s->y) continue;
         if (active) memcpy(s->y + b * s->ldy + j0, s->h_new + b * rp + j0, width * sizeof(float));
         else memset(s->y + b * s->ldy + j0, 0, width * sizeof(float));
     }
 }
 
-/* Runs of rows with the same activity: fn on active runs, then publish if final. */
-static void for_runs(const fs_step *s, size_t jb, int final, const float *tile,
-                     void (*fn)(const fs_step *, size_t, size_t, size_t, const float *)) {
+typedef void (*rows_fn)(const fs_step *, size_t jb, size_t nb, size_t b0, size_t b1, const float *tile);
+
+/* Blocks [jb, jb + nb) of a phase whose product is in tile: fn on each run
+ * of active rows, then publish if final. */
+static void for_runs(const fs_step *s, size_t jb, size_t nb, int final, const float *tile, rows_fn fn) {
     for (size_t b0 = 0; b0 < s->batch;) {
         const int active = is_active(s->lengths, s->t, b0);
         size_t b1 = b0 + 1;
         while (b1 < s->batch && is_active(s->lengths, s->t, b1) == active) b1++;
-        if (active) fn(s, jb, b0, b1, tile);
-        if (final) publish(s, jb * FS_NB, b0, b1, active);
+        if (active) fn(s, jb, nb, b0, b1, tile);
+        if (final) publish(s, jb * FS_NB, (jb + nb) * FS_NB, b0, b1, active);
         b0 = b1;
     }
 }
 
-static void proj_rows(const fs_step *s, size_t jb, size_t b0, size_t b1, const float *tile) {
+static void proj_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t b1, const float *tile) {
+    const size_t width = nb * FS_NB; /* nb > 1 only with one row: the tile row is that wide */
     for (size_t b = b0; b < b1; b++)
-        memcpy(s->h_new + b * s->model->rp + jb * FS_NB, tile + b * FS_NB, FS_NB * sizeof(float));
+        memcpy(s->h_new + b * s->model->rp + jb * FS_NB, tile + b * width, width * sizeof(float));
 }
 
-static void gru_n_rows(const fs_step *s, size_t jb, size_t b0, size_t b1, const float *tile) {
+static void gru_n_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t b1, const float *tile) {
     const size_t hp = s->model->hp, rp = s->model->rp, j0 = jb * FS_NB;
-    s->k->gru_n_cell(b1 - b0, s->gx + b0 * s->ldgx + jb * 3 * FS_NB + 2 * FS_NB, s->ldgx,
-                     tile + b0 * FS_NB, s->z + b0 * hp + j0, hp, s->h_prev + b0 * rp + j0, rp,
-                     s->h_new + b0 * rp + j0, rp);
+    const int by_block = nb > 1; /* blocks as the kernel's rows, as in cell_rows */
+    const size_t ld = by_block ? FS_NB : 0;
+    s->k->gru_n_cell(by_block ? nb : b1 - b0, s->gx + b0 * s->ldgx + jb * 3 * FS_NB + 2 * FS_NB,
+                     by_block ? 3 * FS_NB : s->ldgx, tile + b0 * FS_NB, s->z + b0 * hp + j0, by_block ? ld : hp,
+                     s->h_prev + b0 * rp + j0, by_block ? ld : rp, s->h_new + b0 * rp + j0, by_block ? ld : rp);
 }
 
 void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile) {
@@ -130,7 +150,7 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
     const size_t per_call = B == 1 ? hi - lo : 1; /* blocks per product (see fs__tile_floats) */
     for (size_t jb = lo; jb < hi; jb += per_call) {
         const size_t nb = hi - jb < per_call ? hi - jb : per_call;
-        void (*rows)(const fs_step *, size_t, size_t, size_t, const float *) = cell_rows;
+        rows_fn rows = cell_rows;
         if (phase == FS_PHASE_CELL) {
             const int low = m->cfg.u_rank != 0;
             const size_t kk = low ? (size_t)m->cfg.u_rank : m->r;
@@ -144,6 +164,6 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
             s->k->gemm(B, H, s->mid, hp, u->w_hn_packed + jb * H * FS_NB, 1, nb, NULL, tile, nb * width);
             rows = gru_n_rows;
         }
-        for (size_t i = 0; i < nb; i++) for_runs(s, jb + i, final, tile + i * width, rows);
+        for_runs(s, jb, nb, final, tile, rows);
     }
 }
