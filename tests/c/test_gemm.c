@@ -2,10 +2,11 @@
  * test_gemm.c -- the packed GEMM slot of every kernel level against the
  * generic (reference) one, through the internal table (kernels.h).
  *
- * For each level the CPU and build have: odd sizes (m 1..13, 64, 100; k 1, 3,
- * 8, 37, 64, 256; g 1..5 and 8; 1..3 blocks; with and without bias; lda and
- * ldc wider than the data) against the reference, within 1e-5 of the sum of
- * |terms| of each element; the columns between rows (ldc padding) untouched.
+ * For each level the CPU and build have: odd sizes (m 1..13, 64, 100; k 1, 2,
+ * 3, 6, 8, 37, 64, 256: every k % 4 tail; g 1..5 and 8; 1..5 blocks: every
+ * block group of the batch-1 kernels and its remainder; with and without
+ * bias; lda and ldc wider than the data) against the reference, within 1e-5
+ * of the sum of |terms| of each element; the columns between rows (ldc padding) untouched.
  *
  * Row determinism: a row's result must not depend on the call it is part of
  * (threads split rows and blocks differently). For m = 13 and 100 the full call
@@ -147,7 +148,7 @@ int main(void) {
     }
     const fs_isa levels[] = {FS_ISA_GENERIC, FS_ISA_AVX2, FS_ISA_AVX512};
     const size_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 64, 100};
-    const size_t ks[] = {1, 3, 8, 37, 64, 256};
+    const size_t ks[] = {1, 2, 3, 6, 8, 37, 64, 256};
     const size_t gs[] = {1, 2, 3, 4, 5, 8};
     for (size_t li = 0; li < sizeof levels / sizeof levels[0]; li++) {
         const char *isa = fs_isa_name(levels[li]);
@@ -160,7 +161,7 @@ int main(void) {
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
             for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
                 for (size_t gi = 0; gi < sizeof gs / sizeof gs[0]; gi++)
-                    for (size_t nb = 1; nb <= 3; nb++)
+                    for (size_t nb = 1; nb <= 5; nb++)
                         for (int with_bias = 0; with_bias <= 1; with_bias++)
                             check_shape(isa, ref, opt, ms[mi], ks[ki], gs[gi], nb,
                                         with_bias, ms[mi] == 13 || ms[mi] == 100);
