@@ -1,5 +1,6 @@
 /* Checks of the sequence arguments and the copies of caller states, shared by
  * the inference driver and the training forward. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,10 +9,14 @@
 #include "rnn_args.h"
 
 fs_status fs__check_count(const char *name, const void *ptr, size_t given, size_t expected,
-                          const char *shape) {
-    if (ptr && given != expected)
-        return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements %s, got %zu", name, expected, shape, given);
-    return FS_OK;
+                          const char *shape_fmt, ...) {
+    if (!ptr || given == expected) return FS_OK;
+    char shape[160];
+    va_list ap;
+    va_start(ap, shape_fmt);
+    vsnprintf(shape, sizeof shape, shape_fmt, ap);
+    va_end(ap);
+    return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements %s, got %zu", name, expected, shape, given);
 }
 
 static int overlaps(const float *a, size_t na, const float *b, size_t nb) {
@@ -19,7 +24,6 @@ static int overlaps(const float *a, size_t na, const float *b, size_t nb) {
 }
 
 fs_status fs__check_seq_args(const fs_rnn *m, const fs_seq_args *a) {
-    char shape[160];
     if (a->seq_len < 1) return fs__fail(FS_ERR_INVALID_ARG, "seq_len: expected >= 1, got %d", (int)a->seq_len);
     if (a->batch < 1) return fs__fail(FS_ERR_INVALID_ARG, "batch: expected >= 1, got %d", (int)a->batch);
     const size_t T = (size_t)a->seq_len, B = (size_t)a->batch, R = m->r, H = (size_t)m->cfg.hidden_size;
@@ -29,19 +33,21 @@ fs_status fs__check_seq_args(const fs_rnn *m, const fs_seq_args *a) {
     if (!a->x || !a->y) return fs__fail(FS_ERR_NULL_ARG, "x and y must not be NULL");
     if (a->batch_first != 0 && a->batch_first != 1)
         return fs__fail(FS_ERR_INVALID_ARG, "batch_first: expected 0 or 1, got %d", (int)a->batch_first);
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, I);
-    if ((st = fs__check_count("x", a->x, a->x_count, T * B * I, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu features = %zu directions x %zu)", T, B, DR,
-             D, R);
-    if ((st = fs__check_count("y", a->y, a->y_count, T * B * DR, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(%zu layers x directions x batch %zu x %zu features)", LD, B, R);
-    if ((st = fs__check_count("h0", a->h0, a->h0_count, LD * B * R, shape)) != FS_OK) return st;
-    if ((st = fs__check_count("h_n", a->h_n, a->h_n_count, LD * B * R, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("x", a->x, a->x_count, T * B * I, "(seq_len %zu x batch %zu x input_size %zu)",
+                              T, B, I)) != FS_OK)
+        return st;
+    if ((st = fs__check_count("y", a->y, a->y_count, T * B * DR,
+                              "(seq_len %zu x batch %zu x %zu features = %zu directions x %zu)", T, B, DR, D, R)) !=
+        FS_OK)
+        return st;
+    const char *state = "(%zu layers x directions x batch %zu x %zu features)";
+    if ((st = fs__check_count("h0", a->h0, a->h0_count, LD * B * R, state, LD, B, R)) != FS_OK) return st;
+    if ((st = fs__check_count("h_n", a->h_n, a->h_n_count, LD * B * R, state, LD, B, R)) != FS_OK) return st;
     if (!lstm && (a->c0 || a->c_n))
         return fs__fail(FS_ERR_INVALID_ARG, "c0 / c_n: only an LSTM has a cell state");
-    snprintf(shape, sizeof shape, "(%zu layers x directions x batch %zu x hidden %zu)", LD, B, H);
-    if ((st = fs__check_count("c0", a->c0, a->c0_count, LD * B * H, shape)) != FS_OK) return st;
-    if ((st = fs__check_count("c_n", a->c_n, a->c_n_count, LD * B * H, shape)) != FS_OK) return st;
+    const char *cell = "(%zu layers x directions x batch %zu x hidden %zu)";
+    if ((st = fs__check_count("c0", a->c0, a->c0_count, LD * B * H, cell, LD, B, H)) != FS_OK) return st;
+    if ((st = fs__check_count("c_n", a->c_n, a->c_n_count, LD * B * H, cell, LD, B, H)) != FS_OK) return st;
     if (a->lengths) {
         if (a->lengths_count != B)
             return fs__fail(FS_ERR_SHAPE, "lengths: expected %zu elements (one per sequence), got %zu", B,

@@ -4,10 +4,10 @@
 
 #include "fastseq.h"
 
-/* FS_ERR_SHAPE naming `name`, the expected count and `shape` when ptr is given
- * and its count differs. */
+/* FS_ERR_SHAPE naming `name`, the expected count and the shape (printf format
+ * and arguments, formatted only then) when ptr is given and its count differs. */
 fs_status fs__check_count(const char *name, const void *ptr, size_t given, size_t expected,
-                          const char *shape);
+                          const char *shape_fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Every field of `a` against the model's shapes (see fs_seq_args). */
 fs_status fs__check_seq_args(const fs_rnn *m, const fs_seq_args *a);

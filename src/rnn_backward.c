@@ -433,23 +433,28 @@ fs_status fs_rnn_param_offset(const fs_rnn *model, int32_t layer, int32_t direct
 }
 
 static fs_status check_grad_args(const fs_rnn *m, const fs_grad_args *g, const tplan *p, size_t n_params) {
-    char shape[160];
     const size_t T = p->T, B = p->B, LD = p->L * p->D, S = LD * B * p->H, SR = LD * B * p->R;
     fs_status st;
     if (g->accumulate != 0 && g->accumulate != 1)
         return fs__fail(FS_ERR_INVALID_ARG, "accumulate: expected 0 or 1, got %d", (int)g->accumulate);
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x %zu directions*features)", T, B, p->DR);
-    if ((st = fs__check_count("grad_y", g->grad_y, g->grad_y_count, T * B * p->DR, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I);
-    if ((st = fs__check_count("grad_x", g->grad_x, g->grad_x_count, T * B * p->I, shape)) != FS_OK) return st;
-    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x features %zu)", LD, B, p->R);
-    if ((st = fs__check_count("grad_h_n", g->grad_h_n, g->grad_h_n_count, SR, shape)) != FS_OK) return st;
-    if ((st = fs__check_count("grad_h0", g->grad_h0, g->grad_h0_count, SR, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_y", g->grad_y, g->grad_y_count, T * B * p->DR,
+                              "(seq_len %zu x batch %zu x %zu directions*features)", T, B, p->DR)) != FS_OK)
+        return st;
+    if ((st = fs__check_count("grad_x", g->grad_x, g->grad_x_count, T * B * p->I,
+                              "(seq_len %zu x batch %zu x input_size %zu)", T, B, p->I)) != FS_OK)
+        return st;
+    const char *state = "(%zu layers*directions x batch %zu x %s %zu)";
+    if ((st = fs__check_count("grad_h_n", g->grad_h_n, g->grad_h_n_count, SR, state, LD, B, "features", p->R)) !=
+        FS_OK)
+        return st;
+    if ((st = fs__check_count("grad_h0", g->grad_h0, g->grad_h0_count, SR, state, LD, B, "features", p->R)) != FS_OK)
+        return st;
     if (m->cfg.cell != FS_CELL_LSTM && (g->grad_c_n || g->grad_c0))
         return fs__fail(FS_ERR_INVALID_ARG, "grad_c_n / grad_c0: only an LSTM has a cell state");
-    snprintf(shape, sizeof shape, "(%zu layers*directions x batch %zu x hidden %zu)", LD, B, p->H);
-    if ((st = fs__check_count("grad_c_n", g->grad_c_n, g->grad_c_n_count, S, shape)) != FS_OK) return st;
-    if ((st = fs__check_count("grad_c0", g->grad_c0, g->grad_c0_count, S, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("grad_c_n", g->grad_c_n, g->grad_c_n_count, S, state, LD, B, "hidden", p->H)) != FS_OK)
+        return st;
+    if ((st = fs__check_count("grad_c0", g->grad_c0, g->grad_c0_count, S, state, LD, B, "hidden", p->H)) != FS_OK)
+        return st;
     if ((st = fs__check_count("grad_params", g->grad_params, g->grad_params_count, n_params,
                           "(fs_rnn_param_count)")) != FS_OK)
         return st;
@@ -722,13 +727,13 @@ fs_status fs_rnn_tape_get_state(const fs_rnn_tape *tape, int32_t t, float *h, si
         return fs__fail(FS_ERR_UNSUPPORTED, "tape state: a bidirectional model has no single state at a step");
     if (t < 0 || (size_t)t >= p->T)
         return fs__fail(FS_ERR_INVALID_ARG, "t: expected 0..%zu, got %d", p->T - 1, (int)t);
-    char shape[120];
-    snprintf(shape, sizeof shape, "(%zu layers x batch %zu x features %zu)", p->L, p->B, p->R);
-    fs_status st = fs__check_count("h", h, h_count, p->L * p->B * p->R, shape);
+    fs_status st = fs__check_count("h", h, h_count, p->L * p->B * p->R, "(%zu layers x batch %zu x features %zu)",
+                                   p->L, p->B, p->R);
     if (st != FS_OK) return st;
     if (!p->lstm && c) return fs__fail(FS_ERR_INVALID_ARG, "c: only an LSTM has a cell state");
-    snprintf(shape, sizeof shape, "(%zu layers x batch %zu x hidden %zu)", p->L, p->B, p->H);
-    if ((st = fs__check_count("c", c, c_count, p->L * p->B * p->H, shape)) != FS_OK) return st;
+    if ((st = fs__check_count("c", c, c_count, p->L * p->B * p->H, "(%zu layers x batch %zu x hidden %zu)", p->L,
+                              p->B, p->H)) != FS_OK)
+        return st;
     for (size_t l = 0; l < p->L; l++)
         for (size_t b = 0; b < p->B; b++) {
             const size_t n = row_of(p, (size_t)t, b), at = l * p->B + b;
