@@ -39,7 +39,7 @@ static void fill(fs_isa isa) {
     if (isa >= FS_ISA_AVX2) fs__kernels_init_avx2(&k);
 #endif
 #if defined(FS_HAVE_AVX512)
-    if (isa >= FS_ISA_AVX512) fs__kernels_init_avx512(&k);
+    if (isa >= FS_ISA_AVX512) fs__kernels_init_avx512(&k), fs__cells_init_avx512(&k);
 #endif
     table = k;
     active = isa;

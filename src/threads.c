@@ -24,8 +24,12 @@ static int default_threads(void) {
 }
 
 int fs__max_threads(void) {
+    static int fallback; /* default_threads(), read once (racing first calls store the same) */
     int n = __atomic_load_n(&configured, __ATOMIC_RELAXED);
-    return n >= 1 ? n : default_threads();
+    if (n >= 1) return n;
+    n = __atomic_load_n(&fallback, __ATOMIC_RELAXED);
+    if (n < 1) __atomic_store_n(&fallback, n = default_threads(), __ATOMIC_RELAXED);
+    return n;
 }
 
 fs_status fs_set_num_threads(int32_t n) {

@@ -1,5 +1,4 @@
-/* AVX-512 (F + VL) packed GEMM. Only the gemm slot is overridden: the cell
- * epilogues work on one block of 8 units at a time and stay AVX2.
+/* AVX-512 (F + VL) packed GEMM (the cell epilogues: cells_avx512.c).
  *
  * Summation order. For a given gate count g every output element is summed
  * the same way, whatever m, nblocks, the row's position or the code path that

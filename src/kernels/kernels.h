@@ -63,7 +63,8 @@ void fs__kernels_init_generic(fs_kernels *k);
 void fs__kernels_init_avx2(fs_kernels *k);
 #endif
 #if defined(FS_HAVE_AVX512)
-void fs__kernels_init_avx512(fs_kernels *k); /* gemm only; on top of avx2 */
+void fs__kernels_init_avx512(fs_kernels *k); /* gemm; on top of avx2 */
+void fs__cells_init_avx512(fs_kernels *k);   /* the plain cells; peephole/coupled LSTM, FastGRNN stay avx2 */
 #endif
 
 #endif /* FS_KERNELS_H */

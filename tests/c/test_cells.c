@@ -1,0 +1,131 @@
+/*
+ * test_cells.c -- the cell-epilogue slots of the AVX-512 level against the
+ * AVX2 level, bit for bit, through the internal kernel tables (kernels.h).
+ *
+ * The AVX-512 kernels run two rows per vector and its math is a lane-wise
+ * copy of the AVX2 math, so every output must equal the AVX2 output exactly:
+ * for 1..7 rows (pairs and an odd last row), with strides wider than the
+ * data, on inputs that reach saturation, +-inf and NaN. Each row computed
+ * alone (m = 1) must equal the same row in one call (threads split rows and,
+ * at batch 1, blocks differently). Both levels are also held to the generic
+ * (reference) kernels within 1e-5 on finite inputs.
+ *
+ * Exits 0 with "skipped" where the CPU or build lacks AVX-512.
+ */
+#include "check.h"
+#include "kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROWS 7
+#define LD_GX 40   /* > 4 * 8: the widest gx row of a block */
+#define LD_ST 11   /* state rows: 8 used, 3 of padding */
+
+static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
+
+static float urand(float scale) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0) * scale;
+}
+
+/* Inputs of every kernel: gx, acc, state rows (c or h_prev), z. */
+typedef struct inputs {
+    float gx[MAX_ROWS * LD_GX], acc[MAX_ROWS * 4 * FS_NB], st[MAX_ROWS * LD_ST], z[MAX_ROWS * LD_ST];
+} inputs;
+
+/* Outputs: two state-shaped arrays (h, and c or z), written in place. */
+typedef struct outputs {
+    float a[MAX_ROWS * LD_ST], b[MAX_ROWS * LD_ST];
+} outputs;
+
+static void fill(float *p, size_t n, float scale, int specials) {
+    static const float special[] = {INFINITY, -INFINITY, NAN, 100.0f, -100.0f, 0.0f, -0.0f, 1e-40f};
+    for (size_t i = 0; i < n; i++)
+        p[i] = specials && i % 13 == 5 ? special[(i / 13) % 8] : urand(scale);
+}
+
+static void make_inputs(inputs *in, int specials) {
+    fill(in->gx, sizeof in->gx / sizeof(float), 6.0f, specials);
+    fill(in->acc, sizeof in->acc / sizeof(float), 6.0f, specials);
+    fill(in->st, sizeof in->st / sizeof(float), 2.0f, 0);
+    for (size_t i = 0; i < sizeof in->z / sizeof(float); i++) in->z[i] = fabsf(urand(1.0f));
+}
+
+enum { RNN, RNN_RELU, LSTM, GRU, GRU_RZ, GRU_N, FASTRNN_TANH, FASTRNN_SIGMOID, FASTRNN_RELU, N_KINDS };
+static const char *kind_name[N_KINDS] = {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru_rz", "gru_n",
+                                         "fastrnn_tanh", "fastrnn_sigmoid", "fastrnn_relu"};
+
+/* Rows [r0, r0 + m) of one kernel; out starts as a copy of the state. */
+static void run(const fs_kernels *k, int kind, const inputs *in, size_t r0, size_t m, outputs *out) {
+    const float *gx = in->gx + r0 * LD_GX, *st = in->st + r0 * LD_ST, *z = in->z + r0 * LD_ST;
+    float *a = out->a + r0 * LD_ST, *b = out->b + r0 * LD_ST;
+    switch (kind) {
+    case RNN: k->rnn_cell(m, 0, gx, LD_GX, in->acc + r0 * FS_NB, a, LD_ST); break;
+    case RNN_RELU: k->rnn_cell(m, 1, gx, LD_GX, in->acc + r0 * FS_NB, a, LD_ST); break;
+    case LSTM: k->lstm_cell(m, gx, LD_GX, in->acc + r0 * 4 * FS_NB, b, LD_ST, a, LD_ST); break;
+    case GRU: k->gru_cell(m, gx, LD_GX, in->acc + r0 * 3 * FS_NB, st, LD_ST, a, LD_ST); break;
+    case GRU_RZ: k->gru_rz_cell(m, gx, LD_GX, in->acc + r0 * 2 * FS_NB, st, LD_ST, a, b, LD_ST); break;
+    case GRU_N: k->gru_n_cell(m, gx, LD_GX, in->acc + r0 * FS_NB, z, LD_ST, st, LD_ST, a, LD_ST); break;
+    default:
+        k->fastrnn_cell(m, kind == FASTRNN_TANH ? FS_ACT_TANH : kind == FASTRNN_SIGMOID ? FS_ACT_SIGMOID : FS_ACT_RELU,
+                        gx, LD_GX, in->acc + r0 * FS_NB, st, LD_ST, a, LD_ST, 0.3f, 0.7f);
+    }
+}
+
+static void start(const inputs *in, outputs *out) {
+    memcpy(out->a, in->st, sizeof out->a);
+    memcpy(out->b, in->st, sizeof out->b);
+}
+
+static double max_diff(const outputs *x, const outputs *y) {
+    double d = 0.0;
+    for (size_t i = 0; i < MAX_ROWS * LD_ST; i++) {
+        d = fmax(d, fabs((double)x->a[i] - y->a[i]));
+        d = fmax(d, fabs((double)x->b[i] - y->b[i]));
+    }
+    return d;
+}
+
+int main(void) {
+    const fs_isa original = fs_active_isa();
+    fs_kernels ref, avx2, avx512;
+    if (fs_set_isa(FS_ISA_AVX512) != FS_OK) {
+        printf("test_cells: skipped (no AVX-512 level here)\n");
+        return 0;
+    }
+    avx512 = *fs__kernels();
+    CHECK_STATUS(fs_set_isa(FS_ISA_AVX2), FS_OK);
+    avx2 = *fs__kernels();
+    CHECK_STATUS(fs_set_isa(FS_ISA_GENERIC), FS_OK);
+    ref = *fs__kernels();
+    fs_set_isa(original);
+
+    static inputs in;
+    static outputs o_ref, o2, o5, o5_rows;
+    for (int specials = 0; specials <= 1; specials++)
+        for (int rep = 0; rep < 20; rep++) {
+            make_inputs(&in, specials);
+            for (int kind = 0; kind < N_KINDS; kind++)
+                for (size_t m = 1; m <= MAX_ROWS; m++) {
+                    start(&in, &o2), start(&in, &o5), start(&in, &o5_rows), start(&in, &o_ref);
+                    run(&avx2, kind, &in, 0, m, &o2);
+                    run(&avx512, kind, &in, 0, m, &o5);
+                    for (size_t r = 0; r < m; r++) run(&avx512, kind, &in, r, 1, &o5_rows);
+                    CHECK(memcmp(&o2, &o5, sizeof o2) == 0, "%s, %zu rows%s: avx512 differs from avx2",
+                          kind_name[kind], m, specials ? " (special values)" : "");
+                    CHECK(memcmp(&o5, &o5_rows, sizeof o5) == 0, "%s, %zu rows: a row alone differs from one call",
+                          kind_name[kind], m);
+                    if (specials) continue;
+                    run(&ref, kind, &in, 0, m, &o_ref);
+                    const double d = max_diff(&o_ref, &o5);
+                    CHECK(d <= 1e-5, "%s, %zu rows: %.3g from the generic kernel", kind_name[kind], m, d);
+                }
+        }
+    printf("test_cells: %d checks, %d failed\n", g_checks, g_failures);
+    return g_failures == 0 ? 0 : 1;
+}
