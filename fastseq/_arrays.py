@@ -5,6 +5,8 @@ import numpy as np
 
 def as_float32(value, name):
     """Return `value` as a C-contiguous float32 ndarray (a copy only when needed)."""
+    if type(value) is np.ndarray and value.dtype == np.float32 and value.flags.c_contiguous:
+        return value  # the common case, without the generic conversions below
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor, duck-typed
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)

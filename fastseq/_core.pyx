@@ -199,15 +199,29 @@ cdef class Model:
         check(st)
         return out
 
-    def forward(self, x, int seq_len, int batch, bint batch_first, lengths, h0, c0, y, h_n, c_n):
-        """C-contiguous float32 arrays of any shape (lengths: int32) or None; the C core
-        checks every element count."""
+    def forward(self, x, int seq_len, int batch, bint batch_first, lengths, h0, c0):
+        """x, h0, c0: C-contiguous float32 arrays of any shape (lengths: int32) or None;
+        the C core checks every element count. Returns new arrays (y, h_n, c_n): y
+        [T, B, D*R] ([B, T, D*R] batch-first), h_n [L*D, B, R], c_n [L*D, B, H] (LSTM)
+        or None."""
         cdef c.fs_seq_args a
         cdef c.fs_status st
+        cdef cnp.npy_intp dims[3]
+        cdef int D = 2 if self.bidirectional else 1
+        dims[0], dims[1], dims[2] = (batch, seq_len, D * self.features) if batch_first else \
+            (seq_len, batch, D * self.features)
+        y = cnp.PyArray_EMPTY(3, dims, cnp.NPY_FLOAT32, 0)
+        dims[0], dims[1], dims[2] = self.num_layers * D, batch, self.features
+        h_n = cnp.PyArray_EMPTY(3, dims, cnp.NPY_FLOAT32, 0)
+        c_n = None
+        if self.cell == c.FS_CELL_LSTM:
+            dims[2] = self.hidden_size
+            c_n = cnp.PyArray_EMPTY(3, dims, cnp.NPY_FLOAT32, 0)
         _seq_args(&a, x, seq_len, batch, batch_first, lengths, h0, c0, y, h_n, c_n)
         with nogil:
             st = c.fs_rnn_forward(self.ptr, &a)
         check(st)
+        return y, h_n, c_n
 
 
 cdef class Stream:

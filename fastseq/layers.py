@@ -154,12 +154,7 @@ class _Recurrent:
         c0 = self._state(c0, "c0", B, unbatched, self.hidden_size)
         lens = None if lengths is None else as_lengths(lengths, B)
 
-        DR = self.num_directions * R
-        y = np.empty((B, T, DR) if batch_first else (T, B, DR), dtype=np.float32)
-        LD = self.num_layers * self.num_directions
-        h_n = np.empty((LD, B, R), dtype=np.float32)
-        c_n = np.empty((LD, B, self.hidden_size), dtype=np.float32) if self._cell == _core.CELL_LSTM else None
-        self._model.forward(x, T, B, batch_first, lens, h0, c0, y, h_n, c_n)
+        y, h_n, c_n = self._model.forward(x, T, B, batch_first, lens, h0, c0)
         if unbatched:
             y, h_n = y[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
