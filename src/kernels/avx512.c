@@ -247,13 +247,13 @@ FS_INLINE __m256 upper8(__m512 v) { /* lanes 8-15 (AVX-512F, no DQ) */
 
 /* g = 4, S = 2: rows k, k+1 are 4 zmm; [j][v][s]: panels 2v, 2v+1, partial s. */
 FS_INLINE void gemv4_zmm(const int NB, size_t k, const float *a, const float *b, size_t bs,
-                         const float *bias, float *c) {
+                         const float *bias, float *c, size_t cs) {
     __m512 acc[2][2][2];
 #pragma GCC unroll 2
     for (int j = 0; j < NB; j++)
 #pragma GCC unroll 2
         for (int v = 0; v < 2; v++) {
-            acc[j][v][0] = bias ? _mm512_loadu_ps(bias + j * 32 + 16 * v) : _mm512_setzero_ps();
+            acc[j][v][0] = bias ? _mm512_loadu_ps(bias + j * cs + 16 * v) : _mm512_setzero_ps();
             acc[j][v][1] = _mm512_setzero_ps();
         }
     const size_t km = k & ~(size_t)1;
@@ -281,18 +281,18 @@ FS_INLINE void gemv4_zmm(const int NB, size_t k, const float *a, const float *b,
     for (int j = 0; j < NB; j++)
 #pragma GCC unroll 2
         for (int v = 0; v < 2; v++)
-            _mm512_storeu_ps(c + j * 32 + 16 * v, _mm512_add_ps(acc[j][v][0], acc[j][v][1]));
+            _mm512_storeu_ps(c + j * cs + 16 * v, _mm512_add_ps(acc[j][v][0], acc[j][v][1]));
 }
 
 /* g = 3, S = 2: rows k, k+1 are 3 zmm: (p0 of panels 0, 1), (p0 of panel 2 |
  * p1 of panel 0), (p1 of panels 1, 2). */
 FS_INLINE void gemv3_zmm(const int NB, size_t k, const float *a, const float *b, size_t bs,
-                         const float *bias, float *c) {
+                         const float *bias, float *c, size_t cs) {
     __m512 acc[3][3];
 #pragma GCC unroll 3
     for (int j = 0; j < NB; j++) {
-        acc[j][0] = bias ? _mm512_loadu_ps(bias + j * 24) : _mm512_setzero_ps();
-        acc[j][1] = bias ? _mm512_zextps256_ps512(_mm256_loadu_ps(bias + j * 24 + 16)) : _mm512_setzero_ps();
+        acc[j][0] = bias ? _mm512_loadu_ps(bias + j * cs) : _mm512_setzero_ps();
+        acc[j][1] = bias ? _mm512_zextps256_ps512(_mm256_loadu_ps(bias + j * cs + 16)) : _mm512_setzero_ps();
         acc[j][2] = _mm512_setzero_ps();
     }
     const size_t km = k & ~(size_t)1;
@@ -318,18 +318,18 @@ FS_INLINE void gemv3_zmm(const int NB, size_t k, const float *a, const float *b,
             p0_2 = _mm256_fmadd_ps(_mm256_set1_ps(a[kk]), _mm256_loadu_ps(bj + kk * 24 + 16), p0_2);
         }
         const __m512 p1 = _mm512_shuffle_f32x4(acc[j][1], acc[j][2], _MM_SHUFFLE(1, 0, 3, 2));
-        _mm512_storeu_ps(c + j * 24, _mm512_add_ps(p0, p1));
-        _mm256_storeu_ps(c + j * 24 + 16, _mm256_add_ps(p0_2, upper8(acc[j][2])));
+        _mm512_storeu_ps(c + j * cs, _mm512_add_ps(p0, p1));
+        _mm256_storeu_ps(c + j * cs + 16, _mm256_add_ps(p0_2, upper8(acc[j][2])));
     }
 }
 
 /* g = 1, S = 4: rows k..k+3 are 2 zmm: (p0 | p1), (p2 | p3). */
 FS_INLINE void gemv1_zmm(const int NB, size_t k, const float *a, const float *b, size_t bs,
-                         const float *bias, float *c) {
+                         const float *bias, float *c, size_t cs) {
     __m512 acc[4][2];
 #pragma GCC unroll 4
     for (int j = 0; j < NB; j++) {
-        acc[j][0] = bias ? _mm512_zextps256_ps512(_mm256_loadu_ps(bias + j * 8)) : _mm512_setzero_ps();
+        acc[j][0] = bias ? _mm512_zextps256_ps512(_mm256_loadu_ps(bias + j * cs)) : _mm512_setzero_ps();
         acc[j][1] = _mm512_setzero_ps();
     }
     const size_t km = k & ~(size_t)3;
@@ -350,19 +350,21 @@ FS_INLINE void gemv1_zmm(const int NB, size_t k, const float *a, const float *b,
             p0 = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), _mm256_loadu_ps(b + j * bs + t * 8), p0);
         __m256 sum = _mm256_add_ps(p0, upper8(acc[j][0]));
         sum = _mm256_add_ps(sum, _mm512_castps512_ps256(acc[j][1]));
-        _mm256_storeu_ps(c + j * 8, _mm256_add_ps(sum, upper8(acc[j][1])));
+        _mm256_storeu_ps(c + j * cs, _mm256_add_ps(sum, upper8(acc[j][1])));
     }
 }
 
-/* Blocks [0, nblocks) of gemvG_zmm, NB at a time, then the rest one by one. */
+/* Blocks [0, nblocks) of gemvG_zmm, NB at a time: blocks i, i + n, i + 2n, ...
+ * (n = nblocks / NB) together, so that each of the NB streams of weights runs
+ * on through consecutive blocks (the hardware prefetcher keeps up with a
+ * stream, not with a fresh one per call); the rest one by one. */
 #define GEMV_ZMM_BLOCKS(fn, NB, g)                                                                 \
     do {                                                                                           \
-        const size_t w_ = (size_t)(g) * FS_NB, bs_ = k * w_;                                       \
-        size_t jb_ = 0;                                                                            \
-        for (; jb_ + NB <= nblocks; jb_ += NB)                                                     \
-            fn(NB, k, a, b + jb_ * bs_, bs_, bias ? bias + jb_ * w_ : NULL, c + jb_ * w_);         \
-        for (; jb_ < nblocks; jb_++)                                                               \
-            fn(1, k, a, b + jb_ * bs_, bs_, bias ? bias + jb_ * w_ : NULL, c + jb_ * w_);          \
+        const size_t w_ = (size_t)(g) * FS_NB, bs_ = k * w_, n_ = nblocks / NB;                    \
+        for (size_t i_ = 0; i_ < n_; i_++)                                                         \
+            fn(NB, k, a, b + i_ * bs_, n_ * bs_, bias ? bias + i_ * w_ : NULL, c + i_ * w_, n_ * w_); \
+        for (size_t jb_ = n_ * NB; jb_ < nblocks; jb_++)                                           \
+            fn(1, k, a, b + jb_ * bs_, bs_, bias ? bias + jb_ * w_ : NULL, c + jb_ * w_, w_);       \
     } while (0)
 
 /* m == 1 for g <= 8; 0 when g is out of range (the tiles take it). */
