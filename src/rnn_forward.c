@@ -19,7 +19,7 @@ typedef struct plan {
     int threads; /* tiles reserved */
     size_t chunk; /* steps whose input projection is computed together (fits in L2) */
     /* workspace, in floats from its start */
-    size_t gx_off, xa_off, buf_off[2], h_off[2], c_off, mid_off, z_off, t_off, tile_off, total_floats;
+    size_t gx_off, xa_off, buf_off[2], hist_off, c_off, mid_off, z_off, t_off, tile_off, total_floats;
 } plan;
 
 static int reserve(size_t *cursor, size_t a, size_t b, size_t *off) {
@@ -56,8 +56,8 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan
     /* inner layers ping-pong between two buffers; the last layer writes y */
     for (int i = 0; i < 2; i++)
         ok = ok && reserve(&cur, (p->L > (size_t)i + 1) ? rows : 0, p->D * p->R, &p->buf_off[i]);
-    ok = ok && reserve(&cur, p->B, m->rp, &p->h_off[0]);
-    ok = ok && reserve(&cur, p->B, m->rp, &p->h_off[1]);
+    /* h of the chunk's steps and the one before: copied out to y per chunk */
+    ok = ok && reserve(&cur, (p->chunk + 1) * p->B, m->rp, &p->hist_off);
     ok = ok && reserve(&cur, p->B, m->hp, &p->c_off);
     ok = ok && reserve(&cur, p->B, m->hp, &p->mid_off);
     ok = ok && reserve(&cur, p->B, m->hp, &p->z_off);
@@ -83,11 +83,10 @@ fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, in
     return FS_OK;
 }
 
-/* Row of (t, b) in a [T, B, *] or [B, T, *] array, and the row step between b and b+1. */
+/* Row of (t, b) in a [T, B, *] or [B, T, *] array. */
 static size_t row_of(const plan *p, size_t t, size_t b) {
     return p->batch_first ? b * p->T + t : t * p->B + b;
 }
-static size_t batch_step(const plan *p) { return p->batch_first ? p->T : 1; }
 
 /* Worker id's share [*lo, *hi) of [0, n). */
 static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
@@ -125,24 +124,50 @@ typedef struct unit_job {
     float *out;
     const int32_t *lengths;
     float *ws;
-    float *h[2];
+    float *hist; /* [chunk + 1][B][rp]: the h of step s is slot s % (chunk + 1) */
     fs_phase phases[3];
     size_t blocks[3], n_phases;
 } unit_job;
 
-/* Worker id of nth: its share of each chunk's projection (rows) and of each
- * step phase (unit blocks), meeting the others at a barrier after each. */
+static float *h_slot(const unit_job *j, size_t s) {
+    return j->hist + s % (j->p->chunk + 1) * j->p->B * j->m->rp;
+}
+
+/* The outputs of steps [s0, s0 + n) into y, this worker's share of the
+ * (step, row) pairs: whole rows at a time, so y's lines are written in long
+ * runs rather than a few bytes per unit block (which left batched runs
+ * waiting on a read-for-ownership per store); rows past their length get 0. */
+static void copy_out(const unit_job *j, size_t s0, size_t n, int nth, int id) {
+    const plan *p = j->p;
+    const size_t B = p->B, R = p->R, rp = j->m->rp, DR = p->D * R, T = p->T;
+    size_t lo, hi;
+    split(n * B, nth, id, &lo, &hi);
+    for (size_t i = lo; i < hi;) {
+        const size_t s = s0 + i / B, b = i % B, t = j->dir ? T - 1 - s : s;
+        const float *h = h_slot(j, s + 1) + b * rp;
+        float *y = j->out + row_of(p, t, b) * DR + j->dir * R;
+        size_t rows = 1; /* time-major, one direction, unpadded: the step's rows are one run */
+        if (!p->batch_first && !j->lengths && DR == R && R == rp) rows = (B - b < hi - i ? B - b : hi - i);
+        if (j->lengths && t >= (size_t)j->lengths[b]) memset(y, 0, R * sizeof(float));
+        else memcpy(y, h, rows * R * sizeof(float));
+        i += rows;
+    }
+}
+
+/* Worker id of nth: its share of each chunk's projection (rows), of each
+ * step phase (unit blocks) and of the chunk's outputs, meeting the others at
+ * a barrier after each projection and phase. */
 static void unit_worker(const unit_job *j, int id, int nth) {
     const fs_rnn *m = j->m;
     const plan *p = j->p;
-    const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, DR = p->D * p->R, dir = j->dir;
+    const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, dir = j->dir;
     float *ws = j->ws, *gx = ws + p->gx_off;
     float *tile = ws + p->tile_off + (size_t)id * fs__tile_floats(m, B);
     for (size_t s0 = 0; s0 < T; s0 += p->chunk) {
         const size_t n = T - s0 < p->chunk ? T - s0 : p->chunk;
         const size_t t0 = dir ? T - s0 - n : s0; /* first time step of the chunk */
         project_chunk(m, j->k, p, j->u, j->in, t0, n, gx, ws + p->xa_off, nth, id);
-        FS_BARRIER(nth);
+        FS_BARRIER(nth); /* also: the last chunk's outputs are out of the slots */
         for (size_t s = s0; s < s0 + n; s++) {
             const size_t t = dir ? T - 1 - s : s, tc = t - t0;
             const fs_step st = {
@@ -150,9 +175,9 @@ static void unit_worker(const unit_job *j, int id, int nth) {
                 .gx = gx + (p->batch_first ? tc : tc * B) * G * hp,
                 .ldgx = (p->batch_first ? n : 1) * G * hp,
                 .lengths = j->lengths, .t = t,
-                .h_prev = j->h[s & 1], .h_new = j->h[(s & 1) ^ 1], .c = ws + p->c_off,
+                .h_prev = h_slot(j, s), .h_new = h_slot(j, s + 1), .c = ws + p->c_off,
                 .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
-                .y = j->out + row_of(p, t, 0) * DR + dir * p->R, .ldy = batch_step(p) * DR,
+                .y = NULL, /* copy_out writes y */
             };
             for (size_t ph = 0; ph < j->n_phases; ph++) {
                 size_t lo, hi;
@@ -161,6 +186,7 @@ static void unit_worker(const unit_job *j, int id, int nth) {
                 FS_BARRIER(nth);
             }
         }
+        copy_out(j, s0, n, nth, id);
     }
 }
 
@@ -170,11 +196,11 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
                      const float *in, float *out, const fs_seq_args *a, float *ws) {
     const size_t B = p->B, hp = m->hp, unit_at = layer * p->D + dir;
     unit_job j = {.m = m, .k = k, .p = p, .u = &m->units[unit_at], .dir = dir, .in = in, .out = out,
-                  .lengths = a->lengths, .ws = ws, .h = {ws + p->h_off[0], ws + p->h_off[1]}};
+                  .lengths = a->lengths, .ws = ws, .hist = ws + p->hist_off};
     j.n_phases = fs__step_phases(m, j.phases, j.blocks);
     float *c = ws + p->c_off;
 
-    fs__load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, j.h[0]);
+    fs__load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, h_slot(&j, 0));
     fs__load_state(a->c0 ? a->c0 + unit_at * B * p->H : NULL, B, p->H, hp, c);
     memset(ws + p->mid_off, 0, B * hp * sizeof(float));
     int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)m->r, j.blocks[j.n_phases - 1]);
@@ -185,7 +211,7 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
 #pragma omp parallel num_threads(nt)
         unit_worker(&j, FS_THREAD_ID(), FS_THREAD_COUNT());
     }
-    fs__store_state(j.h[p->T & 1], B, p->R, m->rp, a->h_n ? a->h_n + unit_at * B * p->R : NULL);
+    fs__store_state(h_slot(&j, p->T), B, p->R, m->rp, a->h_n ? a->h_n + unit_at * B * p->R : NULL);
     if (m->cfg.cell == FS_CELL_LSTM) fs__store_state(c, B, p->H, hp, a->c_n ? a->c_n + unit_at * B * p->H : NULL);
 }
 

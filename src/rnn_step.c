@@ -96,11 +96,15 @@ static void cell_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t 
  * of h): active rows publish their new h, finished sequences keep theirs. */
 static void publish(const fs_step *s, size_t j0, size_t j1, size_t b0, size_t b1, int active) {
     const size_t rp = s->model->rp, r = s->model->r, width = (j1 < r ? j1 : r) - j0;
+    const size_t bytes = width * sizeof(float);
+    if (active && !s->y) return;
     for (size_t b = b0; b < b1; b++) {
         if (!active) memcpy(s->h_new + b * rp + j0, s->h_prev + b * rp + j0, (j1 - j0) * sizeof(float));
         if (!s->y) continue;
-        if (active) memcpy(s->y + b * s->ldy + j0, s->h_new + b * rp + j0, width * sizeof(float));
-        else memset(s->y + b * s->ldy + j0, 0, width * sizeof(float));
+        float *y = s->y + b * s->ldy + j0;
+        if (!active) memset(y, 0, bytes);
+        else if (width == FS_NB) memcpy(y, s->h_new + b * rp + j0, FS_NB * sizeof(float)); /* inlined: the usual case */
+        else memcpy(y, s->h_new + b * rp + j0, bytes);
     }
 }
 
@@ -109,6 +113,11 @@ typedef void (*rows_fn)(const fs_step *, size_t jb, size_t nb, size_t b0, size_t
 /* Blocks [jb, jb + nb) of a phase whose product is in tile: fn on each run
  * of active rows, then publish if final. */
 static void for_runs(const fs_step *s, size_t jb, size_t nb, int final, const float *tile, rows_fn fn) {
+    if (!s->lengths) { /* every row active: one run */
+        fn(s, jb, nb, 0, s->batch, tile);
+        if (final) publish(s, jb * FS_NB, (jb + nb) * FS_NB, 0, s->batch, 1);
+        return;
+    }
     for (size_t b0 = 0; b0 < s->batch;) {
         const int active = is_active(s->lengths, s->t, b0);
         size_t b1 = b0 + 1;
