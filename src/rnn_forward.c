@@ -95,22 +95,36 @@ static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
 }
 
 /* Input projection of steps [t0, t0 + n) into gx, rows laid out like x's
- * ([n, B] time-major, [B, n] batch-first); this thread's share of the rows. */
-static void project_chunk(const fs_rnn *m, const fs_kernels *k, const plan *p, const fs_rnn_unit *u,
-                          const float *in, size_t t0, size_t n, float *gx, float *xa, int nth, int id) {
+ * ([n, B] time-major, [B, n] batch-first); this thread's share. A full-rank W
+ * is split by unit blocks, as the step phases that read gx are, so each
+ * thread reads only what it wrote: no barrier. A low-rank W (whose rank-w
+ * intermediate needs every column) is split by rows; returns 1 when the
+ * threads must then meet before the steps. */
+static int project_chunk(const fs_rnn *m, const fs_kernels *k, const plan *p, const fs_rnn_unit *u,
+                         const float *in, size_t t0, size_t n, float *gx, float *xa, int nth, int id) {
     const size_t G = m->gates, hp = m->hp, in_size = u->in_size, B = p->B;
     size_t lo, hi;
+    if (!m->cfg.w_rank) {
+        split(hp / FS_NB, nth, id, &lo, &hi);
+        if (!p->batch_first)
+            fs__project_blocks(m, k, u, n * B, in + t0 * B * in_size, in_size, gx, lo, hi);
+        else
+            for (size_t b = 0; b < B; b++)
+                fs__project_blocks(m, k, u, n, in + (b * p->T + t0) * in_size, in_size, gx + b * n * G * hp, lo, hi);
+        return 0;
+    }
     if (!p->batch_first) { /* one contiguous run of n*B rows */
         split(n * B, nth, id, &lo, &hi);
         if (hi > lo)
             fs__project(m, k, u, hi - lo, in + (t0 * B + lo) * in_size, in_size, xa + lo * m->wrp,
                         gx + lo * G * hp);
-        return;
+        return 1;
     }
     split(B, nth, id, &lo, &hi); /* one run of n rows per sequence */
     for (size_t b = lo; b < hi; b++)
         fs__project(m, k, u, n, in + (b * p->T + t0) * in_size, in_size, xa + b * n * m->wrp,
                     gx + b * n * G * hp);
+    return 1;
 }
 
 /* One layer and direction of one forward call: what every worker shares. */
@@ -136,7 +150,9 @@ static float *h_slot(const unit_job *j, size_t s) {
 /* The outputs of steps [s0, s0 + n) into y, this worker's share of the
  * (step, row) pairs: whole rows at a time, so y's lines are written in long
  * runs rather than a few bytes per unit block (which left batched runs
- * waiting on a read-for-ownership per store); rows past their length get 0. */
+ * waiting on a read-for-ownership per store); rows past their length get 0.
+ * The next chunk's steps overwrite these slots from its second step on,
+ * after the barrier that ends its first step. */
 static void copy_out(const unit_job *j, size_t s0, size_t n, int nth, int id) {
     const plan *p = j->p;
     const size_t B = p->B, R = p->R, rp = j->m->rp, DR = p->D * R, T = p->T;
@@ -154,9 +170,9 @@ static void copy_out(const unit_job *j, size_t s0, size_t n, int nth, int id) {
     }
 }
 
-/* Worker id of nth: its share of each chunk's projection (rows), of each
- * step phase (unit blocks) and of the chunk's outputs, meeting the others at
- * a barrier after each projection and phase. */
+/* Worker id of nth: its share of each chunk's projection, of each step
+ * phase (unit blocks) and of the chunk's outputs, meeting the others at a
+ * barrier after each phase (and a row-split projection). */
 static void unit_worker(const unit_job *j, int id, int nth) {
     const fs_rnn *m = j->m;
     const plan *p = j->p;
@@ -166,8 +182,7 @@ static void unit_worker(const unit_job *j, int id, int nth) {
     for (size_t s0 = 0; s0 < T; s0 += p->chunk) {
         const size_t n = T - s0 < p->chunk ? T - s0 : p->chunk;
         const size_t t0 = dir ? T - s0 - n : s0; /* first time step of the chunk */
-        project_chunk(m, j->k, p, j->u, j->in, t0, n, gx, ws + p->xa_off, nth, id);
-        FS_BARRIER(nth); /* also: the last chunk's outputs are out of the slots */
+        if (project_chunk(m, j->k, p, j->u, j->in, t0, n, gx, ws + p->xa_off, nth, id)) FS_BARRIER(nth);
         for (size_t s = s0; s < s0 + n; s++) {
             const size_t t = dir ? T - 1 - s : s, tc = t - t0;
             const fs_step st = {

@@ -23,6 +23,14 @@ size_t fs__tile_floats(const fs_rnn *m, size_t batch) {
     return batch == 1 ? m->gates * m->hp : batch * m->gates * FS_NB;
 }
 
+void fs__project_blocks(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
+                        const float *in, size_t ld_in, float *gx, size_t jb0, size_t jb1) {
+    const size_t w = m->gates * FS_NB;
+    if (jb1 > jb0)
+        k->gemm(rows, u->in_size, in, ld_in, u->w_ih_packed + jb0 * u->in_size * w, m->gates, jb1 - jb0,
+                u->bias_x + jb0 * w, gx + jb0 * w, m->gates * m->hp);
+}
+
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                  const float *in, size_t ld_in, float *xa, float *gx) {
     const size_t G = m->gates, hp = m->hp;
@@ -30,7 +38,7 @@ void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, siz
         k->gemm(rows, u->in_size, in, ld_in, u->w_ih_a_packed, 1, m->wrp / FS_NB, NULL, xa, m->wrp);
         k->gemm(rows, (size_t)m->cfg.w_rank, xa, m->wrp, u->w_ih_packed, G, hp / FS_NB, u->bias_x, gx, G * hp);
     } else {
-        k->gemm(rows, u->in_size, in, ld_in, u->w_ih_packed, G, hp / FS_NB, u->bias_x, gx, G * hp);
+        fs__project_blocks(m, k, u, rows, in, ld_in, gx, 0, hp / FS_NB);
     }
 }
 

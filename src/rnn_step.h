@@ -47,4 +47,8 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                  const float *in, size_t ld_in, float *xa, float *gx);
 
+/* The same for the columns of unit blocks [jb0, jb1) only (full-rank W). */
+void fs__project_blocks(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
+                        const float *in, size_t ld_in, float *gx, size_t jb0, size_t jb1);
+
 #endif /* FS_RNN_STEP_H */

@@ -201,14 +201,25 @@ def test_nan_in_input_propagates(cell, isa):
         assert np.all(np.isnan(c_n[:, 1]))
 
 
+THREADED_MODELS = {  # big enough to pass the threading threshold; every phase and input split
+    "LSTM": lambda: make("LSTM", 64, 256, num_layers=2, bidirectional=True, seed=9),
+    "GRU": lambda: make("GRU", 64, 256, num_layers=2, bidirectional=True, seed=9),
+    "LSTM proj batch_first": lambda: fastseq.LSTM(64, 256, proj_size=72, batch_first=True, seed=9),
+    "GRU reset-before": lambda: fastseq.GRU(64, 256, reset_after=False, seed=9),
+    "FastGRNN low-rank": lambda: fastseq.FastGRNN(64, 256, w_rank=24, u_rank=40, bidirectional=True, seed=9),
+}
+
+
 @pytest.mark.skipif(not hasattr(fastseq, "set_num_threads"), reason="no thread control yet")
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
-def test_thread_count_does_not_change_results(cell, isa):
+@pytest.mark.parametrize("name", list(THREADED_MODELS))
+def test_thread_count_does_not_change_results(name, isa):
     """Header promise: bit-identical results for any thread count."""
-    m = make(cell, 64, 256, num_layers=2, bidirectional=True, seed=9)
+    m = THREADED_MODELS[name]()
     rng = np.random.default_rng(7)
     cases = [(rng.standard_normal((12, 1, 64)).astype(np.float32), None),
              (rng.standard_normal((12, 16, 64)).astype(np.float32), [12, 3] * 8)]
+    if m.batch_first:
+        cases = [(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths) for x, lengths in cases]
     previous = fastseq.get_num_threads()
     try:
         results = {}
@@ -221,4 +232,4 @@ def test_thread_count_does_not_change_results(cell, isa):
         for (x, _), r1, rn in zip(cases, results[1], results[n]):
             for a, b in zip(r1, rn):
                 if a is not None:
-                    np.testing.assert_array_equal(a, b, err_msg=f"threads 1 vs {n}, B={x.shape[1]}")
+                    np.testing.assert_array_equal(a, b, err_msg=f"{name}: threads 1 vs {n}, x {x.shape}")
