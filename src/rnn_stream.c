@@ -108,9 +108,15 @@ fs_status fs_rnn_stream_reset(fs_rnn_stream *s) {
     return FS_OK;
 }
 
-/* Worker id of nth: its share of each phase's unit blocks, then a barrier. */
-static void step_worker(const fs_step *st, const fs_phase *phases, const size_t *blocks, size_t n_phases,
-                        float *tile, int id, int nth) {
+/* Worker id of nth: the input projection of its unit blocks into gx (in:
+ * NULL when done already), then its share of each phase's unit blocks and a
+ * barrier. The projection is split like the phases that read it: no barrier. */
+static void step_worker(const fs_step *st, const float *in, size_t ld_in, float *gx, const fs_phase *phases,
+                        const size_t *blocks, size_t n_phases, float *tile, int id, int nth) {
+    const size_t nb = st->model->hp / FS_NB;
+    if (in)
+        fs__project_blocks(st->model, st->k, st->unit, st->batch, in, ld_in, gx, nb * (size_t)id / (size_t)nth,
+                           nb * (size_t)(id + 1) / (size_t)nth);
     for (size_t ph = 0; ph < n_phases; ph++) {
         fs__step_phase(st, phases[ph], blocks[ph] * (size_t)id / (size_t)nth,
                        blocks[ph] * (size_t)(id + 1) / (size_t)nth, tile);
@@ -141,7 +147,9 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
     for (size_t l = 0; l < L; l++) {
         const fs_rnn_unit *u = &m->units[l];
         float *h_new = s->h + h_at(s, l, s->cur ^ 1);
-        fs__project(m, k, u, B, in, ld_in, s->xa, s->gx);
+        const int low_rank = m->cfg.w_rank != 0;
+        if (low_rank) fs__project(m, k, u, B, in, ld_in, s->xa, s->gx); /* needs every column at once */
+        const float *proj_in = low_rank ? NULL : in;
         const fs_step st = {
             .model = m, .k = k, .unit = u, .batch = B, .gx = s->gx, .ldgx = m->gates * hp,
             .lengths = NULL, .t = 0, .h_prev = s->h + h_at(s, l, s->cur), .h_new = h_new,
@@ -149,13 +157,13 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
             .y = l + 1 == L ? y : NULL, .ldy = R,
         };
         if (nt == 1) {
-            step_worker(&st, phases, blocks, n_phases, s->tile, 0, 1);
+            step_worker(&st, proj_in, ld_in, s->gx, phases, blocks, n_phases, s->tile, 0, 1);
         } else {
 #pragma omp parallel num_threads(nt)
             {
                 const int id = FS_THREAD_ID();
-                step_worker(&st, phases, blocks, n_phases, s->tile + (size_t)id * fs__tile_floats(m, B), id,
-                            FS_THREAD_COUNT());
+                step_worker(&st, proj_in, ld_in, s->gx, phases, blocks, n_phases,
+                            s->tile + (size_t)id * fs__tile_floats(m, B), id, FS_THREAD_COUNT());
             }
         }
         in = h_new; /* the next layer reads this layer's new h in place */

@@ -233,3 +233,23 @@ def test_thread_count_does_not_change_results(name, isa):
             for a, b in zip(r1, rn):
                 if a is not None:
                     np.testing.assert_array_equal(a, b, err_msg=f"{name}: threads 1 vs {n}, x {x.shape}")
+
+
+@pytest.mark.skipif(not hasattr(fastseq, "set_num_threads"), reason="no thread control yet")
+@pytest.mark.parametrize("name", ["LSTM", "FastGRNN low-rank"])
+def test_thread_count_does_not_change_stream_results(name, isa):
+    m = THREADED_MODELS[name]()
+    if m.bidirectional:
+        m = type(m)(**{**m.config(), "bidirectional": False}, seed=9)
+    x = np.random.default_rng(3).standard_normal((6, 16, 64)).astype(np.float32)
+    previous = fastseq.get_num_threads()
+    try:
+        results = {}
+        for n in (1, 2, 3):
+            fastseq.set_num_threads(n)
+            st = m.stream(batch=16)
+            results[n] = np.stack([st.step(x[t]) for t in range(len(x))])
+    finally:
+        fastseq.set_num_threads(previous)
+    for n in (2, 3):
+        np.testing.assert_array_equal(results[1], results[n], err_msg=f"{name} stream: threads 1 vs {n}")
