@@ -11,7 +11,9 @@
 #include "rnn_step.h"
 #include "threads.h"
 
-#define FS_PROJ_CHUNK_BYTES (256 * 1024)
+/* gx of a chunk: small next to L2, which also holds the recurrent weights
+ * (64 KB ran seq h256 LSTM/GRU 5-8 % faster than 256 KB, others alike). */
+#define FS_PROJ_CHUNK_BYTES (64 * 1024)
 
 typedef struct plan {
     size_t T, B, I, H, R, D, L;
