@@ -1,10 +1,9 @@
 /*
- * Sigmoid and tanh for AVX-512F, 16 floats per call: the operations of
- * vmath_avx2.h (see there for the method, accuracy and special values) in
- * the same order on wider vectors, so each lane is bit-identical to the AVX2
- * result. That is what lets a kernel mix the two (a ymm tail after zmm
- * pairs) and keeps results independent of how threads split the rows;
- * tests/c/test_cells.c checks it through the cell kernels.
+ * Exp, sigmoid and tanh for AVX-512F + FMA, 16 floats per call: the math of
+ * vmath_avx2.h (method, accuracy, special values there), from the same
+ * source (vmath_body.h) on wider vectors, so each lane is bit-identical to
+ * the AVX2 result. That lets a kernel mix widths and keeps results
+ * independent of how threads split rows (tests/c/test_cells.c).
  *
  * Include only from translation units compiled with -mavx512f -mfma.
  */
@@ -17,61 +16,35 @@
 
 #include <immintrin.h>
 
-#include "vmath_avx2.h" /* constants (and the ymm versions for tails) */
+/* The vocabulary of vmath_body.h, 16 lanes. AVX-512F has no float-typed
+ * bitwise operations (those are DQ): they go through the integer ones. */
+#define FS__BITS(op, a, b) _mm512_castsi512_ps(op(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define FS_V __m512
+#define FS_VI __m512i
+#define FS_VM(name) name##__avx512
+#define FS_SET1 _mm512_set1_ps
+#define FS_SET1I _mm512_set1_epi32
+#define FS_ADD _mm512_add_ps
+#define FS_SUB _mm512_sub_ps
+#define FS_MUL _mm512_mul_ps
+#define FS_DIV _mm512_div_ps
+#define FS_FMADD _mm512_fmadd_ps
+#define FS_FNMADD _mm512_fnmadd_ps
+#define FS_MIN _mm512_min_ps
+#define FS_MAX _mm512_max_ps
+#define FS_XOR(a, b) FS__BITS(_mm512_xor_si512, a, b)
+#define FS_AND(a, b) FS__BITS(_mm512_and_si512, a, b)
+#define FS_ANDNOT(a, b) FS__BITS(_mm512_andnot_si512, a, b)
+#define FS_OR(a, b) FS__BITS(_mm512_or_si512, a, b)
+#define FS_ONE_IF_GE(x, c) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, c, _CMP_GE_OQ), _mm512_set1_ps(1.0f))
+#define FS_AS_INT _mm512_castps_si512
+#define FS_AS_FLOAT _mm512_castsi512_ps
+#define FS_ADDI _mm512_add_epi32
+#define FS_SUBI _mm512_sub_epi32
+#define FS_SLLI _mm512_slli_epi32
+#define FS_SRAI _mm512_srai_epi32
 
-static inline __m512 fs__expm1_reduced_ps__avx512(__m512 x, __m512i *n_out)
-{
-    const __m512 magic = _mm512_set1_ps(FS__ROUND_MAGIC);
-    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(FS__LOG2E), magic);
-    __m512 n = _mm512_sub_ps(t, magic);
-    *n_out = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
-
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FS__LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FS__LN2_LO), r);
-
-    __m512 p = _mm512_set1_ps(FS__EXP_P4);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(FS__EXP_P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(FS__EXP_P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(FS__EXP_P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(FS__EXP_P0));
-    return _mm512_fmadd_ps(_mm512_mul_ps(r, r), p, r);
-}
-
-static inline __m512 fs__pow2i_ps__avx512(__m512i n)
-{
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
-}
-
-/* 1 / (1 + e^-x); as fs_sigmoid_ps__avx2. min/max keep x second so that a
- * NaN survives (the AVX-512 forms have the same operand rule). */
-static inline __m512 fs_sigmoid_ps__avx512(__m512 x)
-{
-    __m512 z = _mm512_min_ps(_mm512_set1_ps(87.0f), x);
-    z = _mm512_max_ps(_mm512_set1_ps(-87.0f), z);
-    z = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(z), _mm512_set1_epi32((int)0x80000000u)));
-    __m512i n;
-    __m512 q = fs__expm1_reduced_ps__avx512(z, &n);
-    __m512 s = fs__pow2i_ps__avx512(n);
-    __m512 d = _mm512_fmadd_ps(s, q, _mm512_add_ps(s, _mm512_set1_ps(1.0f)));
-    const __mmask16 ge = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-    __m512 num = _mm512_maskz_mov_ps(ge, _mm512_set1_ps(1.0f));
-    return _mm512_div_ps(num, d);
-}
-
-/* tanh(x) = sign(x) * m / (m + 2), m = e^(2|x|) - 1; as fs_tanh_ps__avx2. */
-static inline __m512 fs_tanh_ps__avx512(__m512 x)
-{
-    const __m512i sign_mask = _mm512_set1_epi32((int)0x80000000u);
-    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), sign_mask);
-    __m512 ax = _mm512_castsi512_ps(_mm512_andnot_si512(sign_mask, _mm512_castps_si512(x)));
-    ax = _mm512_min_ps(_mm512_set1_ps(10.0f), ax);
-    __m512 z = _mm512_add_ps(ax, ax);
-    __m512i n;
-    __m512 q = fs__expm1_reduced_ps__avx512(z, &n);
-    __m512 s = fs__pow2i_ps__avx512(n);
-    __m512 m = _mm512_fmadd_ps(s, q, _mm512_sub_ps(s, _mm512_set1_ps(1.0f)));
-    __m512 t = _mm512_div_ps(m, _mm512_add_ps(m, _mm512_set1_ps(2.0f)));
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign));
-}
+#include "vmath_body.h"
+#undef FS__BITS
 
 #endif /* FS_VMATH_AVX512_H */
