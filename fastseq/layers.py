@@ -148,10 +148,11 @@ class _Recurrent:
 
     def __call__(self, x, hx=None, lengths=None):
         x, unbatched, batch_first, T, B = self._sequence(x)
-        R = self.output_features
-        h0, c0 = self._split_hx(hx)
-        h0 = self._state(h0, "h0", B, unbatched, R)
-        c0 = self._state(c0, "c0", B, unbatched, self.hidden_size)
+        h0 = c0 = None
+        if hx is not None:
+            h0, c0 = self._split_hx(hx)
+            h0 = self._state(h0, "h0", B, unbatched, self.output_features)
+            c0 = self._state(c0, "c0", B, unbatched, self.hidden_size)
         lens = None if lengths is None else as_lengths(lengths, B)
 
         y, h_n, c_n = self._model.forward(x, T, B, batch_first, lens, h0, c0)
