@@ -1,9 +1,11 @@
-/* The C tests' assertion macros: count checks and failures, print each failure
- * with its place and the detail, and let main() exit nonzero on any failure. */
+/* The C tests' shared pieces: assertion macros that count checks and failures,
+ * print each failure with its place and the detail, and let main() exit
+ * nonzero on any failure; and the plain model configuration they build on. */
 #ifndef FS_TEST_CHECK_H
 #define FS_TEST_CHECK_H
 
 #include <stdio.h>
+#include <string.h>
 
 #include "fastseq.h"
 
@@ -29,5 +31,18 @@ static int g_failures = 0;
               #call, (int)s_, fs_status_str(s_), (int)(expect),              \
               fs_status_str(expect), fs_last_error());                       \
     } while (0)
+
+/* A plain PyTorch-style configuration: every variant field zero. */
+static inline fs_rnn_config make_config(fs_cell cell, int I, int H, int L, int bidir, int bias) {
+    fs_rnn_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.cell = cell;
+    cfg.input_size = I;
+    cfg.hidden_size = H;
+    cfg.num_layers = L;
+    cfg.bidirectional = bidir;
+    cfg.bias = bias;
+    return cfg;
+}
 
 #endif /* FS_TEST_CHECK_H */

@@ -76,19 +76,6 @@ static const char *cell_name(fs_cell cell) {
     }
 }
 
-/* A plain PyTorch-style configuration: every variant field zero. */
-static fs_rnn_config make_config(fs_cell cell, int I, int H, int L, int bidir, int bias) {
-    fs_rnn_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.cell = cell;
-    cfg.input_size = I;
-    cfg.hidden_size = H;
-    cfg.num_layers = L;
-    cfg.bidirectional = bidir;
-    cfg.bias = bias;
-    return cfg;
-}
-
 /* --------------------------------------------------------- the reference */
 
 #define MAXL 4

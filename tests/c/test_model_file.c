@@ -190,14 +190,7 @@ static float urand(void) {
 }
 
 static fs_rnn *random_model(fs_cell cell, int I, int H, int L, int bidir, int bias) {
-    fs_rnn_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.cell = cell;
-    cfg.input_size = I;
-    cfg.hidden_size = H;
-    cfg.num_layers = L;
-    cfg.bidirectional = bidir;
-    cfg.bias = bias;
+    const fs_rnn_config cfg = make_config(cell, I, H, L, bidir, bias);
     fs_rnn *m = NULL;
     if (fs_rnn_create(&cfg, &m) != FS_OK) {
         fprintf(stderr, "fs_rnn_create: %s\n", fs_last_error());
