@@ -33,13 +33,13 @@ static int cpu_has(fs_isa isa) {
 }
 
 static void fill(fs_isa isa) {
-    fs_kernels k;
+    fs_kernels k = {0}; /* slots an ISA lacks stay NULL */
     fs__kernels_init_generic(&k);
 #if defined(FS_HAVE_AVX2)
     if (isa >= FS_ISA_AVX2) fs__kernels_init_avx2(&k);
 #endif
 #if defined(FS_HAVE_AVX512)
-    if (isa >= FS_ISA_AVX512) fs__kernels_init_avx512(&k), fs__cells_init_avx512(&k);
+    if (isa >= FS_ISA_AVX512) fs__kernels_init_avx512(&k), fs__cells_init_avx512(&k), fs__step1_init_avx512(&k);
 #endif
     table = k;
     active = isa;

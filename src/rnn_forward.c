@@ -196,6 +196,7 @@ static void unit_worker(const unit_job *j, int id, int nth) {
                 .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
                 .y = NULL, /* copy_out writes y */
             };
+            if (nth == 1 && fs__step_fused(&st)) continue;
             for (size_t ph = 0; ph < j->n_phases; ph++) {
                 size_t lo, hi;
                 split(j->blocks[ph], nth, id, &lo, &hi);

@@ -151,6 +151,33 @@ static void gru_n_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t
                      s->h_prev + b0 * rp + j0, by_block ? ld : rp, s->h_new + b0 * rp + j0, by_block ? ld : rp);
 }
 
+int fs__step_fused(const fs_step *s) {
+    const fs_rnn *m = s->model;
+    const fs_rnn_config *c = &m->cfg;
+    const fs_kernels *k = s->k;
+    const fs_rnn_unit *u = s->unit;
+    const size_t nb = m->hp / FS_NB;
+    if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size) return 0;
+    switch (c->cell) {
+    case FS_CELL_RNN_TANH:
+    case FS_CELL_RNN_RELU:
+        if (!k->rnn_step1) return 0;
+        k->rnn_step1(m->r, nb, c->cell == FS_CELL_RNN_RELU, u->w_hh_packed, s->gx, s->h_prev, s->h_new);
+        break;
+    case FS_CELL_LSTM:
+        if (!k->lstm_step1 || c->peephole || c->coupled) return 0;
+        k->lstm_step1(m->r, nb, u->w_hh_packed, s->gx, s->h_prev, s->h_new, s->c);
+        break;
+    case FS_CELL_GRU:
+        if (!k->gru_step1 || c->reset_before) return 0;
+        k->gru_step1(m->r, nb, u->w_hh_packed, u->bias_h, s->gx, s->h_prev, s->h_new);
+        break;
+    default: return 0;
+    }
+    if (s->y) memcpy(s->y, s->h_new, m->r * sizeof(float));
+    return 1;
+}
+
 void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile) {
     const fs_rnn *m = s->model;
     const fs_rnn_unit *u = s->unit;

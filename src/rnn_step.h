@@ -42,6 +42,11 @@ size_t fs__tile_floats(const fs_rnn *m, size_t batch);
 /* Blocks [lo, hi) of one phase; tile: fs__tile_floats of per-thread scratch. */
 void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile);
 
+/* Batch 1, one thread: the whole step by the ISA's fused kernel (product and
+ * cell per group of blocks in registers; the same bits as the phases).
+ * Returns 0 when this model, row or ISA has none: run the phases. */
+int fs__step_fused(const fs_step *s);
+
 /* gx rows [0, rows) = input projection of `in` (rows ld_in apart), biases
  * folded; xa: [rows][wrp] scratch for a low-rank W (unused otherwise). */
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,

@@ -204,6 +204,7 @@ def test_nan_in_input_propagates(cell, isa):
 THREADED_MODELS = {  # big enough to pass the threading threshold; every phase and input split
     "LSTM": lambda: make("LSTM", 64, 256, num_layers=2, bidirectional=True, seed=9),
     "GRU": lambda: make("GRU", 64, 256, num_layers=2, bidirectional=True, seed=9),
+    "RNN relu": lambda: fastseq.RNN(64, 512, nonlinearity="relu", seed=9),
     "LSTM proj batch_first": lambda: fastseq.LSTM(64, 256, proj_size=72, batch_first=True, seed=9),
     "GRU reset-before": lambda: fastseq.GRU(64, 256, reset_after=False, seed=9),
     "FastGRNN low-rank": lambda: fastseq.FastGRNN(64, 256, w_rank=24, u_rank=40, bidirectional=True, seed=9),
@@ -236,18 +237,19 @@ def test_thread_count_does_not_change_results(name, isa):
 
 
 @pytest.mark.skipif(not hasattr(fastseq, "set_num_threads"), reason="no thread control yet")
-@pytest.mark.parametrize("name", ["LSTM", "FastGRNN low-rank"])
-def test_thread_count_does_not_change_stream_results(name, isa):
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "FastGRNN low-rank"])
+@pytest.mark.parametrize("batch", [1, 16])  # batch 1 on one thread: the fused step
+def test_thread_count_does_not_change_stream_results(name, batch, isa):
     m = THREADED_MODELS[name]()
     if m.bidirectional:
         m = type(m)(**{**m.config(), "bidirectional": False}, seed=9)
-    x = np.random.default_rng(3).standard_normal((6, 16, 64)).astype(np.float32)
+    x = np.random.default_rng(3).standard_normal((6, batch, 64)).astype(np.float32)
     previous = fastseq.get_num_threads()
     try:
         results = {}
         for n in (1, 2, 3):
             fastseq.set_num_threads(n)
-            st = m.stream(batch=16)
+            st = m.stream(batch=batch)
             results[n] = np.stack([st.step(x[t]) for t in range(len(x))])
     finally:
         fastseq.set_num_threads(previous)

@@ -8,8 +8,6 @@
 #include "kernels.h"
 #include "vmath_avx2.h"
 
-#define FS_INLINE static inline __attribute__((always_inline))
-
 /* Summation order, shared by every path so that a row's result never depends
  * on how many rows a call holds (threads split rows differently): S partial
  * sums, partial s taking k = s (mod S) in increasing k, partial 0 starting

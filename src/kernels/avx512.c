@@ -28,9 +28,8 @@
 
 #include <immintrin.h>
 
+#include "gemv_avx512.h"
 #include "kernels.h"
-
-#define FS_INLINE static inline __attribute__((always_inline))
 #define PF_DIST 8 /* B k-rows software-prefetched ahead, in tiles that prefetch */
 
 /* Partial sums per element for g gates (see the top of the file). */
@@ -232,126 +231,36 @@ FS_INLINE void gemv_block(const int G, const int S, size_t k, const float *a, co
     }
 }
 
-/* m == 1, g = 1, 3 or 4, 512-bit: a block's k-rows are contiguous, so S of
- * them (g * 8 * S floats) fill whole zmm, each lane in the chain of its own
- * partial; a[k] for those lanes is broadcast per k group, shared by NB
- * blocks in flight (enough chains to hide FMA latency). Same order as above:
- * partial 0 from the bias, the k % S tail added to it last, in ymm. */
-FS_INLINE __m512 pair_bcast(float lo, float hi) { /* lanes 0-7 lo, 8-15 hi */
-    return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
-}
-
-FS_INLINE __m256 upper8(__m512 v) { /* lanes 8-15 (AVX-512F, no DQ) */
-    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-}
-
-/* g = 4, S = 2: rows k, k+1 are 4 zmm; [j][v][s]: panels 2v, 2v+1, partial s. */
+/* m == 1, g = 1, 3 or 4: the sums of gemv_avx512.h, stored. */
 FS_INLINE void gemv4_zmm(const int NB, size_t k, const float *a, const float *b, size_t bs,
                          const float *bias, float *c, size_t cs) {
-    __m512 acc[2][2][2];
+    __m512 s[2][2];
+    fs__gemv4_sums(NB, k, a, b, bs, bias, cs, s);
 #pragma GCC unroll 2
-    for (int j = 0; j < NB; j++)
-#pragma GCC unroll 2
-        for (int v = 0; v < 2; v++) {
-            acc[j][v][0] = bias ? _mm512_loadu_ps(bias + j * cs + 16 * v) : _mm512_setzero_ps();
-            acc[j][v][1] = _mm512_setzero_ps();
-        }
-    const size_t km = k & ~(size_t)1;
-    size_t kk = 0;
-    for (; kk < km; kk += 2) {
-        const __m512 a0 = _mm512_set1_ps(a[kk]), a1 = _mm512_set1_ps(a[kk + 1]);
-#pragma GCC unroll 2
-        for (int j = 0; j < NB; j++) {
-            const float *bk = b + j * bs + kk * 32;
-            acc[j][0][0] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(bk), acc[j][0][0]);
-            acc[j][1][0] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(bk + 16), acc[j][1][0]);
-            acc[j][0][1] = _mm512_fmadd_ps(a1, _mm512_loadu_ps(bk + 32), acc[j][0][1]);
-            acc[j][1][1] = _mm512_fmadd_ps(a1, _mm512_loadu_ps(bk + 48), acc[j][1][1]);
-        }
+    for (int j = 0; j < NB; j++) {
+        _mm512_storeu_ps(c + j * cs, s[j][0]);
+        _mm512_storeu_ps(c + j * cs + 16, s[j][1]);
     }
-    if (kk < k) {
-        const __m512 a0 = _mm512_set1_ps(a[kk]);
-#pragma GCC unroll 2
-        for (int j = 0; j < NB; j++)
-#pragma GCC unroll 2
-            for (int v = 0; v < 2; v++)
-                acc[j][v][0] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + j * bs + kk * 32 + 16 * v), acc[j][v][0]);
-    }
-#pragma GCC unroll 2
-    for (int j = 0; j < NB; j++)
-#pragma GCC unroll 2
-        for (int v = 0; v < 2; v++)
-            _mm512_storeu_ps(c + j * cs + 16 * v, _mm512_add_ps(acc[j][v][0], acc[j][v][1]));
 }
 
-/* g = 3, S = 2: rows k, k+1 are 3 zmm: (p0 of panels 0, 1), (p0 of panel 2 |
- * p1 of panel 0), (p1 of panels 1, 2). */
 FS_INLINE void gemv3_zmm(const int NB, size_t k, const float *a, const float *b, size_t bs,
                          const float *bias, float *c, size_t cs) {
-    __m512 acc[3][3];
+    __m512 rz[3];
+    __m256 n[3];
+    fs__gemv3_sums(NB, k, a, b, bs, bias, cs, rz, n);
 #pragma GCC unroll 3
     for (int j = 0; j < NB; j++) {
-        acc[j][0] = bias ? _mm512_loadu_ps(bias + j * cs) : _mm512_setzero_ps();
-        acc[j][1] = bias ? _mm512_zextps256_ps512(_mm256_loadu_ps(bias + j * cs + 16)) : _mm512_setzero_ps();
-        acc[j][2] = _mm512_setzero_ps();
-    }
-    const size_t km = k & ~(size_t)1;
-    size_t kk = 0;
-    for (; kk < km; kk += 2) {
-        const __m512 a0 = _mm512_set1_ps(a[kk]), a1 = _mm512_set1_ps(a[kk + 1]);
-        const __m512 a01 = _mm512_mask_blend_ps(0xFF00, a0, a1); /* a[k] | a[k+1] */
-#pragma GCC unroll 3
-        for (int j = 0; j < NB; j++) {
-            const float *bk = b + j * bs + kk * 24;
-            acc[j][0] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(bk), acc[j][0]);
-            acc[j][1] = _mm512_fmadd_ps(a01, _mm512_loadu_ps(bk + 16), acc[j][1]);
-            acc[j][2] = _mm512_fmadd_ps(a1, _mm512_loadu_ps(bk + 32), acc[j][2]);
-        }
-    }
-#pragma GCC unroll 3
-    for (int j = 0; j < NB; j++) {
-        const float *bj = b + j * bs;
-        __m512 p0 = acc[j][0]; /* panels 0, 1 */
-        __m256 p0_2 = _mm512_castps512_ps256(acc[j][1]);
-        if (kk < k) {
-            p0 = _mm512_fmadd_ps(_mm512_set1_ps(a[kk]), _mm512_loadu_ps(bj + kk * 24), p0);
-            p0_2 = _mm256_fmadd_ps(_mm256_set1_ps(a[kk]), _mm256_loadu_ps(bj + kk * 24 + 16), p0_2);
-        }
-        const __m512 p1 = _mm512_shuffle_f32x4(acc[j][1], acc[j][2], _MM_SHUFFLE(1, 0, 3, 2));
-        _mm512_storeu_ps(c + j * cs, _mm512_add_ps(p0, p1));
-        _mm256_storeu_ps(c + j * cs + 16, _mm256_add_ps(p0_2, upper8(acc[j][2])));
+        _mm512_storeu_ps(c + j * cs, rz[j]);
+        _mm256_storeu_ps(c + j * cs + 16, n[j]);
     }
 }
 
-/* g = 1, S = 4: rows k..k+3 are 2 zmm: (p0 | p1), (p2 | p3). */
 FS_INLINE void gemv1_zmm(const int NB, size_t k, const float *a, const float *b, size_t bs,
                          const float *bias, float *c, size_t cs) {
-    __m512 acc[4][2];
+    __m256 s[4];
+    fs__gemv1_sums(NB, k, a, b, bs, bias, cs, s);
 #pragma GCC unroll 4
-    for (int j = 0; j < NB; j++) {
-        acc[j][0] = bias ? _mm512_zextps256_ps512(_mm256_loadu_ps(bias + j * cs)) : _mm512_setzero_ps();
-        acc[j][1] = _mm512_setzero_ps();
-    }
-    const size_t km = k & ~(size_t)3;
-    size_t kk = 0;
-    for (; kk < km; kk += 4) {
-        const __m512 a01 = pair_bcast(a[kk], a[kk + 1]), a23 = pair_bcast(a[kk + 2], a[kk + 3]);
-#pragma GCC unroll 4
-        for (int j = 0; j < NB; j++) {
-            const float *bk = b + j * bs + kk * 8;
-            acc[j][0] = _mm512_fmadd_ps(a01, _mm512_loadu_ps(bk), acc[j][0]);
-            acc[j][1] = _mm512_fmadd_ps(a23, _mm512_loadu_ps(bk + 16), acc[j][1]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < NB; j++) {
-        __m256 p0 = _mm512_castps512_ps256(acc[j][0]);
-        for (size_t t = kk; t < k; t++)
-            p0 = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), _mm256_loadu_ps(b + j * bs + t * 8), p0);
-        __m256 sum = _mm256_add_ps(p0, upper8(acc[j][0]));
-        sum = _mm256_add_ps(sum, _mm512_castps512_ps256(acc[j][1]));
-        _mm256_storeu_ps(c + j * cs, _mm256_add_ps(sum, upper8(acc[j][1])));
-    }
+    for (int j = 0; j < NB; j++) _mm256_storeu_ps(c + j * cs, s[j]);
 }
 
 /* Blocks [0, nblocks) of gemvG_zmm, NB at a time: blocks i, i + n, i + 2n, ...

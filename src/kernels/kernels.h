@@ -17,6 +17,9 @@
 
 #define FS_NB 8
 
+/* For the SIMD kernels' small helpers. */
+#define FS_INLINE static inline __attribute__((always_inline))
+
 typedef struct fs_kernels {
     /* For i < m and nblocks packed blocks of g gates (layout above), column
      * q = (jb*g + p)*8 + l:  c[i*ldc + q] = bias[q] + sum_k a[i*lda + k] * b[(jb*k_ + k)*g*8 + p*8 + l].
@@ -52,6 +55,17 @@ typedef struct fs_kernels {
     void (*fastgrnn_cell)(size_t m, int gate_act, int update_act, const float *gx, size_t ldgx,
                           const float *acc, const float *bg, const float *bu, const float *h_prev,
                           size_t ldhp, float *h, size_t ldh, float zeta, float nu);
+    /* Batch 1, a whole step: the recurrent product (k inputs h_prev, nblocks
+     * packed blocks w; GRU: plus bias_h) fused with the cell update, the same
+     * bits as gemm + the cell kernel above. gx: the step's input projection
+     * [nblocks][G][8]; h_new: [nblocks * 8]; the GRU also reads h_prev as the
+     * previous state, the LSTM updates c. NULL where an ISA has none. */
+    void (*rnn_step1)(size_t k, size_t nblocks, int relu, const float *w, const float *gx,
+                      const float *h_prev, float *h_new);
+    void (*lstm_step1)(size_t k, size_t nblocks, const float *w, const float *gx, const float *h_prev,
+                       float *h_new, float *c);
+    void (*gru_step1)(size_t k, size_t nblocks, const float *w, const float *bias_h, const float *gx,
+                      const float *h_prev, float *h_new);
 } fs_kernels;
 
 /* The table for the active ISA; initialised once on first use. */
@@ -65,6 +79,7 @@ void fs__kernels_init_avx2(fs_kernels *k);
 #if defined(FS_HAVE_AVX512)
 void fs__kernels_init_avx512(fs_kernels *k); /* gemm; on top of avx2 */
 void fs__cells_init_avx512(fs_kernels *k);   /* the plain cells; peephole/coupled LSTM, FastGRNN stay avx2 */
+void fs__step1_init_avx512(fs_kernels *k);   /* the fused batch-1 steps */
 #endif
 
 #endif /* FS_KERNELS_H */

@@ -1,9 +1,11 @@
 /* The C tests' shared pieces: assertion macros that count checks and failures,
- * print each failure with its place and the detail, and let main() exit
- * nonzero on any failure; and the plain model configuration they build on. */
+ * print each failure (the first 30) with its place and the detail, and let
+ * main() exit nonzero on any failure; seeded test data; and the plain model
+ * configuration they build on. */
 #ifndef FS_TEST_CHECK_H
 #define FS_TEST_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,13 +17,22 @@ static int g_failures = 0;
 #define CHECK(cond, ...)                                                     \
     do {                                                                     \
         g_checks++;                                                          \
-        if (!(cond)) {                                                       \
-            g_failures++;                                                    \
+        if (!(cond) && ++g_failures <= 30) { /* the first 30 printed */    \
             fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);             \
             fprintf(stderr, __VA_ARGS__);                                    \
             fputc('\n', stderr);                                             \
         }                                                                    \
     } while (0)
+
+/* Test data: xorshift64, uniform in [-scale, scale), the same sequence every run. */
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+
+static inline float urand(float scale) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0) * scale;
+}
 
 /* A call's status against the expected one, with fs_last_error() on mismatch. */
 #define CHECK_STATUS(call, expect)                                           \

@@ -30,17 +30,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
-
-/* Uniform in [-a, a]. */
-static float urand(float a) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    double u = (double)(g_rng >> 11) / 9007199254740992.0; /* [0, 1) */
-    return (float)((2.0 * u - 1.0) * a);
-}
-
 static float *falloc(size_t n) {
     float *p = (float *)malloc((n ? n : 1) * sizeof(float));
     if (!p) {

@@ -24,15 +24,6 @@
 #define LD_GX 40   /* > 4 * 8: the widest gx row of a block */
 #define LD_ST 11   /* state rows: 8 used, 3 of padding */
 
-static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
-
-static float urand(float scale) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0) * scale;
-}
-
 /* Inputs of every kernel: gx, acc, state rows (c or h_prev), z. */
 typedef struct inputs {
     float gx[MAX_ROWS * LD_GX], acc[MAX_ROWS * 4 * FS_NB], st[MAX_ROWS * LD_ST], z[MAX_ROWS * LD_ST];

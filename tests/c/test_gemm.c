@@ -15,7 +15,7 @@
  *
  * Exit status 0 when every check passes; each failure is printed (up to 30).
  */
-#include "fastseq.h"
+#include "check.h"
 #include "kernels.h"
 
 #include <math.h>
@@ -27,38 +27,13 @@
 typedef void gemm_fn(size_t m, size_t k, const float *a, size_t lda, const float *b, size_t g,
                      size_t nblocks, const float *bias, float *c, size_t ldc);
 
-static long g_checks = 0;
-static long g_failures = 0;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        g_checks++;                                                          \
-        if (!(cond)) {                                                       \
-            if (++g_failures <= 30) {                                        \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);         \
-                fprintf(stderr, __VA_ARGS__);                                \
-                fputc('\n', stderr);                                         \
-            }                                                                \
-        }                                                                    \
-    } while (0)
-
-static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
-
-/* Uniform in [-1, 1]. */
-static float urand(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
 static float *rand_floats(size_t n) {
     float *p = malloc((n ? n : 1) * sizeof(float));
     if (!p) {
         fprintf(stderr, "out of memory\n");
         exit(2);
     }
-    for (size_t i = 0; i < n; i++) p[i] = urand();
+    for (size_t i = 0; i < n; i++) p[i] = urand(1.0f);
     return p;
 }
 
@@ -157,7 +132,7 @@ int main(void) {
             printf("isa %s: not available here, skipped\n", isa);
             continue;
         }
-        const long before = g_failures;
+        const int before = g_failures;
         for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
             for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
                 for (size_t gi = 0; gi < sizeof gs / sizeof gs[0]; gi++)
@@ -168,6 +143,6 @@ int main(void) {
         printf("isa %s: gemm %s\n", isa, g_failures == before ? "ok" : "FAILED");
     }
     fs_set_isa(original);
-    printf("test_gemm: %ld checks, %ld failed\n", g_checks, g_failures);
+    printf("test_gemm: %d checks, %d failed\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }

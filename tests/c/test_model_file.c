@@ -180,15 +180,6 @@ static buf write_model(const fs_rnn *model, int batch_first) {
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t g_rng = 0x243F6A8885A308D3ull;
-
-static float urand(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 - 0.5);
-}
-
 static fs_rnn *random_model(fs_cell cell, int I, int H, int L, int bidir, int bias) {
     const fs_rnn_config cfg = make_config(cell, I, H, L, bidir, bias);
     fs_rnn *m = NULL;
@@ -202,7 +193,7 @@ static fs_rnn *random_model(fs_cell cell, int I, int H, int L, int bidir, int bi
                 size_t rows, cols;
                 fs_rnn_param_shape(m, l, d, (fs_param)p, &rows, &cols);
                 float *w = malloc(rows * cols * sizeof(float));
-                for (size_t i = 0; i < rows * cols; i++) w[i] = urand();
+                for (size_t i = 0; i < rows * cols; i++) w[i] = urand(0.5f);
                 fs_rnn_set_param(m, l, d, (fs_param)p, w, rows * cols);
                 free(w);
             }
@@ -312,7 +303,7 @@ static void check_round_trip(fs_cell cell, int I, int H, int L, int bidir, int b
         const int T = 5, B = 2, D = bidir ? 2 : 1;
         float *x = malloc((size_t)T * B * I * 4), *y1 = malloc((size_t)T * B * D * H * 4),
               *y2 = malloc((size_t)T * B * D * H * 4);
-        for (int i = 0; i < T * B * I; i++) x[i] = urand();
+        for (int i = 0; i < T * B * I; i++) x[i] = urand(0.5f);
         fs_seq_args a;
         memset(&a, 0, sizeof a);
         a.seq_len = T, a.batch = B, a.x = x, a.x_count = (size_t)T * B * I;

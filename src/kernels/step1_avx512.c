@@ -1,0 +1,119 @@
+/* Fused batch-1 steps (AVX-512): the recurrent product of a few unit blocks
+ * stays in registers (gemv_avx512.h) and the cell update runs on it at once
+ * (cells_avx512.h), two blocks per zmm. At batch 1 a small layer's step is a
+ * chain of latencies (product, then the gates' exp and division, then the
+ * next step's product); going through memory and the per-phase calls made it
+ * twice as long. The same inline code as the gemm and cell kernels: the same
+ * bits as the phase path (tests/c/test_step1.c).
+ *
+ * Q blocks are in flight per group: blocks j, j + n, ..., j + (Q-1) n with
+ * n = nblocks / Q, so each weight stream runs on through consecutive blocks
+ * (as in the GEMM's batch-1 path); the nblocks % Q left go one at a time. */
+#if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__FMA__)
+#error "kernels/step1_avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
+#endif
+
+#include "cells_avx512.h"
+#include "gemv_avx512.h"
+#include "kernels.h"
+
+#define ADD(a, b) _mm512_add_ps(a, b)
+
+/* (lanes 0-7 of a | lanes 0-7 of b), (lanes 8-15 of a | lanes 8-15 of b), (a | b) */
+FS_INLINE __m512 low_halves(__m512 a, __m512 b) { return _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)); }
+FS_INLINE __m512 high_halves(__m512 a, __m512 b) { return _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)); }
+FS_INLINE __m512 join(__m256 a, __m256 b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(a)), _mm256_castps_pd(b), 1));
+}
+
+static void fs_rnn_step1__avx512(size_t k, size_t nblocks, int relu, const float *w, const float *gx,
+                                 const float *h_prev, float *h_new) {
+    const size_t bs = k * FS_NB, n = nblocks / 4, ld = n * FS_NB;
+    for (size_t j = 0; j < n; j++) {
+        __m256 s[4];
+        fs__gemv1_sums(4, k, h_prev, w + j * bs, n * bs, NULL, 0, s);
+        for (size_t p = 0; p < 2; p++) { /* blocks j + 2pn, j + (2p+1)n */
+            const size_t at = (j + 2 * p * n) * FS_NB;
+            fs__st2(h_new + at, ld, 1, fs__rnn_zmm(ADD(fs__ld2(gx + at, ld, 1), join(s[2 * p], s[2 * p + 1])), relu));
+        }
+    }
+    for (size_t j = 4 * n; j < nblocks; j++) {
+        __m256 s[1];
+        fs__gemv1_sums(1, k, h_prev, w + j * bs, bs, NULL, 0, s);
+        const __m512 pre = ADD(fs__ld2(gx + j * FS_NB, 0, 0), _mm512_zextps256_ps512(s[0]));
+        fs__st2(h_new + j * FS_NB, 0, 0, fs__rnn_zmm(pre, relu));
+    }
+}
+
+/* Blocks j and j + n (two == 0: j alone) of an LSTM from their sums. */
+FS_INLINE void lstm_pair(__m512 s[2][2], const float *gx, float *c, float *h_new, size_t j, size_t n, int two) {
+    const float *g = gx + j * 4 * FS_NB;
+    const size_t ldg = n * 4 * FS_NB, ld = n * FS_NB;
+    __m512 cv = fs__ld2(c + j * FS_NB, ld, two);
+    const __m512 hv = fs__lstm_zmm(ADD(fs__ld2(g, ldg, two), low_halves(s[0][0], s[1][0])),
+                                   ADD(fs__ld2(g + FS_NB, ldg, two), high_halves(s[0][0], s[1][0])),
+                                   ADD(fs__ld2(g + 2 * FS_NB, ldg, two), low_halves(s[0][1], s[1][1])),
+                                   ADD(fs__ld2(g + 3 * FS_NB, ldg, two), high_halves(s[0][1], s[1][1])), &cv);
+    fs__st2(c + j * FS_NB, ld, two, cv);
+    fs__st2(h_new + j * FS_NB, ld, two, hv);
+}
+
+static void fs_lstm_step1__avx512(size_t k, size_t nblocks, const float *w, const float *gx,
+                                  const float *h_prev, float *h_new, float *c) {
+    const size_t bs = k * 4 * FS_NB, n = nblocks / 2;
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) { /* two groups' products, then their cells side by side */
+        __m512 s[2][2], t[2][2];
+        fs__gemv4_sums(2, k, h_prev, w + j * bs, n * bs, NULL, 0, s);
+        fs__gemv4_sums(2, k, h_prev, w + (j + 1) * bs, n * bs, NULL, 0, t);
+        lstm_pair(s, gx, c, h_new, j, n, 1);
+        lstm_pair(t, gx, c, h_new, j + 1, n, 1);
+    }
+    if (j < n) {
+        __m512 s[2][2];
+        fs__gemv4_sums(2, k, h_prev, w + j * bs, n * bs, NULL, 0, s);
+        lstm_pair(s, gx, c, h_new, j, n, 1);
+    }
+    if (nblocks % 2) {
+        const size_t j = nblocks - 1;
+        __m512 s[2][2];
+        fs__gemv4_sums(1, k, h_prev, w + j * bs, bs, NULL, 0, s);
+        s[1][0] = s[1][1] = _mm512_setzero_ps();
+        lstm_pair(s, gx, c, h_new, j, 0, 0);
+    }
+}
+
+/* Blocks j and j + n (two == 0: j alone) of a GRU from their sums. */
+FS_INLINE void gru_pair(__m512 rz0, __m512 rz1, __m256 n0, __m256 n1, const float *gx, const float *h_prev,
+                        float *h_new, size_t j, size_t n, int two) {
+    const float *g = gx + j * 3 * FS_NB;
+    const size_t ldg = n * 3 * FS_NB, ld = n * FS_NB;
+    const __m512 hv = fs__gru_zmm(ADD(fs__ld2(g, ldg, two), low_halves(rz0, rz1)),
+                                  ADD(fs__ld2(g + FS_NB, ldg, two), high_halves(rz0, rz1)), join(n0, n1),
+                                  fs__ld2(g + 2 * FS_NB, ldg, two), fs__ld2(h_prev + j * FS_NB, ld, two));
+    fs__st2(h_new + j * FS_NB, ld, two, hv);
+}
+
+static void fs_gru_step1__avx512(size_t k, size_t nblocks, const float *w, const float *bias_h,
+                                 const float *gx, const float *h_prev, float *h_new) {
+    const size_t bs = k * 3 * FS_NB, w3 = 3 * FS_NB, n = nblocks / 4;
+    for (size_t j = 0; j < n; j++) {
+        __m512 rz[4];
+        __m256 nn[4];
+        fs__gemv3_sums(4, k, h_prev, w + j * bs, n * bs, bias_h ? bias_h + j * w3 : NULL, n * w3, rz, nn);
+        gru_pair(rz[0], rz[1], nn[0], nn[1], gx, h_prev, h_new, j, n, 1);
+        gru_pair(rz[2], rz[3], nn[2], nn[3], gx, h_prev, h_new, j + 2 * n, n, 1);
+    }
+    for (size_t j = 4 * n; j < nblocks; j++) {
+        __m512 rz[1];
+        __m256 nn[1];
+        fs__gemv3_sums(1, k, h_prev, w + j * bs, bs, bias_h ? bias_h + j * w3 : NULL, w3, rz, nn);
+        gru_pair(rz[0], _mm512_setzero_ps(), nn[0], _mm256_setzero_ps(), gx, h_prev, h_new, j, 0, 0);
+    }
+}
+
+void fs__step1_init_avx512(fs_kernels *k) {
+    k->rnn_step1 = fs_rnn_step1__avx512;
+    k->lstm_step1 = fs_lstm_step1__avx512;
+    k->gru_step1 = fs_gru_step1__avx512;
+}

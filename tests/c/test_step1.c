@@ -1,0 +1,102 @@
+/*
+ * test_step1.c -- the fused batch-1 steps (rnn_step1, lstm_step1, gru_step1)
+ * of every level that has them against the same level's gemm (one row) and
+ * cell kernel (the blocks as its rows), bit for bit: the fused path runs on
+ * one thread and the phases on several, and the two must agree exactly.
+ *
+ * Covers k with every remainder the products handle (1..5, 8, 13, 32, 37),
+ * 1..11 blocks (whole groups of blocks in flight and 1..3 left over),
+ * relu and tanh RNNs, GRU with and without its recurrent bias, and inputs
+ * large enough to saturate the gates.
+ */
+#include "check.h"
+#include "kernels.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_K 37
+#define MAX_BLOCKS 11
+#define MAX_W (MAX_BLOCKS * 4 * FS_NB) /* columns of the widest product */
+
+static void fill(float *p, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) p[i] = urand(scale);
+}
+
+enum { RNN, RNN_RELU, LSTM, GRU, GRU_NO_BIAS, N_KINDS };
+static const char *kind_name[N_KINDS] = {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru (no bias_h)"};
+static const size_t kind_gates[N_KINDS] = {1, 1, 4, 3, 3};
+
+typedef struct case_data {
+    float w[MAX_K * MAX_W], bias[MAX_W], gx[MAX_W], h_prev[MAX_BLOCKS * FS_NB + MAX_K];
+    float c[MAX_BLOCKS * FS_NB];
+} case_data;
+
+/* The phase path at batch 1: the product of all blocks, then the cell with
+ * the blocks as rows (rnn_step.c's cell_rows). */
+static void phases(const fs_kernels *k, int kind, size_t kk, size_t nb, const case_data *d, float *h, float *c) {
+    static float acc[MAX_W];
+    const size_t G = kind_gates[kind], w = G * FS_NB;
+    const float *bias = kind == GRU ? d->bias : NULL;
+    k->gemm(1, kk, d->h_prev, kk, d->w, G, nb, bias, acc, nb * w);
+    switch (kind) {
+    case RNN:
+    case RNN_RELU: k->rnn_cell(nb, kind == RNN_RELU, d->gx, w, acc, h, FS_NB); break;
+    case LSTM: k->lstm_cell(nb, d->gx, w, acc, c, FS_NB, h, FS_NB); break;
+    default: k->gru_cell(nb, d->gx, w, acc, d->h_prev, FS_NB, h, FS_NB); break;
+    }
+}
+
+static void fused(const fs_kernels *k, int kind, size_t kk, size_t nb, const case_data *d, float *h, float *c) {
+    switch (kind) {
+    case RNN:
+    case RNN_RELU: k->rnn_step1(kk, nb, kind == RNN_RELU, d->w, d->gx, d->h_prev, h); break;
+    case LSTM: k->lstm_step1(kk, nb, d->w, d->gx, d->h_prev, h, c); break;
+    default: k->gru_step1(kk, nb, d->w, kind == GRU ? d->bias : NULL, d->gx, d->h_prev, h); break;
+    }
+}
+
+static int check_level(fs_isa isa) {
+    static const size_t ks[] = {1, 2, 3, 4, 5, 8, 13, 32, 37};
+    if (fs_set_isa(isa) != FS_OK) return 0;
+    const fs_kernels k = *fs__kernels();
+    if (!k.rnn_step1 || !k.lstm_step1 || !k.gru_step1) return 0;
+    static case_data d;
+    static float h_ref[MAX_BLOCKS * FS_NB], h_out[MAX_BLOCKS * FS_NB];
+    static float c_ref[MAX_BLOCKS * FS_NB], c_out[MAX_BLOCKS * FS_NB];
+    for (int rep = 0; rep < 4; rep++)
+        for (int kind = 0; kind < N_KINDS; kind++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (size_t nb = 1; nb <= MAX_BLOCKS; nb++) {
+                    const size_t kk = ks[ki];
+                    fill(d.w, sizeof d.w / sizeof(float), 0.4f);
+                    fill(d.bias, MAX_W, 1.0f);
+                    fill(d.gx, MAX_W, rep == 3 ? 12.0f : 3.0f); /* the last round saturates */
+                    fill(d.h_prev, sizeof d.h_prev / sizeof(float), 1.0f);
+                    fill(d.c, MAX_BLOCKS * FS_NB, 2.0f);
+                    memcpy(c_ref, d.c, sizeof c_ref);
+                    memcpy(c_out, d.c, sizeof c_out);
+                    memset(h_ref, 0, sizeof h_ref);
+                    memset(h_out, 0, sizeof h_out);
+                    phases(&k, kind, kk, nb, &d, h_ref, c_ref);
+                    fused(&k, kind, kk, nb, &d, h_out, c_out);
+                    CHECK(memcmp(h_ref, h_out, sizeof h_ref) == 0 && memcmp(c_ref, c_out, sizeof c_ref) == 0,
+                          "%s: %s, k %zu, %zu blocks: the fused step differs from gemm + cell", fs_isa_name(isa),
+                          kind_name[kind], kk, nb);
+                }
+    return 1;
+}
+
+int main(void) {
+    const fs_isa original = fs_active_isa();
+    int levels = 0;
+    for (int isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++) levels += check_level((fs_isa)isa);
+    fs_set_isa(original);
+    if (!levels) {
+        printf("test_step1: skipped (no level here has fused steps)\n");
+        return 0;
+    }
+    printf("test_step1: %d level(s), %d checks, %d failures\n", levels, g_checks, g_failures);
+    return g_failures != 0;
+}
