@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Cython binding of the fastseq C library: owners of C handles, typed memoryviews
 in, every C call under `with nogil`. Validation of sizes is the C core's job."""
-from libc.stdint cimport int32_t
+from libc.stdint cimport INT32_MAX, int32_t
 
 import numpy as np
 
@@ -199,29 +199,57 @@ cdef class Model:
         check(st)
         return out
 
-    def forward(self, x, int seq_len, int batch, bint batch_first, lengths, h0, c0):
+    def forward(self, x, int seq_len, int batch, bint batch_first, lengths, h0, c0,
+                bint unbatched=False):
         """x, h0, c0: C-contiguous float32 arrays of any shape (lengths: int32) or None;
         the C core checks every element count. Returns new arrays (y, h_n, c_n): y
         [T, B, D*R] ([B, T, D*R] batch-first), h_n [L*D, B, R], c_n [L*D, B, H] (LSTM)
-        or None."""
+        or None; unbatched (batch 1): without the batch axis."""
         cdef c.fs_seq_args a
         cdef c.fs_status st
         cdef cnp.npy_intp dims[3]
         cdef int D = 2 if self.bidirectional else 1
-        dims[0], dims[1], dims[2] = (batch, seq_len, D * self.features) if batch_first else \
-            (seq_len, batch, D * self.features)
-        y = cnp.PyArray_EMPTY(3, dims, cnp.NPY_FLOAT32, 0)
+        cdef int nd = 2 if unbatched else 3
+        if unbatched:
+            dims[0], dims[1] = seq_len, D * self.features
+        else:
+            dims[0], dims[1], dims[2] = (batch, seq_len, D * self.features) if batch_first else \
+                (seq_len, batch, D * self.features)
+        y = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
         dims[0], dims[1], dims[2] = self.num_layers * D, batch, self.features
-        h_n = cnp.PyArray_EMPTY(3, dims, cnp.NPY_FLOAT32, 0)
+        if unbatched:
+            dims[1] = self.features
+        h_n = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
         c_n = None
         if self.cell == c.FS_CELL_LSTM:
-            dims[2] = self.hidden_size
-            c_n = cnp.PyArray_EMPTY(3, dims, cnp.NPY_FLOAT32, 0)
+            dims[nd - 1] = self.hidden_size
+            c_n = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
         _seq_args(&a, x, seq_len, batch, batch_first, lengths, h0, c0, y, h_n, c_n)
         with nogil:
             st = c.fs_rnn_forward(self.ptr, &a)
         check(st)
         return y, h_n, c_n
+
+    def forward_plain(self, x, bint batch_first):
+        """forward without states or lengths for an x that needs no conversion: a
+        C-contiguous float32 ndarray [T, B, I] ([B, T, I] batch-first) or [T, I]
+        (unbatched), T and B >= 1. None for any other x: the caller's general path
+        converts it or says what is wrong. (The common call, with no Python-level
+        checks: they cost more than a small model's whole forward.)"""
+        if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
+                and cnp.PyArray_IS_C_CONTIGUOUS(x)):
+            return None
+        cdef int nd = cnp.PyArray_NDIM(x)
+        if (nd != 2 and nd != 3) or cnp.PyArray_DIM(x, nd - 1) != self.input_size:
+            return None
+        cdef cnp.npy_intp T = cnp.PyArray_DIM(x, 0), B = 1
+        if nd == 3:
+            B = cnp.PyArray_DIM(x, 1)
+            if batch_first:
+                T, B = B, T
+        if T < 1 or B < 1 or T > INT32_MAX or B > INT32_MAX:
+            return None
+        return self.forward(x, <int>T, <int>B, batch_first and nd == 3, None, None, None, nd == 2)
 
 
 cdef class Stream:

@@ -147,6 +147,10 @@ class _Recurrent:
         return x, unbatched, batch_first, T, B
 
     def __call__(self, x, hx=None, lengths=None):
+        if hx is None and lengths is None:
+            out = self._model.forward_plain(x, self.batch_first)
+            if out is not None:
+                return self._result(*out)
         x, unbatched, batch_first, T, B = self._sequence(x)
         h0 = c0 = None
         if hx is not None:
@@ -155,11 +159,7 @@ class _Recurrent:
             c0 = self._state(c0, "c0", B, unbatched, self.hidden_size)
         lens = None if lengths is None else as_lengths(lengths, B)
 
-        y, h_n, c_n = self._model.forward(x, T, B, batch_first, lens, h0, c0)
-        if unbatched:
-            y, h_n = y[:, 0], h_n[:, 0]
-            c_n = None if c_n is None else c_n[:, 0]
-        return self._result(y, h_n, c_n)
+        return self._result(*self._model.forward(x, T, B, batch_first, lens, h0, c0, unbatched))
 
     def _result(self, y, h_n, c_n):
         return y, h_n
