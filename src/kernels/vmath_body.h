@@ -33,26 +33,34 @@
 #define FS__EXP_P4 0.0013950478751212358f       /* ~1/720 */
 #endif
 
-/* Shared core: for x with |x| / ln2 < 2^22 (callers clamp) or NaN, returns
- * q = e^r - 1 and sets *n_out to n (as integer lanes) where x = n ln2 + r.
- * A NaN x gives a NaN q; *n_out is then garbage that the caller must only
- * ever combine multiplicatively with q (NaN * anything = NaN). */
-static inline FS_V FS_VM(fs__expm1_reduced_ps)(FS_V x, FS_VI *n_out)
+/* t of fs__expm1_reduced_ps for x = k * v: v k log2(e) + FS__ROUND_MAGIC in
+ * one FMA (k = 2 is exact in the constant), so x can be made beside it. */
+static inline FS_V FS_VM(fs__round_log2_ps)(FS_V v, float k)
+{
+    return FS_FMADD(v, FS_SET1(k * FS__LOG2E), FS_SET1(FS__ROUND_MAGIC));
+}
+
+/* Shared core: for x with |x| / ln2 < 2^22 (callers clamp) or NaN, and t
+ * from fs__round_log2_ps, returns q = e^r - 1 and sets *n_out to n (as
+ * integer lanes) where x = n ln2 + r. A NaN x gives a NaN q; *n_out is then
+ * garbage that the caller must only ever combine multiplicatively with q
+ * (NaN * anything = NaN). */
+static inline FS_V FS_VM(fs__expm1_reduced_ps)(FS_V x, FS_V t, FS_VI *n_out)
 {
     const FS_V magic = FS_SET1(FS__ROUND_MAGIC);
-    FS_V t = FS_FMADD(x, FS_SET1(FS__LOG2E), magic);
     FS_V n = FS_SUB(t, magic);
     *n_out = FS_SUBI(FS_AS_INT(t), FS_AS_INT(magic));
 
     FS_V r = FS_FNMADD(n, FS_SET1(FS__LN2_HI), x);
     r = FS_FNMADD(n, FS_SET1(FS__LN2_LO), r);
 
-    FS_V p = FS_SET1(FS__EXP_P4);
-    p = FS_FMADD(p, r, FS_SET1(FS__EXP_P3));
-    p = FS_FMADD(p, r, FS_SET1(FS__EXP_P2));
-    p = FS_FMADD(p, r, FS_SET1(FS__EXP_P1));
-    p = FS_FMADD(p, r, FS_SET1(FS__EXP_P0));
-    return FS_FMADD(FS_MUL(r, r), p, r);
+    /* P(r) in Estrin's form, (p0 + p1 r) + r^2 ((p2 + p3 r) + p4 r^2): the
+     * dependent chain is 3 operations where Horner's is 4. */
+    const FS_V r2 = FS_MUL(r, r);
+    const FS_V lo = FS_FMADD(FS_SET1(FS__EXP_P1), r, FS_SET1(FS__EXP_P0));
+    const FS_V hi = FS_FMADD(FS_SET1(FS__EXP_P3), r, FS_SET1(FS__EXP_P2));
+    const FS_V p = FS_FMADD(FS_FMADD(FS_SET1(FS__EXP_P4), r2, hi), r2, lo);
+    return FS_FMADD(r2, p, r);
 }
 
 /* 2^n for integer lanes n in [-126, 127] (built straight into the exponent
@@ -74,7 +82,7 @@ static inline FS_V FS_VM(fs_exp_ps)(FS_V x)
     x = FS_MIN(FS_SET1(100.0f), x);
     x = FS_MAX(FS_SET1(-110.0f), x);
     FS_VI n;
-    FS_V q = FS_VM(fs__expm1_reduced_ps)(x, &n);
+    FS_V q = FS_VM(fs__expm1_reduced_ps)(x, FS_VM(fs__round_log2_ps)(x, 1.0f), &n);
     FS_V e = FS_ADD(q, FS_SET1(1.0f));
     /* 2^n as 2^h * 2^(n-h), h = n >> 1, so each factor is a normal float
      * even where 2^n is not; the last multiply then overflows to inf or
@@ -94,7 +102,7 @@ static inline FS_V FS_VM(fs_sigmoid_ps)(FS_V x)
     z = FS_MAX(FS_SET1(-87.0f), z);
     z = FS_XOR(z, FS_SET1(-0.0f));           /* z = -x */
     FS_VI n;
-    FS_V q = FS_VM(fs__expm1_reduced_ps)(z, &n);
+    FS_V q = FS_VM(fs__expm1_reduced_ps)(z, FS_VM(fs__round_log2_ps)(z, 1.0f), &n);
     FS_V s = FS_VM(fs__pow2i_ps)(n);
     /* 1 + e^-x = 1 + s (1 + q) = s q + (s + 1). */
     FS_V d = FS_FMADD(s, q, FS_ADD(s, FS_SET1(1.0f)));
@@ -118,15 +126,16 @@ static inline FS_V FS_VM(fs_tanh_ps)(FS_V x)
     /* tanh(10) = 1 - 4e-9 rounds to 1.0f; the clamp keeps m < 5e8. NaN
      * goes second so that it survives. */
     ax = FS_MIN(FS_SET1(10.0f), ax);
-    FS_V z = FS_ADD(ax, ax);
     FS_VI n;
-    FS_V q = FS_VM(fs__expm1_reduced_ps)(z, &n);
+    FS_V q = FS_VM(fs__expm1_reduced_ps)(FS_ADD(ax, ax), FS_VM(fs__round_log2_ps)(ax, 2.0f), &n);
     FS_V s = FS_VM(fs__pow2i_ps)(n);
     /* m = s (1 + q) - 1 = s q + (s - 1): s - 1 is exact for n <= 24 (and
      * negligibly rounded up to n = 29), and for n = 0 m is q itself, so
      * small |x| keeps its relative accuracy. */
     FS_V m = FS_FMADD(s, q, FS_SUB(s, FS_SET1(1.0f)));
     FS_V t = FS_DIV(m, FS_ADD(m, FS_SET1(2.0f)));
+    /* tanh(10) = 1 - 4e-9 rounds to 1.0f: past 10 (where the lanes above are
+     * garbage, never denormal) exactly 1; NaN compares false and is kept. */
     return FS_OR(t, sign);
 }
 
