@@ -28,11 +28,11 @@ FS_INLINE __m256 fs__upper8(__m512 v) { /* lanes 8-15 (AVX-512F, no DQ) */
     return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
 }
 
-/* g = 4, S = 2: rows k, k+1 are 4 zmm. out[j][v]: panels 2v, 2v+1 of block j. */
+/* g = 4, S = 2, NB <= 4: rows k, k+1 are 4 zmm. out[j][v]: panels 2v, 2v+1 of block j. */
 FS_INLINE void fs__gemv4_sums(const int NB, size_t k, const float *a, const float *b, size_t bs,
                               const float *bias, size_t cs, __m512 out[][2]) {
-    __m512 acc[2][2][2]; /* [j][v][s] */
-#pragma GCC unroll 2
+    __m512 acc[4][2][2]; /* [j][v][s] */
+#pragma GCC unroll 4
     for (int j = 0; j < NB; j++)
 #pragma GCC unroll 2
         for (int v = 0; v < 2; v++) {
@@ -43,7 +43,7 @@ FS_INLINE void fs__gemv4_sums(const int NB, size_t k, const float *a, const floa
     size_t kk = 0;
     for (; kk < km; kk += 2) {
         const __m512 a0 = _mm512_set1_ps(a[kk]), a1 = _mm512_set1_ps(a[kk + 1]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int j = 0; j < NB; j++) {
             const float *bk = b + j * bs + kk * 32;
             acc[j][0][0] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(bk), acc[j][0][0]);
@@ -54,19 +54,19 @@ FS_INLINE void fs__gemv4_sums(const int NB, size_t k, const float *a, const floa
     }
     if (kk < k) {
         const __m512 a0 = _mm512_set1_ps(a[kk]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int j = 0; j < NB; j++)
 #pragma GCC unroll 2
             for (int v = 0; v < 2; v++)
                 acc[j][v][0] = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + j * bs + kk * 32 + 16 * v), acc[j][v][0]);
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int j = 0; j < NB; j++)
 #pragma GCC unroll 2
         for (int v = 0; v < 2; v++) out[j][v] = _mm512_add_ps(acc[j][v][0], acc[j][v][1]);
 }
 
-/* g = 3, S = 2: rows k, k+1 are 3 zmm: (p0 of panels 0, 1), (p0 of panel 2 |
+/* g = 3, S = 2, NB <= 4: rows k, k+1 are 3 zmm: (p0 of panels 0, 1), (p0 of panel 2 |
  * p1 of panel 0), (p1 of panels 1, 2). rz[j]: panels 0, 1 of block j; n[j]: panel 2. */
 FS_INLINE void fs__gemv3_sums(const int NB, size_t k, const float *a, const float *b, size_t bs,
                               const float *bias, size_t cs, __m512 rz[], __m256 n[]) {
@@ -105,7 +105,7 @@ FS_INLINE void fs__gemv3_sums(const int NB, size_t k, const float *a, const floa
     }
 }
 
-/* g = 1, S = 4: rows k..k+3 are 2 zmm: (p0 | p1), (p2 | p3). out[j]: block j. */
+/* g = 1, S = 4, NB <= 4: rows k..k+3 are 2 zmm: (p0 | p1), (p2 | p3). out[j]: block j. */
 FS_INLINE void fs__gemv1_sums(const int NB, size_t k, const float *a, const float *b, size_t bs,
                               const float *bias, size_t cs, __m256 out[]) {
     __m512 acc[4][2];
