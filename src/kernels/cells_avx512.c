@@ -60,7 +60,8 @@ static void fs_gru_rz_cell__avx512(size_t m, const float *gx, size_t ldgx, const
         const float *g = gx + i * ldgx, *r = acc + i * lda;
         const __m512 rg = fs_sigmoid_ps__avx512(ADD(fs__ld2(g, ldgx, two), fs__ld2(r, lda, two)));
         fs__st2(rh + i * ld, ld, two, _mm512_mul_ps(rg, fs__ld2(h_prev + i * ldhp, ldhp, two)));
-        fs__st2(z + i * ld, ld, two, fs_sigmoid_ps__avx512(ADD(fs__ld2(g + FS_NB, ldgx, two), fs__ld2(r + FS_NB, lda, two))));
+        const __m512 zg = fs_sigmoid_ps__avx512(ADD(fs__ld2(g + FS_NB, ldgx, two), fs__ld2(r + FS_NB, lda, two)));
+        fs__st2(z + i * ld, ld, two, zg);
     }
 }
 
@@ -69,7 +70,8 @@ static void fs_gru_n_cell__avx512(size_t m, const float *gx_n, size_t ldgx, cons
                                   float *h, size_t ldh) {
     for (size_t i = 0; i < m; i += 2) {
         const int two = i + 1 < m;
-        const __m512 n = fs_tanh_ps__avx512(ADD(fs__ld2(gx_n + i * ldgx, ldgx, two), fs__ld2(acc + i * FS_NB, FS_NB, two)));
+        const __m512 n =
+            fs_tanh_ps__avx512(ADD(fs__ld2(gx_n + i * ldgx, ldgx, two), fs__ld2(acc + i * FS_NB, FS_NB, two)));
         const __m512 hp = fs__ld2(h_prev + i * ldhp, ldhp, two);
         /* (1 - z) n + z h  ==  n + z (h - n) */
         fs__st2(h + i * ldh, ldh, two, _mm512_fmadd_ps(fs__ld2(z + i * ldz, ldz, two), _mm512_sub_ps(hp, n), n));
@@ -86,7 +88,8 @@ static void fs_fastrnn_cell__avx512(size_t m, int kind, const float *gx, size_t 
         const __m512 u = kind == FS_ACT_SIGMOID ? fs_sigmoid_ps__avx512(pre)
                          : kind == FS_ACT_RELU  ? _mm512_max_ps(_mm512_setzero_ps(), pre)
                                                 : fs_tanh_ps__avx512(pre);
-        fs__st2(h + i * ldh, ldh, two, _mm512_fmadd_ps(va, u, _mm512_mul_ps(vb, fs__ld2(h_prev + i * ldhp, ldhp, two))));
+        const __m512 keep = _mm512_mul_ps(vb, fs__ld2(h_prev + i * ldhp, ldhp, two));
+        fs__st2(h + i * ldh, ldh, two, _mm512_fmadd_ps(va, u, keep));
     }
 }
 
