@@ -16,8 +16,9 @@ state_dict keys: `W` [in, hid] | `W1` [in, r], `W2` [r, hid]; `U` [hid, hid] | `
 or `zeta`, `nu` (FastGRNN) [1, 1]. A module that wraps the cell (EdgeML's `FastRNN`,
 `FastGRNN`) prefixes every key with `cell.`.
 
-Later EdgeML releases store the matrices transposed ("col" layout: W [hid, in], W1 [r, in],
-W2 [hid, r], U1 [r_u, hid], U2 [hid, r_u]) and compute x @ W.T; `layout="col"` covers that.
+edgeml-pytorch 0.3.0's FastGRNNCell stores the matrices transposed ("col" layout, torch's:
+W [hid, in], W1 [r, in], W2 [hid, r], U1 [r_u, hid], U2 [hid, r_u]) and computes x @ W.T;
+`layout="col"` covers that. tests/test_import_edgeml.py checks against the package itself.
 Computation is float64 unless `dtype` says otherwise.
 """
 import numpy as np
@@ -60,7 +61,7 @@ def make_state_dict(cell, input_size, hidden_size, w_rank=None, u_rank=None, pre
     parameter matters and the state stays bounded (except with a relu gate, whose z can
     exceed 1: shift bias_gate down for long runs). `prefix="cell."` gives a wrapped
     module's keys; `w_rank` / `u_rank` the low-rank factors; `layout="col"` the transposed
-    storage of later EdgeML releases."""
+    storage of edgeml-pytorch's FastGRNNCell."""
     if cell not in CELLS:
         raise ValueError(f"cell: expected one of {CELLS}, got {cell!r}")
     if layout not in ("row", "col"):

@@ -1,76 +1,261 @@
-"""EdgeML importer: FastRNNCell / FastGRNNCell parameters (row-vector layout,
-x @ W) to a fastseq FastRNN / FastGRNN layer (column layout, W x)."""
+"""EdgeML importer: the cells of `edgeml-pytorch` 0.3.0 (and state_dicts in the layout of
+either EdgeML package) to fastseq layers.
+
+EdgeML stores matrices in two layouts, depending on the package and the cell:
+
+- "row" (x @ W): edgeml-pytorch's FastRNNCell, LSTMLRCell, GRULRCell, and every cell of the
+  TensorFlow package `edgeml` 0.2.1. W [in, hid], W1 [in, r], W2 [r, hid], U1 [hid, r], ...
+- "torch" (x @ W.T): edgeml-pytorch 0.3.0's FastGRNNCell. W [hid, in], W1 [r, in],
+  W2 [hid, r], U1 [r, hid], U2 [hid, r].
+
+A module's class says which; a bare state_dict says it only when a matrix is not square.
+"""
 import numpy as np
 
 from .. import layers
 from .._arrays import as_float32
 
+# edgeml-pytorch cell class -> (kind, layout of its matrices)
+_CELL_CLASSES = {"FastRNNCell": ("FastRNN", "row"), "FastGRNNCell": ("FastGRNN", "torch"),
+                 "LSTMLRCell": ("LSTMLR", "row"), "GRULRCell": ("GRULR", "row"),
+                 "UGRNNLRCell": ("UGRNNLR", "row")}
+_KINDS = ("FastRNN", "FastGRNN", "LSTMLR", "GRULR", "UGRNNLR")
+_LAYOUTS = ("row", "torch")
+_ACTIVATIONS = ("tanh", "sigmoid", "relu")
+# key prefixes of the cell inside EdgeML's wrappers (FastGRNN, ...) and BaseRNN
+_PREFIXES = ("unrollRNN._RNNCell.", "_RNNCell.", "cell.")
 
-def from_edgeml(source, gate_nonlinearity="sigmoid", update_nonlinearity="tanh", batch_first=False):
-    """Build a one-layer FastRNN or FastGRNN from an EdgeML cell or its state_dict.
 
-    EdgeML keys: `W` | `W1`,`W2`; `U` | `U1`,`U2`; `bias_update`, `bias_gate`
-    ([1, hid]); `alpha`, `beta` (FastRNN) or `zeta`, `nu` (FastGRNN), [1, 1];
-    an optional `cell.` prefix. Matrices are in EdgeML's row-vector layout:
-    W [in, hid], W1 [in, r], W2 [r, hid]. The cell kind follows from the keys.
-    A module's own `gate_nonlinearity` / `update_nonlinearity` attributes (EdgeML
-    stores them as strings) win over the arguments."""
-    if hasattr(source, "state_dict"):
-        gate_nonlinearity = getattr(source, "_gate_nonlinearity", getattr(source, "gate_nonlinearity", gate_nonlinearity))
-        update_nonlinearity = getattr(source, "_update_nonlinearity", getattr(source, "update_nonlinearity", update_nonlinearity))
-        source = source.state_dict()
-    sd = {k[5:] if k.startswith("cell.") else k: as_float32(v, k) for k, v in dict(source).items()}
-    if {"zeta", "nu"} <= set(sd):
-        kind = "FastGRNN"
-    elif {"alpha", "beta"} <= set(sd):
-        kind = "FastRNN"
-    else:
-        raise ValueError(f"from_edgeml: expected FastRNN keys (alpha, beta) or FastGRNN keys "
-                         f"(zeta, nu), got {sorted(sd)}")
+def _not_yet(what):
+    return (f"{what}: fastseq has no such {'cell' if what.endswith('LR') else 'activation'} yet "
+            "(it needs a new C kernel); supported: FastRNN, FastGRNN with tanh, sigmoid or relu, "
+            "and full-rank LSTMLR / GRULR with sigmoid gates and tanh updates")
 
-    def factors(name):
-        if name in sd:
-            m = sd[name]
-            if m.ndim != 2:
-                raise ValueError(f"{name}: expected a 2-D [in, hid] matrix, got shape {m.shape}")
-            return m, None
-        if name + "1" in sd and name + "2" in sd:
-            a, b = sd[name + "1"], sd[name + "2"]
-            if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-                raise ValueError(f"{name}1 @ {name}2: expected [in, r] and [r, hid], got {a.shape} and {b.shape}")
-            return a, b
-        raise ValueError(f"from_edgeml: expected {name} or {name}1 and {name}2, got keys {sorted(sd)}")
 
-    w, w2 = factors("W")
-    u, u2 = factors("U")
-    in_size = w.shape[0]
-    hidden = (w2 if w2 is not None else w).shape[1]
-    bias = "bias_update" in sd
-    common = dict(bias=bias, batch_first=batch_first, w_rank=w.shape[1] if w2 is not None else None,
-                  u_rank=u.shape[1] if u2 is not None else None)
-    if kind == "FastRNN":
-        layer = layers.FastRNN(in_size, hidden, nonlinearity=update_nonlinearity, **common)
-    else:
-        layer = layers.FastGRNN(in_size, hidden, gate_nonlinearity=gate_nonlinearity,
-                                update_nonlinearity=update_nonlinearity, **common)
-    # row-vector x @ W1 @ W2  ==  column-vector W2^T (W1^T x)
+def _activation(name, role):
+    if callable(name) or name not in _ACTIVATIONS:
+        if name in ("quantTanh", "quantSigm", "quantSigm4"):
+            raise ValueError(_not_yet(f"{role} {name!r}"))
+        raise ValueError(f"{role}: expected one of {list(_ACTIVATIONS)}, got {name!r}")
+    return name
+
+
+def _kind_name(cell):
+    name = cell[:-4] if isinstance(cell, str) and cell.endswith("Cell") else cell
+    if name not in _KINDS:
+        raise ValueError(f"cell: expected one of {list(_KINDS)}, got {cell!r}")
+    return name
+
+
+def _module_facts(module):
+    """(cell kind, layout, state_dict, gate nl, update nl, batch_first or None) of an
+    edgeml-pytorch cell, wrapper (FastGRNN, LSTM, ...) or BaseRNN."""
+    batch_first = None
+    cell = module
+    if hasattr(module, "_RNNCell"):                        # BaseRNN
+        cell, batch_first = module._RNNCell, module._batch_first
+    elif hasattr(module, "cell") and hasattr(module, "unrollRNN"):   # FastGRNN, LSTM, ...
+        cell, batch_first = module.cell, module.unrollRNN._batch_first
+    name = type(cell).__name__
+    if name not in _CELL_CLASSES:
+        raise TypeError(f"from_edgeml: expected an edgeml-pytorch cell ({', '.join(_CELL_CLASSES)}), "
+                        f"a wrapper holding one, a BaseRNN or a state_dict, got {type(module).__name__}")
+    kind, layout = _CELL_CLASSES[name]
+    gate = getattr(cell, "_gate_nonlinearity", None)
+    return kind, layout, cell.state_dict(), gate, cell._update_nonlinearity, batch_first
+
+
+def _strip(state_dict):
+    """The cell's own keys: wrapper prefixes dropped; a parameter a wrapper holds twice
+    (`cell.W` and `unrollRNN._RNNCell.W`) must be the same array."""
+    out = {}
+    for key, value in dict(state_dict).items():
+        short = next((key[len(p):] for p in _PREFIXES if key.startswith(p)), key)
+        arr = as_float32(value, key)
+        if short in out and not np.array_equal(out[short], arr):
+            raise ValueError(f"{key}: differs from another copy of {short!r} in the state_dict")
+        out[short] = arr
+    return out
+
+
+def _kind_from_keys(sd):
+    keys = set(sd)
+    if {"zeta", "nu"} <= keys:
+        return "FastGRNN"
+    if {"alpha", "beta"} <= keys:
+        return "FastRNN"
+    if {"bias_i", "bias_f", "bias_c", "bias_o"} <= keys:
+        return "LSTMLR"
+    if "bias_r" in keys:
+        return "GRULR"
+    if {"bias_gate", "bias_update"} <= keys:
+        return "UGRNNLR"
+    raise ValueError("from_edgeml: expected the keys of an EdgeML cell (FastRNN: alpha, beta; FastGRNN: "
+                     f"zeta, nu; LSTMLR: bias_i, bias_f, bias_c, bias_o; GRULR: bias_r), got {sorted(keys)}")
+
+
+def _factor_shapes(sd, name, hidden, layout):
+    """Whether the W or U factors of `sd` fit `layout` with `hidden` units."""
+    if name in sd:
+        m = sd[name]
+        return m.ndim == 2 and (m.shape[1] == hidden if layout == "row" else m.shape[0] == hidden) \
+            and (name == "W" or m.shape == (hidden, hidden))
+    a, b = sd.get(name + "1"), sd.get(name + "2")
+    if a is None or b is None or a.ndim != 2 or b.ndim != 2:
+        return False
+    if layout == "torch":   # each factor is the transpose of its row form
+        a, b = a.T, b.T
+    ok = a.shape[1] == b.shape[0] and b.shape[1] == hidden
+    return ok and (name == "W" or a.shape[0] == hidden)
+
+
+def _fast_layout(sd, hidden, layout):
+    fits = [lo for lo in _LAYOUTS if _factor_shapes(sd, "W", hidden, lo) and _factor_shapes(sd, "U", hidden, lo)]
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in sd.items() if k[0] in "WU")
+    if layout is not None:
+        if layout not in _LAYOUTS:
+            raise ValueError(f"layout: expected one of {list(_LAYOUTS)}, got {layout!r}")
+        if layout not in fits:
+            raise ValueError(f"layout={layout!r} with {hidden} hidden units: the matrices do not fit "
+                             f"({shapes}); row: W [in, hid], W1 [in, r], W2 [r, hid]; torch: the transposes")
+        return layout
+    if not fits:
+        raise ValueError(f"from_edgeml: matrices {shapes} fit neither layout for {hidden} hidden units "
+                         "(row: W [in, hid], W1 [in, r], W2 [r, hid]; torch: the transposes)")
+    if len(fits) == 2:
+        raise ValueError(f"from_edgeml: the layout cannot be told from the shapes ({shapes}); pass "
+                         "layout='row' (edgeml-pytorch FastRNNCell, TensorFlow edgeml) or layout='torch' "
+                         "(edgeml-pytorch 0.3.0 FastGRNNCell)")
+    return fits[0]
+
+
+def _torch_factors(sd, name, layout):
+    """(full, a, b) in fastseq's form: full [out, in], or b @ a with a [r, in], b [out, r]."""
+    if name in sd:
+        return (sd[name].T if layout == "row" else sd[name]), None, None
+    one, two = sd[name + "1"], sd[name + "2"]
+    return (None, one.T, two.T) if layout == "row" else (None, one, two)
+
+
+def _fast_layer(kind, sd, layout, gate, update, batch_first):
+    hidden = sd["bias_update"].shape[-1]
+    layout = _fast_layout(sd, hidden, layout)
+    w, wa, wb = _torch_factors(sd, "W", layout)
+    u, ua, ub = _torch_factors(sd, "U", layout)
+    in_size = (w if w is not None else wa).shape[1]
+    common = dict(batch_first=batch_first, w_rank=None if wa is None else wa.shape[0],
+                  u_rank=None if ua is None else ua.shape[0])
     ours = {}
-    if w2 is None:
-        ours["weight_ih_l0"] = w.T
+    if w is not None:
+        ours["weight_ih_l0"] = w
     else:
-        ours["weight_ih_a_l0"], ours["weight_ih_b_l0"] = w.T, w2.T
-    if u2 is None:
-        ours["weight_hh_l0"] = u.T
+        ours["weight_ih_a_l0"], ours["weight_ih_b_l0"] = wa, wb
+    if u is not None:
+        ours["weight_hh_l0"] = u
     else:
-        ours["weight_hh_a_l0"], ours["weight_hh_b_l0"] = u.T, u2.T
-    scalars = ("alpha", "beta") if kind == "FastRNN" else ("zeta", "nu")
+        ours["weight_hh_a_l0"], ours["weight_hh_b_l0"] = ua, ub
+    if kind == "FastRNN":
+        layer = layers.FastRNN(in_size, hidden, nonlinearity=_activation(update, "update_nonlinearity"), **common)
+        ours["bias_l0"] = sd["bias_update"].reshape(-1)
+        scalars = ("alpha", "beta")
+    else:
+        layer = layers.FastGRNN(in_size, hidden, gate_nonlinearity=_activation(gate, "gate_nonlinearity"),
+                                update_nonlinearity=_activation(update, "update_nonlinearity"), **common)
+        ours["bias_update_l0"] = sd["bias_update"].reshape(-1)
+        ours["bias_gate_l0"] = sd["bias_gate"].reshape(-1)
+        scalars = ("zeta", "nu")
     for s in scalars:
         ours[s + "_l0"] = sd[s].reshape(1)
-    if bias:
-        if kind == "FastRNN":
-            ours["bias_l0"] = sd["bias_update"].reshape(-1)
-        else:
-            ours["bias_update_l0"] = sd["bias_update"].reshape(-1)
-            ours["bias_gate_l0"] = sd["bias_gate"].reshape(-1)
     layer.load_state_dict({k: np.ascontiguousarray(v) for k, v in ours.items()})
     return layer
+
+
+def _gated_layer(kind, sd, gate, update, batch_first):
+    """LSTMLR / GRULR (row layout, one bias per gate) as a fastseq LSTM / reset-before GRU."""
+    if "W" in sd or "U" in sd:
+        raise ValueError(f"{kind}: low-rank factors (W, U shared by the gates) have no fastseq form: "
+                         "fastseq's LSTM and GRU keep full-rank weights only; train with wRank=uRank=None")
+    if _activation(gate, "gate_nonlinearity") != "sigmoid" or _activation(update, "update_nonlinearity") != "tanh":
+        raise ValueError(f"{kind}: fastseq's LSTM and GRU use sigmoid gates and tanh updates, got "
+                         f"gate_nonlinearity={gate!r}, update_nonlinearity={update!r}")
+    # EdgeML's gate order -> torch's (LSTM i, f, g, o; GRU r, z, n)
+    if kind == "LSTMLR":
+        order, biases = ("1", "2", "3", "4"), ("bias_i", "bias_f", "bias_c", "bias_o")
+    else:
+        order, biases = ("1", "2", "3"), ("bias_r", "bias_gate", "bias_update")
+    hidden = sd[biases[0]].shape[-1]
+    w = np.concatenate([sd["W" + g].T for g in order])
+    u = np.concatenate([sd["U" + g].T for g in order])
+    b = np.concatenate([sd[name].reshape(-1) for name in biases])
+    if kind == "LSTMLR":
+        layer = layers.LSTM(w.shape[1], hidden, batch_first=batch_first)
+    else:
+        layer = layers.GRU(w.shape[1], hidden, batch_first=batch_first, reset_after=False)
+    layer.load_state_dict({"weight_ih_l0": w, "weight_hh_l0": u, "bias_ih_l0": b,
+                           "bias_hh_l0": np.zeros_like(b)})
+    return layer
+
+
+def from_edgeml(source, *, cell=None, layout=None, gate_nonlinearity=None, update_nonlinearity=None,
+                batch_first=None):
+    """Build a one-layer fastseq layer from an EdgeML cell, wrapper or state_dict.
+
+    Parameters
+    ----------
+    source : torch.nn.Module or mapping
+        An edgeml-pytorch 0.3.0 cell (`FastRNNCell`, `FastGRNNCell`, `LSTMLRCell`,
+        `GRULRCell`), a wrapper holding one (`FastRNN`, `FastGRNN`, `LSTM`, `GRU`), a
+        `BaseRNN`, or a state_dict of any of these (keys with or without the wrappers'
+        `cell.` / `_RNNCell.` prefixes; numpy arrays or tensors).
+    cell : str, optional
+        "FastRNN", "FastGRNN", "LSTMLR" or "GRULR": checked against the keys of a state_dict.
+    layout : {"row", "torch"}, optional
+        How a FastRNN / FastGRNN state_dict stores its matrices: "row" (x @ W, W [in, hid]:
+        edgeml-pytorch's FastRNNCell, the TensorFlow package) or "torch" (x @ W.T,
+        W [hid, in]: edgeml-pytorch 0.3.0's FastGRNNCell). Needed when the shapes cannot
+        tell (every matrix square). A module's class says it; giving it then is an error.
+    gate_nonlinearity, update_nonlinearity : str, optional
+        For a state_dict: "tanh", "sigmoid" or "relu" (default EdgeML's: sigmoid, tanh).
+        A module's own are read from it; giving them then is an error.
+    batch_first : bool, optional
+        Input layout of the fastseq layer; default: a wrapper's or BaseRNN's own (EdgeML's
+        default is True), False for a cell or a state_dict.
+
+    Returns
+    -------
+    FastRNN, FastGRNN, LSTM or GRU
+        FastRNN / FastGRNN with low-rank factors kept; LSTMLRCell as an LSTM, GRULRCell as a
+        reset-before GRU (`reset_after=False`).
+
+    Raises
+    ------
+    ValueError
+        Unknown keys or shapes, an ambiguous layout, or what fastseq cannot run yet:
+        `UGRNNLRCell`, `quantTanh` / `quantSigm`, low-rank LSTMLR / GRULR.
+    """
+    if hasattr(source, "state_dict") and hasattr(source, "named_modules"):
+        given = {"layout": layout, "gate_nonlinearity": gate_nonlinearity,
+                 "update_nonlinearity": update_nonlinearity}
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise ValueError(f"from_edgeml: {', '.join(extra)} come from the module itself; give them "
+                             "only with a state_dict")
+        kind, layout, sd, gate, update, module_batch_first = _module_facts(source)
+        sd = _strip(sd)
+        if batch_first is None:
+            batch_first = bool(module_batch_first)
+    else:
+        sd = _strip(source)
+        kind = _kind_from_keys(sd)
+        gate = gate_nonlinearity or "sigmoid"
+        update = update_nonlinearity or "tanh"
+    if cell is not None and _kind_name(cell) != kind:
+        raise ValueError(f"cell={cell!r}, but the parameters are those of a {kind} cell")
+    batch_first = bool(batch_first)
+    if kind == "UGRNNLR":
+        raise ValueError(_not_yet("UGRNNLR"))
+    if kind in ("FastRNN", "FastGRNN"):
+        return _fast_layer(kind, sd, layout, gate, update, batch_first)
+    if layout not in (None, "row"):
+        raise ValueError(f"layout={layout!r}: {kind} cells store their matrices in row layout only")
+    return _gated_layer(kind, sd, gate, update, batch_first)

@@ -1,0 +1,171 @@
+"""fastseq.from_edgeml against the EdgeML package itself (edgeml-pytorch 0.3.0): every cell
+fastseq can express, as a cell, a wrapper, a BaseRNN and a state_dict, on random weights,
+with input size != hidden size and ==. Target: |fastseq - EdgeML| <= 1e-5 * max(1, |EdgeML|).
+"""
+import numpy as np
+import pytest
+
+import fastseq
+from _requires import edgeml_rnn, require
+
+torch = require("torch")
+rnn = edgeml_rnn()
+
+
+@pytest.fixture(autouse=True)
+def edgeml_relu(monkeypatch):
+    """edgeml-pytorch 0.3.0 computes relu as `torch.relu(A, 0.0)`, which today's torch
+    rejects (relu takes one argument); route "relu" to what that call meant, everything
+    else to the package's own gen_nonlinearity."""
+    original = rnn.gen_nonlinearity
+
+    def gen_nonlinearity(A, nonlinearity):
+        return torch.relu(A) if nonlinearity == "relu" else original(A, nonlinearity)
+
+    monkeypatch.setattr(rnn, "gen_nonlinearity", gen_nonlinearity)
+
+
+def close(got, ref):
+    ref = ref.detach().numpy() if hasattr(ref, "detach") else ref
+    assert got.shape == ref.shape
+    assert np.all(np.abs(got - ref) <= 1e-5 * np.maximum(1.0, np.abs(ref)))
+
+
+def perturb(module, seed, gate_shift=0.0):
+    """Random weights in place of EdgeML's init: matrices ~ 0.3 N(0, 1), biases U(-1, 1),
+    scalars in the range training keeps them (so each one matters)."""
+    gen = torch.Generator().manual_seed(seed)
+    scalars = {"alpha": (-3.0, -1.0), "beta": (0.5, 2.0), "zeta": (-1.0, 2.0), "nu": (-5.0, -1.0)}
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            short = name.rsplit(".", 1)[-1]
+            if short in scalars:
+                lo, hi = scalars[short]
+                p.copy_(lo + (hi - lo) * torch.rand(p.shape, generator=gen))
+            elif short.startswith("bias"):
+                p.copy_(2 * torch.rand(p.shape, generator=gen) - 1 - (gate_shift if short == "bias_gate" else 0))
+            else:
+                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return module
+
+
+def run_edgeml(module, x, batch_first):
+    with torch.no_grad():
+        out = module(torch.from_numpy(x))
+    return out[0] if isinstance(out, tuple) else out
+
+
+def inputs(I, batch_first, T=40, B=3, seed=0):
+    shape = (B, T, I) if batch_first else (T, B, I)
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+SIZES = [(5, 9), (8, 8)]   # I != H, and I == H, where the two layouts have the same shapes
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("update", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("w_rank,u_rank", [(None, None), (3, 4)])
+def test_fastrnn_cell(I, H, update, w_rank, u_rank):
+    cell = perturb(rnn.FastRNNCell(I, H, update_nonlinearity=update, wRank=w_rank, uRank=u_rank), 1)
+    layer = fastseq.from_edgeml(cell)
+    assert type(layer) is fastseq.FastRNN and layer.w_rank == w_rank and not layer.batch_first
+    x = inputs(I, False)
+    close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
+
+
+GRNN_NONLIN = [("sigmoid", "tanh"), ("tanh", "sigmoid"), ("relu", "tanh"), ("sigmoid", "relu"),
+               ("tanh", "tanh")]
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("gate,update", GRNN_NONLIN)
+@pytest.mark.parametrize("w_rank,u_rank", [(None, None), (3, 4), (None, 2)])
+def test_fastgrnn_cell(I, H, gate, update, w_rank, u_rank):
+    cell = rnn.FastGRNNCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update, wRank=w_rank, uRank=u_rank)
+    perturb(cell, 2, gate_shift=1.5 if gate == "relu" else 0.0)   # a relu gate above 1 grows h
+    layer = fastseq.from_edgeml(cell)
+    assert type(layer) is fastseq.FastGRNN
+    assert (layer.gate_nonlinearity, layer.update_nonlinearity) == (gate, update)
+    x = inputs(I, False)
+    close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+def test_wrappers_and_baserrn_keep_their_nonlinearities_and_batch_first(I, H):
+    wrapper = perturb(rnn.FastGRNN(I, H, gate_nonlinearity="tanh", update_nonlinearity="sigmoid", wRank=3), 3)
+    layer = fastseq.from_edgeml(wrapper)
+    assert layer.batch_first and layer.gate_nonlinearity == "tanh"
+    x = inputs(I, True)
+    close(layer(x)[0], run_edgeml(wrapper, x, True))
+    base = rnn.BaseRNN(perturb(rnn.FastRNNCell(I, H, update_nonlinearity="relu"), 4), batch_first=False)
+    layer = fastseq.from_edgeml(base)
+    assert not layer.batch_first and layer.nonlinearity == "relu"
+    x = inputs(I, False)
+    close(layer(x)[0], run_edgeml(base, x, False))
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+def test_lstmlr_and_grulr_map_onto_lstm_and_reset_before_gru(I, H):
+    lstm = perturb(rnn.LSTM(I, H), 5)
+    layer = fastseq.from_edgeml(lstm)
+    assert type(layer) is fastseq.LSTM and layer.batch_first
+    x = inputs(I, True)
+    with torch.no_grad():
+        h_ref, c_ref = lstm(torch.from_numpy(x))
+    y, (h_n, c_n) = layer(x)
+    close(y, h_ref)
+    close(c_n[0], c_ref[:, -1])
+    gru = perturb(rnn.GRULRCell(I, H), 6)
+    layer = fastseq.from_edgeml(gru)
+    assert type(layer) is fastseq.GRU and not layer.reset_after
+    x = inputs(I, False)
+    close(layer(x)[0], run_edgeml(rnn.BaseRNN(gru, batch_first=False), x, False))
+
+
+def state_dict_of(module):
+    return {k: v.numpy() for k, v in module.state_dict().items()}
+
+
+def test_state_dicts_need_the_layout_only_when_shapes_cannot_tell():
+    for I, H in SIZES:
+        cell = perturb(rnn.FastGRNNCell(I, H, wRank=3), 7)
+        wrapped = {"unrollRNN._RNNCell." + k: v for k, v in state_dict_of(cell).items()}
+        x = inputs(I, False)
+        ref = run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False)
+        close(fastseq.from_edgeml(wrapped, layout="torch")(x)[0], ref)
+        close(fastseq.from_edgeml(state_dict_of(cell), cell="FastGRNN")(x)[0], ref)   # W2 [H, 3]: torch
+        with pytest.raises(ValueError, match="layout='row'"):
+            fastseq.from_edgeml(state_dict_of(cell), layout="row")
+    square = perturb(rnn.FastGRNNCell(8, 8), 8)
+    with pytest.raises(ValueError, match="cannot be told from the shapes.*layout='torch'"):
+        fastseq.from_edgeml(state_dict_of(square))
+    x = inputs(8, False)
+    ref = run_edgeml(rnn.BaseRNN(square, batch_first=False), x, False)
+    close(fastseq.from_edgeml(state_dict_of(square), layout="torch")(x)[0], ref)
+    # the other layout gives other numbers: the argument matters
+    assert np.abs(fastseq.from_edgeml(state_dict_of(square), layout="row")(x)[0] - ref.numpy()).max() > 1e-2
+    fastrnn = perturb(rnn.FastRNNCell(8, 8, update_nonlinearity="sigmoid"), 9)
+    layer = fastseq.from_edgeml(state_dict_of(fastrnn), layout="row", update_nonlinearity="sigmoid")
+    close(layer(x)[0], run_edgeml(rnn.BaseRNN(fastrnn, batch_first=False), x, False))
+    with pytest.raises(ValueError, match="cell='FastRNN', but the parameters are those of a FastGRNN"):
+        fastseq.from_edgeml(state_dict_of(square), cell="FastRNN", layout="torch")
+
+
+def test_what_fastseq_cannot_run_yet_is_a_clear_error():
+    with pytest.raises(ValueError, match="UGRNNLR: fastseq has no such cell yet"):
+        fastseq.from_edgeml(rnn.UGRNNLRCell(4, 6))
+    with pytest.raises(ValueError, match="UGRNNLR"):
+        fastseq.from_edgeml(rnn.UGRNN(4, 6))
+    with pytest.raises(ValueError, match="'quantTanh': fastseq has no such activation"):
+        fastseq.from_edgeml(rnn.FastGRNNCell(4, 6, update_nonlinearity="quantTanh"))
+    with pytest.raises(ValueError, match="'quantSigm'"):
+        fastseq.from_edgeml(rnn.FastRNNCell(4, 6, update_nonlinearity="quantSigm"))
+    with pytest.raises(ValueError, match="low-rank.*no fastseq form"):
+        fastseq.from_edgeml(rnn.LSTMLRCell(4, 6, wRank=2))
+    with pytest.raises(ValueError, match="sigmoid gates and tanh updates"):
+        fastseq.from_edgeml(rnn.GRULRCell(4, 6, gate_nonlinearity="tanh"))
+    with pytest.raises(ValueError, match="come from the module itself"):
+        fastseq.from_edgeml(rnn.FastRNNCell(4, 6), layout="row")
+    with pytest.raises(TypeError, match="expected an edgeml-pytorch cell"):
+        fastseq.from_edgeml(torch.nn.Linear(3, 3))
