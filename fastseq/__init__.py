@@ -6,12 +6,12 @@
 """
 from ._core import available_isas, get_num_threads, isa, set_isa, set_num_threads
 from .cells import GRUCell, LSTMCell, RNNCell
-from .convert import from_edgeml, from_torch
+from .convert import from_checkpoint, from_edgeml, from_keras, from_onnx, from_torch
 from .layers import GRU, LSTM, RNN, FastGRNN, FastRNN
 from .io import load, save
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN", "LSTMCell", "GRUCell", "RNNCell",
-           "from_torch", "from_edgeml", "isa", "set_isa", "available_isas",
+           "from_torch", "from_edgeml", "from_onnx", "from_keras", "from_checkpoint", "isa", "set_isa", "available_isas",
            "set_num_threads", "get_num_threads", "save", "load", "__version__"]

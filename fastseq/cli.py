@@ -6,7 +6,6 @@ Exit status: 0 success, 1 error (the message says what to do), 2 bad usage.
 import argparse
 import json
 import os
-import re
 import sys
 import time
 
@@ -66,164 +65,6 @@ def _apply_runtime(args):
 
 # ---- convert ----------------------------------------------------------------------------
 
-_TENSOR_KEY = re.compile(r"^(.*?)((?:weight|bias|peephole|alpha|beta|zeta|nu)[a-z_]*_l\d+(?:_reverse)?)$")
-_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
-
-
-def _find_module(root, wanted):
-    """The one recurrent layer inside a torch module (or the one named `wanted`)."""
-    from .convert import from_torch
-    from .layers import _Recurrent
-
-    def convertible(m):
-        try:
-            return isinstance(from_torch(m), _Recurrent)
-        except (TypeError, ValueError):
-            return False
-
-    named = dict(root.named_modules())
-    if wanted is not None:
-        if wanted not in named:
-            raise CLIError(f"--module {wanted!r}: no such submodule; it has "
-                           f"{', '.join(repr(n) for n in named if n) or 'none'}")
-        return wanted, named[wanted]
-    if convertible(root):
-        return "", root
-    found = [(n, m) for n, m in named.items() if n and convertible(m)]
-    if not found:
-        raise CLIError(f"the checkpoint holds a {type(root).__name__} with no recurrent layer fastseq "
-                       "can convert (nn.LSTM, nn.GRU, nn.RNN, or a fastseq.torch module)")
-    if len(found) > 1:
-        raise CLIError("the checkpoint holds several recurrent layers: "
-                       f"{', '.join(repr(n) for n, _ in found)}; choose one with --module NAME")
-    return found[0]
-
-
-def _to_numpy_dict(d):
-    out = {}
-    for k, v in d.items():
-        if hasattr(v, "detach"):
-            v = v.detach().cpu().numpy()
-        if isinstance(v, np.ndarray):
-            out[str(k)] = v
-    return out
-
-
-def _unwrap(obj):
-    """A torch module, or a dict of arrays, from what a checkpoint file holds."""
-    if hasattr(obj, "named_modules") and hasattr(obj, "state_dict"):
-        return obj
-    if isinstance(obj, dict):
-        arrays = _to_numpy_dict(obj)
-        if arrays:
-            return arrays
-        for key in _WRAPPER_KEYS:
-            if key in obj:
-                return _unwrap(obj[key])
-        raise CLIError(f"the checkpoint is a dict without tensors (keys: {', '.join(map(str, list(obj)[:10]))}); "
-                       "save the module, or its state_dict(), with torch.save")
-    raise CLIError(f"the checkpoint holds a {type(obj).__name__}; expected a torch nn.Module or a state_dict")
-
-
-def _read_checkpoint(path):
-    if path.endswith(".npz"):
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    try:
-        import torch
-    except ImportError:
-        raise CLIError("reading a torch checkpoint needs torch (pip install torch), or save the weights "
-                       "with numpy.savez(path, **state_dict) and convert the .npz") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many kinds
-        hint = ""
-        if isinstance(exc, (AttributeError, ModuleNotFoundError)):
-            hint = ("; a pickled module needs its class importable here -- save module.state_dict() "
-                    "instead and convert that")
-        raise CLIError(f"{path}: torch.load failed: {exc}{hint}") from None
-    return _unwrap(obj)
-
-
-def _select_prefix(arrays, prefix):
-    """Strip `prefix` (or the one found) from tensor keys; the rest is reported."""
-    if prefix is None:
-        prefixes = sorted({m.group(1) for k in arrays if (m := _TENSOR_KEY.match(k))
-                           and re.match(r"(weight_ih|weight_ih_a)_l0$", m.group(2))})
-        if not prefixes:
-            raise CLIError("no recurrent weights in the state_dict (expected keys like "
-                           f"'weight_ih_l0'; found {', '.join(list(arrays)[:8])}); "
-                           "give --prefix if they are named differently")
-        if len(prefixes) > 1:
-            raise CLIError(f"the state_dict holds several recurrent layers (prefixes "
-                           f"{', '.join(repr(p) for p in prefixes)}); choose one with --prefix")
-        prefix = prefixes[0]
-    picked = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)
-              and _TENSOR_KEY.match(k[len(prefix):]) and not _TENSOR_KEY.match(k[len(prefix):]).group(1)}
-    if not picked:
-        raise CLIError(f"--prefix {prefix!r}: no tensors start with it")
-    ignored = sorted(set(arrays) - {prefix + k for k in picked})
-    return prefix, picked, ignored
-
-
-def _infer_config(sd, args):
-    """Layer kind and constructor arguments from the tensors' names and shapes,
-    overridden (and checked) by the command line."""
-    def shape(key):
-        return tuple(sd[key].shape) if key in sd else None
-
-    layers_seen = {int(m.group(1)) for k in sd if (m := re.search(r"_l(\d+)(?:_reverse)?$", k))}
-    cfg = {"num_layers": max(layers_seen) + 1 if layers_seen else 1,
-           "bidirectional": any(k.endswith("_reverse") for k in sd)}
-    kind = args.kind
-    if kind is None:
-        if "alpha_l0" in sd:
-            kind = "FastRNN"
-        elif "zeta_l0" in sd:
-            kind = "FastGRNN"
-    if kind in ("FastRNN", "FastGRNN"):
-        w, wa = shape("weight_ih_l0"), shape("weight_ih_a_l0")
-        u, ub = shape("weight_hh_l0"), shape("weight_hh_b_l0")
-        hidden = u[0] if u else ub[0] if ub else None
-        cfg.update(input_size=(w or wa or (None, None))[1], hidden_size=hidden,
-                   bias=("bias_l0" if kind == "FastRNN" else "bias_update_l0") in sd)
-        if wa:
-            cfg["w_rank"] = wa[0]
-        if ub:
-            cfg["u_rank"] = ub[1]
-    else:
-        w, u, hr = shape("weight_ih_l0"), shape("weight_hh_l0"), shape("weight_hr_l0")
-        if not w or not u:
-            raise CLIError("the state_dict has no weight_ih_l0 / weight_hh_l0; give --kind, "
-                           "--input-size and --hidden-size, or check --prefix")
-        hidden = hr[1] if hr else u[1]
-        gates = w[0] // hidden if hidden else 0
-        if kind is None:
-            kind = {4: "LSTM", 3: "GRU", 1: "RNN"}.get(gates)
-            if kind is None:
-                raise CLIError(f"weight_ih_l0 {w} and weight_hh_l0 {u} fit no LSTM, GRU or RNN; give --kind")
-        cfg.update(input_size=w[1], hidden_size=hidden, bias="bias_ih_l0" in sd)
-        if kind == "LSTM":
-            cfg.update(proj_size=hr[0] if hr else 0, peephole="peephole_i_l0" in sd, coupled=gates == 3)
-    for opt, key in (("input_size", "input_size"), ("hidden_size", "hidden_size"),
-                     ("num_layers", "num_layers"), ("proj_size", "proj_size")):
-        given = getattr(args, opt)
-        if given is not None:
-            if cfg.get(key) is not None and cfg[key] != given:
-                raise CLIError(f"--{opt.replace('_', '-')} {given}, but the weights say {cfg[key]}")
-            cfg[key] = given
-    if args.bidirectional:
-        cfg["bidirectional"] = True
-    if args.no_bias:
-        cfg["bias"] = False
-    cfg["batch_first"] = bool(args.batch_first)
-    if args.nonlinearity:
-        cfg["nonlinearity"] = args.nonlinearity
-    if cfg.get("input_size") is None or cfg.get("hidden_size") is None:
-        raise CLIError("cannot tell input_size and hidden_size from the weights; give --input-size and --hidden-size")
-    return kind, cfg
-
-
 def _check_against_torch(module, layer):
     """Max |fastseq - torch| on a small random input, or None when it cannot be run."""
     try:
@@ -239,44 +80,36 @@ def _check_against_torch(module, layer):
         return None
 
 
-def cmd_convert(args):
-    from . import io, layers
-    from .convert import from_torch
+_CONVERT_FACTS = ("kind", "input_size", "hidden_size", "num_layers", "proj_size", "bidirectional", "bias",
+                  "batch_first", "nonlinearity", "gate_nonlinearity", "update_nonlinearity", "reset_after",
+                  "layout")
 
-    if not os.path.exists(args.checkpoint):
-        raise CLIError(f"{args.checkpoint}: no such file")
-    source = _read_checkpoint(args.checkpoint)
-    note = ""
-    if isinstance(source, dict):
-        prefix, sd, ignored = _select_prefix(source, args.prefix)
-        kind, cfg = _infer_config(sd, args)
-        cls = getattr(layers, kind)
-        try:
-            layer = cls(**cfg)
-            layer.load_state_dict(sd)
-        except (TypeError, ValueError) as exc:
-            raise CLIError(f"{kind}({', '.join(f'{k}={v!r}' for k, v in cfg.items())}): {exc}") from None
-        if ignored:
-            note = (f"; ignored {len(ignored)} other tensors ({', '.join(ignored[:4])}"
-                    f"{', ...' if len(ignored) > 4 else ''})")
-        if prefix:
-            note = f"; tensors under {prefix!r}" + note
-    else:
-        name, module = _find_module(source, args.module)
-        try:
-            layer = from_torch(module)
-        except (TypeError, ValueError) as exc:
-            raise CLIError(f"{type(module).__name__}: {exc}") from None
-        if not isinstance(layer, layers._Recurrent):
-            raise CLIError(f"{type(module).__name__} is a single-step cell; a .fsq file holds a sequence "
-                           "layer (nn.LSTM, nn.GRU, nn.RNN, ...)")
-        if name:
-            note = f"; module {name!r}"
-        diff = _check_against_torch(module, layer)
+
+def cmd_convert(args):
+    import warnings
+
+    from . import io
+    from .convert.checkpoint import load_checkpoint
+
+    facts = {k: getattr(args, k) for k in _CONVERT_FACTS if getattr(args, k) is not None}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            done = load_checkpoint(args.checkpoint, module=args.module, prefix=args.prefix,
+                                   trusted=args.trust_pickle, **facts)
+        for w in caught:
+            _say(f"{PROG} convert: warning: {w.message}")
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        raise CLIError(str(exc)) from None
+    layer = done.layer
+    note = f"; {done.where}" if done.where else ""
+    if done.ignored:
+        note += (f"; ignored {len(done.ignored)} other tensors ({', '.join(done.ignored[:4])}"
+                 f"{', ...' if len(done.ignored) > 4 else ''})")
+    if done.reference is not None:
+        diff = _check_against_torch(done.reference, layer)
         if diff is not None:
             note += f"; max |fastseq - torch| on a random input: {diff:.2e}"
-        if args.batch_first:
-            layer.batch_first = True
     io.save(layer, args.output)
     params = sum(int(a.size) for a in layer.state_dict().values())
     print(f"wrote {args.output}: {layer!r}, {_fmt_int(params)} parameters, "
@@ -749,26 +582,42 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    c = sub.add_parser("convert", help="convert a torch checkpoint (or .npz state_dict) to a .fsq model",
-                       description="Convert a PyTorch checkpoint to a .fsq model file. CHECKPOINT is a pickled "
-                       "nn.Module (torch.save(module, path)), a state_dict (torch.save(module.state_dict(), "
-                       "path)), a dict holding one under 'state_dict' / 'model', or a .npz of arrays. "
-                       "Layer sizes are read from the weights; the options below override or complete them.")
-    c.add_argument("checkpoint", help="torch checkpoint (.pt/.pth) or .npz of arrays")
+    c = sub.add_parser("convert", help="convert a torch, ONNX, Keras or EdgeML checkpoint to a .fsq model",
+                       description="Convert a checkpoint to a .fsq model file. CHECKPOINT is a torch file (a "
+                       "pickled module or cell, a state_dict, a dict holding one under 'state_dict' / 'model', a "
+                       "TorchScript archive), a .npz of arrays, an ONNX model (.onnx) or a Keras model (.keras). "
+                       "Pickles are read without running code from the file (torch.load weights_only=True; "
+                       "torch's recurrent modules are allowed); --trust-pickle lifts that for files you trust. "
+                       "Sizes are read from the weights; what they cannot tell (batch_first, an RNN's "
+                       "nonlinearity, ...) comes from the options below or is an error naming the option.")
+    c.add_argument("checkpoint", help="torch (.pt/.pth/.jit), .npz, .onnx or .keras file")
     c.add_argument("output", help="the .fsq file to write")
     c.add_argument("--kind", choices=["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN"],
-                   help="layer kind of a state_dict (default: from the weight shapes)")
+                   help="layer kind of a state_dict (default: from the weights when they tell)")
     c.add_argument("--input-size", type=int)
     c.add_argument("--hidden-size", type=int)
     c.add_argument("--num-layers", type=int)
     c.add_argument("--proj-size", type=int, help="LSTM projection size")
-    c.add_argument("--bidirectional", action="store_true")
-    c.add_argument("--no-bias", action="store_true", help="the layer has no biases")
-    c.add_argument("--batch-first", action="store_true", help="inputs are [B, T, I] when the model runs")
+    c.add_argument("--bidirectional", action="store_true", default=None)
+    c.add_argument("--no-bias", dest="bias", action="store_false", default=None, help="the layer has no biases")
+    c.add_argument("--batch-first", dest="batch_first", action="store_true", default=None,
+                   help="inputs are [B, T, I] (a state_dict cannot tell)")
+    c.add_argument("--time-major", dest="batch_first", action="store_false",
+                   help="inputs are [T, B, I] (a state_dict cannot tell)")
     c.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"],
-                   help="RNN / FastRNN activation (a state_dict cannot tell; default tanh)")
+                   help="RNN / FastRNN activation (a state_dict cannot tell)")
+    c.add_argument("--gate-nonlinearity", choices=["tanh", "relu", "sigmoid"], help="FastGRNN gate activation")
+    c.add_argument("--update-nonlinearity", choices=["tanh", "relu", "sigmoid"],
+                   help="FastRNN / FastGRNN update activation")
+    c.add_argument("--reset-before", dest="reset_after", action="store_false", default=None,
+                   help="a GRU state_dict is of the reset-before form (default: torch's reset-after)")
+    c.add_argument("--layout", choices=["row", "torch"],
+                   help="EdgeML matrices: row (x @ W, W [in, hid]) or torch (x @ W.T), when shapes cannot tell")
     c.add_argument("--prefix", help="key prefix of the layer's tensors in a state_dict, e.g. 'encoder.rnn.'")
-    c.add_argument("--module", help="name of the recurrent submodule in a pickled module, e.g. 'encoder.rnn'")
+    c.add_argument("--module", help="the recurrent submodule (or state_dict prefix, ONNX node, Keras layer) "
+                   "to convert when the file holds several, e.g. 'decoder.rnn'")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="load a full pickle: it can run any code in the file; only for files you trust")
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser("info", help="describe a .fsq model: layers, shapes, parameters, ISA",

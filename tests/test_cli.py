@@ -106,7 +106,12 @@ def test_convert_state_dict_reads_sizes_from_the_weights(capsys, tmp_path):
     module = torch.nn.GRU(3, 6, num_layers=2, bidirectional=True, bias=False)
     torch.save({"state_dict": {**{f"rnn.{k}": v for k, v in module.state_dict().items()},
                                "head.weight": torch.zeros(2, 12)}, "epoch": 4}, tmp_path / "ckpt.pt")
-    code, out, err = _run(capsys, "convert", tmp_path / "ckpt.pt", tmp_path / "g.fsq")
+    code, _, err = _run(capsys, "convert", tmp_path / "ckpt.pt", tmp_path / "g.fsq")
+    assert code == 1 and "--kind GRU or --kind LSTM" in err   # 3 gates: a GRU or a coupled LSTM
+    code, _, err = _run(capsys, "convert", tmp_path / "ckpt.pt", tmp_path / "g.fsq", "--kind", "GRU")
+    assert code == 1 and "--batch-first or --time-major" in err   # a state_dict cannot tell
+    code, out, err = _run(capsys, "convert", tmp_path / "ckpt.pt", tmp_path / "g.fsq", "--kind", "GRU",
+                          "--time-major")
     assert code == 0, err
     assert "'rnn.'" in out and "head.weight" in out  # the prefix found, the rest reported
     layer = fastseq.load(tmp_path / "g.fsq")
@@ -117,14 +122,15 @@ def test_convert_state_dict_reads_sizes_from_the_weights(capsys, tmp_path):
         ref = module(torch.from_numpy(x))[0].numpy()
     assert np.max(np.abs(layer(x)[0] - ref)) <= 1e-5
     # explicit arguments are checked against the weights
-    code, _, err = _run(capsys, "convert", tmp_path / "ckpt.pt", tmp_path / "g2.fsq", "--hidden-size", "5")
-    assert code == 1 and "--hidden-size 5, but the weights say 6" in err
+    code, _, err = _run(capsys, "convert", tmp_path / "ckpt.pt", tmp_path / "g2.fsq", "--hidden-size", "5",
+                        "--kind", "GRU", "--time-major")
+    assert code == 1 and "hidden_size=5, but the weights say 6" in err
 
 
 def test_convert_npz_state_dict_without_torch(capsys, tmp_path):
     layer = fastseq.LSTM(4, 9, proj_size=3, peephole=True, seed=5)
     np.savez(tmp_path / "w.npz", **layer.state_dict())
-    code, _, err = _run(capsys, "convert", tmp_path / "w.npz", tmp_path / "w.fsq")
+    code, _, err = _run(capsys, "convert", tmp_path / "w.npz", tmp_path / "w.fsq", "--time-major")
     assert code == 0, err
     back = fastseq.load(tmp_path / "w.fsq")
     assert back.config() == layer.config()
@@ -135,8 +141,12 @@ def test_convert_npz_state_dict_without_torch(capsys, tmp_path):
 def test_convert_rnn_nonlinearity_and_kind(capsys, tmp_path):
     layer = fastseq.RNN(3, 4, nonlinearity="relu", seed=6)
     np.savez(tmp_path / "r.npz", **layer.state_dict())
-    code, _, err = _run(capsys, "convert", tmp_path / "r.npz", tmp_path / "r.fsq", "--nonlinearity", "relu")
+    code, _, err = _run(capsys, "convert", tmp_path / "r.npz", tmp_path / "r.fsq", "--time-major")
+    assert code == 1 and "give nonlinearity (--nonlinearity) (tanh or relu)" in err
+    code, _, err = _run(capsys, "convert", tmp_path / "r.npz", tmp_path / "r.fsq", "--nonlinearity", "relu",
+                        "--batch-first")
     assert code == 0, err
+    assert fastseq.load(tmp_path / "r.fsq").batch_first
     assert fastseq.load(tmp_path / "r.fsq").nonlinearity == "relu"
 
 
