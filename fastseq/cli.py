@@ -560,8 +560,9 @@ def cmd_demo(args):
 _EPILOG = f"""\
 examples:
   {PROG} convert lstm.pt model.fsq             a pickled nn.LSTM / nn.GRU / nn.RNN (or a module holding one)
-  {PROG} convert weights.pt model.fsq --kind LSTM --input-size 13 --hidden-size 64
-                                                a state_dict (sizes are read from the weights when possible)
+  {PROG} convert weights.pt model.fsq --kind GRU --time-major
+                                                a state_dict (sizes are read from the weights)
+  {PROG} convert vad.jit model.fsq --module rnn  a TorchScript archive; also .onnx, .keras, .npz
   {PROG} info model.fsq                        layers, shapes, parameters, ISA
   {PROG} run model.fsq x.npy -o y.npy          x: [T, B, input_size] (.npy / .npz / .csv)
   {PROG} run model.fsq --stream < frames.csv   one comma-separated frame per line in, one output line out

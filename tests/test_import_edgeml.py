@@ -169,3 +169,26 @@ def test_what_fastseq_cannot_run_yet_is_a_clear_error():
         fastseq.from_edgeml(rnn.FastRNNCell(4, 6), layout="row")
     with pytest.raises(TypeError, match="expected an edgeml-pytorch cell"):
         fastseq.from_edgeml(torch.nn.Linear(3, 3))
+
+
+def test_convert_command_takes_edgeml_state_dicts_and_trusted_pickles(tmp_path, capsys):
+    from fastseq.cli import main
+    cell = perturb(rnn.FastGRNNCell(8, 8, update_nonlinearity="relu"), 10)
+    torch.save(cell.state_dict(), tmp_path / "sd.pt")
+    x = inputs(8, False)
+    ref = run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False)
+    args = ["convert", str(tmp_path / "sd.pt"), str(tmp_path / "g.fsq")]
+    assert main(args + ["--time-major"]) == 1
+    assert "--gate-nonlinearity" in capsys.readouterr().err   # the weights cannot tell
+    facts = ["--time-major", "--gate-nonlinearity", "sigmoid", "--update-nonlinearity", "relu"]
+    assert main(args + facts) == 1
+    assert "layout='torch'" in capsys.readouterr().err        # W [8, 8], U [8, 8]: either layout
+    assert main(args + facts + ["--layout", "torch"]) == 0, capsys.readouterr().err
+    close(fastseq.load(tmp_path / "g.fsq")(x)[0], ref)
+    wrapper = perturb(rnn.FastGRNN(5, 9, update_nonlinearity="sigmoid"), 11)
+    torch.save(wrapper, tmp_path / "wrapper.pt")
+    assert main(["convert", str(tmp_path / "wrapper.pt"), str(tmp_path / "w.fsq")]) == 1
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "wrapper.pt"), str(tmp_path / "w.fsq"), "--trust-pickle"]) == 0
+    x = inputs(5, True)
+    close(fastseq.load(tmp_path / "w.fsq")(x)[0], run_edgeml(wrapper, x, True))

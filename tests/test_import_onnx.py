@@ -148,6 +148,13 @@ def test_what_fastseq_cannot_represent_is_named(attrs, message):
         fastseq.from_onnx(model)
 
 
+def test_weights_of_the_wrong_size_are_refused():
+    model = recurrent_model("RNN")
+    model.graph.node[-1].op_type = "GRU"   # W [1, H, I] for a GRU, whose W is [1, 3H, I]
+    with pytest.raises(ValueError, match="GRU node.*do not fit"):
+        fastseq.from_onnx(model)
+
+
 def test_unconnected_nodes_come_back_as_a_list_in_graph_order():
     a = recurrent_model("LSTM", seed=1)
     b = recurrent_model("GRU", seed=2, linear_before_reset=1)
@@ -211,3 +218,33 @@ def test_convert_command_takes_onnx(tmp_path):
     x = x_input()
     y_ref = run_ort(model, {"X": x})[0]
     close(fastseq.load(tmp_path / "m.fsq")(x)[0], y_ref.transpose(0, 2, 1, 3).reshape(T, B, 2 * H))
+
+
+def test_import_fastseq_loads_no_framework():
+    import subprocess
+    import sys
+    code = ("import sys, fastseq, fastseq.convert; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'onnx', 'onnxruntime', 'keras', "
+            "'onnxscript', 'edgeml_pytorch'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "[]"
+
+
+def test_convert_command_picks_one_of_several_nodes(tmp_path, capsys):
+    from fastseq.cli import main
+    a = recurrent_model("GRU", seed=3, linear_before_reset=1)
+    a.graph.node[-1].name = "first"
+    extra = helper.make_node("RNN", ["X", "W_rnn", "R_rnn"], ["Y2"], hidden_size=H, name="second")   # own weights
+    a.graph.node.append(extra)
+    a.graph.output.append(helper.make_tensor_value_info("Y2", TensorProto.FLOAT, None))
+    rng = np.random.default_rng(5)
+    a.graph.initializer.extend([
+        numpy_helper.from_array((0.4 * rng.standard_normal((1, H, I))).astype(np.float32), "W_rnn"),
+        numpy_helper.from_array((0.4 * rng.standard_normal((1, H, H))).astype(np.float32), "R_rnn")])
+    onnx.save(a, str(tmp_path / "two.onnx"))
+    assert main(["convert", str(tmp_path / "two.onnx"), str(tmp_path / "x.fsq")]) == 1
+    assert "'first', 'second'" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "two.onnx"), str(tmp_path / "x.fsq"), "--module", "second"]) == 0
+    x = x_input()
+    y2 = run_ort(a, {"X": x})[2]
+    close(fastseq.load(tmp_path / "x.fsq")(x)[0], y2[:, 0])

@@ -122,9 +122,13 @@ def _node_layer(g, node):
     W, R = weights["W"], weights["R"]
     D = 2 if bidirectional else 1
     H = H or R.shape[-1]
-    if W.ndim != 3 or W.shape[0] != D or R.shape != (D, W.shape[1], H):
+    G = {"LSTM": 4, "GRU": 3, "RNN": 1}[node.op_type]
+    if W.ndim != 3 or W.shape[:2] != (D, G * H) or R.shape != (D, G * H, H):
         raise ValueError(f"{_describe(node)}: W {W.shape} and R {R.shape} do not fit {D} direction(s) of "
-                         f"hidden_size {H}")
+                         f"{G} gates of hidden_size {H} (expected W [{D}, {G * H}, input], R [{D}, {G * H}, {H}])")
+    for label, shape in (("B", (D, 2 * G * H)), ("P", (D, 3 * H))):
+        if label in weights and weights[label].shape != shape:
+            raise ValueError(f"{_describe(node)}: {label}: expected shape {shape}, got {weights[label].shape}")
     for k, label in ((5, "initial_h"), (6, "initial_c")):
         name = _input(node, k)
         value = None if name is None else g.constant(name)
