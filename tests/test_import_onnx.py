@@ -248,3 +248,18 @@ def test_convert_command_picks_one_of_several_nodes(tmp_path, capsys):
     x = x_input()
     y2 = run_ort(a, {"X": x})[2]
     close(fastseq.load(tmp_path / "x.fsq")(x)[0], y2[:, 0])
+
+
+def test_batch_first_layout_attribute():
+    """layout=1 ([B, T, I] in, Y [B, T, D, H]): ONNX Runtime refuses it ("Batchwise recurrent
+    operations (layout == 1) are not supported"), so the reference is onnx's own evaluator."""
+    from onnx.reference import ReferenceEvaluator
+    model = recurrent_model("GRU", D=2, linear_before_reset=1, layout=1)
+    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("X", TensorProto.FLOAT, [B, T, I]))
+    x = np.ascontiguousarray(x_input().transpose(1, 0, 2))
+    y_ref, h_ref = ReferenceEvaluator(model).run(None, {"X": x})
+    layer = fastseq.from_onnx(model)
+    assert layer.batch_first
+    y, h_n = layer(x)
+    close(y, y_ref.reshape(B, T, 2 * H))
+    close(h_n, h_ref.transpose(1, 0, 2))
