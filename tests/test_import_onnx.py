@@ -214,7 +214,8 @@ def test_convert_command_takes_onnx(tmp_path):
     from fastseq.cli import main
     model = recurrent_model("LSTM", D=2, peephole=True)
     onnx.save(model, str(tmp_path / "m.onnx"))
-    assert main(["convert", str(tmp_path / "m.onnx"), str(tmp_path / "m.fsq")]) == 0
+    assert main(["convert", str(tmp_path / "m.onnx"), str(tmp_path / "m.fsq"), "--batch-first"]) == 1
+    assert main(["convert", str(tmp_path / "m.onnx"), str(tmp_path / "m.fsq"), "--time-major"]) == 0
     x = x_input()
     y_ref = run_ort(model, {"X": x})[0]
     close(fastseq.load(tmp_path / "m.fsq")(x)[0], y_ref.transpose(0, 2, 1, 3).reshape(T, B, 2 * H))

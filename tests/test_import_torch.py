@@ -196,4 +196,8 @@ def test_module_facts_are_checked_not_overridden(tmp_path):
     torch.save(nn.LSTM(3, 4, batch_first=True), tmp_path / "m.pt")
     with pytest.raises(ValueError, match="batch_first=False, but the module says batch_first=True"):
         from_checkpoint(tmp_path / "m.pt", batch_first=False)
-    assert from_checkpoint(tmp_path / "m.pt", batch_first=True).batch_first
+    with pytest.raises(ValueError, match="nonlinearity='relu': the module holds a LSTM, which has no such option"):
+        from_checkpoint(tmp_path / "m.pt", nonlinearity="relu")
+    with pytest.raises(ValueError, match="kind='GRU', but the module says kind='LSTM'"):
+        from_checkpoint(tmp_path / "m.pt", kind="GRU")
+    assert from_checkpoint(tmp_path / "m.pt", batch_first=True, hidden_size=4).batch_first

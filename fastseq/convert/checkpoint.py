@@ -194,8 +194,7 @@ def _from_module(root, module, facts):
     reference = named[name] if name else root
     if isinstance(layer, cells._Cell):
         layer, reference = cell_as_layer(layer), None   # a cell's forward is one step: no check
-    if facts.batch_first is not None and facts.batch_first != layer.batch_first:
-        raise ValueError(f"batch_first={facts.batch_first}, but the module says batch_first={layer.batch_first}")
+    _agrees(layer, facts, "the module")
     return Converted(layer, f"module {name!r}" if name else "", [], reference)
 
 
@@ -287,8 +286,7 @@ def _checked(cfg, f):
 
 
 def _from_arrays(arrays, prefix, f):
-    if any(_TENSOR_KEY.match(k) for k in arrays) or prefix is not None and any(
-            _TENSOR_KEY.match(k[len(prefix):]) for k in arrays if k.startswith(prefix)):
+    if any(_TENSOR_KEY.match(k) for k in arrays):
         prefix, sd, ignored = _select(arrays, prefix, _TENSOR_KEY, "'weight_ih_l0'")
         kind, cfg = _sequence_config(sd, f)
         cfg = _checked(cfg, f)
@@ -349,12 +347,13 @@ def load_checkpoint(path, *, module=None, prefix=None, trusted=False, **facts):
         raise ValueError(f"kind: expected one of {list(_KINDS)}, got {f.kind!r}")
     obj = read(path, trusted=trusted)
     kind_of = type(obj).__module__.split(".")[0]
-    if kind_of == "onnx":
-        from .onnx import from_onnx
-        return Converted(*_one(from_onnx(obj, names=True), module, "ONNX node"))
-    if kind_of == "keras":
+    if kind_of in ("onnx", "keras"):
         from .keras import from_keras
-        return Converted(*_one(from_keras(obj, names=True), module, "Keras layer"))
+        from .onnx import from_onnx
+        convert, what = (from_onnx, "ONNX node") if kind_of == "onnx" else (from_keras, "Keras layer")
+        layer, where = _one(convert(obj, names=True), module, what)
+        _agrees(layer, f, f"the {what}")
+        return Converted(layer, where)
     obj = _unwrap(obj)
     if isinstance(obj, dict):
         if module is not None:
@@ -363,6 +362,19 @@ def load_checkpoint(path, *, module=None, prefix=None, trusted=False, **facts):
             prefix = module + "."
         return _from_arrays(obj, prefix, f)
     return _from_module(obj, module, f)
+
+
+def _agrees(layer, f, source):
+    """Check the given facts against a layer whose file says them all (a module, an ONNX
+    or Keras model): a fact is a check there, never an override."""
+    config = {"kind": type(layer).__name__, **layer.config()}
+    for key, given in vars(f).items():
+        if given is None or key == "layout":
+            continue
+        if key not in config:
+            raise ValueError(f"{key}={given!r}: {source} holds a {config['kind']}, which has no such option")
+        if config[key] != given:
+            raise ValueError(f"{key}={given!r}, but {source} says {key}={config[key]!r}")
 
 
 def _one(named, module, what):
