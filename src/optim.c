@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "rnn.h"
+#include "rnn_backward.h"
 
 /* Calls fn(model, layer, dir, param, offset, count) for every parameter in flat order. */
 typedef fs_status (*param_fn)(fs_rnn *m, int32_t l, int32_t d, fs_param q, float *flat, size_t n);
@@ -20,9 +21,8 @@ static fs_status each_param(fs_rnn *m, float *flat, size_t count, param_fn fn) {
     for (int32_t l = 0; l < m->cfg.num_layers; l++)
         for (int32_t d = 0; d < (int32_t)m->dirs; d++)
             for (int q = 0; q < FS_PARAM_COUNT; q++) {
-                if (!m->units[(size_t)l * m->dirs + (size_t)d].raw[q]) continue;
                 size_t rows = 0, cols = 0;
-                if ((st = fs_rnn_param_shape(m, l, d, (fs_param)q, &rows, &cols)) != FS_OK) return st;
+                if (!fs__param_shape(m, (size_t)l, (size_t)d, (fs_param)q, &rows, &cols)) continue;
                 if ((st = fn(m, l, d, (fs_param)q, flat + off, rows * cols)) != FS_OK) return st;
                 off += rows * cols;
             }

@@ -252,6 +252,7 @@ static void fs_fastgrnn_cell__avx2(size_t m, int gate_act, int update_act, const
 
 void fs__kernels_init_avx2(fs_kernels *k) {
     k->gemm = fs_f32_gemm_packed__avx2;
+    k->panel_gates = 2; /* a 6 x 2 register tile, whole cache lines per pass */
     k->rnn_cell = fs_rnn_cell__avx2;
     k->lstm_cell = fs_lstm_cell__avx2;
     k->gru_cell = fs_gru_cell__avx2;

@@ -348,4 +348,5 @@ static void fs_f32_gemm_packed__avx512(size_t m, size_t k, const float *a, size_
 
 void fs__kernels_init_avx512(fs_kernels *k) {
     k->gemm = fs_f32_gemm_packed__avx512;
+    k->panel_gates = 4; /* two zmm per k-row */
 }

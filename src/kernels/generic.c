@@ -136,6 +136,7 @@ static void fs_fastgrnn_cell__generic(size_t m, int gate_act, int update_act, co
 
 void fs__kernels_init_generic(fs_kernels *k) {
     k->gemm = fs_f32_gemm_packed__generic;
+    k->panel_gates = 2;
     k->rnn_cell = fs_rnn_cell__generic;
     k->lstm_cell = fs_lstm_cell__generic;
     k->gru_cell = fs_gru_cell__generic;
