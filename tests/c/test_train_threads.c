@@ -96,6 +96,31 @@ static void check_config(fs_rnn_config cfg, const char *name) {
     fs_rnn_free(m);
 }
 
+/* SGD and Adam over arrays long enough to run on threads: the same bits for 1, 2 and 3. */
+static void check_optimizers(void) {
+    enum { N = 100003 };
+    float *p0 = alloc_f(N), *g = alloc_f(N), *out[3][5]; /* params SGD, Adam; velocity; m, v */
+    for (size_t i = 0; i < N; i++) p0[i] = frand(), g[i] = frand();
+    for (int t = 0; t < 3; t++) {
+        CHECK_STATUS(fs_set_num_threads(t + 1), FS_OK);
+        for (int q = 0; q < 5; q++) out[t][q] = alloc_f(N);
+        memcpy(out[t][0], p0, N * sizeof(float));
+        memcpy(out[t][1], p0, N * sizeof(float));
+        for (int step = 1; step <= 3; step++) {
+            CHECK_STATUS(fs_sgd_step(out[t][0], g, out[t][2], N, 0.1f, 0.9f, 0.01f), FS_OK);
+            CHECK_STATUS(fs_adam_step(out[t][1], g, out[t][3], out[t][4], N, step, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f),
+                         FS_OK);
+        }
+        if (t > 0)
+            CHECK(!memcmp(out[t][0], out[0][0], N * sizeof(float)) && !memcmp(out[t][1], out[0][1], N * sizeof(float)),
+                  "optimizer steps on %d threads differ from 1 thread's", t + 1);
+    }
+    for (int t = 0; t < 3; t++)
+        for (int q = 0; q < 5; q++) free(out[t][q]);
+    CHECK_STATUS(fs_set_num_threads(0), FS_OK);
+    free(p0), free(g);
+}
+
 int main(void) {
     const fs_isa start = fs_active_isa();
     fs_rnn_config base = {0};
@@ -116,6 +141,7 @@ int main(void) {
     c = base, c.cell = FS_CELL_FASTGRNN, c.w_rank = 9, c.u_rank = 17;
     check_config(c, "FastGRNN low rank");
     fs_set_isa(start);
+    check_optimizers();
     printf("test_train_threads: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures != 0;
 }
