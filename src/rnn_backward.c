@@ -277,6 +277,12 @@ void fs_rnn_tape_free(fs_rnn_tape *tape) {
     if (tape && tape->owned) fs__free(tape);
 }
 
+/* Worker id's share [*lo, *hi) of [0, n). */
+static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
+    *lo = n * (size_t)id / (size_t)nth;
+    *hi = n * (size_t)(id + 1) / (size_t)nth;
+}
+
 /* ---- shared helpers ------------------------------------------------------------------ */
 
 static size_t row_of(const tplan *p, size_t t, size_t b) { return p->batch_first ? b * p->T + t : t * p->B + b; }
@@ -320,16 +326,6 @@ static void step_to_panels(const float *src, size_t B, size_t cols, size_t ld, s
     }
 }
 
-/* out[m][cols_w] = a[m][N] (row stride lda) times the panels pk of a [N][cols]
- * matrix, one kernel call per panel: the kernel's row loop then runs inside a
- * panel, which stays in cache while the long A rows stream (N is T*B: the
- * kernel's own order, panels inside row chunks, would stream all of pk per chunk). */
-static void gemm_panels(const fs_kernels *k, size_t m, size_t N, const float *a, size_t lda,
-                        const float *pk, size_t cols, size_t g, float *out) {
-    const size_t W = g * FS_NB, cols_w = (cols + W - 1) / W * W;
-    for (size_t jb = 0; jb < cols_w / W; jb++)
-        k->gemm(m, N, a, lda, pk + jb * N * W, g, 1, NULL, out + jb * W, cols_w);
-}
 
 /* Where row (t, b) of an [N][*] array lies: x's row layout, or (by_step) the
  * step order of direction dir (the h history: t = T - 1 - s when reversed). */
@@ -346,8 +342,10 @@ static size_t row_at(const tplan *p, rowmap r, size_t t, size_t b) {
  * time-major columns: dst[c][t*B + b] = src[row (t, b)][c], 16 x 16 tiles; with `ones`,
  * one more row dst[cols][*] = 1 (a GEMM with it also sums over rows). The
  * weight-gradient GEMMs index rows this way, matching step_to_panels. */
-static void transpose_tm(const tplan *p, rowmap rm, const float *src, size_t cols, size_t ld, float *dst, int ones) {
+static void transpose_tm(const tplan *p, int nt, rowmap rm, const float *src, size_t cols, size_t ld, float *dst,
+                         int ones) {
     const size_t N = p->N;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t m0 = 0; m0 < N; m0 += 16) {
         const size_t m1 = m0 + 16 < N ? m0 + 16 : N;
         const float *rows[16];
@@ -480,8 +478,8 @@ static fs_status check_grad_args(const fs_rnn *m, const fs_grad_args *g, const t
 }
 
 /* From t = [dW^T; db] ([K + bias][ldt], a GEMM's output): dw[r][c] += t[c][r]
- * for rows r0 <= r < r1 of dw ([*][K]), c < K; db[r] += t[K][r] for r < nb when db. */
-static void add_transposed(float *dw, size_t r0, size_t r1, float *db, size_t nb, const float *t,
+ * for rows r0 <= r < r1 of dw ([*][K]), c < K; db[r] += t[K][r] for b0 <= r < b1 when db. */
+static void add_transposed(float *dw, size_t r0, size_t r1, float *db, size_t b0, size_t b1, const float *t,
                            size_t K, size_t ldt) {
     for (size_t a0 = r0; a0 < r1; a0 += 16)
         for (size_t c0 = 0; c0 < K; c0 += 16) {
@@ -490,20 +488,47 @@ static void add_transposed(float *dw, size_t r0, size_t r1, float *db, size_t nb
                 for (size_t c = c0; c < c1; c++) dw[r * K + c] += t[c * ldt + r];
         }
     if (db)
-        for (size_t r = 0; r < nb; r++) db[r] += t[K * ldt + r];
+        for (size_t r = b0; r < b1; r++) db[r] += t[K * ldt + r];
 }
 
 /* A weight's gradient from all rows at once: rows [r0, r1) of dw ([*][K]) +=
- * (op^T dG)^T and, with `ones`, db[0, cols) += the column sums of dG. opT: the
- * operand transposed, time-major ([K][N], then a ones row); pg: dG's panels
- * ([N][cols], panel_g of cols). */
-static void weight_grad(const fs_kernels *k, size_t N, const float *opT, size_t K, int ones,
-                        const float *pg, size_t cols, float *tmp, float *dw, size_t r0, size_t r1,
-                        float *db) {
-    size_t g;
-    const size_t w = panel_w(k->panel_gates, cols, &g);
-    gemm_panels(k, K + (size_t)(ones != 0), N, opT, N, pg, cols, g, tmp);
-    add_transposed(dw, r0, r1, ones ? db : NULL, cols, tmp, K, w);
+ * (op^T dG)^T and, with `ones`, db[0, cols) += the column sums of dG. opT: the operand transposed, time-major ([K][N], then a
+ * ones row); pg: dG's panels ([N][cols], panel_g of cols). One kernel call per
+ * panel: its row loop then runs inside a panel, which stays in cache while the
+ * long A rows stream (N is T*B; the kernel's own order, panels inside row
+ * chunks, would stream all of pg per chunk). Threads split the panels: each
+ * column of the result is one whole reduction over N, whatever the count. */
+typedef struct wgrad {
+    const fs_kernels *k;
+    size_t N, K, cols, r0, r1, g, w;
+    int ones;
+    const float *opT, *pg;
+    float *tmp, *dw, *db;
+} wgrad;
+
+static void wgrad_part(const wgrad *a, int id, int nth) {
+    const size_t W = a->g * FS_NB, K1 = a->K + (size_t)(a->ones != 0);
+    size_t q0, q1;
+    split(a->w / W, nth, id, &q0, &q1);
+    for (size_t q = q0; q < q1; q++) a->k->gemm(K1, a->N, a->opT, a->N, a->pg + q * a->N * W, a->g, 1, NULL, a->tmp + q * W, a->w);
+    const size_t lo = q0 * W > a->r0 ? q0 * W : a->r0, hi = q1 * W < a->r1 ? q1 * W : a->r1;
+    const size_t bhi = q1 * W < a->cols ? q1 * W : a->cols;
+    add_transposed(a->dw, lo, hi > lo ? hi : lo, a->ones ? a->db : NULL, q0 * W, bhi > q0 * W ? bhi : q0 * W, a->tmp,
+                   a->K, a->w);
+}
+
+static void weight_grad(const fs_kernels *k, int nt, size_t N, const float *opT, size_t K, int ones,
+                        const float *pg, size_t cols, float *tmp, float *dw, size_t r0, size_t r1, float *db) {
+    wgrad a = {.k = k, .N = N, .K = K, .cols = cols, .r0 = r0, .r1 = r1, .ones = ones, .opT = opT, .pg = pg,
+               .tmp = tmp, .dw = dw, .db = db};
+    a.w = panel_w(k->panel_gates, cols, &a.g);
+    if (nt > (int)(a.w / (a.g * FS_NB))) nt = (int)(a.w / (a.g * FS_NB));
+    if (nt <= 1) {
+        wgrad_part(&a, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        wgrad_part(&a, FS_THREAD_ID(), FS_THREAD_COUNT());
+    }
 }
 
 /* One side of the gate pre-activations (rows [0, out) of dG): the input map
@@ -565,7 +590,7 @@ static size_t side_step(const fs_kernels *k, const side *s, size_t B, const floa
 /* After the time loop: the side's weight (and bias) gradients into gp. opT: the
  * operand transposed (weight_grad), with a ones row when tbias; op: its N rows
  * (row stride ldop, where rm says); pg: dG's panels ([N][cols]). */
-static fs_status side_weights(const fs_rnn *m, const fs_kernels *k, const tplan *p, const side *s,
+static fs_status side_weights(const fs_rnn *m, const fs_kernels *k, int nt, const tplan *p, const side *s,
                               size_t l, size_t d, const float *opT, const float *op, size_t ldop, rowmap rm,
                               const float *pg, size_t cols, float *tmp, float *gp) {
     size_t o_w = 0, o_b = 0, o_a = 0;
@@ -573,7 +598,7 @@ static fs_status side_weights(const fs_rnn *m, const fs_kernels *k, const tplan 
     if (!s->rank) {
         if ((st = param_offset(m, l, d, s->q_w, &o_w, NULL)) != FS_OK) return st;
         if (p->tbias && (st = param_offset(m, l, d, s->q_bias, &o_b, NULL)) != FS_OK) return st;
-        weight_grad(k, p->N, opT, s->K, p->tbias, pg, cols, tmp, gp + o_w, 0, s->out, gp + o_b);
+        weight_grad(k, nt, p->N, opT, s->K, p->tbias, pg, cols, tmp, gp + o_w, 0, s->out, gp + o_b);
         return FS_OK;
     }
     if ((st = param_offset(m, l, d, s->q_a, &o_a, NULL)) != FS_OK) return st;
@@ -583,10 +608,140 @@ static fs_status side_weights(const fs_rnn *m, const fs_kernels *k, const tplan 
     panel_w(k->panel_gates, s->rank, &rg);
     /* mid = op W_a^T, then d W_b = dG^T mid and d W_a = d mid^T op */
     k->gemm(p->N, s->K, op, ldop, s->a, 1, rp / FS_NB, NULL, s->midrow, rp);
-    transpose_tm(p, rm, s->midrow, s->rank, rp, s->midt, 0);
-    weight_grad(k, p->N, s->midt, s->rank, 0, pg, cols, tmp, gp + o_b, 0, s->out, NULL);
-    weight_grad(k, p->N, opT, s->K, 0, s->pmid, s->rank, tmp, gp + o_a, 0, s->rank, NULL);
+    transpose_tm(p, nt, rm, s->midrow, s->rank, rp, s->midt, 0);
+    weight_grad(k, nt, p->N, s->midt, s->rank, 0, pg, cols, tmp, gp + o_b, 0, s->out, NULL);
+    weight_grad(k, nt, p->N, opT, s->K, 0, s->pmid, s->rank, tmp, gp + o_a, 0, s->rank, NULL);
     return FS_OK;
+}
+
+/* Threads for a unit's time loop: a step costs the two transposed products
+ * (dgates W_hh, dgates W_ih) over B rows; split like the forward's steps. */
+static int steps_threads(const tplan *p, int threads, size_t in_f) {
+    const double flops = 2.0 * (double)p->B * (double)p->GH * (double)(p->R + in_f);
+    return fs__threads_for(threads, flops, p->B > p->GH / FS_NB ? p->B : p->GH / FS_NB);
+}
+
+/* Threads for the weight-gradient GEMMs after a time loop (and the transposes
+ * of their operands): one reduction over all T*B rows per column. */
+static int weights_threads(const tplan *p, int threads) {
+    return fs__threads_for(threads, 2.0 * (double)p->N * (double)p->GH * (double)p->H, p->GH / FS_NB);
+}
+
+/* What the workers of one unit's time loop share (see backward_unit). */
+typedef struct steps_job {
+    const tplan *p;
+    const fs_kernels *k;
+    const fs_cell_train *ct;
+    const fs_cell_params *cp;
+    const side *sx, *sh;
+    int kind;
+    size_t d;
+    const int32_t *len;
+    const float *hist, *gxr, *accr, *cprev, *hnr, *dout;
+    float *act, *work, *rh, *sg, *sgh, *pg, *pgh, *dh, *dc, *dtmp, *xtmp, *extra, *pwhr, *dm, *dhp, *pdh, *dx;
+    size_t in_f, ldgx, ldacc, mw, mg, pgr, gg;
+    int want_w, run_x;
+} steps_job;
+
+/* Rows [b0, b1) of step s: dh += dy, the projection's dm, then each row's
+ * record and backward cell kernels into its dgates (and their panels). */
+static void step_rows(const steps_job *j, size_t s, size_t b0, size_t b1) {
+    const tplan *p = j->p;
+    const fs_kernels *k = j->k;
+    const size_t T = p->T, B = p->B, H = p->H, R = p->R, N = p->N, GH = p->GH, S = p->S, E = p->E;
+    const size_t P = p->P, hp = p->hp, rp = p->rp, d = j->d, t = d ? T - 1 - s : s, nb = b1 - b0;
+    const int sp = j->ct->split_dgh;
+    if (b1 <= b0) return;
+    if (j->dout)
+        for (size_t b = b0; b < b1; b++) {
+            if (!active(j->len, t, b)) continue;
+            const float *dy = j->dout + row_of(p, t, b) * p->DR + d * R;
+            for (size_t c = 0; c < R; c++) j->dh[b * R + c] += dy[c];
+        }
+    if (P) { /* dm = dh W_hr over active rows; dh's rows kept for d W_hr */
+        for (size_t b = b0; b < b1; b++) {
+            if (active(j->len, t, b)) memcpy(j->dhp + b * R, j->dh + b * R, R * sizeof(float));
+            else memset(j->dhp + b * R, 0, R * sizeof(float));
+        }
+        k->gemm(nb, P, j->dhp + b0 * R, R, j->pwhr, j->mg, j->mw / (j->mg * FS_NB), NULL, j->dm + b0 * j->mw, j->mw);
+        if (j->want_w) step_to_panels(j->dhp + b0 * R, nb, P, R, j->pgr, j->pdh, N, t * B + b0);
+    }
+    for (size_t b = b0; b < b1; b++) {
+        const size_t n = row_of(p, t, b);
+        float *sgb = j->sg + b * GH, *sghb = j->sgh + b * GH;
+        if (!active(j->len, t, b)) { /* a finished sequence: zero dgates, dh and dc pass */
+            memset(sgb, 0, GH * sizeof(float));
+            if (sp) memset(sghb, 0, GH * sizeof(float));
+            continue;
+        }
+        const float *hb = j->hist + (s * B + b) * rp, *cb = j->cprev ? j->cprev + n * hp : NULL;
+        float *ab = j->act + b * S * H;
+        k->cell_record[j->kind](H, j->cp, j->gxr + n * j->ldgx, j->accr + n * j->ldacc,
+                                j->hnr ? j->hnr + n * hp : NULL, hb, cb, ab);
+        if (j->hnr) memcpy(j->rh + n * H, ab + (size_t)j->ct->mid_slot * H, H * sizeof(float));
+        k->cell_backward[j->kind](H, j->cp, ab, hb, cb, P ? j->dm + b * j->mw : j->dh + b * R, j->dc + b * H, sgb,
+                                  sghb, j->extra + b * E, j->work + b * 2 * hp);
+        if (P) memset(j->dh + b * R, 0, R * sizeof(float)); /* an LSTM's h feeds only W_hh */
+    }
+    if (j->want_w) {
+        step_to_panels(j->sg + b0 * GH, nb, GH, GH, j->gg, j->pg, N, t * B + b0);
+        if (sp) step_to_panels(j->sgh + b0 * GH, nb, GH, GH, j->gg, j->pgh, N, t * B + b0);
+    }
+}
+
+/* Output panels [q0, q1) (W = 8*g columns each) of dG W for a full-rank side:
+ * out[b][q*W ..] for all B rows (finished rows carry zero dgates). */
+static void side_cols(const fs_kernels *k, const side *sd, size_t B, const float *dg, size_t ldg, float *out,
+                      size_t q0, size_t q1, size_t *w_out) {
+    size_t g;
+    const size_t w = panel_w(k->panel_gates, sd->K, &g), W = g * FS_NB;
+    if (q1 > q0) k->gemm(B, sd->out, dg, ldg, sd->pk_w + q0 * sd->out * W, g, q1 - q0, NULL, out + q0 * W, w);
+    *w_out = w;
+}
+
+/* Worker id of nth over the unit's steps, last first: rows of the step (cells),
+ * a barrier, then columns of the transposed products (dh += dgh W_hh, the
+ * layer input's dx = dgx W_ih), a barrier. One worker runs whole sides
+ * (side_step: low rank too). Every element is written by one worker in a
+ * fixed order: the same bits for any count. */
+static void steps_worker(const steps_job *j, int id, int nth) {
+    const tplan *p = j->p;
+    const fs_kernels *k = j->k;
+    const size_t T = p->T, B = p->B, R = p->R, N = p->N, GH = p->GH, in_f = j->in_f, d = j->d;
+    size_t b0, b1;
+    split(B, nth, id, &b0, &b1);
+    for (size_t s = T; s-- > 0;) {
+        const size_t t = d ? T - 1 - s : s;
+        step_rows(j, s, b0, b1);
+        FS_BARRIER(nth);
+        size_t ldo, ldx = 0, c0 = 0, c1 = R, x0 = 0, x1 = in_f;
+        if (nth == 1) {
+            ldo = side_step(k, j->sh, B, j->sgh, GH, j->dtmp, N, t * B, j->want_w);
+            if (j->run_x) ldx = side_step(k, j->sx, B, j->sg, GH, j->dx ? j->xtmp : NULL, N, t * B, j->want_w);
+        } else { /* full rank: panels of output columns */
+            size_t g, q0, q1;
+            const size_t W = (panel_w(k->panel_gates, j->sh->K, &g), g * FS_NB);
+            split((R + W - 1) / W, nth, id, &q0, &q1);
+            side_cols(k, j->sh, B, j->sgh, GH, j->dtmp, q0, q1, &ldo);
+            c0 = q0 * W, c1 = q1 * W < R ? q1 * W : R;
+            if (j->dx) {
+                const size_t WX = (panel_w(k->panel_gates, in_f, &g), g * FS_NB);
+                split((in_f + WX - 1) / WX, nth, id, &q0, &q1);
+                side_cols(k, j->sx, B, j->sg, GH, j->xtmp, q0, q1, &ldx);
+                x0 = q0 * WX, x1 = q1 * WX < in_f ? q1 * WX : in_f;
+            }
+        }
+        for (size_t b = 0; b < B; b++)
+            for (size_t c = c0; c < c1; c++) j->dh[b * R + c] += j->dtmp[b * ldo + c];
+        for (size_t b = 0; j->dx && b < B; b++) { /* the first direction sets dx, the second adds */
+            float *row = j->dx + row_of(p, t, b) * in_f;
+            const float *src = j->xtmp + b * ldx;
+            if (d == 0) memcpy(row + x0, src + x0, (x1 > x0 ? x1 - x0 : 0) * sizeof(float));
+            else
+                for (size_t c = x0; c < x1; c++) row[c] += src[c];
+        }
+        FS_BARRIER(nth);
+    }
 }
 
 /* Layer l, direction d: the time loop, then its parameter gradients. Per step,
@@ -596,13 +751,13 @@ static fs_status side_weights(const fs_rnn *m, const fs_kernels *k, const tplan 
  * the weight-gradient GEMMs after the loop. With a projection dh (R wide) first
  * becomes dm = dh W_hr, the cell's dh. x: the layer input (rows); the tape's xt
  * holds it transposed (time-major, ones row when the model has torch biases). */
-static fs_status backward_unit(const fs_rnn *m, const fs_kernels *k, const fs_cell_train *ct, fs_rnn_tape *tp,
-                               size_t l, size_t d, const float *x, const float *dout, float *dx,
+static fs_status backward_unit(const fs_rnn *m, const fs_kernels *k, int threads, const fs_cell_train *ct,
+                               fs_rnn_tape *tp, size_t l, size_t d, const float *x, const float *dout, float *dx,
                                const fs_grad_args *g) {
     const tplan *p = &tp->p;
     const fs_rnn_unit *u = &m->units[l * p->D + d];
-    const size_t ui = l * p->D + d, T = p->T, B = p->B, H = p->H, R = p->R, N = p->N, GH = p->GH;
-    const size_t S = p->S, P = p->P, E = p->E, in_f = u->in_size, sp = ct->split_dgh, hp = p->hp, rp = p->rp;
+    const size_t ui = l * p->D + d, B = p->B, H = p->H, R = p->R, N = p->N, GH = p->GH;
+    const size_t P = p->P, E = p->E, in_f = u->in_size, sp = ct->split_dgh, hp = p->hp, rp = p->rp;
     const size_t ldgx = p->G * hp, ldacc = m->gh * hp;
     const int want_w = g->grad_params != NULL, kind = fs__cell_train_kind(m);
     const fs_cell_params cp = fs__cell_params(m, u);
@@ -637,75 +792,41 @@ static fs_status backward_unit(const fs_rnn *m, const fs_kernels *k, const fs_ce
     else memset(dc, 0, B * H * sizeof(float));
     memset(extra, 0, B * E * sizeof(float));
 
-    for (size_t s = T; s-- > 0;) {
-        const size_t t = d ? T - 1 - s : s;
-        if (dout)
-            for (size_t b = 0; b < B; b++) {
-                if (!active(len, t, b)) continue;
-                const float *dy = dout + row_of(p, t, b) * p->DR + d * R;
-                for (size_t j = 0; j < R; j++) dh[b * R + j] += dy[j];
-            }
-        if (P) { /* dm = dh W_hr over active rows; dh's rows kept for d W_hr */
-            for (size_t b = 0; b < B; b++) {
-                if (active(len, t, b)) memcpy(dhp + b * R, dh + b * R, R * sizeof(float));
-                else memset(dhp + b * R, 0, R * sizeof(float));
-            }
-            k->gemm(B, P, dhp, R, pwhr, mg, mw / (mg * FS_NB), NULL, dm, mw);
-            if (want_w) step_to_panels(dhp, B, P, R, pgr, pdh, N, t * B);
-        }
-        for (size_t b = 0; b < B; b++) {
-            const size_t n = row_of(p, t, b);
-            if (!active(len, t, b)) { /* a finished sequence: zero dgates, dh and dc pass */
-                memset(sg + b * GH, 0, GH * sizeof(float));
-                if (sp) memset(sgh + b * GH, 0, GH * sizeof(float));
-                continue;
-            }
-            const float *hb = hist + (s * B + b) * rp, *cb = cprev ? cprev + n * hp : NULL;
-            float *ab = act + b * S * H;
-            k->cell_record[kind](H, &cp, gxr + n * ldgx, accr + n * ldacc, hnr ? hnr + n * hp : NULL, hb, cb, ab);
-            if (hnr) memcpy(rh + n * H, ab + (size_t)ct->mid_slot * H, H * sizeof(float));
-            k->cell_backward[kind](H, &cp, ab, hb, cb, P ? dm + b * mw : dh + b * R, dc + b * H, sg + b * GH,
-                                   sgh + b * GH, extra + b * E, work + b * 2 * hp);
-            if (P) memset(dh + b * R, 0, R * sizeof(float)); /* an LSTM's h feeds only W_hh */
-        }
-        /* dh += dgh W_hh for all B rows at once (finished rows carry zero dgates) */
-        const size_t ldo = side_step(k, &sh, B, sgh, GH, dtmp, N, t * B, want_w);
-        for (size_t b = 0; b < B; b++)
-            for (size_t j = 0; j < R; j++) dh[b * R + j] += dtmp[b * ldo + j];
-        if (run_x) { /* the first direction sets dx, the second adds */
-            const size_t ldx = side_step(k, &sx, B, sg, GH, dx ? xtmp : NULL, N, t * B, want_w);
-            for (size_t b = 0; dx && b < B; b++) {
-                float *row = dx + row_of(p, t, b) * in_f;
-                const float *src = xtmp + b * ldx;
-                if (d == 0) memcpy(row, src, in_f * sizeof(float));
-                else
-                    for (size_t j = 0; j < in_f; j++) row[j] += src[j];
-            }
-        }
-        if (want_w) {
-            step_to_panels(sg, B, GH, GH, gg, pg, N, t * B);
-            if (sp) step_to_panels(sgh, B, GH, GH, gg, pgh, N, t * B);
-        }
+    const int wt = weights_threads(p, threads);
+    const steps_job j = {
+        .p = p, .k = k, .ct = ct, .cp = &cp, .sx = &sx, .sh = &sh, .kind = kind, .d = d, .len = len,
+        .hist = hist, .gxr = gxr, .accr = accr, .cprev = cprev, .hnr = hnr, .dout = dout, .act = act,
+        .work = work, .rh = rh, .sg = sg, .sgh = sgh, .pg = pg, .pgh = pgh, .dh = dh, .dc = dc, .dtmp = dtmp,
+        .xtmp = xtmp, .extra = extra, .pwhr = pwhr, .dm = dm, .dhp = dhp, .pdh = pdh, .dx = dx, .in_f = in_f,
+        .ldgx = ldgx, .ldacc = ldacc, .mw = mw, .mg = mg, .pgr = pgr, .gg = gg, .want_w = want_w, .run_x = run_x,
+    };
+    /* low-rank maps run their two products back to back: one thread */
+    const int nt = sx.rank || sh.rank ? 1 : steps_threads(p, threads, in_f);
+    if (nt == 1) {
+        steps_worker(&j, 0, 1);
+    } else {
+#pragma omp parallel num_threads(nt)
+        steps_worker(&j, FS_THREAD_ID(), FS_THREAD_COUNT());
     }
     if (g->grad_h0) memcpy(g->grad_h0 + ui * B * R, dh, B * R * sizeof(float));
     if (g->grad_c0) memcpy(g->grad_c0 + ui * B * H, dc, B * H * sizeof(float));
 
     if (!want_w) return FS_OK;
     float *gp = g->grad_params, *ht = ws + p->ht_off;
-    fs_status st = side_weights(m, k, p, &sx, l, d, ws + p->xt_off, x, in_f, XROWS, pg, GH, tmp, gp);
+    fs_status st = side_weights(m, k, wt, p, &sx, l, d, ws + p->xt_off, x, in_f, XROWS, pg, GH, tmp, gp);
     if (st != FS_OK) return st;
-    transpose_tm(p, hrows, hist, R, rp, ht, p->tbias);
-    if ((st = side_weights(m, k, p, &sh, l, d, ht, hist, rp, hrows, pgh, GH, tmp, gp)) != FS_OK) return st;
+    transpose_tm(p, wt, hrows, hist, R, rp, ht, p->tbias);
+    if ((st = side_weights(m, k, wt, p, &sh, l, d, ht, hist, rp, hrows, pgh, GH, tmp, gp)) != FS_OK) return st;
     size_t off;
     if (ct->mid_slot >= 0) { /* reset-before GRU: d W_hn = dn^T (r h) */
         if ((st = param_offset(m, l, d, FS_PARAM_WEIGHT_HH, &off, NULL)) != FS_OK) return st;
-        transpose_tm(p, XROWS, rh, H, H, ht, 0);
-        weight_grad(k, N, ht, H, 0, pg, GH, tmp, gp + off, p->KH, GH, NULL);
+        transpose_tm(p, wt, XROWS, rh, H, H, ht, 0);
+        weight_grad(k, wt, N, ht, H, 0, pg, GH, tmp, gp + off, p->KH, GH, NULL);
     }
     if (P) { /* d W_hr = dh^T m */
         if ((st = param_offset(m, l, d, FS_PARAM_WEIGHT_HR, &off, NULL)) != FS_OK) return st;
-        transpose_tm(p, XROWS, ws + p->mid_off + ui * p->c_unit, H, hp, ht, 0);
-        weight_grad(k, N, ht, H, 0, pdh, P, tmp, gp + off, 0, P, NULL);
+        transpose_tm(p, wt, XROWS, ws + p->mid_off + ui * p->c_unit, H, hp, ht, 0);
+        weight_grad(k, wt, N, ht, H, 0, pdh, P, tmp, gp + off, 0, P, NULL);
     }
     for (size_t b = 1; b < B; b++) /* the rows' sums, in row order: any split of rows gives these bits */
         for (size_t j = 0; j < E; j++) extra[j] += extra[b * E + j];
@@ -731,7 +852,8 @@ fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_
     const tplan *p = &tape->p;
     if ((st = check_grad_args(model, args, p, n_params)) != FS_OK) return st;
     const fs_cell_train *ct = fs__cell_train(model);
-    const fs_kernels *k = fs__kernels(); /* read once */
+    const fs_kernels *k = fs__kernels(); /* read once, as the thread count */
+    const int threads = fs__max_threads();
     float *ws = tape->data;
     const size_t N = p->N, DR = p->DR;
     if (args->grad_params && !args->accumulate) memset(args->grad_params, 0, n_params * sizeof(float));
@@ -741,9 +863,9 @@ fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_
         const float *x = l ? ws + p->y_off + (l - 1) * N * DR : ws + p->x_off;
         const float *dout = l + 1 == p->L ? args->grad_y : ws + p->dbuf_off[l % 2];
         float *dx = l ? ws + p->dbuf_off[(l - 1) % 2] : args->grad_x;
-        if (args->grad_params) transpose_tm(p, XROWS, x, in_f, in_f, ws + p->xt_off, p->tbias);
+        if (args->grad_params) transpose_tm(p, weights_threads(p, threads), XROWS, x, in_f, in_f, ws + p->xt_off, p->tbias);
         for (size_t d = 0; d < p->D; d++)
-            if ((st = backward_unit(model, k, ct, tape, l, d, x, dout, dx, args)) != FS_OK) return st;
+            if ((st = backward_unit(model, k, threads, ct, tape, l, d, x, dout, dx, args)) != FS_OK) return st;
     }
     return FS_OK;
 }
