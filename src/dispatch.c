@@ -36,16 +36,26 @@ static int cpu_has(fs_isa isa) {
     return 0;
 }
 
-/* BLIS style: the reference fills every slot, each level overrides what it improves. */
+/* BLIS style: the reference fills every slot, each level overrides what it
+ * improves (kernels.h: one filler per kernel file). */
 static void fill(fs_isa isa, fs_kernels *k) {
     memset(k, 0, sizeof *k); /* the fused batch-1 steps stay NULL where a level has none */
-    fs__kernels_init_generic(k);
+    fs__gemm_init_generic(k);
+    fs__cells_init_generic(k);
     fs__train_cells_init_generic(k);
 #if defined(FS_HAVE_AVX2)
-    if (isa >= FS_ISA_AVX2) fs__kernels_init_avx2(k), fs__train_cells_init_avx2(k);
+    if (isa >= FS_ISA_AVX2) {
+        fs__gemm_init_avx2(k);
+        fs__cells_init_avx2(k);
+        fs__train_cells_init_avx2(k);
+    }
 #endif
 #if defined(FS_HAVE_AVX512)
-    if (isa >= FS_ISA_AVX512) fs__kernels_init_avx512(k), fs__cells_init_avx512(k), fs__step1_init_avx512(k);
+    if (isa >= FS_ISA_AVX512) {
+        fs__gemm_init_avx512(k);
+        fs__cells_init_avx512(k);
+        fs__step1_init_avx512(k);
+    }
 #endif
 }
 

@@ -17,6 +17,22 @@
 
 #define FS_NB 8
 
+/*
+ * Summation order: what makes every result independent of the thread count.
+ * An output element of a product (gemm, the fused batch-1 steps) is summed the
+ * same way whatever m, nblocks, the row's position or the code path that
+ * computes it, so any split of rows or blocks over threads gives the same
+ * bits. SIMD levels: S = FS_PARTIALS(g) partial sums for blocks of g gates;
+ * partial s takes the products of k = s, s + S, s + 2S, ... below k - k % S,
+ * in increasing k; partial 0 starts from the bias and then takes the k % S
+ * tail products in order; the result is ((p0 + p1) + p2) + p3 (S chains also
+ * keep a lone row, batch 1, from waiting on FMA latency). The generic level
+ * sums each element's products in order. Drivers split work only by rows or
+ * unit blocks, never along k; sums over rows (backward's extra parameters)
+ * run in row order after the split.
+ */
+#define FS_PARTIALS(g) ((g) == 1 ? 4 : 2)
+
 /* For the SIMD kernels' small helpers. */
 #define FS_INLINE static inline __attribute__((always_inline))
 
@@ -114,17 +130,21 @@ typedef struct fs_kernels {
 /* The table for the active ISA; initialised once on first use. */
 const fs_kernels *fs__kernels(void);
 
-/* Per-ISA fillers: each overrides the slots it improves (reference first). */
-void fs__kernels_init_generic(fs_kernels *k);
+/* The fillers, one per kernel file (kernels/<op>/<level>.c), called by
+ * dispatch.c in level order: generic fills every slot (BLIS style), each
+ * higher level overrides what it improves. */
+void fs__gemm_init_generic(fs_kernels *k);
+void fs__cells_init_generic(fs_kernels *k);
 void fs__train_cells_init_generic(fs_kernels *k);
 #if defined(FS_HAVE_AVX2)
-void fs__kernels_init_avx2(fs_kernels *k);
+void fs__gemm_init_avx2(fs_kernels *k);
+void fs__cells_init_avx2(fs_kernels *k);
 void fs__train_cells_init_avx2(fs_kernels *k);
 #endif
 #if defined(FS_HAVE_AVX512)
-void fs__kernels_init_avx512(fs_kernels *k); /* gemm; on top of avx2 */
-void fs__cells_init_avx512(fs_kernels *k);   /* the plain cells; peephole/coupled LSTM, FastGRNN stay avx2 */
-void fs__step1_init_avx512(fs_kernels *k);   /* the fused batch-1 steps */
+void fs__gemm_init_avx512(fs_kernels *k);
+void fs__cells_init_avx512(fs_kernels *k); /* the plain cells; peephole/coupled LSTM, FastGRNN, training stay avx2 */
+void fs__step1_init_avx512(fs_kernels *k); /* the fused batch-1 steps */
 #endif
 
 #endif /* FS_KERNELS_H */

@@ -1,11 +1,12 @@
 /* The backward steps of the trainable cells (kernels.h: fs_cell_backward_fn),
- * as plain C loops over the units of one row. Included by the generic and the
- * AVX2 training-cell files (the latter built with -mavx2 -mfma, where the
- * compiler vectorises the same loops): one source per cell, compiled once per ISA. FS_SUFFIX names the copy. The buffers of one
+ * as plain C loops over the units of one row. Included by train_generic.c and
+ * train_avx2.c (built with -mavx2 -mfma, where the compiler vectorises the
+ * same loops): one source per cell, compiled once per level. FS_SUFFIX names
+ * the copy. The buffers of one
  * call never overlap (restrict lets the loops vectorise; dgh is only touched by
  * cells with split_dgh, where it is a buffer of its own). */
 #ifndef FS_SUFFIX
-#error "define FS_SUFFIX before including train_cells_bwd.h"
+#error "define FS_SUFFIX before including backward_loops.h"
 #endif
 #define FS_CAT2(a, b) a##b
 #define FS_CAT(a, b) FS_CAT2(a, b)

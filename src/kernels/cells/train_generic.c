@@ -1,13 +1,13 @@
 /* Training cells, portable C (libm nonlinearities): the record and backward
  * slots of the generic level (kernels.h), the reference for every other. The
  * record steps recompute, from what the forward recorded, the activations the
- * backward steps read; the backward steps are train_cells_bwd.h's loops. */
+ * backward steps read; the backward steps are backward_loops.h's loops. */
 #include <math.h>
 
-#include "kernels/kernels.h"
+#include "../kernels.h"
 
 #define FS_SUFFIX __generic
-#include "train_cells_bwd.h"
+#include "backward_loops.h"
 #undef FS_SUFFIX
 
 #define PK(j, g, G) (((j) / FS_NB) * (G) * FS_NB + (g) * FS_NB + (j) % FS_NB)

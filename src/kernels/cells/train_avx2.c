@@ -1,18 +1,18 @@
 /* AVX2 + FMA training cells: the record steps with vectorised nonlinearities,
  * one register per gate per block of 8 units; the backward steps are
- * train_cells_bwd.h's loops, vectorised by the compiler. */
+ * backward_loops.h's loops, vectorised by the compiler. */
 #if !defined(__AVX2__) || !defined(__FMA__)
-#error "kernels/train_avx2.c must be compiled with -mavx2 -mfma"
+#error "kernels/cells/train_avx2.c must be compiled with -mavx2 -mfma"
 #endif
 
 #include <immintrin.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "vmath_avx2.h"
+#include "../kernels.h"
+#include "../vmath/avx2.h"
 
 #define FS_SUFFIX __avx2
-#include "../train_cells_bwd.h"
+#include "backward_loops.h"
 #undef FS_SUFFIX
 
 /* Stores lanes [0, w) of v at p (w == 8: one unaligned store). */
