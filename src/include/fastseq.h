@@ -284,13 +284,16 @@ typedef struct fs_seq_args {
  */
 FS_API fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args);
 
-/** Bytes of workspace fs_rnn_forward_ws needs for these T and B. */
+/** Bytes of workspace fs_rnn_forward_ws needs for these T and B at the thread
+ * count set now (per-thread product tiles are part of it). */
 FS_API fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
                                                size_t *bytes_out);
 
 /**
  * fs_rnn_forward with caller-provided workspace (no allocation at all).
- * workspace must be 64-byte aligned and at least workspace_bytes long.
+ * workspace must be 64-byte aligned and at least workspace_bytes long; a
+ * workspace sized for fewer threads than set now runs on as many as it holds
+ * tiles for (FS_ERR_SHAPE below the one-thread size).
  */
 FS_API fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
                                    void *workspace, size_t workspace_bytes);
@@ -441,10 +444,12 @@ typedef struct fs_rnn_tape fs_rnn_tape;
 
 /**
  * Bytes of a tape for sequences of up to seq_len steps and batch sequences
- * (a tape serves any seq_len' <= seq_len and batch' <= batch). About
- * T*B*(I + L*D*H*(slots + 2)) floats plus backward scratch of a few
- * T*B*gates*H; slots: RNN, FastRNN 1, FastGRNN 2, GRU 4, LSTM 5, LSTM with
- * peepholes or coupled gates 6 (+1 with a projection).
+ * (a tape serves any seq_len' <= seq_len and batch' <= batch). It records
+ * what the forward computed: about T*B*(I + (L-1)*D*H + L*D*H*(2*gates + 2))
+ * floats (input projections, recurrent products, states; H rounded up to 8),
+ * plus the forward's workspace or backward's scratch (a few T*B*gates*H),
+ * whichever is larger. Sized for the thread count set now; a later call with
+ * more threads set runs on as many as the tape holds room for.
  */
 FS_API fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch, size_t *bytes_out);
 
@@ -464,8 +469,10 @@ FS_API void fs_rnn_tape_free(fs_rnn_tape *tape);
 
 /**
  * fs_rnn_forward that also records into `tape` (made for this model, large
- * enough for args' seq_len and batch, else FS_ERR_SHAPE). Arguments and
- * results as fs_rnn_forward, checked the same way; x is copied into the tape.
+ * enough for args' seq_len and batch, else FS_ERR_SHAPE): the same driver,
+ * kernels and threads, so y, h_n and c_n are bit-identical to fs_rnn_forward's.
+ * Arguments and results as fs_rnn_forward, checked the same way; x is copied
+ * into the tape.
  * No allocation. One tape serves one call at a time; different tapes may run
  * concurrently on one model.
  */
