@@ -569,22 +569,24 @@ static void side_pack(const fs_kernels *k, const side *s) {
     }
 }
 
-/* One step, B rows: out ([B][returned stride]; NULL: not wanted) = dG W, with
- * dG = dg [B][out] (row stride ldg). Low rank: d mid = dG W_b first, kept in
- * the panels over all rows (rows m0.. of N) when `stash`. */
-static size_t side_step(const fs_kernels *k, const side *s, size_t B, const float *dg, size_t ldg,
-                        float *out, size_t N, size_t m0, int stash) {
+/* One step, rows [b0, b0 + nb) of its B: out (their rows, panel_w of K
+ * apart; NULL: not wanted) = dG W, with dG = dg (the same rows, row stride
+ * ldg). Low rank: d mid = dG W_b first (the side's scratch rows b0..), kept in
+ * the panels over all rows (rows m0.. of N) when `stash`. Rows are
+ * independent: workers may take disjoint row ranges. */
+static void side_step(const fs_kernels *k, const side *s, size_t b0, size_t nb, const float *dg, size_t ldg,
+                      float *out, size_t N, size_t m0, int stash) {
     size_t g, rg;
     const size_t w = panel_w(k->panel_gates, s->K, &g), rw = panel_w(k->panel_gates, s->rank, &rg);
     const float *src = dg;
     size_t ld = ldg, kk = s->out;
     if (s->rank) {
-        k->gemm(B, s->out, dg, ldg, s->pk_b, rg, rw / (rg * FS_NB), NULL, s->mtmp, rw);
-        if (stash) step_to_panels(s->mtmp, B, s->rank, rw, rg, s->pmid, N, m0);
-        src = s->mtmp, ld = rw, kk = s->rank;
+        float *mid = s->mtmp + b0 * rw;
+        k->gemm(nb, s->out, dg, ldg, s->pk_b, rg, rw / (rg * FS_NB), NULL, mid, rw);
+        if (stash) step_to_panels(mid, nb, s->rank, rw, rg, s->pmid, N, m0);
+        src = mid, ld = rw, kk = s->rank;
     }
-    if (out) k->gemm(B, kk, src, ld, s->rank ? s->pk_a : s->pk_w, g, w / (g * FS_NB), NULL, out, w);
-    return w;
+    if (out) k->gemm(nb, kk, src, ld, s->rank ? s->pk_a : s->pk_w, g, w / (g * FS_NB), NULL, out, w);
 }
 
 /* After the time loop: the side's weight (and bias) gradients into gp. opT: the
@@ -614,11 +616,11 @@ static fs_status side_weights(const fs_rnn *m, const fs_kernels *k, int nt, cons
     return FS_OK;
 }
 
-/* Threads for a unit's time loop: a step costs the two transposed products
- * (dgates W_hh, dgates W_ih) over B rows; split like the forward's steps. */
+/* Threads for a unit's time loop, split by batch rows: a step costs the two
+ * transposed products (dgates W_hh, dgates W_ih) over B rows. */
 static int steps_threads(const tplan *p, int threads, size_t in_f) {
     const double flops = 2.0 * (double)p->B * (double)p->GH * (double)(p->R + in_f);
-    return fs__threads_for(threads, flops, p->B > p->GH / FS_NB ? p->B : p->GH / FS_NB);
+    return fs__threads_for(threads, flops, p->B);
 }
 
 /* Threads for the weight-gradient GEMMs after a time loop (and the transposes
@@ -689,58 +691,37 @@ static void step_rows(const steps_job *j, size_t s, size_t b0, size_t b1) {
     }
 }
 
-/* Output panels [q0, q1) (W = 8*g columns each) of dG W for a full-rank side:
- * out[b][q*W ..] for all B rows (finished rows carry zero dgates). */
-static void side_cols(const fs_kernels *k, const side *sd, size_t B, const float *dg, size_t ldg, float *out,
-                      size_t q0, size_t q1, size_t *w_out) {
-    size_t g;
-    const size_t w = panel_w(k->panel_gates, sd->K, &g), W = g * FS_NB;
-    if (q1 > q0) k->gemm(B, sd->out, dg, ldg, sd->pk_w + q0 * sd->out * W, g, q1 - q0, NULL, out + q0 * W, w);
-    *w_out = w;
-}
-
-/* Worker id of nth over the unit's steps, last first: rows of the step (cells),
- * a barrier, then columns of the transposed products (dh += dgh W_hh, the
- * layer input's dx = dgx W_ih), a barrier. One worker runs whole sides
- * (side_step: low rank too). Every element is written by one worker in a
- * fixed order: the same bits for any count. */
+/* Worker id of nth over the unit's steps, last first, for its own batch rows
+ * (sequences are independent in backward as in forward): the cells, then
+ * dh += dgh W_hh and the layer input's dx = dgx W_ih for those rows. No
+ * barrier: each worker writes only its rows (and their rows of the panels);
+ * every row's result is the same whatever the split (kernels.h's summation
+ * order). */
 static void steps_worker(const steps_job *j, int id, int nth) {
     const tplan *p = j->p;
     const fs_kernels *k = j->k;
     const size_t T = p->T, B = p->B, R = p->R, N = p->N, GH = p->GH, in_f = j->in_f, d = j->d;
     size_t b0, b1;
     split(B, nth, id, &b0, &b1);
+    if (b1 <= b0) return;
+    const size_t nb = b1 - b0;
     for (size_t s = T; s-- > 0;) {
-        const size_t t = d ? T - 1 - s : s;
+        const size_t t = d ? T - 1 - s : s, m0 = t * B + b0;
         step_rows(j, s, b0, b1);
-        FS_BARRIER(nth);
-        size_t ldo, ldx = 0, c0 = 0, c1 = R, x0 = 0, x1 = in_f;
-        if (nth == 1) {
-            ldo = side_step(k, j->sh, B, j->sgh, GH, j->dtmp, N, t * B, j->want_w);
-            if (j->run_x) ldx = side_step(k, j->sx, B, j->sg, GH, j->dx ? j->xtmp : NULL, N, t * B, j->want_w);
-        } else { /* full rank: panels of output columns */
-            size_t g, q0, q1;
-            const size_t W = (panel_w(k->panel_gates, j->sh->K, &g), g * FS_NB);
-            split((R + W - 1) / W, nth, id, &q0, &q1);
-            side_cols(k, j->sh, B, j->sgh, GH, j->dtmp, q0, q1, &ldo);
-            c0 = q0 * W, c1 = q1 * W < R ? q1 * W : R;
-            if (j->dx) {
-                const size_t WX = (panel_w(k->panel_gates, in_f, &g), g * FS_NB);
-                split((in_f + WX - 1) / WX, nth, id, &q0, &q1);
-                side_cols(k, j->sx, B, j->sg, GH, j->xtmp, q0, q1, &ldx);
-                x0 = q0 * WX, x1 = q1 * WX < in_f ? q1 * WX : in_f;
-            }
-        }
-        for (size_t b = 0; b < B; b++)
-            for (size_t c = c0; c < c1; c++) j->dh[b * R + c] += j->dtmp[b * ldo + c];
-        for (size_t b = 0; j->dx && b < B; b++) { /* the first direction sets dx, the second adds */
+        size_t g;
+        const size_t ldo = panel_w(k->panel_gates, R, &g), ldx = panel_w(k->panel_gates, in_f, &g);
+        float *dtmp = j->dtmp + b0 * ldo, *xtmp = j->xtmp + b0 * ldx;
+        side_step(k, j->sh, b0, nb, j->sgh + b0 * GH, GH, dtmp, N, m0, j->want_w);
+        if (j->run_x) side_step(k, j->sx, b0, nb, j->sg + b0 * GH, GH, j->dx ? xtmp : NULL, N, m0, j->want_w);
+        for (size_t b = b0; b < b1; b++)
+            for (size_t c = 0; c < R; c++) j->dh[b * R + c] += dtmp[(b - b0) * ldo + c];
+        for (size_t b = b0; j->dx && b < b1; b++) { /* the first direction sets dx, the second adds */
             float *row = j->dx + row_of(p, t, b) * in_f;
-            const float *src = j->xtmp + b * ldx;
-            if (d == 0) memcpy(row + x0, src + x0, (x1 > x0 ? x1 - x0 : 0) * sizeof(float));
+            const float *src = xtmp + (b - b0) * ldx;
+            if (d == 0) memcpy(row, src, in_f * sizeof(float));
             else
-                for (size_t c = x0; c < x1; c++) row[c] += src[c];
+                for (size_t c = 0; c < in_f; c++) row[c] += src[c];
         }
-        FS_BARRIER(nth);
     }
 }
 
@@ -800,8 +781,7 @@ static fs_status backward_unit(const fs_rnn *m, const fs_kernels *k, int threads
         .xtmp = xtmp, .extra = extra, .pwhr = pwhr, .dm = dm, .dhp = dhp, .pdh = pdh, .dx = dx, .in_f = in_f,
         .ldgx = ldgx, .ldacc = ldacc, .mw = mw, .mg = mg, .pgr = pgr, .gg = gg, .want_w = want_w, .run_x = run_x,
     };
-    /* low-rank maps run their two products back to back: one thread */
-    const int nt = sx.rank || sh.rank ? 1 : steps_threads(p, threads, in_f);
+    const int nt = steps_threads(p, threads, in_f);
     if (nt == 1) {
         steps_worker(&j, 0, 1);
     } else {
