@@ -15,6 +15,12 @@
  * reset-before GRU's W_hn rows take dn^T (r h). Saved arrays follow x's row
  * layout (row of (t, b) = t*B + b, or b*T + t when batch_first), except the h
  * history, kept in each direction's step order.
+ *
+ * Threads: a unit's time loop splits by batch rows (sequences are independent;
+ * no barrier), the weight-gradient GEMMs by column panels, the transposes by
+ * row tiles. Every element is computed by one thread in one fixed order, and
+ * sums over rows run in row order after the split: the same bits for any
+ * thread count (kernels.h: summation order).
  */
 #include <stdint.h>
 #include <stdio.h>
