@@ -1,5 +1,5 @@
 # Declarations of src/include/fastseq.h, one-to-one.
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint32_t
 
 cdef extern from "fastseq.h" nogil:
     ctypedef enum fs_status:
@@ -25,6 +25,9 @@ cdef extern from "fastseq.h" nogil:
     fs_isa fs_active_isa()
     const char *fs_isa_name(fs_isa isa)
     fs_status fs_set_isa(fs_isa isa)
+    int32_t fs_isa_supported(fs_isa isa)
+    uint32_t fs_version()
+    const char *fs_version_string()
     fs_status fs_set_num_threads(int32_t n)
     int32_t fs_get_num_threads()
 

@@ -52,14 +52,13 @@ def set_isa(name):
 
 
 def available_isas():
-    """Kernel levels this CPU and build can run, lowest first."""
-    current = isa()
-    found = []
-    for name, level in _ISAS.items():
-        if c.fs_set_isa(level) == c.FS_OK:
-            found.append(name)
-    check(c.fs_set_isa(_ISAS[current]))
-    return found
+    """Kernel levels this CPU and build can run, lowest first (the active level is left alone)."""
+    return [name for name, level in _ISAS.items() if c.fs_isa_supported(level)]
+
+
+def c_version():
+    """The C library's version string, e.g. ``"0.1.0"``."""
+    return c.fs_version_string().decode()
 
 
 # Stands in for an empty array: a given-but-empty buffer must reach the C core

@@ -1,14 +1,18 @@
-/* Runtime ISA dispatch: one table, filled from the portable kernels and then
- * overridden by the best level the CPU (and FASTSEQ_ISA) allows, once. */
+/* Runtime ISA dispatch: the one place an ISA is chosen. One table per level,
+ * each filled from the portable kernels and then overridden by every level up
+ * to it, once; a table never changes after it is published, so a call that
+ * read the active table at its start keeps one consistent set of kernels even
+ * if fs_set_isa switches levels meanwhile. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "kernels/kernels.h"
 
-static fs_kernels table;
-static fs_isa active = FS_ISA_GENERIC;
-static int initialised; /* accessed with acquire/release atomics */
+#define FS_ISA_LEVELS 3
+
+static fs_kernels tables[FS_ISA_LEVELS];
+static int active = -1; /* index into tables; -1 until initialised (acquire/release atomics) */
 
 static int cpu_has(fs_isa isa) {
     switch (isa) {
@@ -32,17 +36,27 @@ static int cpu_has(fs_isa isa) {
     return 0;
 }
 
-static void fill(fs_isa isa) {
-    fs_kernels k = {0}; /* slots an ISA lacks stay NULL */
-    fs__kernels_init_generic(&k);
+/* BLIS style: the reference fills every slot, each level overrides what it
+ * improves (kernels.h: one filler per kernel file). */
+static void fill(fs_isa isa, fs_kernels *k) {
+    memset(k, 0, sizeof *k); /* the fused batch-1 steps stay NULL where a level has none */
+    fs__gemm_init_generic(k);
+    fs__cells_init_generic(k);
+    fs__train_cells_init_generic(k);
 #if defined(FS_HAVE_AVX2)
-    if (isa >= FS_ISA_AVX2) fs__kernels_init_avx2(&k);
+    if (isa >= FS_ISA_AVX2) {
+        fs__gemm_init_avx2(k);
+        fs__cells_init_avx2(k);
+        fs__train_cells_init_avx2(k);
+    }
 #endif
 #if defined(FS_HAVE_AVX512)
-    if (isa >= FS_ISA_AVX512) fs__kernels_init_avx512(&k), fs__cells_init_avx512(&k), fs__step1_init_avx512(&k);
+    if (isa >= FS_ISA_AVX512) {
+        fs__gemm_init_avx512(k);
+        fs__cells_init_avx512(k);
+        fs__step1_init_avx512(k);
+    }
 #endif
-    table = k;
-    active = isa;
 }
 
 static fs_isa best_allowed(void) {
@@ -55,22 +69,23 @@ static fs_isa best_allowed(void) {
     return FS_ISA_GENERIC;
 }
 
-/* Idempotent: racing first calls compute and store the same table. */
-static void ensure_init(void) {
-    if (__atomic_load_n(&initialised, __ATOMIC_ACQUIRE)) return;
-    fill(best_allowed());
-    __atomic_store_n(&initialised, 1, __ATOMIC_RELEASE);
+/* Fills the tables of every level the CPU has, then publishes the start level.
+ * Racing first calls write the same bytes before either publishes. */
+static int ensure_init(void) {
+    int a = __atomic_load_n(&active, __ATOMIC_ACQUIRE);
+    if (a >= 0) return a;
+    for (int isa = 0; isa < FS_ISA_LEVELS; isa++)
+        if (cpu_has((fs_isa)isa)) fill((fs_isa)isa, &tables[isa]);
+    a = (int)best_allowed();
+    int expected = -1;
+    if (!__atomic_compare_exchange_n(&active, &expected, a, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        a = expected; /* fs_set_isa or another first call got there first */
+    return a;
 }
 
-const fs_kernels *fs__kernels(void) {
-    ensure_init();
-    return &table;
-}
+const fs_kernels *fs__kernels(void) { return &tables[ensure_init()]; }
 
-fs_isa fs_active_isa(void) {
-    ensure_init();
-    return active;
-}
+fs_isa fs_active_isa(void) { return (fs_isa)ensure_init(); }
 
 const char *fs_isa_name(fs_isa isa) {
     switch (isa) {
@@ -81,6 +96,10 @@ const char *fs_isa_name(fs_isa isa) {
     return "unknown";
 }
 
+int32_t fs_isa_supported(fs_isa isa) {
+    return (isa == FS_ISA_GENERIC || isa == FS_ISA_AVX2 || isa == FS_ISA_AVX512) && cpu_has(isa);
+}
+
 fs_status fs_set_isa(fs_isa isa) {
     fs__clear_error();
     if (isa != FS_ISA_GENERIC && isa != FS_ISA_AVX2 && isa != FS_ISA_AVX512)
@@ -89,7 +108,13 @@ fs_status fs_set_isa(fs_isa isa) {
     if (!cpu_has(isa))
         return fs__fail(FS_ERR_UNSUPPORTED, "isa %s: not supported by this CPU or build",
                         fs_isa_name(isa));
-    fill(isa);
-    __atomic_store_n(&initialised, 1, __ATOMIC_RELEASE);
+    ensure_init();
+    __atomic_store_n(&active, (int)isa, __ATOMIC_RELEASE);
     return FS_OK;
 }
+
+uint32_t fs_version(void) {
+    return (uint32_t)(FS_VERSION_MAJOR * 10000 + FS_VERSION_MINOR * 100 + FS_VERSION_PATCH);
+}
+
+const char *fs_version_string(void) { return FS_VERSION_STRING; }

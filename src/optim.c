@@ -6,6 +6,8 @@
 
 #include "internal.h"
 #include "rnn.h"
+#include "rnn_backward.h"
+#include "threads.h"
 
 /* Calls fn(model, layer, dir, param, offset, count) for every parameter in flat order. */
 typedef fs_status (*param_fn)(fs_rnn *m, int32_t l, int32_t d, fs_param q, float *flat, size_t n);
@@ -20,9 +22,8 @@ static fs_status each_param(fs_rnn *m, float *flat, size_t count, param_fn fn) {
     for (int32_t l = 0; l < m->cfg.num_layers; l++)
         for (int32_t d = 0; d < (int32_t)m->dirs; d++)
             for (int q = 0; q < FS_PARAM_COUNT; q++) {
-                if (!m->units[(size_t)l * m->dirs + (size_t)d].raw[q]) continue;
                 size_t rows = 0, cols = 0;
-                if ((st = fs_rnn_param_shape(m, l, d, (fs_param)q, &rows, &cols)) != FS_OK) return st;
+                if (!fs__param_shape(m, (size_t)l, (size_t)d, (fs_param)q, &rows, &cols)) continue;
                 if ((st = fn(m, l, d, (fs_param)q, flat + off, rows * cols)) != FS_OK) return st;
                 off += rows * cols;
             }
@@ -72,6 +73,11 @@ fs_status fs_clip_grad_value(float *grads, size_t count, float clip) {
     return FS_OK;
 }
 
+/* Optimizer steps are element-wise (any split gives the same bits): threads
+ * once the arrays are long enough to pay for a team (read once per call). */
+#define FS_OPTIM_PARALLEL_MIN 65536
+static int step_threads(size_t count) { return count >= FS_OPTIM_PARALLEL_MIN ? fs__max_threads() : 1; }
+
 fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t count, float lr,
                       float momentum, float weight_decay) {
     fs__clear_error();
@@ -81,6 +87,8 @@ fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t
     if (!(lr >= 0.0f) || !(momentum >= 0.0f) || !(weight_decay >= 0.0f))
         return fs__fail(FS_ERR_INVALID_ARG, "lr, momentum, weight_decay: expected >= 0, got %g, %g, %g", lr,
                         momentum, weight_decay);
+    const int nt = step_threads(count);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < count; i++) {
         float g = grads[i] + weight_decay * params[i];
         if (momentum != 0.0f) g = velocity[i] = momentum * velocity[i] + g;
@@ -103,6 +111,8 @@ fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, si
      * denom = sqrt(v) / sqrt(1 - b2^t) + eps */
     const double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const int nt = step_threads(count);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < count; i++) {
         const float g = grads[i] + weight_decay * params[i];
         m[i] += (g - m[i]) * (1.0f - beta1);

@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "rnn_args.h"
+#include "rnn_forward.h"
 #include "rnn_step.h"
 #include "threads.h"
 
@@ -19,6 +20,7 @@ typedef struct plan {
     size_t T, B, I, H, R, D, L;
     int batch_first;
     int threads; /* tiles reserved */
+    int record;  /* gx (of every step) and the h history live in the record */
     size_t chunk; /* steps whose input projection is computed together (fits in L2) */
     /* workspace, in floats from its start */
     size_t gx_off, xa_off, buf_off[2], hist_off, c_off, mid_off, z_off, t_off, tile_off, total_floats;
@@ -35,7 +37,7 @@ static int reserve(size_t *cursor, size_t a, size_t b, size_t *off) {
     return 1;
 }
 
-static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan *p) {
+static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int threads, int record, plan *p) {
     if (seq_len < 1) return fs__fail(FS_ERR_INVALID_ARG, "seq_len: expected >= 1, got %d", (int)seq_len);
     if (batch < 1) return fs__fail(FS_ERR_INVALID_ARG, "batch: expected >= 1, got %d", (int)batch);
     p->T = (size_t)seq_len;
@@ -45,21 +47,22 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan
     p->R = m->r;
     p->D = m->dirs;
     p->L = (size_t)m->cfg.num_layers;
-    p->threads = fs__max_threads();
+    p->threads = threads;
+    p->record = record;
     size_t rows, cur = 0, unused = 0;
     int ok = fs__mul(p->T, p->B, &rows);
     /* The input projection runs a chunk of steps ahead of the recurrence: its
      * output (read back one block at a time by the cells) stays in L2. */
     const size_t step_bytes = p->B * m->gates * m->hp * sizeof(float);
     p->chunk = step_bytes >= FS_PROJ_CHUNK_BYTES ? 1 : FS_PROJ_CHUNK_BYTES / step_bytes;
-    if (p->chunk > p->T) p->chunk = p->T;
-    ok = ok && reserve(&cur, p->chunk * p->B, m->gates * m->hp, &p->gx_off);
+    if (p->chunk > p->T || record) p->chunk = p->T; /* a record keeps every step's gx */
+    ok = ok && reserve(&cur, record ? 0 : p->chunk * p->B, m->gates * m->hp, &p->gx_off);
     ok = ok && reserve(&cur, p->chunk * p->B, m->wrp, &p->xa_off);
     /* inner layers ping-pong between two buffers; the last layer writes y */
     for (int i = 0; i < 2; i++)
-        ok = ok && reserve(&cur, (p->L > (size_t)i + 1) ? rows : 0, p->D * p->R, &p->buf_off[i]);
+        ok = ok && reserve(&cur, (p->L > (size_t)i + 1 && !record) ? rows : 0, p->D * p->R, &p->buf_off[i]);
     /* h of the chunk's steps and the one before: copied out to y per chunk */
-    ok = ok && reserve(&cur, (p->chunk + 1) * p->B, m->rp, &p->hist_off);
+    ok = ok && reserve(&cur, record ? 0 : (p->chunk + 1) * p->B, m->rp, &p->hist_off);
     ok = ok && reserve(&cur, p->B, m->hp, &p->c_off);
     ok = ok && reserve(&cur, p->B, m->hp, &p->mid_off);
     ok = ok && reserve(&cur, p->B, m->hp, &p->z_off);
@@ -74,12 +77,18 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, plan
     return FS_OK;
 }
 
+size_t fs__forward_ws_floats(const fs_rnn *m, int32_t seq_len, int32_t batch, int threads, int record) {
+    plan p = {0};
+    if (seq_len < 1 || batch < 1) return 0;
+    return make_plan(m, seq_len, batch, threads, record, &p) == FS_OK ? p.total_floats : 0;
+}
+
 fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
                                         size_t *bytes_out) {
     fs__clear_error();
     if (!model || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "model and bytes_out must not be NULL");
     plan p;
-    fs_status st = make_plan(model, seq_len, batch, &p);
+    fs_status st = make_plan(model, seq_len, batch, fs__max_threads(), 0, &p);
     if (st != FS_OK) return st;
     *bytes_out = p.total_floats * sizeof(float);
     return FS_OK;
@@ -140,7 +149,10 @@ typedef struct unit_job {
     float *out;
     const int32_t *lengths;
     float *ws;
+    float *gx;   /* the chunk's input projection (a record: every step's) */
     float *hist; /* [chunk + 1][B][rp]: the h of step s is slot s % (chunk + 1) */
+    const fs_record *rec; /* NULL: not recording */
+    size_t ui;            /* the unit's index in the record */
     fs_phase phases[3];
     size_t blocks[3], n_phases;
 } unit_job;
@@ -172,6 +184,19 @@ static void copy_out(const unit_job *j, size_t s0, size_t n, int nth, int id) {
     }
 }
 
+/* Points the step's record at row (t, 0) of the unit's record arrays (rows
+ * of one step are ldr rows apart: 1 time-major, T batch-first). */
+static void record_step(const unit_job *j, size_t t, fs_step *st) {
+    const fs_record *r = j->rec;
+    const fs_rnn *m = j->m;
+    const size_t row = row_of(j->p, t, 0), ui = j->ui, hp = m->hp;
+    st->ld_rec = j->p->batch_first ? j->p->T : 1;
+    st->rec_acc = r->acc + ui * r->acc_unit + row * m->gh * hp;
+    st->rec_c = r->c ? r->c + ui * r->c_unit + row * hp : NULL;
+    st->rec_mid = r->mid ? r->mid + ui * r->mid_unit + row * hp : NULL;
+    st->rec_hn = r->hn ? r->hn + ui * r->hn_unit + row * hp : NULL;
+}
+
 /* Worker id of nth: its share of each chunk's projection, of each step
  * phase (unit blocks) and of the chunk's outputs, meeting the others at a
  * barrier after each phase (and a row-split projection). */
@@ -179,7 +204,7 @@ static void unit_worker(const unit_job *j, int id, int nth) {
     const fs_rnn *m = j->m;
     const plan *p = j->p;
     const size_t T = p->T, B = p->B, G = m->gates, hp = m->hp, dir = j->dir;
-    float *ws = j->ws, *gx = ws + p->gx_off;
+    float *ws = j->ws, *gx = j->gx;
     float *tile = ws + p->tile_off + (size_t)id * fs__tile_floats(m, B);
     for (size_t s0 = 0; s0 < T; s0 += p->chunk) {
         const size_t n = T - s0 < p->chunk ? T - s0 : p->chunk;
@@ -187,7 +212,7 @@ static void unit_worker(const unit_job *j, int id, int nth) {
         if (project_chunk(m, j->k, p, j->u, j->in, t0, n, gx, ws + p->xa_off, nth, id)) FS_BARRIER(nth);
         for (size_t s = s0; s < s0 + n; s++) {
             const size_t t = dir ? T - 1 - s : s, tc = t - t0;
-            const fs_step st = {
+            fs_step st = {
                 .model = m, .k = j->k, .unit = j->u, .batch = B,
                 .gx = gx + (p->batch_first ? tc : tc * B) * G * hp,
                 .ldgx = (p->batch_first ? n : 1) * G * hp,
@@ -196,7 +221,8 @@ static void unit_worker(const unit_job *j, int id, int nth) {
                 .mid = ws + p->mid_off, .z = ws + p->z_off, .t_low = ws + p->t_off,
                 .y = NULL, /* copy_out writes y */
             };
-            if (nth == 1 && fs__step_fused(&st)) continue;
+            if (j->rec) record_step(j, t, &st);
+            else if (nth == 1 && fs__step_fused(&st)) continue;
             for (size_t ph = 0; ph < j->n_phases; ph++) {
                 size_t lo, hi;
                 split(j->blocks[ph], nth, id, &lo, &hi);
@@ -211,18 +237,20 @@ static void unit_worker(const unit_job *j, int id, int nth) {
 /* One layer, one direction: input rows `in` ([T*B][in_size]) to columns
  * [dir*R, dir*R + R) of `out` ([T*B][D*R]). */
 static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t layer, size_t dir,
-                     const float *in, float *out, const fs_seq_args *a, float *ws) {
+                     const float *in, float *out, const fs_seq_args *a, float *ws, const fs_record *rec) {
     const size_t B = p->B, hp = m->hp, unit_at = layer * p->D + dir;
     unit_job j = {.m = m, .k = k, .p = p, .u = &m->units[unit_at], .dir = dir, .in = in, .out = out,
-                  .lengths = a->lengths, .ws = ws, .hist = ws + p->hist_off};
+                  .lengths = a->lengths, .ws = ws, .gx = ws + p->gx_off, .hist = ws + p->hist_off,
+                  .rec = rec, .ui = unit_at};
+    if (rec) j.gx = rec->gx + unit_at * rec->gx_unit, j.hist = rec->hist + unit_at * rec->hist_unit;
     j.n_phases = fs__step_phases(m, j.phases, j.blocks);
     float *c = ws + p->c_off;
 
     fs__load_state(a->h0 ? a->h0 + unit_at * B * p->R : NULL, B, p->R, m->rp, h_slot(&j, 0));
     fs__load_state(a->c0 ? a->c0 + unit_at * B * p->H : NULL, B, p->H, hp, c);
     memset(ws + p->mid_off, 0, B * hp * sizeof(float));
-    int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)m->r, j.blocks[j.n_phases - 1]);
-    if (nt > p->threads) nt = p->threads;
+    const int nt = fs__threads_for(p->threads, 2.0 * (double)B * (double)(m->gh * hp) * (double)m->r,
+                                   j.blocks[j.n_phases - 1]);
     if (nt == 1) {
         unit_worker(&j, 0, 1);
     } else {
@@ -233,38 +261,51 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
     if (m->cfg.cell == FS_CELL_LSTM) fs__store_state(c, B, p->H, hp, a->c_n ? a->c_n + unit_at * B * p->H : NULL);
 }
 
-fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *workspace,
-                            size_t workspace_bytes) {
-    fs__clear_error();
-    if (!model || !args) return fs__fail(FS_ERR_NULL_ARG, "model and args must not be NULL");
+fs_status fs__rnn_forward_run(const fs_rnn *model, const fs_seq_args *args, const fs_kernels *k, int threads,
+                              float *ws, size_t ws_floats, const fs_record *rec) {
     plan p;
-    fs_status st = make_plan(model, args->seq_len, args->batch, &p);
+    fs_status st = make_plan(model, args->seq_len, args->batch, threads, rec != NULL, &p);
     if (st != FS_OK) return st;
     p.batch_first = args->batch_first;
     if ((st = fs__check_seq_args(model, args)) != FS_OK) return st;
-    if ((st = fs__check_buffer("workspace", workspace, workspace_bytes, p.total_floats * sizeof(float))) != FS_OK)
+    /* A workspace sized for fewer threads (fs_set_num_threads raised since)
+     * runs on as many as it holds tiles for: the tiles come last. */
+    const size_t tile = fs__tile_floats(model, p.B), align = FS_ALIGN / sizeof(float);
+    size_t need = p.total_floats;
+    while (p.threads > 1 && ws_floats < need)
+        need = p.tile_off + ((size_t)--p.threads * tile + align - 1) / align * align;
+    if ((st = fs__check_buffer("workspace", ws, ws_floats * sizeof(float), need * sizeof(float))) != FS_OK)
         return st;
-
-    const fs_kernels *k = fs__kernels();
-    float *ws = workspace;
     const float *in = args->x;
     for (size_t l = 0; l < p.L; l++) {
-        float *out = l + 1 == p.L ? args->y : ws + p.buf_off[l % 2];
-        for (size_t d = 0; d < p.D; d++) run_unit(model, k, &p, l, d, in, out, args, ws);
+        float *out = l + 1 == p.L ? args->y
+                     : rec       ? rec->layer_out + l * p.T * p.B * p.D * p.R
+                                 : ws + p.buf_off[l % 2];
+        for (size_t d = 0; d < p.D; d++) run_unit(model, k, &p, l, d, in, out, args, ws, rec);
         in = out;
     }
     return FS_OK;
 }
 
-fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args) {
-    size_t bytes;
+fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args, void *workspace,
+                            size_t workspace_bytes) {
     fs__clear_error();
-    if (!args) return fs__fail(FS_ERR_NULL_ARG, "args must not be NULL");
-    fs_status st = fs_rnn_forward_workspace_size(model, args->seq_len, args->batch, &bytes);
+    if (!model || !args) return fs__fail(FS_ERR_NULL_ARG, "model and args must not be NULL");
+    return fs__rnn_forward_run(model, args, fs__kernels(), fs__max_threads(), workspace,
+                               workspace_bytes / sizeof(float), NULL);
+}
+
+fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args) {
+    fs__clear_error();
+    if (!model || !args) return fs__fail(FS_ERR_NULL_ARG, "model and args must not be NULL");
+    const int threads = fs__max_threads(); /* read once: the size and the run agree */
+    plan p;
+    fs_status st = make_plan(model, args->seq_len, args->batch, threads, 0, &p);
     if (st != FS_OK) return st;
+    const size_t bytes = p.total_floats * sizeof(float);
     void *ws = fs__alloc(bytes);
     if (!ws) return fs__fail(FS_ERR_NOMEM, "out of memory for a %zu-byte workspace", bytes);
-    st = fs_rnn_forward_ws(model, args, ws, bytes);
+    st = fs__rnn_forward_run(model, args, fs__kernels(), threads, ws, p.total_floats, NULL);
     fs__free(ws);
     return st;
 }

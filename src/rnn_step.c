@@ -151,13 +151,21 @@ static void gru_n_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t
                      s->h_prev + b0 * rp + j0, by_block ? ld : rp, s->h_new + b0 * rp + j0, by_block ? ld : rp);
 }
 
+/* Training forward: w floats of each of the step's rows of src (row stride
+ * lds) into columns [j0, j0 + w) of a record array whose rows are `width` wide. */
+static void record_cols(const fs_step *s, float *dst, size_t width, const float *src, size_t lds, size_t j0,
+                        size_t w) {
+    for (size_t b = 0; b < s->batch; b++)
+        memcpy(dst + b * s->ld_rec * width + j0, src + b * lds, w * sizeof(float));
+}
+
 int fs__step_fused(const fs_step *s) {
     const fs_rnn *m = s->model;
     const fs_rnn_config *c = &m->cfg;
     const fs_kernels *k = s->k;
     const fs_rnn_unit *u = s->unit;
     const size_t nb = m->hp / FS_NB;
-    if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size) return 0;
+    if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size || s->rec_acc) return 0;
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
     case FS_CELL_RNN_RELU:
@@ -201,13 +209,19 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
             const float *bias_h = m->cfg.cell == FS_CELL_GRU && !rb ? u->bias_h + jb * width : NULL;
             s->k->gemm(B, kk, low ? s->t_low : s->h_prev, low ? m->urp : m->rp,
                        u->w_hh_packed + jb * kk * width, gh, nb, bias_h, tile, nb * width);
+            if (s->rec_acc) { /* what the cell reads, and c before it changes */
+                record_cols(s, s->rec_acc, gh * hp, tile, nb * width, jb * width, nb * width);
+                if (s->rec_c) record_cols(s, s->rec_c, hp, s->c + jb * FS_NB, hp, jb * FS_NB, nb * FS_NB);
+            }
         } else if (phase == FS_PHASE_PROJ) {
             s->k->gemm(B, H, s->mid, hp, u->w_hr_packed + jb * H * FS_NB, 1, nb, NULL, tile, nb * width);
             rows = proj_rows;
         } else {
             s->k->gemm(B, H, s->mid, hp, u->w_hn_packed + jb * H * FS_NB, 1, nb, NULL, tile, nb * width);
+            if (s->rec_hn) record_cols(s, s->rec_hn, hp, tile, nb * width, jb * FS_NB, nb * FS_NB);
             rows = gru_n_rows;
         }
         for_runs(s, jb, nb, final, tile, rows);
+        if (phase == FS_PHASE_CELL && s->rec_mid) record_cols(s, s->rec_mid, hp, s->mid + jb * FS_NB, hp, jb * FS_NB, nb * FS_NB);
     }
 }

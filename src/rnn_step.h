@@ -31,6 +31,10 @@ typedef struct fs_step {
     float *t_low;         /* [batch][urp]: low-rank U_a h */
     float *y;             /* output row b at y + b * ldy (r wide); NULL: none */
     size_t ldy;
+    /* Training forward: where the step records (rnn_forward.h's fs_record, row
+     * b of this step at b * ld_rec rows); rec_acc NULL: not recording. */
+    float *rec_acc, *rec_c, *rec_mid, *rec_hn;
+    size_t ld_rec;
 } fs_step;
 
 /* The phases of a step for this model, with the block count of each; returns how many. */
@@ -42,7 +46,7 @@ size_t fs__tile_floats(const fs_rnn *m, size_t batch);
 /* Blocks [lo, hi) of one phase; tile: fs__tile_floats of per-thread scratch. */
 void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile);
 
-/* Batch 1, one thread: the whole step by the ISA's fused kernel (product and
+/* Batch 1, one thread, not recording: the whole step by the ISA's fused kernel (product and
  * cell per group of blocks in registers; the same bits as the phases).
  * Returns 0 when this model, row or ISA has none: run the phases. */
 int fs__step_fused(const fs_step *s);

@@ -141,8 +141,9 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
     fs_phase phases[3];
     size_t blocks[3];
     const size_t n_phases = fs__step_phases(m, phases, blocks);
-    int nt = fs__threads_for(2.0 * (double)B * (double)(m->gh * hp) * (double)R, blocks[n_phases - 1]);
-    if ((size_t)nt > s->threads) nt = (int)s->threads;
+    /* read once; the stream's tiles, sized at creation, bound it */
+    const int max = fs__max_threads(), nt = fs__threads_for(max < (int)s->threads ? max : (int)s->threads, 2.0 * (double)B * (double)(m->gh * hp) * (double)R,
+                                   blocks[n_phases - 1]);
     const float *in = x;
     size_t ld_in = I;
     for (size_t l = 0; l < L; l++) {

@@ -44,8 +44,7 @@ fs_status fs_set_num_threads(int32_t n) {
 
 int32_t fs_get_num_threads(void) { return fs__max_threads(); }
 
-int fs__threads_for(double flops_per_step, size_t blocks) {
-    int n = fs__max_threads();
+int fs__threads_for(int n, double flops_per_step, size_t blocks) {
     if (n <= 1 || flops_per_step < FS_PARALLEL_MIN_FLOPS) return 1;
     return (size_t)n > blocks ? (int)blocks : n;
 }

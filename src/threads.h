@@ -4,12 +4,14 @@
 
 #include <stddef.h>
 
-/* Threads to use for a time loop whose recurrent product costs `flops_per_step`
- * and splits into `blocks` independent unit blocks: 1 below the threshold where
- * a per-step barrier costs more than it saves. */
-int fs__threads_for(double flops_per_step, size_t blocks);
+/* Threads, of at most max, for a time loop whose recurrent product costs
+ * `flops_per_step` and splits into `blocks` independent unit blocks: 1 below
+ * the threshold where a per-step barrier costs more than it saves. */
+int fs__threads_for(int max, double flops_per_step, size_t blocks);
 
-/* The configured maximum (fs_set_num_threads / FASTSEQ_NUM_THREADS / OpenMP default). */
+/* The configured maximum (fs_set_num_threads / FASTSEQ_NUM_THREADS / OpenMP
+ * default). Every public entry reads it once and passes it down, so a
+ * concurrent fs_set_num_threads never splits one call's sizes and threads. */
 int fs__max_threads(void);
 
 /* Drivers call their worker directly when one thread does (a parallel region,

@@ -189,13 +189,21 @@ def test_flat_params_round_trip():
 
 
 def test_training_forward_matches_inference_forward(each_isa):
-    layer = fastseq.LSTM(6, 10, num_layers=2, bidirectional=True, seed=3)
-    x = np.random.default_rng(0).standard_normal((8, 3, 6)).astype(np.float32)
-    for _ in each_isa():
-        y, (h, c) = layer(x, lengths=[8, 2, 5])
-        from fastseq.train import Recorder
-        y2, h2, c2 = Recorder(layer).forward(x, lengths=np.array([8, 2, 5], np.int32))
-        np.testing.assert_allclose(y2, y, atol=2e-6)
-        np.testing.assert_allclose(h2, h, atol=2e-6)
-        np.testing.assert_allclose(c2, c, atol=2e-6)
-
+    """One driver: the training forward's outputs are fs_rnn_forward's, bit for bit, on every
+    ISA and thread count (H = 131, B = 5: large enough to run the steps on threads)."""
+    from fastseq.train import Recorder
+    layer = fastseq.LSTM(33, 131, num_layers=2, bidirectional=True, seed=3)
+    x = np.random.default_rng(0).standard_normal((7, 5, 33)).astype(np.float32)
+    lengths = np.array([7, 2, 5, 1, 7], np.int32)
+    before = fastseq.get_num_threads()
+    try:
+        for _ in each_isa():
+            for threads in (1, 2, 3):
+                fastseq.set_num_threads(threads)
+                y, (h, c) = layer(x, lengths=lengths)
+                y2, h2, c2 = Recorder(layer).forward(x, lengths=lengths)
+                np.testing.assert_array_equal(y2, y)
+                np.testing.assert_array_equal(h2, h)
+                np.testing.assert_array_equal(c2, c)
+    finally:
+        fastseq.set_num_threads(before)

@@ -12,27 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "fastseq.h"
 
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
-}
-
-static int by_value(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static float uniform(float lo, float hi) { return lo + (hi - lo) * (float)rand() / (float)RAND_MAX; }
-
-static int fail(const char *what) {
-    fprintf(stderr, "step_loop: %s: %s\n", what, fs_last_error());
-    return 1;
-}
+static int fail(const char *what) { return bench_fail("step_loop", what); }
 
 int main(int argc, char **argv) {
     static const struct { const char *name; fs_cell cell; } cells[] = {

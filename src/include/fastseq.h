@@ -10,6 +10,7 @@
  *   3. Recurrent model: create, weights, forward over a sequence
  *   4. Streaming: one step at a time, state kept in C
  *   5. Model file: load a .fsq file
+ *   6. Training: tape, backward, optimizer steps, heads and losses
  *
  * Conventions:
  *   - every function returns an fs_status (FS_OK == 0) unless stated;
@@ -33,6 +34,19 @@ extern "C" {
 #define FS_VERSION_MAJOR 0
 #define FS_VERSION_MINOR 1
 #define FS_VERSION_PATCH 0
+#define FS_VERSION_STRING "0.1.0"
+
+/* Every public function carries FS_API: default visibility in a shared build
+ * (define FS_BUILD_SHARED; FS_DLL_IMPORT on Windows for users of the DLL). */
+#if defined(_WIN32) && defined(FS_BUILD_SHARED)
+#define FS_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(FS_DLL_IMPORT)
+#define FS_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define FS_API __attribute__((visibility("default")))
+#else
+#define FS_API
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* 1. Status codes and errors                                               */
@@ -53,7 +67,7 @@ typedef enum fs_status {
 } fs_status;
 
 /** Short fixed description of a status code; never NULL. */
-const char *fs_status_str(fs_status status);
+FS_API const char *fs_status_str(fs_status status);
 
 /**
  * Detail of the last error raised by a fastseq call on the calling thread,
@@ -61,7 +75,7 @@ const char *fs_status_str(fs_status status);
  * Empty string when the last call succeeded. The pointer stays valid until the
  * next fastseq call on this thread.
  */
-const char *fs_last_error(void);
+FS_API const char *fs_last_error(void);
 
 /* ------------------------------------------------------------------------ */
 /* 2. Runtime information                                                   */
@@ -71,7 +85,7 @@ const char *fs_last_error(void);
 typedef enum fs_isa {
     FS_ISA_GENERIC = 0,  /* portable C: the reference every other path is tested against */
     FS_ISA_AVX2 = 1,     /* x86-64 AVX2 + FMA */
-    FS_ISA_AVX512 = 2    /* x86-64 AVX-512 F + VL (the GEMM; the cell updates stay AVX2) */
+    FS_ISA_AVX512 = 2    /* x86-64 AVX-512 F + VL (GEMM, cell updates, fused batch-1 steps) */
 } fs_isa;
 
 /**
@@ -79,17 +93,28 @@ typedef enum fs_isa {
  * environment variable FASTSEQ_ISA=generic|avx2|avx512 caps it (a level the CPU lacks
  * falls back to the best one it has).
  */
-fs_isa fs_active_isa(void);
+FS_API fs_isa fs_active_isa(void);
 
 /** Name of an ISA level ("generic", "avx2", "avx512"); "unknown" for other values. */
-const char *fs_isa_name(fs_isa isa);
+FS_API const char *fs_isa_name(fs_isa isa);
+
+/** 1 when this build and CPU can run `isa` (fs_set_isa would accept it), else 0.
+ * Does not change the active level. */
+FS_API int32_t fs_isa_supported(fs_isa isa);
+
+/** The library's version, packed: major * 10000 + minor * 100 + patch
+ * (FS_VERSION_* of the header it was built with). */
+FS_API uint32_t fs_version(void);
+
+/** The same as a string, e.g. "0.1.0"; static, never NULL. */
+FS_API const char *fs_version_string(void);
 
 /**
  * Force a kernel level for this process (tests, benchmarks).
- * FS_ERR_UNSUPPORTED when the CPU or this build lacks it. Not thread-safe
- * against running forward calls.
+ * FS_ERR_UNSUPPORTED when the CPU or this build lacks it. Calls already
+ * running keep the level they started with (each call reads the level once).
  */
-fs_status fs_set_isa(fs_isa isa);
+FS_API fs_status fs_set_isa(fs_isa isa);
 
 /**
  * Maximum threads for later calls (process-wide). 0 restores the default:
@@ -97,10 +122,10 @@ fs_status fs_set_isa(fs_isa isa);
  * gain from threads run on one whatever the setting. Results are bit-identical
  * for any thread count. FS_ERR_UNSUPPORTED for n > 1 in a build without OpenMP.
  */
-fs_status fs_set_num_threads(int32_t n);
+FS_API fs_status fs_set_num_threads(int32_t n);
 
 /** The maximum threads later calls may use. */
-int32_t fs_get_num_threads(void);
+FS_API int32_t fs_get_num_threads(void);
 
 /* ------------------------------------------------------------------------ */
 /* 3. Recurrent model                                                       */
@@ -179,47 +204,47 @@ typedef struct fs_rnn fs_rnn;
  * @param config   shape; validated (FS_ERR_INVALID_ARG names the bad field)
  * @param out      receives the model; the caller owns it (fs_rnn_free)
  */
-fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out);
+FS_API fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out);
 
 /** Release a model made by fs_rnn_create. NULL, or a model made by
  * fs_rnn_init_static, is a no-op. */
-void fs_rnn_free(fs_rnn *model);
+FS_API void fs_rnn_free(fs_rnn *model);
 
 /**
  * Bytes a model of this configuration occupies (for fs_rnn_init_static).
  * Validates config like fs_rnn_create.
  */
-fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out);
+FS_API fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out);
 
 /**
  * Build a model, weights zero, inside caller memory: no allocation at all (for
  * embedded use). buffer must be 64-byte aligned and at least
  * fs_rnn_memory_size bytes; it must outlive the model, which is not freed.
  */
-fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
-                             fs_rnn **out);
+FS_API fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
+                                    fs_rnn **out);
 
 /** The configuration the model was created with. */
-fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out);
+FS_API fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out);
 
 /**
  * Shape of one parameter in PyTorch's layout: rows x cols (cols == 1 for biases).
  * layer in [0, num_layers), direction 0 (forward) or 1 (reverse, bidirectional only).
  */
-fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t direction,
-                             fs_param param, size_t *rows_out, size_t *cols_out);
+FS_API fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t direction,
+                                    fs_param param, size_t *rows_out, size_t *cols_out);
 
 /**
  * Copy one parameter (row-major, PyTorch layout) into the model and repack it
  * for the kernels. count must equal rows*cols. Biases of a model created with
  * bias = 0 are FS_ERR_INVALID_ARG. Not thread-safe against forward calls.
  */
-fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
-                           const float *data, size_t count);
+FS_API fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                  const float *data, size_t count);
 
 /** Copy one parameter out (row-major, PyTorch layout); count must equal rows*cols. */
-fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction,
-                           fs_param param, float *out, size_t count);
+FS_API fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction,
+                                  fs_param param, float *out, size_t count);
 
 /**
  * Arguments of one forward pass over a batch of sequences.
@@ -257,18 +282,21 @@ typedef struct fs_seq_args {
  * call (never inside the time loop); see fs_rnn_forward_workspace_size to
  * bring your own. Thread-safe for concurrent calls on one model.
  */
-fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args);
+FS_API fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args);
 
-/** Bytes of workspace fs_rnn_forward_ws needs for these T and B. */
-fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
-                                        size_t *bytes_out);
+/** Bytes of workspace fs_rnn_forward_ws needs for these T and B at the thread
+ * count set now (per-thread product tiles are part of it). */
+FS_API fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                                               size_t *bytes_out);
 
 /**
  * fs_rnn_forward with caller-provided workspace (no allocation at all).
- * workspace must be 64-byte aligned and at least workspace_bytes long.
+ * workspace must be 64-byte aligned and at least workspace_bytes long; a
+ * workspace sized for fewer threads than set now runs on as many as it holds
+ * tiles for (FS_ERR_SHAPE below the one-thread size).
  */
-fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
-                            void *workspace, size_t workspace_bytes);
+FS_API fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
+                                   void *workspace, size_t workspace_bytes);
 
 /* ------------------------------------------------------------------------ */
 /* 4. Streaming                                                             */
@@ -283,42 +311,42 @@ typedef struct fs_rnn_stream fs_rnn_stream;
  * stream is used. A bidirectional model cannot stream (FS_ERR_UNSUPPORTED).
  * All memory is allocated here; steps allocate nothing.
  */
-fs_status fs_rnn_stream_create(const fs_rnn *model, int32_t batch, fs_rnn_stream **out);
+FS_API fs_status fs_rnn_stream_create(const fs_rnn *model, int32_t batch, fs_rnn_stream **out);
 
 /** Release a stream made by fs_rnn_stream_create. NULL, or a stream made by
  * fs_rnn_stream_init_static, is a no-op. */
-void fs_rnn_stream_free(fs_rnn_stream *stream);
+FS_API void fs_rnn_stream_free(fs_rnn_stream *stream);
 
 /** Bytes a stream of `batch` sequences over `model` occupies. The size counts
  * one scratch tile per thread allowed now (fs_get_num_threads). */
-fs_status fs_rnn_stream_memory_size(const fs_rnn *model, int32_t batch, size_t *bytes_out);
+FS_API fs_status fs_rnn_stream_memory_size(const fs_rnn *model, int32_t batch, size_t *bytes_out);
 
 /** Build a stream inside caller memory (64-byte aligned, at least
  * fs_rnn_stream_memory_size bytes): no allocation at all. Not to be freed. */
-fs_status fs_rnn_stream_init_static(const fs_rnn *model, int32_t batch, void *buffer,
-                                    size_t buffer_bytes, fs_rnn_stream **out);
+FS_API fs_status fs_rnn_stream_init_static(const fs_rnn *model, int32_t batch, void *buffer,
+                                           size_t buffer_bytes, fs_rnn_stream **out);
 
 /** Zero every state. */
-fs_status fs_rnn_stream_reset(fs_rnn_stream *stream);
+FS_API fs_status fs_rnn_stream_reset(fs_rnn_stream *stream);
 
 /**
  * Advance one time step: x [batch, input_size] in, y [batch, R] (the last
  * layer's new h; R = proj_size or hidden_size) out. One stream must not be stepped from two
  * threads at once; different streams may run concurrently.
  */
-fs_status fs_rnn_stream_step(fs_rnn_stream *stream, const float *x, size_t x_count, float *y,
-                             size_t y_count);
+FS_API fs_status fs_rnn_stream_step(fs_rnn_stream *stream, const float *x, size_t x_count, float *y,
+                                    size_t y_count);
 
 /**
  * Copy the states out: h [num_layers, batch, R]; c [num_layers, batch,
  * hidden_size] (LSTM only; NULL when not wanted or not an LSTM).
  */
-fs_status fs_rnn_stream_get_state(const fs_rnn_stream *stream, float *h, size_t h_count, float *c,
-                                  size_t c_count);
+FS_API fs_status fs_rnn_stream_get_state(const fs_rnn_stream *stream, float *h, size_t h_count, float *c,
+                                         size_t c_count);
 
 /** Overwrite the states; shapes as in fs_rnn_stream_get_state; NULL leaves one as is. */
-fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t h_count,
-                                  const float *c, size_t c_count);
+FS_API fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t h_count,
+                                         const float *c, size_t c_count);
 
 /* ------------------------------------------------------------------------ */
 /* 5. Model file                                                            */
@@ -357,21 +385,21 @@ typedef struct fs_model_desc {
  * @param data      the file's bytes; size: their count (exactly the file)
  * @param desc_out  receives the description (on FS_OK only)
  */
-fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out);
+FS_API fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out);
 
 /**
  * Create a model from a model file held in memory (validated as by
  * fs_model_inspect first). The weights are copied: data may be released once
  * this returns. The caller owns *out (fs_rnn_free). Thread-safe.
  */
-fs_status fs_model_load(const void *data, size_t size, fs_rnn **out);
+FS_API fs_status fs_model_load(const void *data, size_t size, fs_rnn **out);
 
 /**
  * fs_model_load on the contents of the file at `path` (read whole, then
  * released). FS_ERR_IO when it cannot be opened or read; error details start
  * with the path.
  */
-fs_status fs_model_load_file(const char *path, fs_rnn **out);
+FS_API fs_status fs_model_load_file(const char *path, fs_rnn **out);
 
 /* ------------------------------------------------------------------------ */
 /* 6. Training (backward)                                                   */
@@ -396,19 +424,19 @@ fs_status fs_model_load_file(const char *path, fs_rnn **out);
  */
 
 /** Floats in the flat parameter vector of the model. */
-fs_status fs_rnn_param_count(const fs_rnn *model, size_t *count_out);
+FS_API fs_status fs_rnn_param_count(const fs_rnn *model, size_t *count_out);
 
 /** Where one parameter starts in the flat vector (FS_ERR_INVALID_ARG if the
  * model lacks it). Its length is rows*cols of fs_rnn_param_shape. */
-fs_status fs_rnn_param_offset(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
-                              size_t *offset_out);
+FS_API fs_status fs_rnn_param_offset(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                     size_t *offset_out);
 
 /** Copy every parameter out in flat order; count == fs_rnn_param_count. */
-fs_status fs_rnn_get_params(const fs_rnn *model, float *out, size_t count);
+FS_API fs_status fs_rnn_get_params(const fs_rnn *model, float *out, size_t count);
 
 /** Set every parameter from flat order (as fs_rnn_set_param each, repacking
  * the kernels' copies). Not thread-safe against calls using the model. */
-fs_status fs_rnn_set_params(fs_rnn *model, const float *data, size_t count);
+FS_API fs_status fs_rnn_set_params(fs_rnn *model, const float *data, size_t count);
 
 /** Opaque record of one training forward: saved activations, states and
  * layer inputs, plus the scratch the backward pass needs. */
@@ -416,35 +444,39 @@ typedef struct fs_rnn_tape fs_rnn_tape;
 
 /**
  * Bytes of a tape for sequences of up to seq_len steps and batch sequences
- * (a tape serves any seq_len' <= seq_len and batch' <= batch). About
- * T*B*(I + L*D*H*(slots + 2)) floats plus backward scratch of a few
- * T*B*gates*H; slots: RNN, FastRNN 1, FastGRNN 2, GRU 4, LSTM 5, LSTM with
- * peepholes or coupled gates 6 (+1 with a projection).
+ * (a tape serves any seq_len' <= seq_len and batch' <= batch). It records
+ * what the forward computed: about T*B*(I + (L-1)*D*H + L*D*H*(2*gates + 2))
+ * floats (input projections, recurrent products, states; H rounded up to 8),
+ * plus the forward's workspace or backward's scratch (a few T*B*gates*H),
+ * whichever is larger. Sized for the thread count set now; a later call with
+ * more threads set runs on as many as the tape holds room for.
  */
-fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch, size_t *bytes_out);
+FS_API fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch, size_t *bytes_out);
 
 /** Build a tape for `model` inside caller memory (64-byte aligned, at least
  * fs_rnn_tape_size bytes): no allocation. Not to be freed. */
-fs_status fs_rnn_tape_init(const fs_rnn *model, int32_t seq_len, int32_t batch, void *buffer,
-                           size_t buffer_bytes, fs_rnn_tape **out);
+FS_API fs_status fs_rnn_tape_init(const fs_rnn *model, int32_t seq_len, int32_t batch, void *buffer,
+                                  size_t buffer_bytes, fs_rnn_tape **out);
 
 /** Allocate a tape for `model` (fs_rnn_tape_free releases it). The tape
  * borrows the model: keep it alive and unchanged from a training forward to
  * the backward pass that reads it. */
-fs_status fs_rnn_tape_create(const fs_rnn *model, int32_t seq_len, int32_t batch, fs_rnn_tape **out);
+FS_API fs_status fs_rnn_tape_create(const fs_rnn *model, int32_t seq_len, int32_t batch, fs_rnn_tape **out);
 
 /** Release a tape made by fs_rnn_tape_create. NULL, or a tape made by
  * fs_rnn_tape_init, is a no-op. */
-void fs_rnn_tape_free(fs_rnn_tape *tape);
+FS_API void fs_rnn_tape_free(fs_rnn_tape *tape);
 
 /**
  * fs_rnn_forward that also records into `tape` (made for this model, large
- * enough for args' seq_len and batch, else FS_ERR_SHAPE). Arguments and
- * results as fs_rnn_forward, checked the same way; x is copied into the tape.
+ * enough for args' seq_len and batch, else FS_ERR_SHAPE): the same driver,
+ * kernels and threads, so y, h_n and c_n are bit-identical to fs_rnn_forward's.
+ * Arguments and results as fs_rnn_forward, checked the same way; x is copied
+ * into the tape.
  * No allocation. One tape serves one call at a time; different tapes may run
  * concurrently on one model.
  */
-fs_status fs_rnn_train_forward(const fs_rnn *model, const fs_seq_args *args, fs_rnn_tape *tape);
+FS_API fs_status fs_rnn_train_forward(const fs_rnn *model, const fs_seq_args *args, fs_rnn_tape *tape);
 
 /**
  * Gradients wanted from, and given to, one backward pass. Shapes as in
@@ -478,57 +510,57 @@ typedef struct fs_grad_args {
  * between). The tape stays valid: backward may run again on it. Uses the
  * tape's scratch, allocates nothing.
  */
-fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_args *args);
+FS_API fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_args *args);
 
 /**
  * The recorded state before step t of a unidirectional model: h (and c for an
  * LSTM) [L, B, R] (c: [L, B, H]); NULL: not wanted. For truncated BPTT windows that overlap.
  * A sequence already finished at t gives its final state.
  */
-fs_status fs_rnn_tape_get_state(const fs_rnn_tape *tape, int32_t t, float *h, size_t h_count,
-                                float *c, size_t c_count);
+FS_API fs_status fs_rnn_tape_get_state(const fs_rnn_tape *tape, int32_t t, float *h, size_t h_count,
+                                       float *c, size_t c_count);
 
 /** Scale grads so their L2 norm is at most max_norm (torch's clip_grad_norm_,
  * factor max_norm / (norm + 1e-6)); *norm_out (may be NULL) gets the norm before. */
-fs_status fs_clip_grad_norm(float *grads, size_t count, float max_norm, float *norm_out);
+FS_API fs_status fs_clip_grad_norm(float *grads, size_t count, float max_norm, float *norm_out);
 
 /** Clamp every gradient to [-clip, clip]. */
-fs_status fs_clip_grad_value(float *grads, size_t count, float clip);
+FS_API fs_status fs_clip_grad_value(float *grads, size_t count, float clip);
 
 /** torch.optim.SGD step (dampening 0, no Nesterov): g += weight_decay * p;
  * with momentum v = momentum * v + g (v starts at zero), g = v; p -= lr * g.
  * velocity may be NULL when momentum is 0. */
-fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t count, float lr,
-                      float momentum, float weight_decay);
+FS_API fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t count, float lr,
+                             float momentum, float weight_decay);
 
 /** torch.optim.Adam step number `step` (1, 2, ...), m and v start at zero. */
-fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, size_t count,
-                       int64_t step, float lr, float beta1, float beta2, float eps, float weight_decay);
+FS_API fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, size_t count,
+                              int64_t step, float lr, float beta1, float beta2, float eps, float weight_decay);
 
 /* Heads and losses for training loops (row-major float arrays, rows = T*B
  * positions). Thread-safe; no allocation. */
 
 /** y[n][o] = bias[o] + sum_k x[n][k] weight[o][k] (torch's nn.Linear layout:
  * weight [out, in]); bias may be NULL. */
-fs_status fs_linear_forward(const float *x, size_t rows, size_t in, const float *weight,
-                            const float *bias, size_t out, float *y);
+FS_API fs_status fs_linear_forward(const float *x, size_t rows, size_t in, const float *weight,
+                                   const float *bias, size_t out, float *y);
 
 /** Backward of fs_linear_forward for d loss / d y = grad_y [rows, out]:
  * grad_x [rows, in] is overwritten; grad_weight [out, in] and grad_bias [out]
  * are added to. Any output may be NULL (not wanted). */
-fs_status fs_linear_backward(const float *x, size_t rows, size_t in, const float *weight, size_t out,
-                             const float *grad_y, float *grad_x, float *grad_weight, float *grad_bias);
+FS_API fs_status fs_linear_backward(const float *x, size_t rows, size_t in, const float *weight, size_t out,
+                                    const float *grad_y, float *grad_x, float *grad_weight, float *grad_bias);
 
 /** Mean squared error over [rows, cols] (torch's MSELoss): mask [rows] (NULL:
  * all 1) weights rows and the mean is over the weighted elements. grad (may be
  * NULL) receives d loss / d pred. */
-fs_status fs_mse_loss(const float *pred, const float *target, const float *mask, size_t rows,
-                      size_t cols, float *grad, float *loss_out);
+FS_API fs_status fs_mse_loss(const float *pred, const float *target, const float *mask, size_t rows,
+                             size_t cols, float *grad, float *loss_out);
 
 /** Softmax cross-entropy of logits [rows, classes] against class indices
  * target [rows] (torch's CrossEntropyLoss), rows weighted by mask as above. */
-fs_status fs_softmax_xent_loss(const float *logits, const int32_t *target, const float *mask,
-                               size_t rows, size_t classes, float *grad, float *loss_out);
+FS_API fs_status fs_softmax_xent_loss(const float *logits, const int32_t *target, const float *mask,
+                                      size_t rows, size_t classes, float *grad, float *loss_out);
 
 #ifdef __cplusplus
 }

@@ -17,8 +17,61 @@
 
 #define FS_NB 8
 
+/*
+ * Summation order: what makes every result independent of the thread count.
+ * An output element of a product (gemm, the fused batch-1 steps) is summed the
+ * same way whatever m, nblocks, the row's position or the code path that
+ * computes it, so any split of rows or blocks over threads gives the same
+ * bits. SIMD levels: S = FS_PARTIALS(g) partial sums for blocks of g gates;
+ * partial s takes the products of k = s, s + S, s + 2S, ... below k - k % S,
+ * in increasing k; partial 0 starts from the bias and then takes the k % S
+ * tail products in order; the result is ((p0 + p1) + p2) + p3 (S chains also
+ * keep a lone row, batch 1, from waiting on FMA latency). The generic level
+ * sums each element's products in order. Drivers split work only by rows or
+ * unit blocks, never along k; sums over rows (backward's extra parameters)
+ * run in row order after the split.
+ */
+#define FS_PARTIALS(g) ((g) == 1 ? 4 : 2)
+
 /* For the SIMD kernels' small helpers. */
 #define FS_INLINE static inline __attribute__((always_inline))
+
+/* Trainable cell kinds: the index into the record and backward slots.
+ * LSTM_EXT: peepholes and/or coupled gates; GRU_RB: reset before the product. */
+enum {
+    FS_TRAIN_RNN, FS_TRAIN_LSTM, FS_TRAIN_GRU, FS_TRAIN_LSTM_EXT, FS_TRAIN_GRU_RB,
+    FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN, FS_TRAIN_KINDS
+};
+
+/* A cell's options and per-unit parameters for its record and backward
+ * kernels (NULL / 0 where a cell has none): values, never a model. */
+typedef struct fs_cell_params {
+    int relu;                  /* RNN: relu, else tanh */
+    int coupled;               /* LSTM: f = 1 - i (gate panels i, g, o) */
+    int update_act, gate_act;  /* FastRNN / FastGRNN: fs_act kinds */
+    const float *pi, *pf, *po; /* LSTM peepholes, [H] each */
+    const float *bg, *bu;      /* FastGRNN bias gate, bias update, [H] each */
+    const float *whn;          /* reset-before GRU: W_hn packed (layout above, one gate, K = H) */
+    float a, b;                /* FastRNN sigmoid(alpha), sigmoid(beta); FastGRNN sigmoid(zeta), sigmoid(nu) */
+} fs_cell_params;
+
+/* Training, one row of H units (rnn_backward.c drives them):
+ * record: from what the forward recorded -- gx (input projection + folded
+ *   biases) and acc (recurrent product + bias_h), packed column order, G and
+ *   gh panels per block; hn = W_hn (r h) of a reset-before GRU; h_prev, c_prev
+ *   (hp-padded rows) -- the activations backward needs, act[slot][H];
+ * backward: from act, h_prev, c_prev and dh = d loss / d h_new, dc = d loss /
+ *   d c_new: dgx = d loss / d (input pre-activations), [G*H] in PyTorch row
+ *   order (gate-major: row g*H + j), dgh the same for the recurrent product
+ *   (cells whose dgh differs from dgx), and in place dh = the part of
+ *   d loss / d h_prev that bypasses W_hh, dc = d loss / d c_prev; `extra`
+ *   accumulates the gradients of the cell's own parameters (rnn_backward.h).
+ * work: 2 * hp floats of scratch. */
+typedef void (*fs_cell_record_fn)(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
+                                  const float *hn, const float *h_prev, const float *c_prev, float *act);
+typedef void (*fs_cell_backward_fn)(size_t H, const fs_cell_params *cp, const float *act, const float *h_prev,
+                                    const float *c_prev, float *dh, float *dc, float *dgx, float *dgh,
+                                    float *extra, float *work);
 
 typedef struct fs_kernels {
     /* For i < m and nblocks packed blocks of g gates (layout above), column
@@ -66,20 +119,32 @@ typedef struct fs_kernels {
                        float *h_new, float *c);
     void (*gru_step1)(size_t k, size_t nblocks, const float *w, const float *bias_h, const float *gx,
                       const float *h_prev, float *h_new);
+    /* Blocking parameter: the gates per block (8 columns each) of the widest
+     * B-operand panels backward's GEMMs run fastest on (1, 2 or 4). */
+    size_t panel_gates;
+    /* Training: per trainable cell kind (FS_TRAIN_*), see above. */
+    fs_cell_record_fn cell_record[FS_TRAIN_KINDS];
+    fs_cell_backward_fn cell_backward[FS_TRAIN_KINDS];
 } fs_kernels;
 
 /* The table for the active ISA; initialised once on first use. */
 const fs_kernels *fs__kernels(void);
 
-/* Per-ISA fillers: each overrides the slots it improves (reference first). */
-void fs__kernels_init_generic(fs_kernels *k);
+/* The fillers, one per kernel file (kernels/<op>/<level>.c), called by
+ * dispatch.c in level order: generic fills every slot (BLIS style), each
+ * higher level overrides what it improves. */
+void fs__gemm_init_generic(fs_kernels *k);
+void fs__cells_init_generic(fs_kernels *k);
+void fs__train_cells_init_generic(fs_kernels *k);
 #if defined(FS_HAVE_AVX2)
-void fs__kernels_init_avx2(fs_kernels *k);
+void fs__gemm_init_avx2(fs_kernels *k);
+void fs__cells_init_avx2(fs_kernels *k);
+void fs__train_cells_init_avx2(fs_kernels *k);
 #endif
 #if defined(FS_HAVE_AVX512)
-void fs__kernels_init_avx512(fs_kernels *k); /* gemm; on top of avx2 */
-void fs__cells_init_avx512(fs_kernels *k);   /* the plain cells; peephole/coupled LSTM, FastGRNN stay avx2 */
-void fs__step1_init_avx512(fs_kernels *k);   /* the fused batch-1 steps */
+void fs__gemm_init_avx512(fs_kernels *k);
+void fs__cells_init_avx512(fs_kernels *k); /* the plain cells; peephole/coupled LSTM, FastGRNN, training stay avx2 */
+void fs__step1_init_avx512(fs_kernels *k); /* the fused batch-1 steps */
 #endif
 
 #endif /* FS_KERNELS_H */

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmath_avx2.h"
+#include "vmath/avx2.h"
 
 #define ABS_BOUND 1e-6
 #define EXP_REL_BOUND 1e-6

@@ -1,15 +1,15 @@
-/* AVX-512 cell epilogues: the AVX2 kernels' operations (kernels/avx2.c) on
+/* AVX-512 cell epilogues: the AVX2 kernels' operations (avx2.c) on
  * two rows at once, row i in lanes 0-7 and row i+1 in lanes 8-15; an odd
  * last row runs in the low half alone. The math is lane-identical to the
  * AVX2 math (one source, vmath_body.h), so every row's result is bit-identical
  * to the AVX2 kernel's whatever rows a call holds (tests/c/test_cells.c). The peephole/coupled
  * LSTM and FastGRNN kernels (per-unit vectors) stay AVX2. */
 #if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__FMA__)
-#error "kernels/cells_avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
+#error "kernels/cells/avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
 #endif
 
-#include "kernels.h"
-#include "cells_avx512.h"
+#include "../kernels.h"
+#include "avx512.h"
 
 #define ADD(a, b) _mm512_add_ps(a, b)
 

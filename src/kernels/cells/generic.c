@@ -1,27 +1,9 @@
-/* Portable reference kernels: plain C, libm nonlinearities. Every optimised
- * kernel is tested against these. */
+/* The inference cell updates, portable C (libm nonlinearities): the reference
+ * every SIMD cell kernel is tested against. Their training counterparts
+ * (record, backward) are train_generic.c beside this file. */
 #include <math.h>
 
-#include "kernels.h"
-
-static void fs_f32_gemm_packed__generic(size_t m, size_t k, const float *a, size_t lda,
-                                        const float *b, size_t g, size_t nblocks,
-                                        const float *bias, float *c, size_t ldc) {
-    const size_t width = g * FS_NB; /* columns per block */
-    for (size_t i = 0; i < m; i++) {
-        const float *ai = a + i * lda;
-        for (size_t jb = 0; jb < nblocks; jb++) {
-            const float *bb = b + jb * k * width;
-            float acc[4 * FS_NB * 2]; /* g <= 8 */
-            for (size_t q = 0; q < width; q++) acc[q] = bias ? bias[jb * width + q] : 0.0f;
-            for (size_t kk = 0; kk < k; kk++) {
-                const float av = ai[kk];
-                for (size_t q = 0; q < width; q++) acc[q] += av * bb[kk * width + q];
-            }
-            for (size_t q = 0; q < width; q++) c[i * ldc + jb * width + q] = acc[q];
-        }
-    }
-}
+#include "../kernels.h"
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -134,8 +116,7 @@ static void fs_fastgrnn_cell__generic(size_t m, int gate_act, int update_act, co
         }
 }
 
-void fs__kernels_init_generic(fs_kernels *k) {
-    k->gemm = fs_f32_gemm_packed__generic;
+void fs__cells_init_generic(fs_kernels *k) {
     k->rnn_cell = fs_rnn_cell__generic;
     k->lstm_cell = fs_lstm_cell__generic;
     k->gru_cell = fs_gru_cell__generic;

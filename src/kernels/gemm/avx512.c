@@ -1,13 +1,6 @@
-/* AVX-512 (F + VL) packed GEMM (the cell epilogues: cells_avx512.c).
+/* AVX-512 (F + VL) packed GEMM (the cell epilogues: ../cells/avx512.c).
  *
- * Summation order. For a given gate count g every output element is summed
- * the same way, whatever m, nblocks, the row's position or the code path that
- * computes it, so any split of rows or blocks over threads gives bit-identical
- * results: S = (g == 1 ? 4 : 2) partial sums; partial s takes the products of
- * k = s, s + S, s + 2S, ... below k - k % S, in increasing k; partial 0 starts
- * from the bias and then takes the k % S tail products in order; the result is
- * ((p0 + p1) + p2) + p3. The S chains also keep a lone row (m == 1, the
- * memory-bound batch-1 step) from waiting on FMA latency.
+ * Summation order: kernels.h's (FS_PARTIALS), on every path below.
  *
  * Column layout. A packed block k-row is g*8 contiguous floats (kernels.h).
  * - Panels in fours (g = 4): two zmm per row and k, one broadcast a[i][k];
@@ -23,17 +16,17 @@
  *   chains (gemv_block). The same order.
  */
 #if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__FMA__)
-#error "kernels/avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
+#error "kernels/gemm/avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
 #endif
 
 #include <immintrin.h>
 
+#include "../kernels.h"
 #include "gemv_avx512.h"
-#include "kernels.h"
 #define PF_DIST 8 /* B k-rows software-prefetched ahead, in tiles that prefetch */
 
 /* Partial sums per element for g gates (see the top of the file). */
-#define S_OF(g) ((g) == 1 ? 4 : 2)
+#define S_OF(g) FS_PARTIALS(g)
 
 /* ---- panels in fours: two zmm per k-row ---------------------------------- */
 
@@ -346,6 +339,7 @@ static void fs_f32_gemm_packed__avx512(size_t m, size_t k, const float *a, size_
     }
 }
 
-void fs__kernels_init_avx512(fs_kernels *k) {
+void fs__gemm_init_avx512(fs_kernels *k) {
     k->gemm = fs_f32_gemm_packed__avx512;
+    k->panel_gates = 4; /* two zmm per k-row */
 }

@@ -1,6 +1,6 @@
 /* Fused batch-1 steps (AVX-512): the recurrent product of a few unit blocks
- * stays in registers (gemv_avx512.h) and the cell update runs on it at once
- * (cells_avx512.h), two blocks per zmm, in one call per step. A small
+ * stays in registers (../gemm/gemv_avx512.h) and the cell update runs on it at once
+ * (../cells/avx512.h), two blocks per zmm, in one call per step. A small
  * layer's step is short (LSTM H = 32: ~140 ns), so the products' round trip
  * through memory and the per-phase calls were a tenth of it (tiny LSTM
  * forward 10.3 -> 9.2 us). The same inline code as the gemm and cell
@@ -12,12 +12,12 @@
  * go one at a time. (Four LSTM blocks, 16 accumulators, ran H = 32 5 % faster
  * than two groups of two.) */
 #if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__FMA__)
-#error "kernels/step1_avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
+#error "kernels/step1/avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
 #endif
 
-#include "cells_avx512.h"
-#include "gemv_avx512.h"
-#include "kernels.h"
+#include "../cells/avx512.h"
+#include "../gemm/gemv_avx512.h"
+#include "../kernels.h"
 
 #define ADD(a, b) _mm512_add_ps(a, b)
 

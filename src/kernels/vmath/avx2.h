@@ -40,12 +40,12 @@
 #define FS_VMATH_AVX2_H
 
 #if !defined(__AVX2__) || !defined(__FMA__)
-#error "vmath_avx2.h needs -mavx2 -mfma"
+#error "vmath/avx2.h needs -mavx2 -mfma"
 #endif
 
 #include <immintrin.h>
 
-/* The vocabulary of vmath_body.h, 8 lanes. */
+/* The vocabulary of vmath/body.h, 8 lanes. */
 #define FS_V __m256
 #define FS_VI __m256i
 #define FS_VM(name) name##__avx2
@@ -71,6 +71,6 @@
 #define FS_SLLI _mm256_slli_epi32
 #define FS_SRAI _mm256_srai_epi32
 
-#include "vmath_body.h"
+#include "body.h"
 
 #endif /* FS_VMATH_AVX2_H */

@@ -1,24 +1,24 @@
-/* The backward steps of the trainable cells, as plain C loops over the units of
- * one row. Included by train_cells.c (portable build) and by
- * kernels/train_avx2.c (built with -mavx2 -mfma, where the compiler vectorises
- * the same loops): one source of truth per cell, compiled once per ISA.
- * Layouts: see rnn_backward.h. FS_SUFFIX names the copy. The buffers of one
+/* The backward steps of the trainable cells (kernels.h: fs_cell_backward_fn),
+ * as plain C loops over the units of one row. Included by train_generic.c and
+ * train_avx2.c (built with -mavx2 -mfma, where the compiler vectorises the
+ * same loops): one source per cell, compiled once per level. FS_SUFFIX names
+ * the copy. The buffers of one
  * call never overlap (restrict lets the loops vectorise; dgh is only touched by
  * cells with split_dgh, where it is a buffer of its own). */
 #ifndef FS_SUFFIX
-#error "define FS_SUFFIX before including train_cells_bwd.h"
+#error "define FS_SUFFIX before including backward_loops.h"
 #endif
 #define FS_CAT2(a, b) a##b
 #define FS_CAT(a, b) FS_CAT2(a, b)
 #define FS_NAME(n) FS_CAT(n, FS_SUFFIX)
+#define FS_ROUND8(n) (((n) + FS_NB - 1) / FS_NB * FS_NB)
 
 /* RNN (tanh, relu): act = h_new. */
-static void FS_NAME(rnn_backward)(const fs_cell_ctx *cx, const float *restrict act,
-                                  const float *h_prev, const float *c_prev, float *restrict dh,
-                                  float *dc, float *restrict dgx, float *dgh, float *extra) {
-    (void)h_prev, (void)c_prev, (void)dc, (void)dgh, (void)extra;
-    const size_t H = cx->H;
-    if (cx->model->cfg.cell == FS_CELL_RNN_RELU) {
+static void FS_NAME(rnn_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *dgh, float *extra, float *work) {
+    (void)h_prev, (void)c_prev, (void)dc, (void)dgh, (void)extra, (void)work;
+    if (cp->relu) {
         for (size_t j = 0; j < H; j++) dgx[j] = act[j] > 0.0f ? dh[j] : 0.0f;
     } else {
         for (size_t j = 0; j < H; j++) dgx[j] = dh[j] * (1.0f - act[j] * act[j]);
@@ -27,12 +27,10 @@ static void FS_NAME(rnn_backward)(const fs_cell_ctx *cx, const float *restrict a
 }
 
 /* LSTM (i, f, g, o): act = i, f, g, o, tanh(c_new). */
-static void FS_NAME(lstm_backward)(const fs_cell_ctx *cx, const float *restrict act,
-                                   const float *h_prev, const float *restrict c_prev,
-                                   float *restrict dh, float *restrict dc, float *restrict dgx,
-                                   float *dgh, float *extra) {
-    (void)h_prev, (void)dgh, (void)extra;
-    const size_t H = cx->H;
+static void FS_NAME(lstm_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *h_prev, const float *restrict c_prev, float *restrict dh, float *restrict dc,
+        float *restrict dgx, float *dgh, float *extra, float *work) {
+    (void)cp, (void)h_prev, (void)dgh, (void)extra, (void)work;
     for (size_t j = 0; j < H; j++) {
         const float i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
         const float tc = act[4 * H + j], d = dh[j];
@@ -47,12 +45,10 @@ static void FS_NAME(lstm_backward)(const fs_cell_ctx *cx, const float *restrict 
 }
 
 /* GRU, reset after the product (r, z, n): act = r, z, n, W_hn h + b_hn. */
-static void FS_NAME(gru_backward)(const fs_cell_ctx *cx, const float *restrict act,
-                                  const float *restrict h_prev, const float *c_prev,
-                                  float *restrict dh, float *dc, float *restrict dgx,
-                                  float *restrict dgh, float *extra) {
-    (void)c_prev, (void)dc, (void)extra;
-    const size_t H = cx->H;
+static void FS_NAME(gru_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *restrict dgh, float *extra, float *work) {
+    (void)cp, (void)c_prev, (void)dc, (void)extra, (void)work;
     for (size_t j = 0; j < H; j++) {
         const float r = act[j], z = act[H + j], n = act[2 * H + j], hn = act[3 * H + j], d = dh[j];
         const float dn = d * (1.0f - z) * (1.0f - n * n);
@@ -70,15 +66,13 @@ static void FS_NAME(gru_backward)(const fs_cell_ctx *cx, const float *restrict a
 
 /* LSTM with peepholes and/or coupled gates (f = 1 - i; dgx rows i, g, o):
  * act = i, f, g, o, tanh(c_new), c_new; extra = dp_i, dp_f, dp_o. */
-static void FS_NAME(lstm_ext_backward)(const fs_cell_ctx *cx, const float *restrict act,
-                                       const float *h_prev, const float *restrict c_prev,
-                                       float *restrict dh, float *restrict dc, float *restrict dgx,
-                                       float *dgh, float *restrict extra) {
-    (void)h_prev, (void)dgh;
-    const size_t H = cx->H;
-    const int coupled = cx->model->cfg.coupled;
-    const float *restrict pi = cx->unit->vec[FS_VEC_PI], *restrict pf = cx->unit->vec[FS_VEC_PF];
-    const float *restrict po = cx->unit->vec[FS_VEC_PO];
+static void FS_NAME(lstm_ext_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *h_prev, const float *restrict c_prev, float *restrict dh, float *restrict dc,
+        float *restrict dgx, float *dgh, float *restrict extra, float *work) {
+    (void)h_prev, (void)dgh, (void)work;
+    const int coupled = cp->coupled;
+    const float *restrict pi = cp->pi, *restrict pf = cp->pf;
+    const float *restrict po = cp->po;
     float *dgi = dgx, *dgf = dgx + H, *dgg = dgx + (coupled ? H : 2 * H);
     float *dgo = dgx + (coupled ? 2 * H : 3 * H);
     for (size_t j = 0; j < H; j++) {
@@ -101,25 +95,30 @@ static void FS_NAME(lstm_ext_backward)(const fs_cell_ctx *cx, const float *restr
 }
 
 /* GRU, reset before the product (r, z, n): act = r, z, n, r h. The cell owns
- * W_hn: d(r h) = W_hn^T dn here (work), then dr and the bypass dh. */
-static void FS_NAME(gru_rb_backward)(const fs_cell_ctx *cx, const float *restrict act,
-                                     const float *restrict h_prev, const float *c_prev,
-                                     float *restrict dh, float *dc, float *restrict dgx,
-                                     float *dgh, float *extra) {
+ * W_hn: d(r h) = W_hn^T dn here (work: 2 * hp floats), then dr and the bypass dh. */
+static void FS_NAME(gru_rb_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *dgh, float *extra, float *work) {
     (void)c_prev, (void)dc, (void)dgh, (void)extra;
-    const size_t H = cx->H;
-    const float *restrict whn = cx->unit->raw[FS_PARAM_WEIGHT_HH] + 2 * H * H;
-    float *restrict drh = cx->work, *dn = dgx + 2 * H;
+    const float *restrict whn = cp->whn;
+    float *restrict drh = work, *restrict dnp = work + FS_ROUND8(H), *dn = dgx + 2 * H;
     for (size_t j = 0; j < H; j++) {
         const float z = act[H + j], n = act[2 * H + j], d = dh[j];
         dn[j] = d * (1.0f - z) * (1.0f - n * n);
+        dnp[j] = dn[j];
         dgx[H + j] = d * (h_prev[j] - n) * z * (1.0f - z);
-        drh[j] = 0.0f;
     }
-    for (size_t j = 0; j < H; j++) {
-        const float w = dn[j];
-        const float *restrict row = whn + j * H;
-        for (size_t k = 0; k < H; k++) drh[k] += w * row[k];
+    for (size_t j = H; j < FS_ROUND8(H); j++) dnp[j] = 0.0f; /* the padding units' weights are zero */
+    /* d(r h) = W_hn^T dn on the packed [jb][k][8] layout: per block, 8 weights
+     * from unit block jb to input k lie together */
+    for (size_t k = 0; k < H; k++) drh[k] = 0.0f;
+    for (size_t jb = 0; jb < FS_ROUND8(H) / FS_NB; jb++) {
+        const float *restrict blk = whn + jb * H * FS_NB, *restrict d8 = dnp + jb * FS_NB;
+        for (size_t k = 0; k < H; k++) {
+            float acc = 0.0f;
+            for (size_t l = 0; l < FS_NB; l++) acc += blk[k * FS_NB + l] * d8[l];
+            drh[k] += acc;
+        }
     }
     for (size_t j = 0; j < H; j++) {
         const float r = act[j];
@@ -135,14 +134,12 @@ static inline float FS_NAME(dact)(int kind, float y) {
 }
 
 /* FastRNN: act = h~; extra = d bias, d alpha, d beta. */
-static void FS_NAME(fastrnn_backward)(const fs_cell_ctx *cx, const float *restrict act,
-                                      const float *restrict h_prev, const float *c_prev,
-                                      float *restrict dh, float *dc, float *restrict dgx,
-                                      float *dgh, float *restrict extra) {
-    (void)c_prev, (void)dc, (void)dgh;
-    const size_t H = cx->H;
-    const int kind = cx->model->cfg.update_act;
-    const float a = cx->unit->coef[0], b = cx->unit->coef[1];
+static void FS_NAME(fastrnn_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *dgh, float *restrict extra, float *work) {
+    (void)c_prev, (void)dc, (void)dgh, (void)work;
+    const int kind = cp->update_act;
+    const float a = cp->a, b = cp->b;
     float sa = 0.0f, sb = 0.0f;
     for (size_t j = 0; j < H; j++) {
         const float d = dh[j], ht = act[j];
@@ -158,14 +155,12 @@ static void FS_NAME(fastrnn_backward)(const fs_cell_ctx *cx, const float *restri
 }
 
 /* FastGRNN: act = z, h~; extra = d bias_gate, d bias_update, d zeta, d nu. */
-static void FS_NAME(fastgrnn_backward)(const fs_cell_ctx *cx, const float *restrict act,
-                                       const float *restrict h_prev, const float *c_prev,
-                                       float *restrict dh, float *dc, float *restrict dgx,
-                                       float *dgh, float *restrict extra) {
-    (void)c_prev, (void)dc, (void)dgh;
-    const size_t H = cx->H;
-    const int gk = cx->model->cfg.gate_act, uk = cx->model->cfg.update_act;
-    const float ze = cx->unit->coef[0], nu = cx->unit->coef[1];
+static void FS_NAME(fastgrnn_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *dgh, float *restrict extra, float *work) {
+    (void)c_prev, (void)dc, (void)dgh, (void)work;
+    const int gk = cp->gate_act, uk = cp->update_act;
+    const float ze = cp->a, nu = cp->b;
     float sz = 0.0f, sn = 0.0f;
     for (size_t j = 0; j < H; j++) {
         const float d = dh[j], z = act[j], u = act[H + j];
@@ -183,5 +178,6 @@ static void FS_NAME(fastgrnn_backward)(const fs_cell_ctx *cx, const float *restr
 }
 
 #undef FS_NAME
+#undef FS_ROUND8
 #undef FS_CAT
 #undef FS_CAT2

@@ -1,7 +1,7 @@
 /*
  * Exp, sigmoid and tanh for AVX-512F + FMA, 16 floats per call: the math of
- * vmath_avx2.h (method, accuracy, special values there), from the same
- * source (vmath_body.h) on wider vectors, so each lane is bit-identical to
+ * vmath/avx2.h (method, accuracy, special values there), from the same
+ * source (vmath/body.h) on wider vectors, so each lane is bit-identical to
  * the AVX2 result. That lets a kernel mix widths and keeps results
  * independent of how threads split rows (tests/c/test_cells.c).
  *
@@ -11,12 +11,12 @@
 #define FS_VMATH_AVX512_H
 
 #if !defined(__AVX512F__) || !defined(__FMA__)
-#error "vmath_avx512.h needs -mavx512f -mfma"
+#error "vmath/avx512.h needs -mavx512f -mfma"
 #endif
 
 #include <immintrin.h>
 
-/* The vocabulary of vmath_body.h, 16 lanes. AVX-512F has no float-typed
+/* The vocabulary of vmath/body.h, 16 lanes. AVX-512F has no float-typed
  * bitwise operations (those are DQ): they go through the integer ones. */
 #define FS__BITS(op, a, b) _mm512_castsi512_ps(op(_mm512_castps_si512(a), _mm512_castps_si512(b)))
 #define FS_V __m512
@@ -44,7 +44,7 @@
 #define FS_SLLI _mm512_slli_epi32
 #define FS_SRAI _mm512_srai_epi32
 
-#include "vmath_body.h"
+#include "body.h"
 #undef FS__BITS
 
 #endif /* FS_VMATH_AVX512_H */

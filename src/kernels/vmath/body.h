@@ -1,12 +1,12 @@
 /*
- * The vectorised math of vmath_avx2.h / vmath_avx512.h, written once over a
+ * The vectorised math of vmath/avx2.h / vmath/avx512.h, written once over a
  * small SIMD vocabulary that each of those headers defines before including
  * this one (and undefines after): the vector types FS_V / FS_VI, FS_VM(name)
  * (the name with the ISA suffix), and one macro per operation (FS_ADD,
  * FS_FMADD, ... see either header). The operations are the same, in the same
  * order, at every width, so a lane's result never depends on the width: an
  * AVX-512 kernel agrees bit for bit with the AVX2 one (tests/c/test_cells.c).
- * Method, accuracy and special values: vmath_avx2.h.
+ * Method, accuracy and special values: vmath/avx2.h.
  *
  * No include guard on purpose: included once per vocabulary, which it
  * undefines at its end so that another width can follow.

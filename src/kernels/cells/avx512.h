@@ -1,9 +1,9 @@
 /*
  * The AVX-512 cell updates on one zmm of two rows (row i in lanes 0-7, row
  * i+1 in lanes 8-15), from pre-activations: the cell kernels
- * (cells_avx512.c) and the fused batch-1 steps (step1_avx512.c) both call
+ * (avx512.c) and the fused batch-1 steps (../step1/avx512.c) both call
  * these, so their results agree bit for bit. The math is lane-identical to
- * the AVX2 kernels (one source, vmath_body.h).
+ * the AVX2 kernels (one source, vmath/body.h).
  *
  * Include only from translation units compiled with -mavx512f -mavx512vl -mfma.
  */
@@ -13,9 +13,9 @@
 #include <immintrin.h>
 #include <stddef.h>
 
-#include "kernels.h"
+#include "../kernels.h"
 
-#include "vmath_avx512.h"
+#include "../vmath/avx512.h"
 
 /* Rows p and p + ld into one zmm; with one row (two == 0), zeros above it. */
 FS_INLINE __m512 fs__ld2(const float *p, size_t ld, int two) {

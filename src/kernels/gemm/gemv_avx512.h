@@ -1,8 +1,8 @@
 /*
  * Batch-1 products in zmm for g = 1, 3 and 4 gates, results left in
  * registers: the GEMM's m == 1 path (avx512.c) stores them, the fused steps
- * (step1_avx512.c) run the cell on them directly. One source, so both sum
- * every element in the same order (avx512.c's top comment): bit-identical.
+ * (../step1/avx512.c) run the cell on them directly. One source, so both sum
+ * every element in the same order (kernels.h: FS_PARTIALS): bit-identical.
  *
  * A block's k-rows are contiguous, so S of them (g * 8 * S floats) fill
  * whole zmm, each lane in the chain of its own partial; a[k] for those lanes
@@ -18,7 +18,7 @@
 #include <immintrin.h>
 #include <stddef.h>
 
-#include "kernels.h"
+#include "../kernels.h"
 
 FS_INLINE __m512 fs__pair_bcast(float lo, float hi) { /* lanes 0-7 lo, 8-15 hi */
     return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(lo), _mm512_set1_ps(hi));
