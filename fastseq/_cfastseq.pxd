@@ -25,6 +25,7 @@ cdef extern from "fastseq.h" nogil:
     fs_isa fs_active_isa()
     const char *fs_isa_name(fs_isa isa)
     fs_status fs_set_isa(fs_isa isa)
+    enum: FS_MAX_THREADS
     fs_status fs_set_num_threads(int32_t n)
     int32_t fs_get_num_threads()
 

@@ -1,5 +1,6 @@
 /* Runtime ISA dispatch: one table, filled from the portable kernels and then
  * overridden by the best level the CPU (and FASTSEQ_ISA) allows, once. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,11 +46,20 @@ static void fill(fs_isa isa) {
     active = isa;
 }
 
-static fs_isa best_allowed(void) {
-    fs_isa cap = FS_ISA_AVX512;
+/* The cap FASTSEQ_ISA sets: exactly a level's name. Anything else is reported on
+ * stderr and ignored (read at first use, there is no caller to return an error to). */
+static fs_isa env_cap(void) {
     const char *env = getenv("FASTSEQ_ISA");
-    if (env && strcmp(env, "generic") == 0) cap = FS_ISA_GENERIC;
-    if (env && strcmp(env, "avx2") == 0) cap = FS_ISA_AVX2;
+    if (!env) return FS_ISA_AVX512;
+    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++)
+        if (strcmp(env, fs_isa_name(isa)) == 0) return isa;
+    fprintf(stderr, "fastseq: warning: FASTSEQ_ISA=\"%s\" ignored: expected generic, avx2 or "
+                    "avx512 (lower case, no spaces)\n", env);
+    return FS_ISA_AVX512;
+}
+
+static fs_isa best_allowed(void) {
+    fs_isa cap = env_cap();
     for (fs_isa isa = cap; isa > FS_ISA_GENERIC; isa--)
         if (cpu_has(isa)) return isa;
     return FS_ISA_GENERIC;

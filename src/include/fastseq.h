@@ -77,7 +77,8 @@ typedef enum fs_isa {
 /**
  * The kernel level in use. Chosen once, on first use, from CPUID; the
  * environment variable FASTSEQ_ISA=generic|avx2|avx512 caps it (a level the CPU lacks
- * falls back to the best one it has).
+ * falls back to the best one it has; any other value, "AVX2" or "avx2 " included,
+ * is ignored with a warning on stderr).
  */
 fs_isa fs_active_isa(void);
 
@@ -91,11 +92,18 @@ const char *fs_isa_name(fs_isa isa);
  */
 fs_status fs_set_isa(fs_isa isa);
 
+/** Upper bound of fs_set_num_threads and FASTSEQ_NUM_THREADS (per-thread scratch is
+ * sized by the count: an unbounded one would let a typo allocate gigabytes). */
+#define FS_MAX_THREADS 1024
+
 /**
- * Maximum threads for later calls (process-wide). 0 restores the default:
- * FASTSEQ_NUM_THREADS if set, else OpenMP's default. Problems too small to
- * gain from threads run on one whatever the setting. Results are bit-identical
- * for any thread count. FS_ERR_UNSUPPORTED for n > 1 in a build without OpenMP.
+ * Maximum threads for later calls (process-wide), 0 to FS_MAX_THREADS, else
+ * FS_ERR_INVALID_ARG. 0 restores the default: FASTSEQ_NUM_THREADS if set (a
+ * decimal integer in [1, FS_MAX_THREADS]; any other value is ignored with a
+ * warning on stderr), else OpenMP's default (capped at FS_MAX_THREADS). Problems
+ * too small to gain from threads run on one whatever the setting. Results are
+ * bit-identical for any thread count. FS_ERR_UNSUPPORTED for n > 1 in a build
+ * without OpenMP. Not thread-safe against running calls (see the conventions).
  */
 fs_status fs_set_num_threads(int32_t n);
 
