@@ -17,8 +17,19 @@
  *   - every buffer is passed with its element count; the library checks each
  *     count against the shapes it expects and never reads or writes past it;
  *   - fs_*_free(NULL) is a no-op;
- *   - a model (fs_rnn) is read-only during forward calls: one model may run on
- *     many threads at once, as long as no fs_rnn_set_param call overlaps.
+ *   - threads (the library takes no locks; fastseq's Python binding enforces this):
+ *     . a model (fs_rnn) is read-only during the calls that use it: one model may
+ *       serve fs_rnn_forward, streams and training forward/backward (each with its
+ *       own tape) on many threads at once;
+ *     . fs_rnn_set_param / fs_rnn_set_params must not overlap any call using the
+ *       model (readers-writer: the caller serialises them);
+ *     . a stream (fs_rnn_stream) or a tape (fs_rnn_tape) serves one call at a time:
+ *       make one per thread;
+ *     . fs_set_isa and fs_set_num_threads are process-wide: call them while no
+ *       other fastseq call runs;
+ *     . fs_last_error() is per thread;
+ *   - FASTSEQ_ISA and FASTSEQ_NUM_THREADS are read once, at first use; a value
+ *     outside the documented set is ignored with a warning on stderr.
  */
 #ifndef FASTSEQ_H
 #define FASTSEQ_H
