@@ -403,7 +403,7 @@ cdef class Stream:
     def step(self, x, out=None):
         """One step: x [batch, input_size] (or [input_size] when batch is 1) ->
         the last layer's new h, [batch, hidden_size] (or [hidden_size]).
-        `out`, a C-contiguous float32 array of that size, avoids the allocation."""
+        `out`, a C-contiguous float32 array of that shape, avoids the allocation."""
         cdef cnp.npy_intp dims[2]
         if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
                 and cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISNOTSWAPPED(x)):
@@ -422,6 +422,12 @@ cdef class Stream:
             raise ValueError(f"out: expected a writeable C-contiguous native-byte-order float32 "
                              f"ndarray, got {type(out).__name__}"
                              + (f" of dtype {out.dtype.str}" if hasattr(out, "dtype") else ""))
+        elif (cnp.PyArray_NDIM(out) != nd or cnp.PyArray_DIM(out, nd - 1) != self.model.features
+              or (nd == 2 and cnp.PyArray_DIM(out, 0) != self.batch)):
+            # the same shape as the returned array: one of a different shape but the same
+            # size would be filled in an order its shape does not say
+            expected = (self.batch, self.model.features)[2 - nd:]
+            raise ValueError(f"out: expected shape {expected} (like x's {x.shape}), got {out.shape}")
         cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
         cdef float *yp = <float *>cnp.PyArray_DATA(out)
         cdef size_t nx = cnp.PyArray_SIZE(x), ny = cnp.PyArray_SIZE(out)

@@ -49,6 +49,15 @@ def test_big_endian_buffers_of_the_core_are_refused(lstm):
         _core.clip_grad_value(np.ones(4, dtype=">f4"), 0.5)
 
 
+@pytest.mark.parametrize("shape", [(7, 1), (1, 7, 1), (7,)])
+def test_step_out_of_another_shape_is_refused(lstm, shape):
+    # the same element count, but a shape that would be filled in an order it does not say
+    out = np.zeros(shape, np.float32)
+    with pytest.raises(ValueError, match=r"out: expected shape \(1, 7\)"):
+        lstm.stream(1).step(np.ones((1, 5), np.float32), out=out)
+    assert not out.any()
+
+
 @pytest.mark.parametrize("bad", [np.array([[1 + 2j] * 5]), np.array([[None] * 5], dtype=object)])
 def test_step_rejects_what_call_rejects(lstm, bad):
     with pytest.raises(TypeError, match="real-valued"):
@@ -290,3 +299,12 @@ def test_cli_run_never_unpickles_its_input(capsys, files, monkeypatch, suffix):
     code, _, err = _cli(capsys, "run", files / "m.fsq", path, "-o", files / "y.npy")
     assert code == 1 and "cannot read it" in err
     assert not marker.exists()
+
+
+# ---- the counted campaign (tests/fuzz/python_campaign.py), short ---------------------------
+
+def test_python_campaign_of_mutated_files_and_bad_calls(tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "fuzz", "python_campaign.py")
+    proc = subprocess.run([sys.executable, script, "--files", "1500", "--seed", "1"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "failures 0" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
