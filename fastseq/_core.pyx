@@ -92,8 +92,12 @@ cdef class _Writing:
         while g.writer:
             time.sleep(0.0002)
         g.writer, g.owner, g.depth = True, PyThread_get_thread_ident(), 1
-        while g.readers:  # calls already running finish first; new ones wait
-            time.sleep(0.0002)
+        try:
+            while g.readers:  # calls already running finish first; new ones wait
+                time.sleep(0.0002)
+        except BaseException:  # e.g. KeyboardInterrupt while waiting: leave it open
+            g.writer, g.depth = False, 0
+            raise
         return self
 
     def __exit__(self, *exc):

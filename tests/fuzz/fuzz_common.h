@@ -116,7 +116,9 @@ static void fz_run_model(fs_rnn *m, fz_bytes *b) {
 
         /* training forward + backward on a tape sized from the bytes too */
         fs_rnn_tape *tape = NULL;
-        if (fs_rnn_tape_create(m, (int32_t)t, (int32_t)bb, &tape) == FS_OK) {
+        size_t tape_bytes = 0;
+        if (fs_rnn_tape_size(m, (int32_t)t, (int32_t)bb, &tape_bytes) == FS_OK && tape_bytes <= FZ_MAX_BYTES &&
+            fs_rnn_tape_create(m, (int32_t)t, (int32_t)bb, &tape) == FS_OK) {
             if (fs_rnn_train_forward(m, &a, tape) == FS_OK) {
                 size_t np = 0;
                 fs_rnn_param_count(m, &np);
