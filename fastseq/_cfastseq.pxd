@@ -28,6 +28,7 @@ cdef extern from "fastseq.h" nogil:
     int32_t fs_isa_supported(fs_isa isa)
     uint32_t fs_version()
     const char *fs_version_string()
+    enum: FS_MAX_THREADS
     fs_status fs_set_num_threads(int32_t n)
     int32_t fs_get_num_threads()
 

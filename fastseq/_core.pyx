@@ -2,11 +2,16 @@
 """Cython binding of the fastseq C library: owners of C handles, typed memoryviews
 in, every C call under `with nogil`. Validation of sizes is the C core's job."""
 from libc.stdint cimport INT32_MAX, int32_t
+from cpython.pythread cimport PyThread_get_thread_ident
+
+import time
 
 import numpy as np
 
 cimport numpy as cnp
 cimport fastseq._cfastseq as c
+
+from fastseq._arrays import as_float32
 
 cnp.import_array()
 
@@ -39,6 +44,99 @@ cdef int check(c.fs_status status) except -1:
     raise ValueError(detail)
 
 
+# ---- thread safety (README "Threads"; fastseq.h conventions) ---------------------------
+# C calls run with the GIL released. A gate lets many calls read one object (a model's
+# weights; the process-wide ISA and thread count) while no one changes it, and lets a
+# change wait until running calls are done and hold new ones back until it is complete.
+# Entering and leaving are a few integer operations under the GIL (cheap on hot paths);
+# only a thread that has to wait sleeps, in short naps.
+
+cdef class Gate:
+    """Readers-writer discipline under the GIL: `with gate.write():` excludes every
+    reader (other threads' calls) until it ends; reentrant for the writing thread."""
+    cdef int readers, depth
+    cdef bint writer
+    cdef unsigned long owner
+
+    def write(self):
+        return _Writing(self)
+
+
+cdef inline bint _held_by_me(Gate g):
+    return g.writer and g.owner == PyThread_get_thread_ident()
+
+
+cdef int _enter(Gate g) except -1:
+    """Start a read: wait while another thread writes (or waits to write)."""
+    while g.writer and not _held_by_me(g):
+        time.sleep(0.0002)
+    g.readers += 1
+    return 0
+
+
+cdef inline void _leave(Gate g) noexcept:
+    g.readers -= 1
+
+
+cdef class _Writing:
+    cdef Gate g
+
+    def __cinit__(self, Gate g):
+        self.g = g
+
+    def __enter__(self):
+        g = self.g
+        if _held_by_me(g):
+            g.depth += 1
+            return self
+        while g.writer:
+            time.sleep(0.0002)
+        g.writer, g.owner, g.depth = True, PyThread_get_thread_ident(), 1
+        try:
+            while g.readers:  # calls already running finish first; new ones wait
+                time.sleep(0.0002)
+        except BaseException:  # e.g. KeyboardInterrupt while waiting: leave it open
+            g.writer, g.depth = False, 0
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        g = self.g
+        g.depth -= 1
+        if g.depth == 0:
+            g.writer = False
+        return False
+
+
+# Guards the process-wide settings (ISA, thread count): every C call that computes reads.
+cdef Gate _settings = Gate()
+
+
+cdef int _enter_model(Gate model_gate) except -1:
+    """A call reading a model's weights and the settings."""
+    _enter(_settings)
+    try:
+        _enter(model_gate)
+    except BaseException:
+        _leave(_settings)
+        raise
+    return 0
+
+
+cdef inline void _leave_model(Gate model_gate) noexcept:
+    _leave(model_gate)
+    _leave(_settings)
+
+
+cdef int _claim(bint *busy, str what) except -1:
+    """One caller at a time on a stream or tape (their state would be interleaved)."""
+    if busy[0]:
+        raise RuntimeError(f"{what}: already in use by another thread; a {what} serves one "
+                           f"call at a time (make one per thread)")
+    busy[0] = True
+    return 0
+
+
 def isa():
     """Name of the kernel level in use ("generic", "avx2", "avx512")."""
     return c.fs_isa_name(c.fs_active_isa()).decode()
@@ -46,9 +144,10 @@ def isa():
 
 def set_isa(name):
     """Force a kernel level for this process: "generic", "avx2" or "avx512"."""
-    if name not in _ISAS:
+    if not isinstance(name, str) or name not in _ISAS:
         raise ValueError(f"isa: expected one of {sorted(_ISAS)}, got {name!r}")
-    check(c.fs_set_isa(_ISAS[name]))
+    with _settings.write():  # running calls finish on the old kernels first
+        check(c.fs_set_isa(_ISAS[name]))
 
 
 def available_isas():
@@ -67,10 +166,19 @@ cdef float _empty_f[1]
 cdef int32_t _empty_i[1]
 
 
-def set_num_threads(int n):
-    """Maximum threads for later calls; 0 restores the default (FASTSEQ_NUM_THREADS or
-    OpenMP's). Small problems run on one thread whatever the setting."""
-    check(c.fs_set_num_threads(n))
+def set_num_threads(n):
+    """Maximum threads for later calls, at most MAX_THREADS; 0 restores the default
+    (FASTSEQ_NUM_THREADS or OpenMP's). Small problems run on one thread whatever the
+    setting."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)):
+        raise TypeError(f"num_threads: expected an integer, got {n!r}")
+    if not 0 <= n <= c.FS_MAX_THREADS:
+        raise ValueError(f"num_threads: expected 0 (the default) to {c.FS_MAX_THREADS}, got {n}")
+    with _settings.write():  # a running call keeps the count it started with
+        check(c.fs_set_num_threads(<int32_t>n))
+
+
+MAX_THREADS = c.FS_MAX_THREADS
 
 
 def get_num_threads():
@@ -88,9 +196,10 @@ cdef int _fbuf(object a, float **ptr, size_t *n, bint write, str name) except -1
         ptr[0], n[0] = NULL, 0
         return 0
     if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
-            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-        raise ValueError(f"{name}: expected a C-contiguous float32 ndarray, got {type(a).__name__}"
-                         + (f" of dtype {a.dtype}" if hasattr(a, "dtype") else ""))
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISNOTSWAPPED(a)):
+        raise ValueError(f"{name}: expected a C-contiguous native-byte-order float32 ndarray, "
+                         f"got {type(a).__name__}"
+                         + (f" of dtype {a.dtype.str}" if hasattr(a, "dtype") else ""))
     if write and not cnp.PyArray_ISWRITEABLE(a):
         raise ValueError(f"{name}: expected a writeable array")
     n[0] = cnp.PyArray_SIZE(a)
@@ -103,8 +212,8 @@ cdef int _ibuf(object a, const int32_t **ptr, size_t *n) except -1:
         ptr[0], n[0] = NULL, 0
         return 0
     if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_INT32
-            and cnp.PyArray_IS_C_CONTIGUOUS(a)):
-        raise ValueError("lengths: expected a C-contiguous int32 ndarray")
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISNOTSWAPPED(a)):
+        raise ValueError("lengths: expected a C-contiguous native-byte-order int32 ndarray")
     n[0] = cnp.PyArray_SIZE(a)
     ptr[0] = <const int32_t *>cnp.PyArray_DATA(a) if n[0] > 0 else _empty_i
     return 0
@@ -133,6 +242,7 @@ cdef class Model:
     cdef c.fs_rnn *ptr
     cdef readonly int cell, input_size, hidden_size, num_layers, features
     cdef readonly bint bidirectional, bias
+    cdef readonly Gate gate  # calls read the weights; set_param, set_params write them
 
     def __cinit__(self, int cell, int input_size, int hidden_size, int num_layers=1,
                   bint bidirectional=False, bint bias=True, int proj_size=0, bint peephole=False,
@@ -153,6 +263,7 @@ cdef class Model:
         cfg.gate_act = gate_act
         cfg.w_rank = w_rank
         cfg.u_rank = u_rank
+        self.gate = Gate()
         check(c.fs_rnn_create(&cfg, &self.ptr))
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
         self.num_layers, self.bidirectional, self.bias = num_layers, bidirectional, bias
@@ -182,8 +293,9 @@ cdef class Model:
         if data is None:
             raise ValueError("data: expected an array, got None")
         _fbuf(data, &p, &n, False, "data")
-        with nogil:
-            st = c.fs_rnn_set_param(self.ptr, layer, direction, <c.fs_param>which, p, n)
+        with self.gate.write():
+            with nogil:
+                st = c.fs_rnn_set_param(self.ptr, layer, direction, <c.fs_param>which, p, n)
         check(st)
 
     def get_param(self, int layer, int direction, int which):
@@ -193,8 +305,12 @@ cdef class Model:
         cdef size_t n
         cdef c.fs_status st
         _fbuf(out, &p, &n, True, "out")
-        with nogil:
-            st = c.fs_rnn_get_param(self.ptr, layer, direction, <c.fs_param>which, p, n)
+        _enter(self.gate)
+        try:
+            with nogil:
+                st = c.fs_rnn_get_param(self.ptr, layer, direction, <c.fs_param>which, p, n)
+        finally:
+            _leave(self.gate)
         check(st)
         return out
 
@@ -224,8 +340,12 @@ cdef class Model:
             dims[nd - 1] = self.hidden_size
             c_n = cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32, 0)
         _seq_args(&a, x, seq_len, batch, batch_first, lengths, h0, c0, y, h_n, c_n)
-        with nogil:
-            st = c.fs_rnn_forward(self.ptr, &a)
+        _enter_model(self.gate)
+        try:
+            with nogil:
+                st = c.fs_rnn_forward(self.ptr, &a)
+        finally:
+            _leave_model(self.gate)
         check(st)
         return y, h_n, c_n
 
@@ -236,7 +356,7 @@ cdef class Model:
         converts it or says what is wrong. (The common call, with no Python-level
         checks: they cost more than a small model's whole forward.)"""
         if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
-                and cnp.PyArray_IS_C_CONTIGUOUS(x)):
+                and cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISNOTSWAPPED(x)):
             return None
         cdef int nd = cnp.PyArray_NDIM(x)
         if (nd != 2 and nd != 3) or cnp.PyArray_DIM(x, nd - 1) != self.input_size:
@@ -257,11 +377,15 @@ cdef class Stream:
     cdef c.fs_rnn_stream *ptr
     cdef readonly Model model
     cdef readonly int batch
-    cdef bint lstm
+    cdef bint lstm, busy
     cdef size_t n_in, n_out
 
     def __cinit__(self, Model model not None, int batch=1):
-        check(c.fs_rnn_stream_create(model.ptr, batch, &self.ptr))
+        _enter(_settings)  # its scratch is sized for the thread count allowed now
+        try:
+            check(c.fs_rnn_stream_create(model.ptr, batch, &self.ptr))
+        finally:
+            _leave(_settings)
         self.model, self.batch = model, batch
         self.lstm = model.cell == c.FS_CELL_LSTM
         self.n_in = <size_t>batch * model.input_size
@@ -272,17 +396,20 @@ cdef class Stream:
 
     def reset(self):
         """Zero every state."""
-        check(c.fs_rnn_stream_reset(self.ptr))
+        _claim(&self.busy, "stream")
+        try:
+            check(c.fs_rnn_stream_reset(self.ptr))
+        finally:
+            self.busy = False
 
     def step(self, x, out=None):
         """One step: x [batch, input_size] (or [input_size] when batch is 1) ->
         the last layer's new h, [batch, hidden_size] (or [hidden_size]).
-        `out`, a C-contiguous float32 array of that size, avoids the allocation."""
+        `out`, a C-contiguous float32 array of that shape, avoids the allocation."""
         cdef cnp.npy_intp dims[2]
         if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32
-                and cnp.PyArray_IS_C_CONTIGUOUS(x)):
-            x = np.ascontiguousarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x,
-                                     dtype=np.float32)
+                and cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_ISNOTSWAPPED(x)):
+            x = as_float32(x, "x")
         cdef int nd = cnp.PyArray_NDIM(x)
         if not (nd == 1 or (nd == 2 and cnp.PyArray_DIM(x, 0) == self.batch)):
             raise ValueError(f"x: expected shape ({self.batch}, {self.model.input_size}) or "
@@ -292,14 +419,32 @@ cdef class Stream:
             dims[1] = self.model.features
             out = cnp.PyArray_EMPTY(nd, &dims[2 - nd], cnp.NPY_FLOAT32, 0)
         elif not (cnp.PyArray_CheckExact(out) and cnp.PyArray_TYPE(out) == cnp.NPY_FLOAT32
-                  and cnp.PyArray_IS_C_CONTIGUOUS(out) and cnp.PyArray_ISWRITEABLE(out)):
-            raise ValueError(f"out: expected a writeable C-contiguous float32 ndarray, got {type(out).__name__}")
+                  and cnp.PyArray_IS_C_CONTIGUOUS(out) and cnp.PyArray_ISWRITEABLE(out)
+                  and cnp.PyArray_ISNOTSWAPPED(out)):
+            raise ValueError(f"out: expected a writeable C-contiguous native-byte-order float32 "
+                             f"ndarray, got {type(out).__name__}"
+                             + (f" of dtype {out.dtype.str}" if hasattr(out, "dtype") else ""))
+        elif (cnp.PyArray_NDIM(out) != nd or cnp.PyArray_DIM(out, nd - 1) != self.model.features
+              or (nd == 2 and cnp.PyArray_DIM(out, 0) != self.batch)):
+            # the same shape as the returned array: one of a different shape but the same
+            # size would be filled in an order its shape does not say
+            expected = (self.batch, self.model.features)[2 - nd:]
+            raise ValueError(f"out: expected shape {expected} (like x's {x.shape}), got {out.shape}")
         cdef const float *xp = <const float *>cnp.PyArray_DATA(x)
         cdef float *yp = <float *>cnp.PyArray_DATA(out)
         cdef size_t nx = cnp.PyArray_SIZE(x), ny = cnp.PyArray_SIZE(out)
         cdef c.fs_status st
-        with nogil:
-            st = c.fs_rnn_stream_step(self.ptr, xp, nx, yp, ny)
+        cdef Gate gate = self.model.gate
+        _claim(&self.busy, "stream")
+        try:
+            _enter_model(gate)
+            try:
+                with nogil:
+                    st = c.fs_rnn_stream_step(self.ptr, xp, nx, yp, ny)
+            finally:
+                _leave_model(gate)
+        finally:
+            self.busy = False
         check(st)
         return out
 
@@ -313,7 +458,11 @@ cdef class Stream:
         cdef size_t nh, nc
         _fbuf(h, &hp, &nh, True, "h")
         _fbuf(cell, &cp, &nc, True, "c")
-        check(c.fs_rnn_stream_get_state(self.ptr, hp, nh, cp, nc))
+        _claim(&self.busy, "stream")
+        try:
+            check(c.fs_rnn_stream_get_state(self.ptr, hp, nh, cp, nc))
+        finally:
+            self.busy = False
         return (h, cell) if self.lstm else h
 
     def set_state(self, h, cell=None):
@@ -324,8 +473,7 @@ cdef class Stream:
         for name, v, shape in (("h", h, (L, B, self.model.features)),
                                ("c", cell, (L, B, self.model.hidden_size))):
             if v is not None:
-                v = np.ascontiguousarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v,
-                                         dtype=np.float32)
+                v = as_float32(v, name)
                 if v.shape != shape:
                     raise ValueError(f"{name}: expected shape {shape}, got {v.shape}")
             arrays.append(v)
@@ -334,7 +482,11 @@ cdef class Stream:
         cdef size_t nh, nc
         _fbuf(arrays[0], &hp, &nh, False, "h")
         _fbuf(arrays[1], &cp, &nc, False, "c")
-        check(c.fs_rnn_stream_set_state(self.ptr, hp, nh, cp, nc))
+        _claim(&self.busy, "stream")
+        try:
+            check(c.fs_rnn_stream_set_state(self.ptr, hp, nh, cp, nc))
+        finally:
+            self.busy = False
 
     @property
     def state(self):
@@ -374,8 +526,12 @@ def get_params(Model model not None, out):
     _fbuf(out, &p, &n, True, "out")
     if p == NULL:
         raise ValueError("out: expected an array, got None")
-    with nogil:
-        st = c.fs_rnn_get_params(model.ptr, p, n)
+    _enter(model.gate)
+    try:
+        with nogil:
+            st = c.fs_rnn_get_params(model.ptr, p, n)
+    finally:
+        _leave(model.gate)
     check(st)
 
 
@@ -386,8 +542,9 @@ def set_params(Model model not None, data):
     _fbuf(data, &p, &n, False, "data")
     if p == NULL:
         raise ValueError("data: expected an array, got None")
-    with nogil:
-        st = c.fs_rnn_set_params(model.ptr, p, n)
+    with model.gate.write():
+        with nogil:
+            st = c.fs_rnn_set_params(model.ptr, p, n)
     check(st)
 
 
@@ -397,6 +554,7 @@ cdef class Tape:
     cdef c.fs_rnn_tape *ptr
     cdef readonly Model model
     cdef readonly int seq_len, batch
+    cdef bint busy
 
     def __cinit__(self, Model model not None, int seq_len, int batch):
         check(c.fs_rnn_tape_create(model.ptr, seq_len, batch, &self.ptr))
@@ -409,8 +567,17 @@ cdef class Tape:
         """fs_rnn_train_forward: arrays as Model.forward (any shape, counts checked in C)."""
         cdef c.fs_seq_args a
         _seq_args(&a, x, seq_len, batch, batch_first, lengths, h0, c0, y, h_n, c_n)
-        with nogil:
-            st = c.fs_rnn_train_forward(self.model.ptr, &a, self.ptr)
+        cdef Gate gate = self.model.gate
+        _claim(&self.busy, "tape")
+        try:
+            _enter_model(gate)
+            try:
+                with nogil:
+                    st = c.fs_rnn_train_forward(self.model.ptr, &a, self.ptr)
+            finally:
+                _leave_model(gate)
+        finally:
+            self.busy = False
         check(st)
 
     def backward(self, grad_y, grad_h_n, grad_c_n, grad_x, grad_h0, grad_c0, grad_params,
@@ -429,8 +596,17 @@ cdef class Tape:
         _fbuf(grad_c0, &g.grad_c0, &g.grad_c0_count, True, "grad_c0")
         _fbuf(grad_params, &g.grad_params, &g.grad_params_count, True, "grad_params")
         g.accumulate = accumulate
-        with nogil:
-            st = c.fs_rnn_backward(self.model.ptr, self.ptr, &g)
+        cdef Gate gate = self.model.gate
+        _claim(&self.busy, "tape")
+        try:
+            _enter_model(gate)
+            try:
+                with nogil:
+                    st = c.fs_rnn_backward(self.model.ptr, self.ptr, &g)
+            finally:
+                _leave_model(gate)
+        finally:
+            self.busy = False
         check(st)
 
     def get_state(self, int t, h, c_state=None):
@@ -440,7 +616,11 @@ cdef class Tape:
         cdef size_t nh, nc
         _fbuf(h, &hp, &nh, True, "h")
         _fbuf(c_state, &cp, &nc, True, "c")
-        check(c.fs_rnn_tape_get_state(self.ptr, t, hp, nh, cp, nc))
+        _claim(&self.busy, "tape")
+        try:
+            check(c.fs_rnn_tape_get_state(self.ptr, t, hp, nh, cp, nc))
+        finally:
+            self.busy = False
 
 
 def clip_grad_norm(grads, float max_norm):

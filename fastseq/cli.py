@@ -186,7 +186,7 @@ def _read_input(path, key, layer):
     lengths = None
     try:
         if path.endswith(".npz"):
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 names = [n for n in z.files if n != "lengths"]
                 if key is None:
                     if "x" in z.files:
@@ -316,6 +316,8 @@ def cmd_run(args):
     if args.input is None or args.output is None:
         raise UsageError(f"run needs INPUT and -o OUTPUT.npy (or --stream); e.g. "
                        f"`{PROG} run {args.model} x.npy -o y.npy`")
+    for out in (args.output, args.state):
+        _check_writable(out, "-o" if out == args.output else "--state")
     x, lengths = _read_input(args.input, args.key, layer)
     I = layer.input_size
     if x.ndim not in (2, 3) or x.shape[-1] != I:
@@ -334,10 +336,13 @@ def cmd_run(args):
     except ValueError as exc:
         raise CLIError(f"{args.input}: {exc}") from None
     elapsed = time.perf_counter() - t0
-    np.save(args.output, y)
-    if args.state:
-        arrays = {"h_n": state[0], "c_n": state[1]} if layer.mode == "LSTM" else {"h_n": state}
-        np.savez(args.state, **arrays)
+    try:
+        np.save(args.output, y)
+        if args.state:
+            arrays = {"h_n": state[0], "c_n": state[1]} if layer.mode == "LSTM" else {"h_n": state}
+            np.savez(args.state, **arrays)
+    except OSError as exc:
+        raise CLIError(f"cannot write the output: {exc}") from None
     if not args.quiet:
         _say(f"{PROG} run: {args.input} {tuple(x.shape)} -> {args.output} {tuple(y.shape)} "
              f"in {elapsed * 1e3:.1f} ms")
@@ -345,6 +350,21 @@ def cmd_run(args):
 
 
 # ---- bench ------------------------------------------------------------------------------
+
+def _check_writable(path, option):
+    """Fail before the work when an output's directory is missing."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{option} {path}: the directory {folder} does not exist; create it first")
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path}: is a directory; give a file name")
+
+
+# inputs a bench may allocate (x, and y of the same order): beyond this, say so up front
+_BENCH_MAX_FLOATS = 1 << 28
+
 
 def _time_it(fn, min_time, repeat):
     """Median seconds per call over `repeat` rounds of enough calls to fill min_time."""
@@ -380,8 +400,16 @@ def cmd_bench(args):
     T, B, I = args.steps, args.batch, layer.input_size
     if T < 1 or B < 1:
         raise UsageError("--steps and --batch must be >= 1")
+    if args.repeat < 1 or not args.min_time > 0:
+        raise UsageError(f"--repeat must be >= 1 and --min-time > 0, got {args.repeat} and {args.min_time}")
+    D = 2 if layer.bidirectional else 1
+    floats = T * B * max(I, D * layer.output_features)
+    if floats > _BENCH_MAX_FLOATS:
+        raise UsageError(f"--steps {T} x --batch {B}: the input and output would need "
+                         f"{_fmt_int(4 * floats)} bytes each (the limit is "
+                         f"{_fmt_int(4 * _BENCH_MAX_FLOATS)}); choose fewer steps or sequences")
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((B, T, I) if layer.batch_first else (T, B, I)).astype(np.float32)
+    x = rng.standard_normal((B, T, I) if layer.batch_first else (T, B, I), dtype=np.float32)
     results = []
     previous = fastseq.get_num_threads()
     try:
@@ -426,10 +454,14 @@ def cmd_export_c(args):
     from .export_c import export_c
 
     model_file, layer = _load_model(args.model)
+    if os.path.exists(args.dir) and not os.path.isdir(args.dir):
+        raise CLIError(f"{args.dir}: exists and is not a directory; give a directory for model.c/.h")
+    # the path goes into a comment of the generated ASCII files: escape what is not ASCII
+    source = args.model.encode("ascii", "backslashreplace").decode("ascii")
     try:
         written = export_c(layer, args.dir, name=args.name, batch=args.batch, max_steps=args.max_steps,
-                           threads=args.threads, source=args.model)
-    except ValueError as exc:
+                           threads=args.threads, source=source)
+    except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
     for path in written:
         print(f"wrote {path} ({_fmt_int(os.path.getsize(path))} bytes)")

@@ -15,6 +15,7 @@ against the bytes present before using it; any malformed, truncated, corrupted o
 unsupported file raises ValueError naming the problem and where it is.
 """
 import os
+import secrets
 import struct
 import zlib
 
@@ -236,15 +237,29 @@ def save(model, path, metadata=None):
     into place."""
     data = encode(*_layer_parts(model), head=_head_part(model), metadata=metadata)
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
+    fd, tmp = _create_exclusive(path)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except BaseException:
+        os.remove(tmp)
+        raise
     return path
+
+
+def _create_exclusive(path):
+    """A new temporary file beside `path` (same file system, so the rename is atomic):
+    an unpredictable name, created with O_EXCL (never through a file or symlink someone
+    planted there) and the permissions a plain open() would give. Returns (fd, name)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = f"{path}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: could not create a temporary file beside it")
 
 
 # ---- reading -------------------------------------------------------------------------

@@ -13,9 +13,14 @@ _PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ih_a", "
 _SCALARS = {"alpha", "beta", "zeta", "nu"}
 
 
+_INT32_MAX = 2**31 - 1  # the C library's sizes are int32
+
+
 def _positive(name, v, allow_zero=False):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < (0 if allow_zero else 1):
-        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
+    if (not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_))
+            or not (0 if allow_zero else 1) <= v <= _INT32_MAX):
+        raise ValueError(f"{name}: expected an integer from {0 if allow_zero else 1} to "
+                         f"{_INT32_MAX}, got {v!r}")
     return int(v)
 
 
@@ -111,8 +116,9 @@ class _Recurrent:
             if arr.shape != tuple(shape):
                 raise ValueError(f"{key}: expected shape {tuple(shape)}, got {arr.shape}")
             arrays[key] = arr
-        for key, arr in arrays.items():
-            self._model.set_param(*self._index[key], arr.reshape(-1))
+        with self._model.gate.write():  # other threads' calls see the old or the new weights
+            for key, arr in arrays.items():
+                self._model.set_param(*self._index[key], arr.reshape(-1))
 
     # ---- forward ----------------------------------------------------------------
     def _state(self, value, name, batch, unbatched, features):
@@ -167,7 +173,7 @@ class _Recurrent:
     def stream(self, batch=1):
         """A stateful stepper for real-time use: `step(x_t)` returns the last layer's
         new h; states stay in C between calls (`reset()`, `state`)."""
-        return _core.Stream(self._model, batch)
+        return _core.Stream(self._model, _positive("batch", batch))
 
     def __repr__(self):
         args = [str(self.input_size), str(self.hidden_size)]

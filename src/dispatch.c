@@ -3,6 +3,7 @@
  * to it, once; a table never changes after it is published, so a call that
  * read the active table at its start keeps one consistent set of kernels even
  * if fs_set_isa switches levels meanwhile. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,11 +60,20 @@ static void fill(fs_isa isa, fs_kernels *k) {
 #endif
 }
 
-static fs_isa best_allowed(void) {
-    fs_isa cap = FS_ISA_AVX512;
+/* The cap FASTSEQ_ISA sets: exactly a level's name. Anything else is reported on
+ * stderr and ignored (read at first use, there is no caller to return an error to). */
+static fs_isa env_cap(void) {
     const char *env = getenv("FASTSEQ_ISA");
-    if (env && strcmp(env, "generic") == 0) cap = FS_ISA_GENERIC;
-    if (env && strcmp(env, "avx2") == 0) cap = FS_ISA_AVX2;
+    if (!env) return FS_ISA_AVX512;
+    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++)
+        if (strcmp(env, fs_isa_name(isa)) == 0) return isa;
+    fprintf(stderr, "fastseq: warning: FASTSEQ_ISA=\"%s\" ignored: expected generic, avx2 or "
+                    "avx512 (lower case, no spaces)\n", env);
+    return FS_ISA_AVX512;
+}
+
+static fs_isa best_allowed(void) {
+    fs_isa cap = env_cap();
     for (fs_isa isa = cap; isa > FS_ISA_GENERIC; isa--)
         if (cpu_has(isa)) return isa;
     return FS_ISA_GENERIC;

@@ -1,5 +1,7 @@
 """A layer's training forward and backward through a reusable C tape (fs_rnn_tape), and
 `layer.backward(...)` built on it."""
+import threading
+
 import numpy as np
 
 from .. import _core
@@ -65,9 +67,12 @@ class Recorder:
 
 
 def _recorder(layer):
-    rec = layer.__dict__.get("_fs_recorder")
+    """This thread's Recorder for `layer`: concurrent `layer.backward` calls each record
+    on their own tape (one shared tape would be overwritten mid-call)."""
+    per_thread = layer.__dict__.setdefault("_fs_recorders", threading.local())
+    rec = getattr(per_thread, "rec", None)
     if rec is None:
-        rec = layer.__dict__["_fs_recorder"] = Recorder(layer)
+        rec = per_thread.rec = Recorder(layer)
     return rec
 
 

@@ -5,8 +5,10 @@ import time
 
 import numpy as np
 
+from .._arrays import as_lengths
 from .heads import LastStepLinear
 from .losses import CrossEntropyLoss, MSELoss, mask_from_lengths
+from .model import SequenceModel
 from .optim import clip_grad_norm, clip_grad_value, make_optimizer
 from .tbptt import tbptt as run_tbptt
 
@@ -42,6 +44,23 @@ class Progress:
         self.stream.flush()
 
 
+def _check_fit_args(model, loss, epochs, batch_size):
+    """fit's arguments that need no data; returns the loss function."""
+    if not isinstance(model, SequenceModel):
+        raise TypeError(f"model: expected a fastseq.train.SequenceModel (wrap a layer: "
+                        f"SequenceModel(layer, head)), got {type(model).__name__}")
+    if isinstance(loss, str):
+        if loss not in _LOSSES:
+            raise ValueError(f"loss: expected one of {sorted(_LOSSES)} or a callable, got {loss!r}")
+        loss = _LOSSES[loss]()
+    elif not callable(loss):
+        raise TypeError(f"loss: expected one of {sorted(_LOSSES)} or a callable, got {type(loss).__name__}")
+    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    return loss
+
+
 def _to_layout(a, batch_first):
     """Sample-major [N', T, ...] batch -> the layer's layout."""
     return np.ascontiguousarray(a if batch_first else np.swapaxes(a, 0, 1))
@@ -63,13 +82,21 @@ def fit(model, x, y, loss="mse", optimizer="adam", epochs=1, batch_size=32, leng
     tbptt    (k1, k2): truncated BPTT within each batch instead of full BPTT
     callback called as callback(epoch, history) after each epoch; True stops training
     Returns {"loss": mean loss per epoch, "batch_loss": every update's loss}."""
-    loss_fn = _LOSSES[loss]() if isinstance(loss, str) else loss
+    loss_fn = _check_fit_args(model, loss, epochs, batch_size)
     opt = make_optimizer(optimizer, model)
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y)
+    if x.ndim != 3 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x: expected [N, T, input_size] with N, T >= 1 (sample-major), "
+                         f"got shape {x.shape}")
     N = x.shape[0]
-    if y.shape[0] != N:
+    if y.ndim == 0 or y.shape[0] != N:
         raise ValueError(f"y: expected {N} targets (one per sequence), got shape {y.shape}")
+    if lengths is not None:
+        lengths = as_lengths(lengths, N)
+        if lengths.max() > x.shape[1]:
+            raise ValueError(f"lengths: expected values <= {x.shape[1]} (the steps in x), "
+                             f"got {lengths.max()}")
     per_step = not isinstance(model.head, LastStepLinear)
     bf = model.rnn.batch_first
     rng = np.random.default_rng(seed)
@@ -84,7 +111,7 @@ def fit(model, x, y, loss="mse", optimizer="adam", epochs=1, batch_size=32, leng
             idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
             xb = _to_layout(x[idx], bf)
             yb = _to_layout(y[idx], bf) if per_step else y[idx]
-            lb = None if lengths is None else np.asarray(lengths)[idx]
+            lb = None if lengths is None else lengths[idx]
             if tbptt is not None:
                 if lb is not None:
                     raise ValueError("fit: tbptt with lengths is not supported")

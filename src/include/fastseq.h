@@ -18,8 +18,19 @@
  *   - every buffer is passed with its element count; the library checks each
  *     count against the shapes it expects and never reads or writes past it;
  *   - fs_*_free(NULL) is a no-op;
- *   - a model (fs_rnn) is read-only during forward calls: one model may run on
- *     many threads at once, as long as no fs_rnn_set_param call overlaps.
+ *   - threads (the library takes no locks; fastseq's Python binding enforces this):
+ *     . a model (fs_rnn) is read-only during the calls that use it: one model may
+ *       serve fs_rnn_forward, streams and training forward/backward (each with its
+ *       own tape) on many threads at once;
+ *     . fs_rnn_set_param / fs_rnn_set_params must not overlap any call using the
+ *       model (readers-writer: the caller serialises them);
+ *     . a stream (fs_rnn_stream) or a tape (fs_rnn_tape) serves one call at a time:
+ *       make one per thread;
+ *     . fs_set_isa and fs_set_num_threads are process-wide: call them while no
+ *       other fastseq call runs;
+ *     . fs_last_error() is per thread;
+ *   - FASTSEQ_ISA and FASTSEQ_NUM_THREADS are read once, at first use; a value
+ *     outside the documented set is ignored with a warning on stderr.
  */
 #ifndef FASTSEQ_H
 #define FASTSEQ_H
@@ -91,7 +102,8 @@ typedef enum fs_isa {
 /**
  * The kernel level in use. Chosen once, on first use, from CPUID; the
  * environment variable FASTSEQ_ISA=generic|avx2|avx512 caps it (a level the CPU lacks
- * falls back to the best one it has).
+ * falls back to the best one it has; any other value, "AVX2" or "avx2 " included,
+ * is ignored with a warning on stderr).
  */
 FS_API fs_isa fs_active_isa(void);
 
@@ -116,11 +128,18 @@ FS_API const char *fs_version_string(void);
  */
 FS_API fs_status fs_set_isa(fs_isa isa);
 
+/** Upper bound of fs_set_num_threads and FASTSEQ_NUM_THREADS (per-thread scratch is
+ * sized by the count: an unbounded one would let a typo allocate gigabytes). */
+#define FS_MAX_THREADS 1024
+
 /**
- * Maximum threads for later calls (process-wide). 0 restores the default:
- * FASTSEQ_NUM_THREADS if set, else OpenMP's default. Problems too small to
- * gain from threads run on one whatever the setting. Results are bit-identical
- * for any thread count. FS_ERR_UNSUPPORTED for n > 1 in a build without OpenMP.
+ * Maximum threads for later calls (process-wide), 0 to FS_MAX_THREADS, else
+ * FS_ERR_INVALID_ARG. 0 restores the default: FASTSEQ_NUM_THREADS if set (a
+ * decimal integer in [1, FS_MAX_THREADS]; any other value is ignored with a
+ * warning on stderr), else OpenMP's default (capped at FS_MAX_THREADS). Problems
+ * too small to gain from threads run on one whatever the setting. Results are
+ * bit-identical for any thread count. FS_ERR_UNSUPPORTED for n > 1 in a build
+ * without OpenMP. Not thread-safe against running calls (see the conventions).
  */
 FS_API fs_status fs_set_num_threads(int32_t n);
 
