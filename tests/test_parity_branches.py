@@ -69,11 +69,11 @@ def test_batch_first_one_layer_matches_torch(variant, each_isa):
 # ---- saturation: gates pinned near 0 or 1, where clamps and approximations show ---------
 
 
-def saturating_lstm(I, H, proj_size=0, seed=0):
+def saturating_lstm(I, H, seed=0):
     """nn.LSTM whose forget gate is held open (bias +10): the cell state keeps every
     step's contribution, so a gate that is slightly off accumulates over the sequence."""
     torch.manual_seed(seed)
-    mod = torch.nn.LSTM(I, H, proj_size=proj_size).eval()
+    mod = torch.nn.LSTM(I, H).eval()
     with torch.no_grad():
         mod.bias_ih_l0[H:2 * H] += 10.0
     return mod
