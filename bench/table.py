@@ -14,6 +14,12 @@ def ratio(v):
     return "–" if v is None else f"{v:.2f}×"
 
 
+def torch_peer(row):
+    """The torch formulation bench/peers.py picked for a case ("torch: <name>" note)."""
+    note = next((n for n in row.get("notes") or [] if n.startswith("torch: ")), None)
+    return note[len("torch: "):] if note else "–"
+
+
 def main(path):
     rows, peaks = {}, {}
     with open(path) as f:
@@ -24,15 +30,15 @@ def main(path):
             elif r["kind"] == "peak":
                 peaks[r["threads"]] = r["peak"]
     print("| case | threads | fastseq µs | torch µs | ORT µs | torch / fastseq | ORT / fastseq "
-          "| fastseq GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| fastseq GFLOP/s | torch peer |")
+    print("|---|---|---|---|---|---|---|---|---|")
     first_seen = {case: i for i, (case, _) in reversed(list(enumerate(rows)))}
     for (case, n), impls in sorted(rows.items(), key=lambda kv: (first_seen[kv[0][0]], kv[0][1])):
         fs, to, ox = (impls.get(k, {}) for k in ("fastseq", "torch", "onnxruntime"))
         gf = fs.get("gflops")
         print(f"| {case} | {n} | {us(fs.get('us'))} | {us(to.get('us'))} | {us(ox.get('us'))} "
               f"| {ratio(to.get('ratio_vs_fastseq'))} | {ratio(ox.get('ratio_vs_fastseq'))} "
-              f"| {'–' if gf is None else f'{gf:.1f}'} |")
+              f"| {'–' if gf is None else f'{gf:.1f}'} | {torch_peer(to)} |")
     if peaks:
         print("\npeak fp32 measured in the same run: "
               + ", ".join(f"{p:.0f} GFLOP/s at {n} thread{'s' if n > 1 else ''}"

@@ -14,6 +14,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
+from _requires import in_ci
+
 ROOT = Path(__file__).resolve().parent.parent
 SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
 
@@ -28,8 +32,20 @@ def c_compiler():
     return None
 
 
+def missing_tools(*extra):
+    """Names of the build tools (cmake, a C compiler, and `extra` programs) not on PATH."""
+    gone = [name for name in ("cmake", *extra) if shutil.which(name) is None]
+    return gone + ([] if c_compiler() else ["a C compiler (cc, gcc or clang)"])
+
+
 def have_toolchain():
-    return shutil.which("cmake") is not None and c_compiler() is not None
+    """True when cmake and a C compiler are here; False on a developer's machine without
+    them (the C tests skip); under CI=true their absence fails instead."""
+    gone = missing_tools()
+    if gone and in_ci():
+        pytest.fail(f"CI=true: {', '.join(gone)} not found; the C tests cannot be skipped in CI",
+                    pytrace=False)
+    return not gone
 
 
 def env(**extra):

@@ -1,4 +1,5 @@
-"""Shared test helpers: ISA parametrisation and import hygiene.
+"""Shared test helpers: ISA parametrisation, import hygiene, and under CI=true no skip
+for a missing requirement (every test file's `pytest.importorskip` becomes a failure).
 
 Tests run against the *installed* fastseq (``pip install .``). Run from the
 repository root, ``python -m pytest`` puts the root on ``sys.path``, where the
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from _requires import in_ci, is_missing_import_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,3 +85,22 @@ def each_isa():
                 yield name
 
     return gen
+
+
+def _fail_in_ci(report):
+    if in_ci() and is_missing_import_skip(report):
+        report.outcome = "failed"
+        report.longrepr = (f"CI=true: a required package is missing, and a skip would hide the "
+                           f"tests CI must run: {report.longrepr}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_in_ci(outcome.get_result())

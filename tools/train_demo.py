@@ -13,13 +13,18 @@ machine, Python and fastseq give the same file.
 
 Model: one-hot characters (a 96-symbol vocabulary: newline and printable ASCII; any
 other character is read as '?') -> LSTM -> PerStepLinear to next-character logits.
-The vocabulary, the Python version and the training settings are stored in the file's
-metadata section (docs/fsq-format.md).
+The vocabulary, the Python version, the training settings, the command that reproduces the
+file (every setting spelled out) and the fastseq revision (git commit of this checkout,
+"-dirty" with uncommitted changes) are stored in the file's metadata section
+(docs/fsq-format.md). tests/test_demo_model.py checks the shipped figure against a fresh
+evaluation; FASTSEQ_RETRAIN_DEMO=1 makes it retrain too (a few minutes) and compare.
 """
 import argparse
 import ast
 import hashlib
 import os
+import shlex
+import subprocess
 import sys
 import sysconfig
 import time
@@ -111,6 +116,45 @@ def encode_text(text):
     return table[codes]
 
 
+def split_text(docs):
+    """(training ids, held-out ids): every 20th docstring is held out to measure bits per
+    character on unseen text."""
+    return (encode_text(join(d for i, d in enumerate(docs) if i % 20 != 19)),
+            encode_text(join(docs[19::20])))
+
+
+# ---- provenance ----------------------------------------------------------------------------
+
+def revision():
+    """The git commit of the checkout holding this script, "-dirty" when tracked files
+    differ from it; "unknown" outside a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*a):
+        try:
+            r = subprocess.run(["git", "-C", root, *a], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+# settings that change the model (not --out, --print-every): the command spells each out
+SETTINGS = ("hidden", "epochs", "batch", "bptt", "chunks", "lr", "lr_final", "clip", "seed",
+            "max_chars", "prompt")
+
+
+def command(args):
+    """The command line that retrains this model, every setting explicit (so a later change
+    of a default does not change what it means)."""
+    opts = " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(getattr(args, k)))}" for k in SETTINGS)
+    return f"python tools/train_demo.py {opts}"
+
+
 # ---- training ------------------------------------------------------------------------------
 
 def bits_per_char(model, ids, streams=8):
@@ -134,9 +178,7 @@ def run(args):
           f"{sys.version.split()[0]}: {len(text):,} characters, sha256 {sha[:16]}...", flush=True)
     if missing:
         print(f"  (not in this install, skipped: {', '.join(missing)})", flush=True)
-    # every 20th docstring is held out to measure bits per character on unseen text
-    train_ids = encode_text(join(d for i, d in enumerate(docs) if i % 20 != 19))
-    val_ids = encode_text(join(docs[19::20]))
+    train_ids, val_ids = split_text(docs)
     if args.max_chars:
         train_ids, val_ids = train_ids[:args.max_chars], val_ids[:max(args.max_chars // 20, 2000)]
 
@@ -203,6 +245,14 @@ def run(args):
         "corpus_sha256": sha,
         "trainer": "tools/train_demo.py",
         "fastseq_version": fastseq.__version__,
+        "fastseq_revision": revision(),
+        "command": command(args),
+        "hidden": H,
+        "lr": args.lr,
+        "lr_final": args.lr_final,
+        "clip": args.clip,
+        "chunks": args.chunks,
+        "max_chars": args.max_chars,
         "seed": args.seed,
         "epochs": args.epochs,
         "updates": updates,
@@ -239,7 +289,8 @@ def run(args):
     print(f"total {time.monotonic() - t_start:.1f}s", flush=True)
 
 
-def main(argv=None):
+def parser():
+    """The command line's parser (tests read recorded commands back through it)."""
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.join(here, os.pardir, "fastseq", "data", "demo.fsq")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -259,7 +310,11 @@ def main(argv=None):
     p.add_argument("--prompt", default="Return the ", help="prompt of the greedy sample (stored as the "
                    "demo's default prompt)")
     p.add_argument("--print-every", type=float, default=5.0, help="seconds between progress lines")
-    run(p.parse_args(argv))
+    return p
+
+
+def main(argv=None):
+    run(parser().parse_args(argv))
 
 
 if __name__ == "__main__":
