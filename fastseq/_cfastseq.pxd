@@ -190,15 +190,21 @@ cdef extern from "fastseq.h" nogil:
                            int64_t step, float lr, float beta1, float beta2, float eps,
                            float weight_decay)
 
-    fs_status fs_linear_forward(const float *x, size_t rows, size_t in_, const float *weight,
-                                const float *bias, size_t out, float *y)
-    fs_status fs_linear_backward(const float *x, size_t rows, size_t in_, const float *weight,
-                                 size_t out, const float *grad_y, float *grad_x, float *grad_weight,
-                                 float *grad_bias)
-    fs_status fs_mse_loss(const float *pred, const float *target, const float *mask, size_t rows,
-                          size_t cols, float *grad, float *loss_out)
-    fs_status fs_softmax_xent_loss(const float *logits, const int32_t *target, const float *mask,
-                                   size_t rows, size_t classes, float *grad, float *loss_out)
+    fs_status fs_linear_forward(size_t rows, size_t in_, size_t out, const float *x, size_t x_count,
+                                const float *weight, size_t weight_count, const float *bias,
+                                size_t bias_count, float *y, size_t y_count)
+    fs_status fs_linear_backward(size_t rows, size_t in_, size_t out, const float *x, size_t x_count,
+                                 const float *weight, size_t weight_count, const float *grad_y,
+                                 size_t grad_y_count, float *grad_x, size_t grad_x_count,
+                                 float *grad_weight, size_t grad_weight_count, float *grad_bias,
+                                 size_t grad_bias_count)
+    fs_status fs_mse_loss(size_t rows, size_t cols, const float *pred, size_t pred_count,
+                          const float *target, size_t target_count, const float *mask,
+                          size_t mask_count, float *grad, size_t grad_count, float *loss_out)
+    fs_status fs_softmax_xent_loss(size_t rows, size_t classes, const float *logits,
+                                   size_t logits_count, const int32_t *target, size_t target_count,
+                                   const float *mask, size_t mask_count, float *grad,
+                                   size_t grad_count, float *loss_out)
 
 # ---- 5. Model file ----
 from libc.stdint cimport uint32_t, uint64_t

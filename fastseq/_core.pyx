@@ -771,7 +771,7 @@ def linear_forward(x, weight, bias, y):
     if in_ == 0 or nx % in_ or ny != nx // in_ * out or (bp != NULL and nb != out):
         raise ValueError(f"linear_forward: sizes x {nx}, weight ({out}, {in_}), bias {nb}, y {ny} disagree")
     with nogil:
-        st = c.fs_linear_forward(xp, nx // in_, in_, wp, bp, out, yp)
+        st = c.fs_linear_forward(nx // in_, in_, out, xp, nx, wp, nw, bp, nb, yp, ny)
     check(st)
 
 
@@ -799,7 +799,8 @@ def linear_backward(x, weight, grad_y, grad_x, grad_weight, grad_bias):
         raise ValueError(f"linear_backward: sizes x {nx}, weight ({out}, {in_}), grad_y {ngy}, "
                          f"grad_x {ngx}, grad_weight {ngw}, grad_bias {ngb} disagree")
     with nogil:
-        st = c.fs_linear_backward(xp, rows, in_, wp, out, gyp, gxp, gwp, gbp)
+        st = c.fs_linear_backward(rows, in_, out, xp, nx, wp, nw, gyp, ngy, gxp, ngx, gwp, ngw,
+                                  gbp, ngb)
     check(st)
 
 
@@ -821,7 +822,7 @@ def mse_loss(pred, target, mask, grad, size_t cols):
         raise ValueError(f"mse_loss: sizes pred {n_p}, target {n_t}, mask {n_m}, grad {n_g} "
                          f"disagree (rows of {cols})")
     with nogil:
-        st = c.fs_mse_loss(pp, tp, mp, n_p // cols, cols, gp, &loss)
+        st = c.fs_mse_loss(n_p // cols, cols, pp, n_p, tp, n_t, mp, n_m, gp, n_g, &loss)
     check(st)
     return loss
 
@@ -843,6 +844,6 @@ def xent_loss(logits, target, mask, grad, size_t classes):
         raise ValueError(f"xent_loss: sizes logits {n_l}, target {n_t}, mask {n_m}, grad {n_g} "
                          f"disagree (rows of {classes})")
     with nogil:
-        st = c.fs_softmax_xent_loss(lp, tp, mp, n_t, classes, gp, &loss)
+        st = c.fs_softmax_xent_loss(n_t, classes, lp, n_l, tp, n_t, mp, n_m, gp, n_g, &loss)
     check(st)
     return loss

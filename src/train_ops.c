@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rnn_args.h"
 
 /* sum_k a[k] * b[k] in 8 interleaved partial sums (vectorisable without reassociation flags). */
 static float dot(const float *restrict a, const float *restrict b, size_t n) {
@@ -19,31 +20,54 @@ static float dot(const float *restrict a, const float *restrict b, size_t n) {
     return s;
 }
 
-static fs_status check_linear(const float *x, const float *w, size_t rows, size_t in, size_t out) {
+/* rows, in, out positive and their products representable; x and weight given
+ * with rows*in and out*in elements. */
+static fs_status check_linear(size_t rows, size_t in, size_t out, const float *x, size_t x_count,
+                              const float *w, size_t w_count, size_t *rows_in, size_t *rows_out) {
     if (!x || !w) return fs__fail(FS_ERR_NULL_ARG, "x and weight must not be NULL");
+    size_t out_in = 0;
     if (rows == 0 || in == 0 || out == 0)
         return fs__fail(FS_ERR_INVALID_ARG, "linear: rows %zu, in %zu, out %zu must be positive", rows, in, out);
-    return FS_OK;
+    if (!fs__mul(rows, in, rows_in) || !fs__mul(rows, out, rows_out) || !fs__mul(out, in, &out_in))
+        return fs__fail(FS_ERR_NOMEM, "linear: rows %zu, in %zu, out %zu overflow a size", rows, in, out);
+    fs_status st = fs__check_count("x", x, x_count, *rows_in, "(rows %zu x in %zu)", rows, in);
+    if (st == FS_OK) st = fs__check_count("weight", w, w_count, out_in, "(out %zu x in %zu)", out, in);
+    return st;
 }
 
-fs_status fs_linear_forward(const float *x, size_t rows, size_t in, const float *weight,
-                            const float *bias, size_t out, float *y) {
+fs_status fs_linear_forward(size_t rows, size_t in, size_t out, const float *x, size_t x_count,
+                            const float *weight, size_t weight_count, const float *bias,
+                            size_t bias_count, float *y, size_t y_count) {
     fs__clear_error();
-    fs_status st = check_linear(x, weight, rows, in, out);
+    size_t rows_in = 0, rows_out = 0;
+    fs_status st = check_linear(rows, in, out, x, x_count, weight, weight_count, &rows_in, &rows_out);
+    if (st == FS_OK) st = fs__check_count("bias", bias, bias_count, out, "(out %zu)", out);
     if (st != FS_OK) return st;
     if (!y) return fs__fail(FS_ERR_NULL_ARG, "y must not be NULL");
+    st = fs__check_count("y", y, y_count, rows_out, "(rows %zu x out %zu)", rows, out);
+    if (st != FS_OK) return st;
     for (size_t n = 0; n < rows; n++)
         for (size_t o = 0; o < out; o++)
             y[n * out + o] = (bias ? bias[o] : 0.0f) + dot(x + n * in, weight + o * in, in);
     return FS_OK;
 }
 
-fs_status fs_linear_backward(const float *x, size_t rows, size_t in, const float *weight, size_t out,
-                             const float *grad_y, float *grad_x, float *grad_weight, float *grad_bias) {
+fs_status fs_linear_backward(size_t rows, size_t in, size_t out, const float *x, size_t x_count,
+                             const float *weight, size_t weight_count, const float *grad_y,
+                             size_t grad_y_count, float *grad_x, size_t grad_x_count,
+                             float *grad_weight, size_t grad_weight_count, float *grad_bias,
+                             size_t grad_bias_count) {
     fs__clear_error();
-    fs_status st = check_linear(x, weight, rows, in, out);
+    size_t rows_in = 0, rows_out = 0;
+    fs_status st = check_linear(rows, in, out, x, x_count, weight, weight_count, &rows_in, &rows_out);
     if (st != FS_OK) return st;
     if (!grad_y) return fs__fail(FS_ERR_NULL_ARG, "grad_y must not be NULL");
+    st = fs__check_count("grad_y", grad_y, grad_y_count, rows_out, "(rows %zu x out %zu)", rows, out);
+    if (st == FS_OK) st = fs__check_count("grad_x", grad_x, grad_x_count, rows_in, "(rows %zu x in %zu)", rows, in);
+    if (st == FS_OK)
+        st = fs__check_count("grad_weight", grad_weight, grad_weight_count, weight_count, "(out %zu x in %zu)", out, in);
+    if (st == FS_OK) st = fs__check_count("grad_bias", grad_bias, grad_bias_count, out, "(out %zu)", out);
+    if (st != FS_OK) return st;
     for (size_t n = 0; n < rows; n++) {
         const float *restrict xn = x + n * in, *gy = grad_y + n * out;
         float *restrict gx = grad_x ? grad_x + n * in : NULL;
@@ -78,12 +102,33 @@ static fs_status divisor(const float *mask, size_t rows, size_t cols, double *n_
     return FS_OK;
 }
 
-fs_status fs_mse_loss(const float *pred, const float *target, const float *mask, size_t rows,
-                      size_t cols, float *grad, float *loss_out) {
+/* rows x cols values, a target of as many values (MSE) or one class per row
+ * (cross-entropy), a mask of one weight per row, a gradient of the values' size. */
+static fs_status check_loss(const char *what, size_t rows, size_t cols, const float *values,
+                            size_t values_count, const void *target, size_t target_count, int target_per_value,
+                            const float *mask, size_t mask_count, const float *grad, size_t grad_count) {
+    size_t n = 0;
+    if (cols == 0) return fs__fail(FS_ERR_INVALID_ARG, "%s: cols (classes) must be positive", what);
+    if (!fs__mul(rows, cols, &n)) return fs__fail(FS_ERR_NOMEM, "%s: rows %zu x %zu overflow a size", what, rows, cols);
+    fs_status st = fs__check_count(what, values, values_count, n, "(rows %zu x %zu)", rows, cols);
+    if (st == FS_OK)
+        st = target_per_value ? fs__check_count("target", target, target_count, n, "(rows %zu x %zu)", rows, cols)
+                              : fs__check_count("target", target, target_count, rows, "(one class per row, rows %zu)", rows);
+    if (st == FS_OK) st = fs__check_count("mask", mask, mask_count, rows, "(one weight per row, rows %zu)", rows);
+    if (st == FS_OK) st = fs__check_count("grad", grad, grad_count, n, "(rows %zu x %zu)", rows, cols);
+    return st;
+}
+
+fs_status fs_mse_loss(size_t rows, size_t cols, const float *pred, size_t pred_count, const float *target,
+                      size_t target_count, const float *mask, size_t mask_count, float *grad,
+                      size_t grad_count, float *loss_out) {
     fs__clear_error();
     if (!pred || !target || !loss_out) return fs__fail(FS_ERR_NULL_ARG, "pred, target and loss_out must not be NULL");
+    fs_status st = check_loss("pred", rows, cols, pred, pred_count, target, target_count, 1, mask, mask_count,
+                              grad, grad_count);
+    if (st != FS_OK) return st;
     double n = 1.0, sum = 0.0;
-    fs_status st = divisor(mask, rows, cols, &n);
+    st = divisor(mask, rows, cols, &n);
     if (st != FS_OK) return st;
     const float scale = (float)(2.0 / n);
     for (size_t r = 0; r < rows; r++) {
@@ -100,17 +145,20 @@ fs_status fs_mse_loss(const float *pred, const float *target, const float *mask,
     return FS_OK;
 }
 
-fs_status fs_softmax_xent_loss(const float *logits, const int32_t *target, const float *mask,
-                               size_t rows, size_t classes, float *grad, float *loss_out) {
+fs_status fs_softmax_xent_loss(size_t rows, size_t classes, const float *logits, size_t logits_count,
+                               const int32_t *target, size_t target_count, const float *mask,
+                               size_t mask_count, float *grad, size_t grad_count, float *loss_out) {
     fs__clear_error();
     if (!logits || !target || !loss_out)
         return fs__fail(FS_ERR_NULL_ARG, "logits, target and loss_out must not be NULL");
-    if (classes == 0) return fs__fail(FS_ERR_INVALID_ARG, "classes: expected > 0");
+    fs_status st = check_loss("logits", rows, classes, logits, logits_count, target, target_count, 0, mask,
+                              mask_count, grad, grad_count);
+    if (st != FS_OK) return st;
     for (size_t r = 0; r < rows; r++)
         if (target[r] < 0 || (size_t)target[r] >= classes)
             return fs__fail(FS_ERR_INVALID_ARG, "target[%zu]: expected 0..%zu, got %d", r, classes - 1, (int)target[r]);
     double n = 1.0, sum = 0.0;
-    fs_status st = divisor(mask, rows, 1, &n);
+    st = divisor(mask, rows, 1, &n);
     if (st != FS_OK) return st;
     for (size_t r = 0; r < rows; r++) {
         const float *z = logits + r * classes;

@@ -557,29 +557,37 @@ FS_API fs_status fs_adam_step(float *params, const float *grads, float *m, float
                               int64_t step, float lr, float beta1, float beta2, float eps, float weight_decay);
 
 /* Heads and losses for training loops (row-major float arrays, rows = T*B
- * positions). Thread-safe; no allocation. */
+ * positions). Shapes come first; every buffer comes with its element count,
+ * checked against them (FS_ERR_SHAPE names the buffer). Thread-safe; no allocation. */
 
-/** y[n][o] = bias[o] + sum_k x[n][k] weight[o][k] (torch's nn.Linear layout:
- * weight [out, in]); bias may be NULL. */
-FS_API fs_status fs_linear_forward(const float *x, size_t rows, size_t in, const float *weight,
-                                   const float *bias, size_t out, float *y);
+/** y[n][o] = bias[o] + sum_k x[n][k] weight[o][k] (torch's nn.Linear layout):
+ * x [rows, in], weight [out, in], bias [out] (NULL, count 0: none), y [rows, out]. */
+FS_API fs_status fs_linear_forward(size_t rows, size_t in, size_t out, const float *x, size_t x_count,
+                                   const float *weight, size_t weight_count, const float *bias,
+                                   size_t bias_count, float *y, size_t y_count);
 
 /** Backward of fs_linear_forward for d loss / d y = grad_y [rows, out]:
  * grad_x [rows, in] is overwritten; grad_weight [out, in] and grad_bias [out]
- * are added to. Any output may be NULL (not wanted). */
-FS_API fs_status fs_linear_backward(const float *x, size_t rows, size_t in, const float *weight, size_t out,
-                                    const float *grad_y, float *grad_x, float *grad_weight, float *grad_bias);
+ * are added to. Any output may be NULL (not wanted; its count is then ignored). */
+FS_API fs_status fs_linear_backward(size_t rows, size_t in, size_t out, const float *x, size_t x_count,
+                                    const float *weight, size_t weight_count, const float *grad_y,
+                                    size_t grad_y_count, float *grad_x, size_t grad_x_count,
+                                    float *grad_weight, size_t grad_weight_count, float *grad_bias,
+                                    size_t grad_bias_count);
 
-/** Mean squared error over [rows, cols] (torch's MSELoss): mask [rows] (NULL:
- * all 1) weights rows and the mean is over the weighted elements. grad (may be
- * NULL) receives d loss / d pred. */
-FS_API fs_status fs_mse_loss(const float *pred, const float *target, const float *mask, size_t rows,
-                             size_t cols, float *grad, float *loss_out);
+/** Mean squared error of pred against target, both [rows, cols] (torch's
+ * MSELoss): mask [rows] (NULL: all 1) weights rows and the mean is over the
+ * weighted elements. grad [rows, cols] (may be NULL) receives d loss / d pred. */
+FS_API fs_status fs_mse_loss(size_t rows, size_t cols, const float *pred, size_t pred_count,
+                             const float *target, size_t target_count, const float *mask,
+                             size_t mask_count, float *grad, size_t grad_count, float *loss_out);
 
 /** Softmax cross-entropy of logits [rows, classes] against class indices
  * target [rows] (torch's CrossEntropyLoss), rows weighted by mask as above. */
-FS_API fs_status fs_softmax_xent_loss(const float *logits, const int32_t *target, const float *mask,
-                                      size_t rows, size_t classes, float *grad, float *loss_out);
+FS_API fs_status fs_softmax_xent_loss(size_t rows, size_t classes, const float *logits,
+                                      size_t logits_count, const int32_t *target, size_t target_count,
+                                      const float *mask, size_t mask_count, float *grad,
+                                      size_t grad_count, float *loss_out);
 
 #ifdef __cplusplus
 }
