@@ -20,7 +20,7 @@ static fs_status each_param(fs_rnn *m, float *flat, size_t count, param_fn fn) {
     for (int32_t l = 0; l < m->cfg.num_layers; l++)
         for (int32_t d = 0; d < (int32_t)m->dirs; d++)
             for (int q = 0; q < FS_PARAM_COUNT; q++) {
-                if (!m->units[(size_t)l * m->dirs + (size_t)d].raw[q]) continue;
+                if (!fs__has_param(m, &m->units[(size_t)l * m->dirs + (size_t)d], (fs_param)q)) continue;
                 size_t rows = 0, cols = 0;
                 if ((st = fs_rnn_param_shape(m, l, d, (fs_param)q, &rows, &cols)) != FS_OK) return st;
                 if ((st = fn(m, l, d, (fs_param)q, flat + off, rows * cols)) != FS_OK) return st;

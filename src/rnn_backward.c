@@ -400,7 +400,7 @@ static fs_status param_offset(const fs_rnn *m, size_t layer, size_t dir, fs_para
     for (size_t l = 0; l < (size_t)m->cfg.num_layers; l++)
         for (size_t d = 0; d < m->dirs; d++)
             for (int q = 0; q < FS_PARAM_COUNT; q++) {
-                if (!m->units[l * m->dirs + d].raw[q]) continue;
+                if (!fs__has_param(m, &m->units[l * m->dirs + d], (fs_param)q)) continue;
                 size_t rows = 0, cols = 0;
                 fs_status st = fs_rnn_param_shape(m, (int32_t)l, (int32_t)d, (fs_param)q, &rows, &cols);
                 if (st != FS_OK) return st;
@@ -493,7 +493,9 @@ static void weight_grad(const fs_kernels *k, size_t N, const float *opT, size_t 
 typedef struct side {
     size_t K, out, rank;
     fs_param q_w, q_a, q_b, q_bias;
-    const float *w, *a, *b, *a_packed; /* raw (PyTorch layout); the model's packed W_a */
+    const fs_rnn *m;
+    const fs_rnn_unit *u;
+    const float *a_packed; /* the model's packed W_a */
     float *pk_w, *pk_a, *pk_b, *mtmp, *pmid, *midrow, *midt;
 } side;
 
@@ -505,21 +507,25 @@ static void make_side(const tplan *p, float *ws, const fs_rnn_unit *u, int rec, 
     s->q_a = rec ? FS_PARAM_WEIGHT_HH_A : FS_PARAM_WEIGHT_IH_A;
     s->q_b = rec ? FS_PARAM_WEIGHT_HH_B : FS_PARAM_WEIGHT_IH_B;
     s->q_bias = rec ? FS_PARAM_BIAS_HH : FS_PARAM_BIAS_IH;
-    s->w = u->raw[s->q_w], s->a = u->raw[s->q_a], s->b = u->raw[s->q_b];
+    s->u = u;
     s->a_packed = rec ? u->w_hh_a_packed : u->w_ih_a_packed;
     s->pk_w = ws + sp->pk_w, s->pk_a = ws + sp->pk_a, s->pk_b = ws + sp->pk_b;
     s->mtmp = ws + sp->mtmp, s->pmid = ws + sp->pmid, s->midrow = ws + sp->midrow, s->midt = ws + sp->midt;
 }
 
-static void side_pack(const side *s) {
+/* raw: room for one weight matrix in PyTorch layout (the weights are unpacked there first). */
+static void side_pack(const side *s, float *raw) {
     size_t g, rg;
     panel_w(s->K, &g);
     panel_w(s->rank, &rg);
     if (!s->rank) {
-        pack_panels(s->w, s->out, s->K, s->K, g, s->pk_w, s->out, 0);
+        fs__unpack_param(s->m, s->u, s->q_w, raw);
+        pack_panels(raw, s->out, s->K, s->K, g, s->pk_w, s->out, 0);
     } else {
-        pack_panels(s->b, s->out, s->rank, s->rank, rg, s->pk_b, s->out, 0);
-        pack_panels(s->a, s->rank, s->K, s->K, g, s->pk_a, s->rank, 0);
+        fs__unpack_param(s->m, s->u, s->q_b, raw);
+        pack_panels(raw, s->out, s->rank, s->rank, rg, s->pk_b, s->out, 0);
+        fs__unpack_param(s->m, s->u, s->q_a, raw);
+        pack_panels(raw, s->rank, s->K, s->K, g, s->pk_a, s->rank, 0);
     }
 }
 
@@ -601,11 +607,15 @@ static fs_status backward_unit(const fs_rnn *m, const fs_cell_train *ct, fs_rnn_
     side sx, sh;
     make_side(p, ws, u, 0, in_f, GH, (size_t)m->cfg.w_rank, &sx);
     make_side(p, ws, u, 1, R, p->KH, (size_t)m->cfg.u_rank, &sh);
+    sx.m = sh.m = m;
     const int run_x = dx || (sx.rank && want_w); /* low rank: d W_a needs d mid */
 
-    side_pack(&sh);
-    if (run_x) side_pack(&sx);
-    if (P) pack_panels(u->raw[FS_PARAM_WEIGHT_HR], P, H, H, mg, pwhr, P, 0);
+    side_pack(&sh, tmp); /* tmp is free until the weight gradients */
+    if (run_x) side_pack(&sx, tmp);
+    if (P) {
+        fs__unpack_param(m, u, FS_PARAM_WEIGHT_HR, tmp);
+        pack_panels(tmp, P, H, H, mg, pwhr, P, 0);
+    }
     if (g->grad_h_n) memcpy(dh, g->grad_h_n + ui * B * R, B * R * sizeof(float));
     else memset(dh, 0, B * R * sizeof(float));
     if (p->lstm && g->grad_c_n) memcpy(dc, g->grad_c_n + ui * B * H, B * H * sizeof(float));

@@ -108,7 +108,7 @@ static void FS_NAME(gru_rb_backward)(const fs_cell_ctx *cx, const float *restric
                                      float *dgh, float *extra) {
     (void)c_prev, (void)dc, (void)dgh, (void)extra;
     const size_t H = cx->H;
-    const float *restrict whn = cx->unit->raw[FS_PARAM_WEIGHT_HH] + 2 * H * H;
+    const float *restrict whn = cx->unit->w_hn_packed; /* packed: row j at block j/8, lane j%8 */
     float *restrict drh = cx->work, *dn = dgx + 2 * H;
     for (size_t j = 0; j < H; j++) {
         const float z = act[H + j], n = act[2 * H + j], d = dh[j];
@@ -118,8 +118,8 @@ static void FS_NAME(gru_rb_backward)(const fs_cell_ctx *cx, const float *restric
     }
     for (size_t j = 0; j < H; j++) {
         const float w = dn[j];
-        const float *restrict row = whn + j * H;
-        for (size_t k = 0; k < H; k++) drh[k] += w * row[k];
+        const float *restrict row = whn + (j / FS_NB) * H * FS_NB + j % FS_NB;
+        for (size_t k = 0; k < H; k++) drh[k] += w * row[k * FS_NB];
     }
     for (size_t j = 0; j < H; j++) {
         const float r = act[j];

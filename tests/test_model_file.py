@@ -704,3 +704,34 @@ def test_golden_file_loads_as_the_model_that_wrote_it(entry):
     x = _x(rebuilt)
     for a, b in zip(_outputs(loaded(x)), _outputs(rebuilt(x))):
         assert np.array_equal(_bits(a), _bits(b))
+
+
+# ---- one copy of the weights -------------------------------------------------------------
+
+MEMORY_CASES = {
+    "lstm": lambda I, H: fastseq.LSTM(I, H, num_layers=2),
+    "lstm_proj_peephole": lambda I, H: fastseq.LSTM(I, H, proj_size=H // 2, peephole=True),
+    "gru": lambda I, H: fastseq.GRU(I, H, bidirectional=True),
+    "gru_reset_before": lambda I, H: fastseq.GRU(I, H, reset_after=False),
+    "rnn": lambda I, H: fastseq.RNN(I, H, nonlinearity="relu"),
+    "fastrnn": lambda I, H: fastseq.FastRNN(I, H, w_rank=H // 4, u_rank=H // 4),
+    "fastgrnn": lambda I, H: fastseq.FastGRNN(I, H),
+}
+# Fixed per layer and direction: its header entry and one 64-byte alignment per array (at
+# most 16). The packed matrices also pad the hidden size to a multiple of 8: at most 7 extra
+# rows per gate (4 at most) of each of W_ih, W_hh (and W_hr): see `padded` below.
+UNIT_OVERHEAD = 4096
+
+
+@pytest.mark.parametrize("size", [(3, 5), (256, 512)], ids=["small", "large"])
+@pytest.mark.parametrize("kind", sorted(MEMORY_CASES))
+def test_a_loaded_model_holds_its_weights_once(kind, size, tmp_path):
+    """fs_rnn_memory_size of a loaded model: its parameters once (packed), not twice."""
+    layer = MEMORY_CASES[kind](*size)
+    fastseq.save(layer, tmp_path / "m.fsq")
+    loaded = fastseq.load(tmp_path / "m.fsq")
+    param_bytes = 4 * sum(a.size for a in loaded.state_dict().values())
+    units = loaded.num_layers * loaded.num_directions
+    padded = 4 * 7 * 4 * (max(loaded.input_size, 2 * size[1]) + 2 * size[1]) * units
+    used = _core.model_memory_size(loaded._model)
+    assert used <= 1.1 * param_bytes + padded + UNIT_OVERHEAD * units, (used, param_bytes)

@@ -182,12 +182,15 @@ typedef struct fs_rnn fs_rnn;
 fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out);
 
 /** Release a model made by fs_rnn_create. NULL, or a model made by
- * fs_rnn_init_static, is a no-op. */
+ * fs_rnn_init_static or fs_rnn_init_static_weights, is a no-op. */
 void fs_rnn_free(fs_rnn *model);
 
 /**
- * Bytes a model of this configuration occupies (for fs_rnn_init_static).
- * Validates config like fs_rnn_create.
+ * Bytes a model of this configuration occupies (for fs_rnn_init_static): its
+ * packed weights, held once (fs_rnn_get_param unpacks on demand; only the
+ * torch cells' biases and the FastRNN / FastGRNN raw scalars are also kept as
+ * given), plus a header of about 256 bytes per layer and direction and 64-byte
+ * alignment of each array. Validates config like fs_rnn_create.
  */
 fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out);
 
@@ -198,6 +201,47 @@ fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out);
  */
 fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
                              fs_rnn **out);
+
+/*
+ * Weights in caller memory, used in place (flash on a microcontroller): a
+ * model is a small header (the configuration and one table entry per layer
+ * and direction) over one block of packed weights. fs_rnn_weights gives a
+ * model's block; fs_rnn_init_static_weights builds a model whose header lives
+ * in `buffer` and whose weights are read straight from `weights` -- nothing
+ * is copied, so RAM holds only the header (plus the stream's state and
+ * scratch). `fastseq export-c` writes the block as a `static const` array.
+ * The block's layout is private to this library version and configuration:
+ * make it with the same fastseq version that runs it.
+ */
+
+/**
+ * Bytes of the packed weight block of a model of this configuration, and
+ * (header_bytes_out, may be NULL) of its header: fs_rnn_memory_size is their
+ * sum. Validates config like fs_rnn_create.
+ */
+fs_status fs_rnn_weights_size(const fs_rnn_config *config, size_t *weights_bytes_out,
+                              size_t *header_bytes_out);
+
+/**
+ * The model's packed weight block (read-only; valid while the model lives):
+ * *weights_out points into the model, *weights_bytes_out is
+ * fs_rnn_weights_size's figure. Copy it to keep it.
+ */
+fs_status fs_rnn_weights(const fs_rnn *model, const void **weights_out, size_t *weights_bytes_out);
+
+/**
+ * Build a model over caller-owned const weights: `weights` (64-byte aligned,
+ * exactly fs_rnn_weights_size bytes, as fs_rnn_weights gave them for this
+ * configuration) is read in place and must outlive the model, unchanged;
+ * `buffer` (64-byte aligned, at least the header bytes of
+ * fs_rnn_weights_size) receives the header. No allocation. The model is
+ * read-only: fs_rnn_set_param(s) return FS_ERR_UNSUPPORTED; fs_rnn_free is a
+ * no-op on it. Errors: FS_ERR_SHAPE when weights_bytes differs, as
+ * fs_rnn_init_static otherwise.
+ */
+fs_status fs_rnn_init_static_weights(const fs_rnn_config *config, const void *weights,
+                                     size_t weights_bytes, void *buffer, size_t buffer_bytes,
+                                     fs_rnn **out);
 
 /** The configuration the model was created with. */
 fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out);
@@ -210,14 +254,16 @@ fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t directi
                              fs_param param, size_t *rows_out, size_t *cols_out);
 
 /**
- * Copy one parameter (row-major, PyTorch layout) into the model and repack it
- * for the kernels. count must equal rows*cols. Biases of a model created with
+ * Copy one parameter (row-major, PyTorch layout) into the model, packed for
+ * the kernels. count must equal rows*cols. Biases of a model created with
  * bias = 0 are FS_ERR_INVALID_ARG. Not thread-safe against forward calls.
  */
 fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
                            const float *data, size_t count);
 
-/** Copy one parameter out (row-major, PyTorch layout); count must equal rows*cols. */
+/** Copy one parameter out (row-major, PyTorch layout), unpacked from the
+ * kernels' layout: bit-identical to what fs_rnn_set_param was given. count
+ * must equal rows*cols. */
 fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction,
                            fs_param param, float *out, size_t count);
 
