@@ -8,7 +8,9 @@
  * tensor's name and shape -- before any model memory is allocated.
  *
  * Kinds, configuration keys and tensor names are tables: supporting a new
- * layer kind means adding rows to KINDS, KEYS and TENSORS below.
+ * layer kind means adding rows to KINDS, KEYS and TENSORS below. Version 1
+ * files name Python classes and their constructor arguments (KINDS_V1,
+ * KEYS_V1); version 2 files name the cell and the fs_rnn_config fields.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -27,6 +29,9 @@ enum {
     FSQ_SECTION_HEADER_BYTES = 24,
     FSQ_SEC_CONFIG = 1,
     FSQ_SEC_TENSOR = 2,
+    FSQ_SEC_HEAD = 3,        /* optional: an output head's kind and config */
+    FSQ_SEC_HEAD_TENSOR = 4, /* optional: its weight and bias */
+    FSQ_SEC_METADATA = 5,    /* optional: entries */
     FSQ_FLAG_OPTIONAL = 1,
     FSQ_VAL_INT32 = 1,
     FSQ_VAL_FLOAT32 = 2,
@@ -149,7 +154,7 @@ enum {
 };
 
 typedef struct fsq_kind {
-    const char *name; /* the Python class name, fastseq.<name> */
+    const char *name; /* version 1: the Python class name; 2: fs_cell_name of the cell */
     unsigned mask;
     fs_cell (*finish)(fsq_parsed *p); /* the cell; sets fields derived from the keys */
 } fsq_kind;
@@ -159,15 +164,26 @@ static fs_cell finish_lstm(fsq_parsed *p) { (void)p; return FS_CELL_LSTM; }
 static fs_cell finish_gru(fsq_parsed *p) { p->cfg.reset_before = !p->reset_after; return FS_CELL_GRU; }
 static fs_cell finish_fastrnn(fsq_parsed *p) { (void)p; return FS_CELL_FASTRNN; }
 static fs_cell finish_fastgrnn(fsq_parsed *p) { (void)p; return FS_CELL_FASTGRNN; }
+static fs_cell finish_tanh(fsq_parsed *p) { (void)p; return FS_CELL_RNN_TANH; }
+static fs_cell finish_relu(fsq_parsed *p) { (void)p; return FS_CELL_RNN_RELU; }
+static fs_cell finish_gru_v2(fsq_parsed *p) { (void)p; return FS_CELL_GRU; }
 
-static const fsq_kind KINDS[] = {
+static const fsq_kind KINDS_V1[] = {
     {"RNN", K_RNN, finish_rnn},
     {"LSTM", K_LSTM, finish_lstm},
     {"GRU", K_GRU, finish_gru},
     {"FastRNN", K_FASTRNN, finish_fastrnn},
     {"FastGRNN", K_FASTGRNN, finish_fastgrnn},
 };
-#define N_KINDS (sizeof KINDS / sizeof KINDS[0])
+
+static const fsq_kind KINDS_V2[] = {
+    {"RNN_TANH", K_RNN, finish_tanh},
+    {"RNN_RELU", K_RNN, finish_relu},
+    {"LSTM", K_LSTM, finish_lstm},
+    {"GRU", K_GRU, finish_gru_v2},
+    {"FASTRNN", K_FASTRNN, finish_fastrnn},
+    {"FASTGRNN", K_FASTGRNN, finish_fastgrnn},
+};
 
 typedef struct fsq_choice {
     const char *name;
@@ -198,7 +214,7 @@ typedef struct fsq_key {
 } fsq_key;
 
 #define OFF(field) offsetof(fsq_parsed, field)
-static const fsq_key KEYS[] = {
+static const fsq_key KEYS_V1[] = {
     {"input_size", K_ALL, V_INT, OFF(cfg.input_size), 1, INT32_MAX, 0, 1, 0, NULL},
     {"hidden_size", K_ALL, V_INT, OFF(cfg.hidden_size), 1, INT32_MAX, 0, 1, 0, NULL},
     {"num_layers", K_ALL, V_INT, OFF(cfg.num_layers), 1, INT32_MAX, 1, 0, 0, NULL},
@@ -220,8 +236,43 @@ static const fsq_key KEYS[] = {
     {"zeta_init", K_FASTGRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
     {"nu_init", K_FASTGRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
 };
+
+/* Version 2: the fs_rnn_config fields by name, for every cell (check_config then
+ * refuses a field a cell does not have); absent fields are zero, as in fs_rnn_config. */
+static const fsq_key KEYS_V2[] = {
+    {"input_size", K_ALL, V_INT, OFF(cfg.input_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"hidden_size", K_ALL, V_INT, OFF(cfg.hidden_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"num_layers", K_ALL, V_INT, OFF(cfg.num_layers), 1, INT32_MAX, 1, 0, 0, NULL},
+    {"bidirectional", K_ALL, V_INT, OFF(cfg.bidirectional), 0, 1, 0, 0, 0, NULL},
+    {"bias", K_ALL, V_INT, OFF(cfg.bias), 0, 1, 1, 0, 0, NULL},
+    {"batch_first", K_ALL, V_INT, OFF(batch_first), 0, 1, 0, 0, 0, NULL},
+    {"proj_size", K_ALL, V_INT, OFF(cfg.proj_size), 0, INT32_MAX, 0, 0, 0, NULL},
+    {"peephole", K_ALL, V_INT, OFF(cfg.peephole), 0, 1, 0, 0, 0, NULL},
+    {"coupled", K_ALL, V_INT, OFF(cfg.coupled), 0, 1, 0, 0, 0, NULL},
+    {"reset_before", K_ALL, V_INT, OFF(cfg.reset_before), 0, 1, 0, 0, 0, NULL},
+    {"update_act", K_ALL, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
+    {"gate_act", K_ALL, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
+    {"w_rank", K_ALL, V_INT, OFF(cfg.w_rank), 0, INT32_MAX, 0, 0, 0, NULL},
+    {"u_rank", K_ALL, V_INT, OFF(cfg.u_rank), 0, INT32_MAX, 0, 0, 0, NULL},
+};
 #undef OFF
-#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* The kinds and keys one format version uses. */
+typedef struct fsq_tables {
+    const fsq_kind *kinds;
+    size_t n_kinds;
+    const fsq_key *keys;
+    size_t n_keys;
+    const char *known; /* the kinds, for messages */
+} fsq_tables;
+
+static const fsq_tables TABLES[2] = {
+    {KINDS_V1, sizeof KINDS_V1 / sizeof KINDS_V1[0], KEYS_V1, sizeof KEYS_V1 / sizeof KEYS_V1[0],
+     "RNN, LSTM, GRU, FastRNN, FastGRNN"},
+    {KINDS_V2, sizeof KINDS_V2 / sizeof KINDS_V2[0], KEYS_V2, sizeof KEYS_V2 / sizeof KEYS_V2[0],
+     "RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN"},
+};
+#define FSQ_MAX_KEYS 32 /* rows of the longest KEYS table */
 
 /* One dimension of a tensor's shape, in terms of the configuration. */
 typedef enum fsq_dim {
@@ -315,6 +366,8 @@ typedef struct fsq_file {
     const unsigned char *data;
     size_t size;
     uint32_t sections;
+    uint32_t version;
+    uint32_t crc_seed; /* version 2: the CRC-32 of the file id, which every section checksum starts from */
 } fsq_file;
 
 /* One section, located and checksum-verified. */
@@ -326,34 +379,49 @@ typedef struct fsq_section {
 } fsq_section;
 
 static const char *section_name(uint32_t type) {
-    return type == FSQ_SEC_CONFIG ? "config" : type == FSQ_SEC_TENSOR ? "tensor" : "unknown";
+    static const char *names[] = {"unknown", "config", "tensor", "head", "head tensor", "metadata"};
+    return names[type <= FSQ_SEC_METADATA ? type : 0];
 }
 
-static fs_status parse_header(const void *data, size_t size, fsq_file *f) {
-    const unsigned char *p = data;
-    if (!data) return fs__fail(FS_ERR_NULL_ARG, "data must not be NULL");
+/* The fixed header, given at least its first `size` bytes of the file: magic,
+ * version, checksum and fields. *file_size_out: the size it states. */
+static fs_status check_header(const unsigned char *p, size_t size, uint64_t *file_size_out,
+                              uint32_t *sections_out, uint32_t *version_out) {
     if (size < sizeof FSQ_MAGIC)
         return fs__fail(FS_ERR_FORMAT, "truncated: %zu bytes is too short for a .fsq model file (header is %d bytes)",
                         size, FSQ_HEADER_BYTES);
     if (memcmp(p, FSQ_MAGIC, sizeof FSQ_MAGIC) != 0)
         return fs__fail(FS_ERR_FORMAT, "not a .fsq model file: wrong magic bytes at offset 0 "
-                        "(expected 89 46 53 51 0d 0a 1a 0a, got %02x %02x %02x %02x %02x %02x %02x %02x)",
+                        "(expected 89 46 53 51 0d 0a 1a 0a, got %02x %02x %02x %02x %02x %02x %02x %02x); "
+                        "convert a checkpoint with `fastseq convert`",
                         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
     if (size < FSQ_HEADER_BYTES)
         return fs__fail(FS_ERR_FORMAT, "truncated: %zu bytes, the header alone is %d bytes", size,
                         FSQ_HEADER_BYTES);
     const uint32_t version = le32(p + 8);
-    if (version != FS_MODEL_FORMAT_VERSION)
-        return fs__fail(FS_ERR_VERSION, "format version %u is not supported: this fastseq reads version %d "
+    if (version < 1 || version > FS_MODEL_FORMAT_VERSION)
+        return fs__fail(FS_ERR_VERSION, "format version %u is not supported: this fastseq reads versions 1 to %d "
                         "(a newer fastseq may read it)", (unsigned)version, FS_MODEL_FORMAT_VERSION);
     const uint32_t crc = le32(p + 28), actual = crc32_update(0, p, 28);
     if (crc != actual)
         return fs__fail(FS_ERR_CHECKSUM, "header checksum mismatch (stored %08x, computed %08x): the file is corrupted",
                         (unsigned)crc, (unsigned)actual);
-    const uint32_t sections = le32(p + 12), reserved = le32(p + 24);
-    const uint64_t file_size = le64(p + 16);
-    if (reserved != 0)
+    const uint32_t reserved = le32(p + 24); /* version 2: the file id */
+    if (version == 1 && reserved != 0)
         return fs__fail(FS_ERR_FORMAT, "header: reserved field is %u, expected 0", (unsigned)reserved);
+    *file_size_out = le64(p + 16);
+    *sections_out = le32(p + 12);
+    *version_out = version;
+    return FS_OK;
+}
+
+static fs_status parse_header(const void *data, size_t size, fsq_file *f) {
+    const unsigned char *p = data;
+    uint64_t file_size = 0;
+    uint32_t sections = 0, version = 0;
+    if (!data) return fs__fail(FS_ERR_NULL_ARG, "data must not be NULL");
+    fs_status st = check_header(p, size, &file_size, &sections, &version);
+    if (st != FS_OK) return st;
     if (file_size != (uint64_t)size) {
         if (file_size > (uint64_t)size)
             return fs__fail(FS_ERR_FORMAT, "truncated: the header says %llu bytes, got %zu",
@@ -367,6 +435,8 @@ static fs_status parse_header(const void *data, size_t size, fsq_file *f) {
     f->data = p;
     f->size = size;
     f->sections = sections;
+    f->version = version;
+    f->crc_seed = version >= 2 ? crc32_update(0, p + 24, 4) : 0;
     return FS_OK;
 }
 
@@ -388,10 +458,11 @@ static fs_status parse_section(const fsq_file *f, uint32_t index, size_t at, fsq
     s->at = at;
     s->payload = at + FSQ_SECTION_HEADER_BYTES;
     s->length = (size_t)length;
-    const uint32_t actual = crc32_update(crc32_update(0, h, 20), f->data + s->payload, s->length);
+    const uint32_t actual = crc32_update(crc32_update(f->crc_seed, h, 20), f->data + s->payload, s->length);
     if (crc != actual)
-        return fs__fail(FS_ERR_CHECKSUM, "section %u (%s) at offset %zu: checksum mismatch (stored %08x, computed %08x): the file is corrupted",
-                        (unsigned)index, section_name(s->type), at, (unsigned)crc, (unsigned)actual);
+        return fs__fail(FS_ERR_CHECKSUM, "section %u (%s) at offset %zu: checksum mismatch (stored %08x, computed %08x): "
+                        "the file is corrupted%s", (unsigned)index, section_name(s->type), at, (unsigned)crc,
+                        (unsigned)actual, f->version >= 2 ? ", or the section comes from another file" : "");
     if (reserved != 0)
         return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: reserved field is %u, expected 0",
                         (unsigned)index, at, (unsigned)reserved);
@@ -411,18 +482,22 @@ static fs_status parse_config(const fsq_file *f, const fsq_section *s, const fsq
     if (s->flags != 0) return config_error(s, "flags must be 0");
     if (!rd_str(&c, FSQ_MAX_NAME, &kind_name) || !valid_name(kind_name))
         return config_error(s, "the layer kind is missing or malformed");
+    const fsq_tables *tb = &TABLES[f->version - 1];
+    const fsq_key *KEYS = tb->keys;
+    const size_t N_KEYS = tb->n_keys;
     const fsq_kind *kind = NULL;
-    for (size_t i = 0; i < N_KINDS; i++)
-        if (str_is(kind_name, KINDS[i].name)) kind = &KINDS[i];
+    for (size_t i = 0; i < tb->n_kinds; i++)
+        if (str_is(kind_name, tb->kinds[i].name)) kind = &tb->kinds[i];
     if (!kind)
-        return fs__fail(FS_ERR_UNSUPPORTED, "layer kind '%.*s' is not known to this fastseq (it knows RNN, LSTM, GRU, FastRNN, FastGRNN); "
-                        "the file may come from a newer version", (int)kind_name.n, kind_name.s);
+        return fs__fail(FS_ERR_UNSUPPORTED, "layer kind '%.*s' is not known to this fastseq (format version %u knows %s); "
+                        "the file may come from a newer version", (int)kind_name.n, kind_name.s,
+                        (unsigned)f->version, tb->known);
     if (!rd_u32(&c, &n_entries) || n_entries > FSQ_MAX_ENTRIES) {
         snprintf(msg, sizeof msg, "entry count missing or above %d", FSQ_MAX_ENTRIES);
         return config_error(s, msg);
     }
     memset(out, 0, sizeof *out);
-    unsigned seen[N_KEYS] = {0};
+    unsigned seen[FSQ_MAX_KEYS] = {0};
     for (size_t i = 0; i < N_KEYS; i++)
         if ((KEYS[i].kinds & kind->mask) && KEYS[i].offset != FSQ_IGNORED)
             *(int32_t *)((char *)out + KEYS[i].offset) = KEYS[i].def;
@@ -539,14 +614,21 @@ static int parse_tensor_name(fsq_str name, const fsq_kind *kind, const fsq_parse
     return 0;
 }
 
-static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq_kind *kind,
-                              const fsq_parsed *p, fsq_tensor *t) {
+/* A tensor section's payload as the format defines it, whatever the tensor is:
+ * name, float32 dtype, shape, aligned data filling the section exactly. */
+typedef struct fsq_raw_tensor {
+    fsq_str name;
+    uint32_t ndim;
+    uint64_t dims[FSQ_MAX_NDIM];
+    const unsigned char *data;
+    size_t count; /* floats */
+} fsq_raw_tensor;
+
+static fs_status read_tensor(const fsq_file *f, const fsq_section *s, fsq_raw_tensor *t) {
     cursor c = {f->data + s->payload, s->length, 0};
     fsq_str name;
     uint32_t dtype, ndim;
-    uint64_t dims[FSQ_MAX_NDIM], data_offset;
-    if (s->flags != 0)
-        return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: flags must be 0", s->at);
+    uint64_t *dims = t->dims, data_offset;
     if (!rd_str(&c, FSQ_MAX_NAME, &name) || !valid_name(name))
         return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: name missing or malformed", s->at);
     const int nl = (int)name.n;
@@ -584,6 +666,32 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
         if (c.p[i] != 0)
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': padding byte at file offset %zu is not zero", nl, name.s,
                             s->payload + i);
+    t->name = name;
+    t->ndim = ndim;
+    t->data = c.p + data_offset;
+    t->count = (size_t)count;
+    return FS_OK;
+}
+
+/* "[d0, d1, ...]" of a shape, for messages. */
+static void shape_text(const fsq_raw_tensor *t, char *got, size_t cap) {
+    int at = snprintf(got, cap, "[");
+    for (uint32_t d = 0; d < t->ndim && at < (int)cap - 16; d++)
+        at += snprintf(got + at, cap - (size_t)at, d ? ", %llu" : "%llu", (unsigned long long)t->dims[d]);
+    snprintf(got + at, cap - (size_t)at, "]");
+}
+
+static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq_kind *kind,
+                              const fsq_parsed *p, fsq_tensor *t) {
+    fsq_raw_tensor raw;
+    if (s->flags != 0)
+        return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: flags must be 0", s->at);
+    fs_status st = read_tensor(f, s, &raw);
+    if (st != FS_OK) return st;
+    const fsq_str name = raw.name;
+    const int nl = (int)name.n;
+    const uint32_t ndim = raw.ndim;
+    const uint64_t *dims = raw.dims;
     if (!parse_tensor_name(name, kind, p, t))
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' is not a parameter of this %s (num_layers %d, bidirectional %d, bias %d)",
                         nl, name.s, kind->name, (int)p->cfg.num_layers, (int)p->cfg.bidirectional, (int)p->cfg.bias);
@@ -592,18 +700,15 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
     const uint32_t want_ndim = t->rule->cols == DIM_NONE ? 1 : 2;
     if (ndim != want_ndim || dims[0] != rows || (want_ndim == 2 && dims[1] != cols)) {
         char got[64];
-        int at = snprintf(got, sizeof got, "[");
-        for (uint32_t d = 0; d < ndim && at < 48; d++)
-            at += snprintf(got + at, sizeof got - (size_t)at, d ? ", %llu" : "%llu", (unsigned long long)dims[d]);
-        snprintf(got + at, sizeof got - (size_t)at, "]");
+        shape_text(&raw, got, sizeof got);
         if (want_ndim == 1)
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu], got %s", nl, name.s,
                             (unsigned long long)rows, got);
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu, %llu], got %s", nl, name.s,
                         (unsigned long long)rows, (unsigned long long)cols, got);
     }
-    t->data = c.p + data_offset;
-    t->count = (size_t)count;
+    t->data = raw.data;
+    t->count = raw.count;
     return FS_OK;
 }
 
@@ -687,6 +792,9 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
             tensors++;
             params += t.count;
             if (model && (st = set_tensor(model, &t)) != FS_OK) return st;
+        } else if (s.type >= FSQ_SEC_HEAD && s.type <= FSQ_SEC_METADATA && s.flags != FSQ_FLAG_OPTIONAL) {
+            return fs__fail(FS_ERR_FORMAT, "section %u (%s) at offset %zu: flags must be %d (optional), got %u",
+                            (unsigned)i, section_name(s.type), s.at, FSQ_FLAG_OPTIONAL, (unsigned)s.flags);
         } else if (!(s.flags & FSQ_FLAG_OPTIONAL)) {
             return fs__fail(FS_ERR_UNSUPPORTED, "section %u at offset %zu: type %u is not known to this fastseq and not marked optional; "
                             "the file may come from a newer version", (unsigned)i, s.at, (unsigned)s.type);
@@ -700,14 +808,204 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
                         kind->name, (unsigned long long)expected);
     if (desc) {
         memset(desc, 0, sizeof *desc);
-        desc->format_version = FS_MODEL_FORMAT_VERSION;
-        snprintf(desc->kind, sizeof desc->kind, "%s", kind->name);
+        desc->format_version = f.version;
+        snprintf(desc->kind, sizeof desc->kind, "%s", fs_cell_name(parsed.cfg.cell));
         desc->config = parsed.cfg;
         desc->batch_first = parsed.batch_first;
         desc->tensor_count = tensors;
         desc->param_count = params;
     }
     return FS_OK;
+}
+
+/* ---- optional sections: output head, metadata ------------------------------ */
+
+/* Calls visit(ctx, section) for every section after the config, in file order
+ * (the file already validated by walk). Stops at the first error. */
+typedef fs_status (*section_fn)(void *ctx, const fsq_file *f, const fsq_section *s);
+
+static fs_status each_section(const void *data, size_t size, section_fn visit, void *ctx) {
+    fsq_file f;
+    fs_status st = walk(data, size, NULL, NULL);
+    if (st != FS_OK || (st = parse_header(data, size, &f)) != FS_OK) return st;
+    size_t at = FSQ_HEADER_BYTES;
+    for (uint32_t i = 0; i < f.sections; i++) {
+        fsq_section s;
+        parse_section(&f, i, at, &s); /* checked by walk */
+        at = s.payload + s.length;
+        if (i > 0 && (st = visit(ctx, &f, &s)) != FS_OK) return st;
+    }
+    return FS_OK;
+}
+
+/* One (key, typed value) entry of a head or metadata payload. */
+static fs_status read_entry(cursor *c, const fsq_section *s, uint32_t e, fs_model_entry *out) {
+    fsq_str key, sval;
+    uint32_t type, raw;
+    const unsigned char *p;
+    memset(out, 0, sizeof *out);
+    if (!rd_str(c, FSQ_MAX_NAME, &key) || !valid_name(key) || !rd_u32(c, &type))
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: entry %u: key truncated or malformed",
+                        section_name(s->type), s->at, (unsigned)e);
+    memcpy(out->key, key.s, key.n);
+    out->type = (int32_t)type;
+    int ok = 1;
+    switch (type) {
+    case FS_VALUE_INT32:
+        if ((ok = rd_u32(c, &raw))) out->i = raw <= (uint32_t)INT32_MAX ? (int32_t)raw : -(int32_t)(~raw) - 1;
+        break;
+    case FS_VALUE_FLOAT32:
+        if ((ok = rd_u32(c, &raw))) {
+            float v;
+            memcpy(&v, &raw, 4);
+            out->f = v;
+        }
+        break;
+    case FS_VALUE_FLOAT64:
+        if ((ok = take(c, 8, &p))) {
+            const uint64_t bits = le64(p);
+            memcpy(&out->f, &bits, 8);
+        }
+        break;
+    case FS_VALUE_STRING:
+        if ((ok = rd_str(c, FSQ_MAX_STRING, &sval))) memcpy(out->s, sval.s, sval.n);
+        break;
+    case FS_VALUE_NONE: break;
+    default: ok = 0;
+    }
+    if (!ok)
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: entry '%s': value type %u unknown or value truncated",
+                        section_name(s->type), s->at, out->key, (unsigned)type);
+    return FS_OK;
+}
+
+/* The u32 count and entries of a payload from c's position to its end; keys
+ * unique. entries (capacity cap) may be NULL: count only. */
+static fs_status read_entries(cursor *c, const fsq_section *s, fs_model_entry *entries, size_t cap,
+                              size_t *count_out) {
+    uint32_t n;
+    fs_model_entry seen[FSQ_MAX_ENTRIES];
+    if (!rd_u32(c, &n) || n > FSQ_MAX_ENTRIES)
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: entry count missing or above %d",
+                        section_name(s->type), s->at, FSQ_MAX_ENTRIES);
+    for (uint32_t e = 0; e < n; e++) {
+        fs_status st = read_entry(c, s, e, &seen[e]);
+        if (st != FS_OK) return st;
+        for (uint32_t k = 0; k < e; k++)
+            if (strcmp(seen[k].key, seen[e].key) == 0)
+                return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: key '%s' appears twice",
+                                section_name(s->type), s->at, seen[e].key);
+    }
+    if (c->at != c->end)
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: %zu unexpected bytes after the last entry",
+                        section_name(s->type), s->at, c->end - c->at);
+    if (entries && cap < n)
+        return fs__fail(FS_ERR_SHAPE, "entries: room for %zu, the file has %u", cap, (unsigned)n);
+    if (entries) memcpy(entries, seen, n * sizeof *entries);
+    *count_out = n;
+    return FS_OK;
+}
+
+typedef struct metadata_ctx {
+    fs_model_entry *entries;
+    size_t cap, count;
+    int found;
+} metadata_ctx;
+
+static fs_status visit_metadata(void *ctx, const fsq_file *f, const fsq_section *s) {
+    metadata_ctx *m = ctx;
+    if (s->type != FSQ_SEC_METADATA) return FS_OK;
+    if (m->found++)
+        return fs__fail(FS_ERR_FORMAT, "section %u (metadata) at offset %zu: a second metadata section",
+                        (unsigned)s->index, s->at);
+    cursor c = {f->data + s->payload, s->length, 0};
+    return read_entries(&c, s, m->entries, m->cap, &m->count);
+}
+
+/* What the head's sections say, checked against the layer's output. */
+typedef struct head_ctx {
+    const fs_rnn_config *cfg;
+    fs_model_head_desc *desc;
+    fsq_raw_tensor weight, bias;
+    int heads, has_weight, has_bias;
+} head_ctx;
+
+static fs_status visit_head(void *ctx, const fsq_file *f, const fsq_section *s) {
+    head_ctx *h = ctx;
+    fs_status st;
+    if (s->type == FSQ_SEC_HEAD) {
+        cursor c = {f->data + s->payload, s->length, 0};
+        fsq_str kind;
+        fs_model_entry entries[FSQ_MAX_ENTRIES];
+        size_t n = 0;
+        if (h->heads++)
+            return fs__fail(FS_ERR_FORMAT, "section %u (head) at offset %zu: a second head section",
+                            (unsigned)s->index, s->at);
+        if (!rd_str(&c, FSQ_MAX_NAME, &kind) || !valid_name(kind))
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: the head kind is missing or malformed", s->at);
+        if (!str_is(kind, "PerStepLinear") && !str_is(kind, "LastStepLinear"))
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: kind '%.*s' is not known to this fastseq "
+                            "(it knows PerStepLinear, LastStepLinear); the file may come from a newer version",
+                            s->at, (int)(kind.n > 32 ? 32 : kind.n), kind.s);
+        memcpy(h->desc->kind, kind.s, kind.n);
+        if ((st = read_entries(&c, s, entries, FSQ_MAX_ENTRIES, &n)) != FS_OK) return st;
+        int32_t *fields[] = {&h->desc->in_features, &h->desc->out_features, &h->desc->bias};
+        const char *names[] = {"in_features", "out_features", "bias"};
+        h->desc->bias = 1;
+        for (size_t e = 0; e < n; e++) {
+            size_t k = 0;
+            while (k < 3 && strcmp(entries[e].key, names[k]) != 0) k++;
+            if (k == 3)
+                return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: unknown config key '%s'", s->at,
+                                entries[e].key);
+            const int32_t v = entries[e].i, lo = k < 2 ? 1 : 0, hi = k < 2 ? INT32_MAX : 1;
+            if (entries[e].type != FS_VALUE_INT32 || v < lo || v > hi)
+                return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: %s: expected an int32 in %d..%d",
+                                s->at, names[k], (int)lo, (int)hi);
+            *fields[k] = v;
+        }
+        const int64_t D = h->cfg->bidirectional ? 2 : 1;
+        const int64_t R = h->cfg->proj_size ? h->cfg->proj_size : h->cfg->hidden_size;
+        if (h->desc->in_features < 1 || h->desc->out_features < 1)
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: in_features and out_features are required",
+                            s->at);
+        if (h->desc->in_features != D * R)
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: in_features %d does not match the layer's "
+                            "%lld output features", s->at, (int)h->desc->in_features, (long long)(D * R));
+    } else if (s->type == FSQ_SEC_HEAD_TENSOR) {
+        fsq_raw_tensor t;
+        if (!h->heads)
+            return fs__fail(FS_ERR_FORMAT, "section %u (head tensor) at offset %zu: a head tensor before the head section",
+                            (unsigned)s->index, s->at);
+        if ((st = read_tensor(f, s, &t)) != FS_OK) return st;
+        const int is_w = str_is(t.name, "weight"), is_b = str_is(t.name, "bias");
+        const int64_t in = h->desc->in_features, out = h->desc->out_features;
+        if ((!is_w && !is_b) || (is_b && !h->desc->bias))
+            return fs__fail(FS_ERR_FORMAT, "head: unexpected tensor '%.*s' (a %s with bias=%d has weight%s)",
+                            (int)t.name.n, t.name.s, h->desc->kind, (int)h->desc->bias,
+                            h->desc->bias ? ", bias" : "");
+        if ((is_w && h->has_weight++) || (is_b && h->has_bias++))
+            return fs__fail(FS_ERR_FORMAT, "head: tensor '%.*s' appears twice", (int)t.name.n, t.name.s);
+        if (is_w ? t.ndim != 2 || t.dims[0] != (uint64_t)out || t.dims[1] != (uint64_t)in
+                 : t.ndim != 1 || t.dims[0] != (uint64_t)out) {
+            char got[64];
+            shape_text(&t, got, sizeof got);
+            if (is_w)
+                return fs__fail(FS_ERR_FORMAT, "head: tensor 'weight': expected shape [%lld, %lld], got %s",
+                                (long long)out, (long long)in, got);
+            return fs__fail(FS_ERR_FORMAT, "head: tensor 'bias': expected shape [%lld], got %s", (long long)out, got);
+        }
+        *(is_w ? &h->weight : &h->bias) = t;
+    }
+    return FS_OK;
+}
+
+/* Little-endian floats out of the file, any alignment, any host. */
+static void copy_floats(const unsigned char *src, size_t n, float *dst) {
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bits = le32(src + 4 * i);
+        memcpy(&dst[i], &bits, 4);
+    }
 }
 
 /* ---- public API ------------------------------------------------------------ */
@@ -735,42 +1033,116 @@ fs_status fs_model_load(const void *data, size_t size, fs_rnn **out) {
     return FS_OK;
 }
 
-fs_status fs_model_load_file(const char *path, fs_rnn **out) {
+fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
+                        size_t weight_count, float *bias, size_t bias_count) {
+    fs_model_desc model;
     fs__clear_error();
-    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
-    *out = NULL;
+    if (!desc_out) return fs__fail(FS_ERR_NULL_ARG, "desc_out must not be NULL");
+    fs_status st = walk(data, size, &model, NULL);
+    if (st != FS_OK) return st;
+    fs_model_head_desc desc;
+    memset(&desc, 0, sizeof desc);
+    head_ctx h;
+    memset(&h, 0, sizeof h);
+    h.cfg = &model.config;
+    h.desc = &desc;
+    if ((st = each_section(data, size, visit_head, &h)) != FS_OK) return st;
+    if (h.heads && !h.has_weight) return fs__fail(FS_ERR_FORMAT, "head: tensor 'weight' is missing");
+    if (h.heads && desc.bias && !h.has_bias) return fs__fail(FS_ERR_FORMAT, "head: tensor 'bias' is missing");
+    const size_t nw = h.weight.count, nb = h.has_bias ? h.bias.count : 0;
+    if (weight && weight_count != nw)
+        return fs__fail(FS_ERR_SHAPE, "weight: expected %zu elements (out_features x in_features), got %zu", nw,
+                        weight_count);
+    if (bias && bias_count != nb)
+        return fs__fail(FS_ERR_SHAPE, "bias: expected %zu elements (out_features, or 0 without a bias), got %zu",
+                        nb, bias_count);
+    if (weight && nw) copy_floats(h.weight.data, nw, weight);
+    if (bias && nb) copy_floats(h.bias.data, nb, bias);
+    *desc_out = desc;
+    return FS_OK;
+}
+
+fs_status fs_model_metadata(const void *data, size_t size, fs_model_entry *entries, size_t capacity,
+                            size_t *count_out) {
+    fs__clear_error();
+    if (!count_out) return fs__fail(FS_ERR_NULL_ARG, "count_out must not be NULL");
+    metadata_ctx m = {entries, capacity, 0, 0};
+    fs_status st = each_section(data, size, visit_metadata, &m);
+    if (st == FS_OK) *count_out = m.count;
+    return st;
+}
+
+fs_status fs_model_read_file(const char *path, void **data_out, size_t *size_out) {
+    fs__clear_error();
+    if (!path || !data_out || !size_out) return fs__fail(FS_ERR_NULL_ARG, "path, data_out and size_out must not be NULL");
+    *data_out = NULL;
+    *size_out = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return fs__fail(FS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    fs_status st = FS_OK;
-    for (;;) {
-        if (len == cap) {
-            const size_t grown = cap ? cap * 2 : (size_t)1 << 16;
-            unsigned char *nb = grown > cap ? realloc(buf, grown) : NULL;
+    unsigned char head[FSQ_HEADER_BYTES], *buf = NULL;
+    uint64_t want = 0;
+    uint32_t sections = 0, version = 0;
+    size_t len = fread(head, 1, sizeof head, fp);
+    fs_status st = ferror(fp) ? fs__fail(FS_ERR_IO, "%s: read error in the header", path)
+                              : check_header(head, len, &want, &sections, &version);
+    /* the header states the size: read no more than that and one byte (trailing bytes
+     * are an error fs_model_load reports); a shorter file is truncated */
+    if (st == FS_OK && want > (uint64_t)SIZE_MAX - 1)
+        st = fs__fail(FS_ERR_FORMAT, "the header says %llu bytes: more than this machine can address",
+                      (unsigned long long)want);
+    const size_t cap = st == FS_OK ? (size_t)want + 1 : 0; /* > len: the header is at most its 32 bytes */
+    size_t room = 0;
+    while (st == FS_OK) {
+        if (len == room || !buf) { /* grow by doubling, from 64 KiB, up to cap */
+            size_t grown = room ? room * 2 : (size_t)1 << 16;
+            if (grown > cap || grown < room) grown = cap;
+            unsigned char *nb = realloc(buf, grown);
             if (!nb) {
                 st = fs__fail(FS_ERR_NOMEM, "%s: out of memory reading the file (%zu bytes so far)", path, len);
                 break;
             }
+            if (!buf) memcpy(nb, head, len);
             buf = nb;
-            cap = grown;
+            room = grown;
         }
-        const size_t got = fread(buf + len, 1, cap - len, fp);
+        const size_t got = fread(buf + len, 1, room - len, fp);
         len += got;
-        if (got == 0) {
-            if (ferror(fp)) st = fs__fail(FS_ERR_IO, "%s: read error after %zu bytes", path, len);
-            break;
-        }
+        if (ferror(fp)) st = fs__fail(FS_ERR_IO, "%s: read error after %zu bytes", path, len);
+        else if (got == 0 || len == cap) break;
     }
     fclose(fp);
-    if (st == FS_OK) {
-        st = fs_model_load(buf, len, out);
-        if (st != FS_OK && st != FS_ERR_NOMEM) {
+    if (st == FS_OK && (uint64_t)len < want)
+        st = fs__fail(FS_ERR_FORMAT, "truncated: the header says %llu bytes, got %zu", (unsigned long long)want, len);
+    if (st != FS_OK) {
+        free(buf);
+        if (st != FS_ERR_NOMEM && strncmp(fs_last_error(), path, strlen(path)) != 0) {
             char detail[400];
             snprintf(detail, sizeof detail, "%s", fs_last_error());
             fs__fail(st, "%s: %s", path, detail);
         }
+        return st;
     }
-    free(buf);
+    *data_out = buf;
+    *size_out = len;
+    return FS_OK;
+}
+
+void fs_model_data_free(void *data) { free(data); }
+
+fs_status fs_model_load_file(const char *path, fs_rnn **out) {
+    void *data = NULL;
+    size_t size = 0;
+    fs__clear_error();
+    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
+    *out = NULL;
+    fs_status st = fs_model_read_file(path, &data, &size);
+    if (st != FS_OK) return st;
+    st = fs_model_load(data, size, out);
+    if (st != FS_OK && st != FS_ERR_NOMEM) {
+        char detail[400];
+        snprintf(detail, sizeof detail, "%s", fs_last_error());
+        fs__fail(st, "%s: %s", path, detail);
+    }
+    free(data);
     return st;
 }

@@ -464,3 +464,33 @@ fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction
     fs__unpack_param(model, u, param, out);
     return FS_OK;
 }
+
+/* ---- names of the enums (the bindings read them here rather than copy them) ---- */
+
+static const char *const PARAM_NAMES[FS_PARAM_COUNT] = {
+    "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ih_a", "weight_ih_b",
+    "weight_hh_a", "weight_hh_b", "weight_hr", "peephole_i", "peephole_f", "peephole_o",
+    "bias_gate", "bias_update", "alpha", "beta", "zeta", "nu"};
+
+const char *fs_param_name(fs_param param) {
+    return (int)param >= 0 && param < FS_PARAM_COUNT ? PARAM_NAMES[param] : "unknown";
+}
+
+int32_t fs_param_ndim(fs_param param) {
+    if ((int)param < 0 || param >= FS_PARAM_COUNT) return 0;
+    switch (param) {
+    case FS_PARAM_WEIGHT_IH: case FS_PARAM_WEIGHT_HH: case FS_PARAM_WEIGHT_IH_A: case FS_PARAM_WEIGHT_IH_B:
+    case FS_PARAM_WEIGHT_HH_A: case FS_PARAM_WEIGHT_HH_B: case FS_PARAM_WEIGHT_HR: return 2;
+    default: return 1;
+    }
+}
+
+const char *fs_cell_name(fs_cell cell) {
+    static const char *const names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU", "FASTRNN", "FASTGRNN"};
+    return (int)cell >= 0 && cell <= FS_CELL_FASTGRNN ? names[cell] : "unknown";
+}
+
+const char *fs_act_name(fs_act act) {
+    static const char *const names[] = {"tanh", "sigmoid", "relu"};
+    return (int)act >= 0 && act <= FS_ACT_RELU ? names[act] : "unknown";
+}

@@ -171,6 +171,17 @@ typedef enum fs_param {
     FS_PARAM_COUNT = 18
 } fs_param;
 
+/** Names of the enums, as the bindings and files spell them: fs_param_name
+ * gives torch's parameter prefix ("weight_ih", "bias_hh", "peephole_i", ...),
+ * fs_cell_name the enumerator's suffix ("LSTM", "RNN_TANH", ...), fs_act_name
+ * "tanh", "sigmoid", "relu". "unknown" for other values; never NULL. */
+const char *fs_param_name(fs_param param);
+const char *fs_cell_name(fs_cell cell);
+const char *fs_act_name(fs_act act);
+
+/** 2 for a weight matrix, 1 for a vector or scalar parameter, 0 for other values. */
+int32_t fs_param_ndim(fs_param param);
+
 /** Opaque model: configuration plus packed weights. */
 typedef struct fs_rnn fs_rnn;
 
@@ -383,13 +394,15 @@ fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t 
  * fs_last_error() says which field, at which offset.
  */
 
-/** The .fsq format version this library reads and describes. */
-#define FS_MODEL_FORMAT_VERSION 1
+/** The newest .fsq format version this library reads; it reads versions 1
+ * (configuration as Python constructor arguments) to this one (configuration
+ * as the fs_rnn_config fields; sections bound to their file). */
+#define FS_MODEL_FORMAT_VERSION 2
 
 /** What a model file holds, as fs_model_inspect reports it. */
 typedef struct fs_model_desc {
-    uint32_t format_version;  /* FS_MODEL_FORMAT_VERSION */
-    char kind[32];            /* layer kind, NUL-terminated: "LSTM", "GRU", "RNN" */
+    uint32_t format_version;  /* the file's: 1 .. FS_MODEL_FORMAT_VERSION */
+    char kind[32];            /* the cell, NUL-terminated: fs_cell_name (e.g. "LSTM", "RNN_TANH") */
     fs_rnn_config config;     /* the configuration fs_model_load creates the model with */
     int32_t batch_first;      /* 1: the model was saved batch-first; use it for
                                  fs_seq_args.batch_first to read inputs as its author did */
@@ -413,11 +426,80 @@ fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_ou
 fs_status fs_model_load(const void *data, size_t size, fs_rnn **out);
 
 /**
- * fs_model_load on the contents of the file at `path` (read whole, then
- * released). FS_ERR_IO when it cannot be opened or read; error details start
- * with the path.
+ * fs_model_load on the contents of the file at `path` (read by
+ * fs_model_read_file, then released). FS_ERR_IO when it cannot be opened or
+ * read; error details start with the path.
  */
 fs_status fs_model_load_file(const char *path, fs_rnn **out);
+
+/**
+ * Read the model file at `path` into memory, reading no more than its header
+ * states (plus one byte, to report trailing data): a file that is not a .fsq
+ * file fails after 32 bytes, one shorter than its header says fails as
+ * truncated, and /dev/zero or an endless pipe is never read to exhaustion.
+ * Checks the header (magic, version, checksum) only; validate the rest with
+ * fs_model_inspect. *data_out (release with fs_model_data_free) holds
+ * *size_out bytes. Errors: FS_ERR_IO, FS_ERR_FORMAT, FS_ERR_VERSION,
+ * FS_ERR_CHECKSUM, FS_ERR_NOMEM; details start with the path.
+ */
+fs_status fs_model_read_file(const char *path, void **data_out, size_t *size_out);
+
+/** Release the bytes fs_model_read_file returned; NULL is a no-op. */
+void fs_model_data_free(void *data);
+
+/*
+ * Optional sections. A file may also hold an output head (a linear map over
+ * the layer's outputs, as fastseq.train saves it) and metadata entries;
+ * fs_model_load skips them, these accessors read them (after validating the
+ * whole file as fs_model_inspect does).
+ */
+
+/** Value types of metadata and head entries. Values are stable. */
+typedef enum fs_value_type {
+    FS_VALUE_INT32 = 1,    /* i */
+    FS_VALUE_FLOAT32 = 2,  /* f (widened) */
+    FS_VALUE_STRING = 3,   /* s: ASCII, NUL-terminated, at most 256 bytes */
+    FS_VALUE_FLOAT64 = 4,  /* f */
+    FS_VALUE_NONE = 5      /* no value */
+} fs_value_type;
+
+/** One key/value entry (keys: letters, digits, '_' and '.', at most 128 bytes). */
+typedef struct fs_model_entry {
+    char key[129];
+    int32_t type;   /* fs_value_type */
+    int32_t i;
+    double f;
+    char s[257];
+} fs_model_entry;
+
+/** Maximum entries in a metadata section. */
+#define FS_MODEL_MAX_ENTRIES 64
+
+/**
+ * The metadata entries of a model file, in file order. *count_out: how many
+ * (0 without a metadata section); entries (room for `capacity`, may be NULL
+ * to count only) receives them -- FS_ERR_SHAPE when capacity is short.
+ */
+fs_status fs_model_metadata(const void *data, size_t size, fs_model_entry *entries, size_t capacity,
+                            size_t *count_out);
+
+/** An output head as a model file describes it. */
+typedef struct fs_model_head_desc {
+    char kind[32];         /* "PerStepLinear" or "LastStepLinear"; "" when the file has no head */
+    int32_t in_features;   /* the layer's output features (directions x features of h) */
+    int32_t out_features;
+    int32_t bias;          /* 0 or 1 */
+} fs_model_head_desc;
+
+/**
+ * The output head of a model file, validated (kind, keys, in_features against
+ * the layer, tensor shapes). weight [out_features, in_features] (row-major,
+ * torch's nn.Linear layout) and bias [out_features] receive its parameters
+ * when non-NULL; their counts must match (bias_count 0 without a bias). Call
+ * once with NULL buffers to learn the sizes.
+ */
+fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
+                        size_t weight_count, float *bias, size_t bias_count);
 
 /* ------------------------------------------------------------------------ */
 /* 6. Training (backward)                                                   */
