@@ -471,7 +471,7 @@ def test_run_model_example_errors(tmp_path):
     p = _cbuild.run([exe, tmp_path / "bad.fsq", tmp_path / "x.npy", tmp_path / "y.npy"], check=False)
     assert p.returncode == 1 and "truncated" in p.stderr
     p = _cbuild.run([exe, tmp_path / "none.fsq", tmp_path / "x.npy", tmp_path / "y.npy"], check=False)
-    assert p.returncode == 1 and "cannot read" in p.stderr
+    assert p.returncode == 1 and "cannot read the model file" in p.stderr and "none.fsq: cannot open" in p.stderr
 
 
 # ---- a layer with its output head, and metadata (optional sections 3, 4, 5) ------------------
