@@ -200,8 +200,9 @@ void fs_rnn_free(fs_rnn *model);
  * Bytes a model of this configuration occupies (for fs_rnn_init_static): its
  * packed weights, held once (fs_rnn_get_param unpacks on demand; only the
  * torch cells' biases and the FastRNN / FastGRNN raw scalars are also kept as
- * given), plus a header of about 256 bytes per layer and direction and 64-byte
- * alignment of each array. Validates config like fs_rnn_create.
+ * given), plus a header (the configuration, and about 150 bytes per layer and
+ * direction) and 64-byte alignment of each array. Validates config like
+ * fs_rnn_create.
  */
 fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out);
 

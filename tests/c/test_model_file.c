@@ -207,8 +207,16 @@ static fs_status load_exact(const unsigned char *bytes, size_t n, fs_rnn **out) 
     fs_model_desc desc;
     fs_status st = fs_model_inspect(copy, n, &desc);
     fs_status st2 = fs_model_load(copy, n, out);
+    /* the optional-section readers validate the same file first */
+    static fs_model_entry entries[FS_MODEL_MAX_ENTRIES];
+    fs_model_head_desc head;
+    size_t n_entries = 0;
+    fs_status st3 = fs_model_head(copy, n, &head, NULL, 0, NULL, 0);
+    fs_status st4 = fs_model_metadata(copy, n, entries, FS_MODEL_MAX_ENTRIES, &n_entries);
     free(copy);
     CHECK(st == st2, "fs_model_inspect -> %d but fs_model_load -> %d", (int)st, (int)st2);
+    CHECK(st == FS_OK || (st3 == st && st4 == st), "inspect -> %d, head -> %d, metadata -> %d", (int)st,
+          (int)st3, (int)st4);
     return st2;
 }
 
