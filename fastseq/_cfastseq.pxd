@@ -242,7 +242,13 @@ cdef extern from "fastseq.h" nogil:
         char s[257]
 
     enum:
+        FS_MODEL_MAX_SECTIONS
+        FS_MODEL_MAX_TENSORS
+        FS_MODEL_MAX_NAME
+        FS_MODEL_MAX_STRING
         FS_MODEL_MAX_ENTRIES
+        FS_MODEL_MAX_NDIM
+        FS_MODEL_MAX_DIM
 
     fs_status fs_model_metadata(const void *data, size_t size, fs_model_entry *entries, size_t capacity,
                                 size_t *count_out)

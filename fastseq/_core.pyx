@@ -25,6 +25,10 @@ PARAM_NAMES = tuple(c.fs_param_name(<c.fs_param>p).decode() for p in range(c.FS_
 CELL_NAMES = {cell: c.fs_cell_name(<c.fs_cell>cell).decode()
               for cell in range(c.FS_CELL_RNN_TANH, c.FS_CELL_FASTGRNN + 1)}
 ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_RELU + 1)}
+# The .fsq format's limits (FS_MODEL_MAX_*), which the writer must respect
+MODEL_LIMITS = {"sections": c.FS_MODEL_MAX_SECTIONS, "tensors": c.FS_MODEL_MAX_TENSORS,
+                "name": c.FS_MODEL_MAX_NAME, "string": c.FS_MODEL_MAX_STRING,
+                "entries": c.FS_MODEL_MAX_ENTRIES, "ndim": c.FS_MODEL_MAX_NDIM, "dim": c.FS_MODEL_MAX_DIM}
 
 _ISAS = {"generic": c.FS_ISA_GENERIC, "avx2": c.FS_ISA_AVX2, "avx512": c.FS_ISA_AVX512}
 

@@ -21,6 +21,8 @@ import zlib
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["save", "load", "read", "encode", "decode", "layer_parts", "ModelFile", "Head",
            "FORMAT_VERSION"]
 
@@ -34,14 +36,9 @@ FLAG_OPTIONAL = 1
 VAL_INT32, VAL_FLOAT32, VAL_STRING, VAL_FLOAT64, VAL_NONE = 1, 2, 3, 4, 5
 DTYPE_FLOAT32 = 1
 DATA_ALIGN = 64
-# What the writer refuses to write (the reader's limits: docs/fsq-format.md)
-MAX_SECTIONS = 4097
-MAX_TENSORS = 4096
-MAX_NAME = 128
-MAX_STRING = 256
-MAX_ENTRIES = 64
-MAX_NDIM = 8
-MAX_DIM = 0x7FFFFFFF
+# What the writer refuses to write: the C reader's limits (FS_MODEL_MAX_*)
+MAX_SECTIONS, MAX_TENSORS, MAX_NAME, MAX_STRING, MAX_ENTRIES, MAX_NDIM, MAX_DIM = (
+    _core.MODEL_LIMITS[k] for k in ("sections", "tensors", "name", "string", "entries", "ndim", "dim"))
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 HEAD_KINDS = ("PerStepLinear", "LastStepLinear")  # classes of fastseq.train.heads
@@ -197,7 +194,7 @@ def layer_parts(model):
     module of one (converted), or the recurrent layer of a SequenceModel. kind and config
     come from the C model (fs_cell_name, the fs_rnn_config fields), tensors from the
     layer's state_dict."""
-    from . import _core, layers
+    from . import layers
 
     layer = model.rnn if _is_sequence_model(model) else model
     if not isinstance(layer, layers._Recurrent) and type(layer).__module__.startswith(("torch", "fastseq.torch")):
@@ -257,8 +254,6 @@ def decode(data, source="<bytes>"):
     """Describe the bytes of a .fsq file (a ModelFile) as the C reader sees them: the
     whole file validated, the head and metadata read. Raises ValueError, naming `source`,
     for anything malformed."""
-    from . import _core
-
     data = bytes(data)
     try:
         desc = _core.model_inspect(data)
@@ -274,8 +269,6 @@ def decode(data, source="<bytes>"):
 def read(path):
     """Describe the .fsq file at `path` (a ModelFile). The C library reads it, no more
     than its header states (fs_model_read_file)."""
-    from . import _core
-
     path = os.fspath(path)
     try:
         data = _core.read_model_file(path)
@@ -287,7 +280,7 @@ def read(path):
 def build(model_file, source="<model>"):
     """What a ModelFile holds, built: the fastseq layer (the C loader's model, weights in
     place), or a fastseq.train.SequenceModel when the file has a head."""
-    from . import _core, layers
+    from . import layers
 
     try:
         model = _core.model_load(model_file.raw)

@@ -41,14 +41,14 @@ enum {
     FSQ_DTYPE_FLOAT32 = 1,
     FSQ_DATA_ALIGN = 64,
     /* limits: a reader rejects anything beyond them as malformed */
-    FSQ_MAX_SECTIONS = 4097,
-    FSQ_MAX_TENSORS = 4096,
-    FSQ_MAX_NAME = 128,   /* kind, key and tensor names, bytes */
-    FSQ_MAX_STRING = 256, /* string values, bytes */
-    FSQ_MAX_ENTRIES = 64, /* configuration entries */
-    FSQ_MAX_NDIM = 8
+    FSQ_MAX_SECTIONS = FS_MODEL_MAX_SECTIONS,
+    FSQ_MAX_TENSORS = FS_MODEL_MAX_TENSORS,
+    FSQ_MAX_NAME = FS_MODEL_MAX_NAME,
+    FSQ_MAX_STRING = FS_MODEL_MAX_STRING,
+    FSQ_MAX_ENTRIES = FS_MODEL_MAX_ENTRIES,
+    FSQ_MAX_NDIM = FS_MODEL_MAX_NDIM
 };
-#define FSQ_MAX_DIM 0x7fffffffu /* each tensor dimension */
+#define FSQ_MAX_DIM ((uint64_t)FS_MODEL_MAX_DIM)
 
 /* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32), four bits at a time --- */
 
@@ -646,7 +646,7 @@ static fs_status read_tensor(const fsq_file *f, const fsq_section *s, fsq_raw_te
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: truncated inside its shape", nl, name.s, s->at);
         if (dims[d] > FSQ_MAX_DIM)
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: dimension %u is %llu, above the limit %u",
-                            nl, name.s, s->at, (unsigned)d, (unsigned long long)dims[d], FSQ_MAX_DIM);
+                            nl, name.s, s->at, (unsigned)d, (unsigned long long)dims[d], (unsigned)FS_MODEL_MAX_DIM);
         /* the elements can never outnumber the section's bytes: stop before overflow */
         if (dims[d] != 0 && count > (uint64_t)s->length / dims[d])
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: shape product exceeds its section (%zu bytes)",

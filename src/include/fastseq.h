@@ -400,6 +400,16 @@ fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, size_t 
  * as the fs_rnn_config fields; sections bound to their file). */
 #define FS_MODEL_FORMAT_VERSION 2
 
+/** The format's limits: a reader rejects a file beyond any of them as malformed
+ * (and a writer must not write one). */
+#define FS_MODEL_MAX_SECTIONS 4097     /* one config + tensors and optional sections */
+#define FS_MODEL_MAX_TENSORS 4096      /* tensor sections of the layer */
+#define FS_MODEL_MAX_NAME 128          /* bytes of a kind, key or tensor name */
+#define FS_MODEL_MAX_STRING 256        /* bytes of a string value */
+#define FS_MODEL_MAX_ENTRIES 64        /* entries of a config, head or metadata section */
+#define FS_MODEL_MAX_NDIM 8            /* dimensions of a tensor */
+#define FS_MODEL_MAX_DIM 0x7fffffff    /* each dimension */
+
 /** What a model file holds, as fs_model_inspect reports it. */
 typedef struct fs_model_desc {
     uint32_t format_version;  /* the file's: 1 .. FS_MODEL_FORMAT_VERSION */
@@ -473,8 +483,6 @@ typedef struct fs_model_entry {
     char s[257];
 } fs_model_entry;
 
-/** Maximum entries in a metadata section. */
-#define FS_MODEL_MAX_ENTRIES 64
 
 /**
  * The metadata entries of a model file, in file order. *count_out: how many
