@@ -280,19 +280,23 @@ def read(path):
 def build(model_file, source="<model>"):
     """What a ModelFile holds, built: the fastseq layer (the C loader's model, weights in
     place), or a fastseq.train.SequenceModel when the file has a head."""
-    from . import layers
-
     try:
         model = _core.model_load(model_file.raw)
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{source}: {exc}") from None
-    layer = layers.from_c_model(model, batch_first=bool(model_file.config["batch_first"]))
-    if model_file.head is None:
+    return _assemble(model, model_file.config["batch_first"], model_file.head)
+
+
+def _assemble(model, batch_first, head):
+    """The layer around a loaded C model, with its head (a Head) if the file has one."""
+    from . import layers
+
+    layer = layers.from_c_model(model, batch_first=bool(batch_first))
+    if head is None:
         return layer
     from .train import heads
     from .train.model import SequenceModel
 
-    head = model_file.head
     cfg = head.config
     h = getattr(heads, head.kind)(cfg["in_features"], cfg["out_features"], bias=bool(cfg["bias"]), seed=0)
     h.load_state_dict(head.tensors)
@@ -305,4 +309,13 @@ def load(path):
     fastseq.train.SequenceModel (layer + head) when the file holds a head.
     Metadata: `fastseq.io.read(path).metadata`."""
     path = os.fspath(path)
-    return build(read(path), path)
+    try:
+        data = _core.read_model_file(path)
+        batch_first = _core.model_inspect(data)["batch_first"]
+        model = _core.model_load(data)
+        head = _core.model_head(data)
+        _core.model_metadata(data)  # a malformed metadata section fails here too, as in `read`
+    except (ValueError, RuntimeError) as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith(path) else f"{path}: {message}") from None
+    return _assemble(model, batch_first, None if head is None else Head(*head))
