@@ -487,8 +487,8 @@ static void locate_section(const fsq_file *f, uint32_t index, size_t at, fsq_sec
     s->length = (size_t)le64(h + 8);
 }
 
-/* Locates section `index` at offset `at`, checks its bounds and checksum. */
-static fs_status parse_section(const fsq_file *f, uint32_t index, size_t at, fsq_section *s) {
+/* Locates section `index` at offset `at`, checks its bounds and (check_crc) its checksum. */
+static fs_status parse_section(const fsq_file *f, uint32_t index, size_t at, int check_crc, fsq_section *s) {
     const unsigned char *h = f->data + at;
     if (f->size - at < FSQ_SECTION_HEADER_BYTES)
         return fs__fail(FS_ERR_FORMAT, "truncated: section %u of %u at offset %zu needs a %d-byte header, %zu bytes remain",
@@ -500,7 +500,8 @@ static fs_status parse_section(const fsq_file *f, uint32_t index, size_t at, fsq
         return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: length %llu runs past the end of the file (%zu bytes remain)",
                         (unsigned)index, at, (unsigned long long)length, room);
     locate_section(f, index, at, s);
-    const uint32_t actual = crc32_update(crc32_update(f->crc_seed, h, 20), f->data + s->payload, s->length);
+    const uint32_t actual =
+        check_crc ? crc32_update(crc32_update(f->crc_seed, h, 20), f->data + s->payload, s->length) : crc;
     if (crc != actual)
         return fs__fail(FS_ERR_CHECKSUM, "section %u (%s) at offset %zu: checksum mismatch (stored %08x, computed %08x): "
                         "the file is corrupted%s", (unsigned)index, section_name(s->type), at, (unsigned)crc,
@@ -780,7 +781,8 @@ static fs_status set_tensor(fs_rnn *model, const fsq_tensor *t) {
 }
 
 /* Validates the whole file; with `model` (created from this very file's
- * configuration) also copies every tensor into it. */
+ * configuration, after a walk without one verified every checksum) copies every
+ * tensor into it, checking everything again but the checksums. */
 static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn *model) {
     fsq_file f;
     memset(&f, 0, sizeof f);
@@ -796,7 +798,7 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
     for (uint32_t i = 0; i < f.sections; i++) {
         fsq_section s;
         memset(&s, 0, sizeof s);
-        if ((st = parse_section(&f, i, at, &s)) != FS_OK) return st;
+        if ((st = parse_section(&f, i, at, model == NULL, &s)) != FS_OK) return st;
         at = s.payload + s.length;
         if (i == 0 && s.type != FSQ_SEC_CONFIG)
             return fs__fail(FS_ERR_FORMAT, "section 0 at offset %zu: expected the config section (type 1), got type %u",
