@@ -36,7 +36,7 @@ static int fail_status(const char *what, fs_status st) {
     return fail(what, *detail ? detail : fs_status_str(st));
 }
 
-/* Reads a whole file; the caller frees *data. */
+/* Reads a whole file (the .npy inputs); the caller frees *data. */
 static int read_file(const char *path, unsigned char **data, size_t *size) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return 0;
@@ -226,14 +226,15 @@ int main(int argc, char **argv) {
     }
     if (n_paths != 3) return usage();
 
-    unsigned char *file = NULL;
+    void *file = NULL; /* read no further than the model file's header states */
     size_t file_size = 0;
-    if (!read_file(paths[0], &file, &file_size)) return fail(paths[0], "cannot read the model file");
     fs_model_desc desc;
     fs_rnn *model = NULL;
-    fs_status st = fs_model_inspect(file, file_size, &desc);
+    fs_status st = fs_model_read_file(paths[0], &file, &file_size);
+    if (st != FS_OK) return fail_status("cannot read the model file", st); /* the detail names the path */
+    st = fs_model_inspect(file, file_size, &desc);
     if (st == FS_OK) st = fs_model_load(file, file_size, &model);
-    free(file);
+    fs_model_data_free(file);
     if (st != FS_OK) return fail_status(paths[0], st);
     if (threads > 0 && (st = fs_set_num_threads(threads)) != FS_OK) return fail_status("--threads", st);
 

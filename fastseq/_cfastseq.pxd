@@ -90,6 +90,16 @@ cdef extern from "fastseq.h" nogil:
     fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out)
     fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
                                  fs_rnn **out)
+    fs_status fs_rnn_weights_size(const fs_rnn_config *config, size_t *weights_bytes_out,
+                                  size_t *header_bytes_out)
+    fs_status fs_rnn_weights(const fs_rnn *model, const void **weights_out, size_t *weights_bytes_out)
+    fs_status fs_rnn_init_static_weights(const fs_rnn_config *config, const void *weights,
+                                         size_t weights_bytes, void *buffer, size_t buffer_bytes,
+                                         fs_rnn **out)
+    const char *fs_param_name(fs_param param)
+    const char *fs_cell_name(fs_cell cell)
+    const char *fs_act_name(fs_act act)
+    int32_t fs_param_ndim(fs_param param)
     fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out)
     fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t direction,
                                  fs_param param, size_t *rows_out, size_t *cols_out)
@@ -224,3 +234,40 @@ cdef extern from "fastseq.h" nogil:
     fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out)
     fs_status fs_model_load(const void *data, size_t size, fs_rnn **out)
     fs_status fs_model_load_file(const char *path, fs_rnn **out)
+    fs_status fs_model_read_file(const char *path, void **data_out, size_t *size_out)
+    void fs_model_data_free(void *data)
+
+    ctypedef enum fs_value_type:
+        FS_VALUE_INT32
+        FS_VALUE_FLOAT32
+        FS_VALUE_STRING
+        FS_VALUE_FLOAT64
+        FS_VALUE_NONE
+
+    ctypedef struct fs_model_entry:
+        char key[129]
+        int32_t type
+        int32_t i
+        double f
+        char s[257]
+
+    enum:
+        FS_MODEL_MAX_SECTIONS
+        FS_MODEL_MAX_TENSORS
+        FS_MODEL_MAX_NAME
+        FS_MODEL_MAX_STRING
+        FS_MODEL_MAX_ENTRIES
+        FS_MODEL_MAX_NDIM
+        FS_MODEL_MAX_DIM
+
+    fs_status fs_model_metadata(const void *data, size_t size, fs_model_entry *entries, size_t capacity,
+                                size_t *count_out)
+
+    ctypedef struct fs_model_head_desc:
+        char kind[32]
+        int32_t in_features
+        int32_t out_features
+        int32_t bias
+
+    fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
+                            size_t weight_count, float *bias, size_t bias_count)

@@ -6,6 +6,9 @@ from cpython.pythread cimport PyThread_get_thread_ident
 
 import time
 
+import errno
+import os
+
 import numpy as np
 
 cimport numpy as cnp
@@ -19,15 +22,18 @@ CELL_RNN_TANH = c.FS_CELL_RNN_TANH
 CELL_RNN_RELU = c.FS_CELL_RNN_RELU
 CELL_LSTM = c.FS_CELL_LSTM
 CELL_GRU = c.FS_CELL_GRU
-
 CELL_FASTRNN = c.FS_CELL_FASTRNN
 CELL_FASTGRNN = c.FS_CELL_FASTGRNN
 PARAM_COUNT = c.FS_PARAM_COUNT
-ACTIVATIONS = {"tanh": c.FS_ACT_TANH, "sigmoid": c.FS_ACT_SIGMOID, "relu": c.FS_ACT_RELU}
-# fs_param values of weight matrices (2-D); every other parameter is 1-D
-_MATRICES = (c.FS_PARAM_WEIGHT_IH, c.FS_PARAM_WEIGHT_HH, c.FS_PARAM_WEIGHT_IH_A,
-             c.FS_PARAM_WEIGHT_IH_B, c.FS_PARAM_WEIGHT_HH_A, c.FS_PARAM_WEIGHT_HH_B,
-             c.FS_PARAM_WEIGHT_HR)
+# The C library's names of its enums (fs_param_name, fs_cell_name, fs_act_name)
+PARAM_NAMES = tuple(c.fs_param_name(<c.fs_param>p).decode() for p in range(c.FS_PARAM_COUNT))
+CELL_NAMES = {cell: c.fs_cell_name(<c.fs_cell>cell).decode()
+              for cell in range(c.FS_CELL_RNN_TANH, c.FS_CELL_FASTGRNN + 1)}
+ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_RELU + 1)}
+# The .fsq format's limits (FS_MODEL_MAX_*), which the writer must respect
+MODEL_LIMITS = {"sections": c.FS_MODEL_MAX_SECTIONS, "tensors": c.FS_MODEL_MAX_TENSORS,
+                "name": c.FS_MODEL_MAX_NAME, "string": c.FS_MODEL_MAX_STRING,
+                "entries": c.FS_MODEL_MAX_ENTRIES, "ndim": c.FS_MODEL_MAX_NDIM, "dim": c.FS_MODEL_MAX_DIM}
 
 _ISAS = {"generic": c.FS_ISA_GENERIC, "avx2": c.FS_ISA_AVX2, "avx512": c.FS_ISA_AVX512}
 
@@ -244,11 +250,13 @@ cdef class Model:
     cdef readonly bint bidirectional, bias
     cdef readonly Gate gate  # calls read the weights; set_param, set_params write them
 
-    def __cinit__(self, int cell, int input_size, int hidden_size, int num_layers=1,
+    def __cinit__(self, int cell=0, int input_size=1, int hidden_size=1, int num_layers=1,
                   bint bidirectional=False, bint bias=True, int proj_size=0, bint peephole=False,
                   bint coupled=False, bint reset_before=False, int update_act=0, int gate_act=0,
-                  int w_rank=0, int u_rank=0):
+                  int w_rank=0, int u_rank=0, bint _wrapping=False):
         cdef c.fs_rnn_config cfg
+        if _wrapping:  # _wrap fills in a model the C library made
+            return
         cfg.cell = <c.fs_cell>cell
         cfg.input_size = input_size
         cfg.hidden_size = hidden_size
@@ -272,11 +280,17 @@ cdef class Model:
     def __dealloc__(self):
         c.fs_rnn_free(self.ptr)
 
+    def config(self):
+        """The fs_rnn_config the model was created with, as a dict."""
+        cdef c.fs_rnn_config cfg
+        check(c.fs_rnn_get_config(self.ptr, &cfg))
+        return cfg
+
     def param_shape(self, int layer, int direction, int which):
         """PyTorch shape of one parameter: 2-D for matrices, 1-D for vectors and scalars."""
         cdef size_t rows = 0, cols = 0
         check(c.fs_rnn_param_shape(self.ptr, layer, direction, <c.fs_param>which, &rows, &cols))
-        if which in _MATRICES:
+        if c.fs_param_ndim(<c.fs_param>which) == 2:
             return (int(rows), int(cols))
         return (int(rows),)
 
@@ -701,28 +715,114 @@ def model_inspect(const unsigned char[::1] data not None):
             "param_count": d.param_count}
 
 
+cdef Model _wrap(c.fs_rnn *ptr):
+    """A Model owning ptr (a loaded model), its fields read from the C configuration."""
+    cdef c.fs_rnn_config cfg
+    cdef Model m = Model.__new__(Model, _wrapping=True)
+    c.fs_rnn_get_config(ptr, &cfg)
+    m.ptr = ptr
+    m.cell, m.input_size, m.hidden_size, m.num_layers = cfg.cell, cfg.input_size, cfg.hidden_size, cfg.num_layers
+    m.bidirectional, m.bias = cfg.bidirectional, cfg.bias
+    m.features = cfg.proj_size if cfg.proj_size else cfg.hidden_size
+    return m
+
+
 def model_load(const unsigned char[::1] data not None):
     """A Model created by the C loader (fs_model_load) from the bytes of a .fsq file."""
     cdef c.fs_rnn *ptr = NULL
     cdef const unsigned char *p = &data[0] if data.shape[0] > 0 else _empty_b
     cdef size_t n = data.shape[0]
-    cdef c.fs_rnn_config cfg
-    cdef Model m
     with nogil:
         st = c.fs_model_load(p, n, &ptr)
     check(st)
+    return _wrap(ptr)
+
+
+def read_model_file(path):
+    """The bytes of the .fsq file at `path`, read by the C library (fs_model_read_file:
+    never more than its header states). OSError when it cannot be opened; ValueError
+    for a file that is not a .fsq file, truncated or with a bad header."""
+    cdef bytes cpath = os.fsencode(path)
+    cdef const char *cp = cpath
+    cdef void *data = NULL
+    cdef size_t size = 0
+    with nogil:
+        st = c.fs_model_read_file(cp, &data, &size)
+    if st == c.FS_ERR_IO:
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, c.fs_last_error().decode("utf-8", "replace"), os.fspath(path))
+        raise OSError(c.fs_last_error().decode("utf-8", "replace"))
+    check(st)
     try:
-        c.fs_rnn_get_config(ptr, &cfg)
-        fields = dict(cfg)
-        base = [fields.pop(k) for k in ("cell", "input_size", "hidden_size", "num_layers",
-                                          "bidirectional", "bias")]
-        m = Model(*base, **fields)
-    except BaseException:
-        c.fs_rnn_free(ptr)
-        raise
-    c.fs_rnn_free(m.ptr)
-    m.ptr = ptr
-    return m
+        return (<const char *>data)[:size]
+    finally:
+        c.fs_model_data_free(data)
+
+
+cdef object _entry_value(c.fs_model_entry *e):
+    if e.type == c.FS_VALUE_INT32:
+        return e.i
+    if e.type == c.FS_VALUE_FLOAT32 or e.type == c.FS_VALUE_FLOAT64:
+        return e.f
+    if e.type == c.FS_VALUE_STRING:
+        return e.s.decode("ascii")
+    return None
+
+
+def model_metadata(const unsigned char[::1] data not None):
+    """The metadata entries of a .fsq file (fs_model_metadata) as a dict, in file order."""
+    cdef c.fs_model_entry entries[c.FS_MODEL_MAX_ENTRIES]
+    cdef const unsigned char *p = &data[0] if data.shape[0] > 0 else _empty_b
+    cdef size_t n = data.shape[0], count = 0
+    with nogil:
+        st = c.fs_model_metadata(p, n, entries, c.FS_MODEL_MAX_ENTRIES, &count)
+    check(st)
+    return {entries[i].key.decode("ascii"): _entry_value(&entries[i]) for i in range(count)}
+
+
+def model_head(const unsigned char[::1] data not None):
+    """The output head of a .fsq file (fs_model_head): None, or (kind, config, tensors)
+    with config {in_features, out_features, bias} and tensors {"weight", "bias"}."""
+    cdef c.fs_model_head_desc d
+    cdef const unsigned char *p = &data[0] if data.shape[0] > 0 else _empty_b
+    cdef size_t n = data.shape[0]
+    cdef float *wp
+    cdef float *bp
+    cdef size_t nw, nb
+    with nogil:
+        st = c.fs_model_head(p, n, &d, NULL, 0, NULL, 0)
+    check(st)
+    if d.kind[0] == 0:
+        return None
+    weight = np.empty((d.out_features, d.in_features), dtype=np.float32)
+    bias = np.empty(d.out_features if d.bias else 0, dtype=np.float32)
+    _fbuf(weight, &wp, &nw, True, "weight")
+    _fbuf(bias, &bp, &nb, True, "bias")
+    with nogil:
+        st = c.fs_model_head(p, n, &d, wp, nw, bp, nb)
+    check(st)
+    tensors = {"weight": weight}
+    if d.bias:
+        tensors["bias"] = bias
+    config = {"in_features": d.in_features, "out_features": d.out_features, "bias": d.bias}
+    return d.kind.decode("ascii"), config, tensors
+
+
+def model_weights(Model model not None):
+    """A copy of the model's packed weight block (fs_rnn_weights) as bytes."""
+    cdef const void *w = NULL
+    cdef size_t n = 0
+    check(c.fs_rnn_weights(model.ptr, &w, &n))
+    return (<const char *>w)[:n]
+
+
+def model_header_size(Model model not None):
+    """Bytes of a model's header over caller-owned weights (fs_rnn_init_static_weights)."""
+    cdef c.fs_rnn_config cfg
+    cdef size_t weights = 0, header = 0
+    check(c.fs_rnn_get_config(model.ptr, &cfg))
+    check(c.fs_rnn_weights_size(&cfg, &weights, &header))
+    return header
 
 
 def model_memory_size(Model model not None):

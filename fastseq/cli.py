@@ -125,7 +125,7 @@ def cmd_info(args):
     model_file, layer = _load_model(args.model)
     D = layer.num_directions
     R = layer.output_features
-    tensors = [(k, list(v.shape), int(v.size)) for k, v in model_file.tensors.items()]
+    tensors = [(k, list(v.shape), int(v.size)) for k, v in layer.state_dict().items()]
     params = sum(n for _, _, n in tensors)
     layout = "[B, T, {}]" if layer.batch_first else "[T, B, {}]"
     states = {"h_n": [layer.num_layers * D, "B", R]}

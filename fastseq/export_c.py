@@ -1,11 +1,15 @@
-"""Export a model as C source: NAME.h / NAME.c with the weights as `static const float`
-arrays and functions that build the model, a stream and a forward pass inside
-caller-provided buffers -- no heap, no file system -- on top of the fastseq C library.
+"""Export a model as C source: NAME.h / NAME.c with the packed weights as one
+`static const float` array, used in place (fs_rnn_init_static_weights: flash holds the
+weights once, nothing is copied at init), and functions that build the model, a stream
+and a forward pass inside caller-provided buffers -- no heap, no file system -- on top
+of the fastseq C library.
 
     fastseq export-c model.fsq out/            # or: fastseq.export_c.export_c(layer, "out/")
 
-Buffer sizes are macros in NAME.h. They are the exact sizes the fastseq library
-reports at export time (fs_rnn_memory_size, fs_rnn_stream_memory_size,
+The weight array is the model's packed block (fs_rnn_weights) as this fastseq version
+lays it out: compile it with the same fastseq version's library. Buffer sizes are
+macros in NAME.h. They are the exact sizes the fastseq library reports at export time
+(the model header of fs_rnn_weights_size, fs_rnn_stream_memory_size,
 fs_rnn_forward_workspace_size) for the chosen batch, longest sequence and thread count,
 on the exporting machine (a 64-bit host; a 32-bit target needs no more), plus 64 bytes
 so that a buffer of any alignment can be aligned inside. If the library linked on the
@@ -19,13 +23,14 @@ import numpy as np
 
 __all__ = ["export_c"]
 
-_CELLS = {0: "FS_CELL_RNN_TANH", 1: "FS_CELL_RNN_RELU", 2: "FS_CELL_LSTM", 3: "FS_CELL_GRU",
-          4: "FS_CELL_FASTRNN", 5: "FS_CELL_FASTGRNN"}
 _SLACK = 64  # bytes added to every size so any buffer start can be aligned to 64
 
 
 def _c_float(v):
-    """A C float literal that reads back as exactly this float32."""
+    """A C float literal that reads back as exactly this float32 ("0" for +0.0: the
+    packed block's padding)."""
+    if v == 0 and str(v)[0] != "-":
+        return "0"
     text = "%.9g" % v
     if not any(ch in text for ch in ".en"):
         text += ".0"
@@ -34,12 +39,10 @@ def _c_float(v):
 
 def _float_array(name, arr, comment):
     flat = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
-    if not np.all(np.isfinite(flat)):
-        raise ValueError(f"{comment}: holds NaN or infinity, which C float constants cannot express")
     values = [_c_float(v) for v in flat.tolist()]
     lines = [", ".join(values[i:i + 8]) for i in range(0, len(values), 8)]
     body = ",\n    ".join(lines)
-    return f"/* {comment} */\nstatic const float {name}[{len(values)}] = {{\n    {body}\n}};\n"
+    return f"/* {comment} */\nstatic const FS_ALIGN64 float {name}[{len(values)}] = {{\n    {body}\n}};\n"
 
 
 def _sizes(layer, batch, max_steps, threads):
@@ -50,9 +53,9 @@ def _sizes(layer, batch, max_steps, threads):
     previous = fastseq.get_num_threads()
     try:
         fastseq.set_num_threads(threads)
-        model = _core.model_memory_size(layer._model)
-        stream = 0 if layer.bidirectional else _core.stream_memory_size(layer._model, batch)
-        workspace = _core.forward_workspace_size(layer._model, max_steps, batch)
+        model = _core.model_header_size(layer.c_model)
+        stream = 0 if layer.bidirectional else _core.stream_memory_size(layer.c_model, batch)
+        workspace = _core.forward_workspace_size(layer.c_model, max_steps, batch)
     finally:
         fastseq.set_num_threads(previous)
     return model, stream, workspace
@@ -62,7 +65,6 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
     """Write OUT_DIR/NAME.h and OUT_DIR/NAME.c for `layer` (a fastseq layer, or the path
     of a .fsq file). Returns [header path, source path]."""
     from . import __version__, _core, io
-    from .layers import _PARAM_NAMES
 
     if isinstance(layer, (str, os.PathLike)):
         source = source or os.fspath(layer)
@@ -74,9 +76,9 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{label}: expected a positive integer, got {v!r}")
     P, p = name.upper(), name
-    kind, config, tensors = io._layer_parts(layer)
-    desc = _core.model_inspect(io.encode(kind, config, tensors))  # the C loader's reading of it
-    cfg = desc["config"]
+    kind = _core.CELL_NAMES[layer.c_model.cell]
+    cfg = layer.c_model.config()
+    weights = np.frombuffer(_core.model_weights(layer.c_model), dtype=np.float32)
     try:
         mem, stream_bytes, ws = _sizes(layer, batch, max_steps, threads)
     except (ValueError, RuntimeError, MemoryError) as exc:
@@ -89,7 +91,7 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
               " * Do not edit: regenerate it instead.")
 
     macros = [
-        ("KIND", f'"{kind}"', ""),
+        ("KIND", f'"{kind}"', "the cell (fs_cell_name)"),
         ("INPUT_SIZE", I, ""),
         ("HIDDEN_SIZE", H, ""),
         ("FEATURES", R, "features of h: proj_size, else hidden_size"),
@@ -103,7 +105,8 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
         ("CAN_STREAM", int(can_stream), "0 for a bidirectional model"),
         ("STATE_COUNT", f"({L * D} * {P}_BATCH * {P}_FEATURES)", "floats of h_n"),
         (None, None, None),
-        ("MEMORY_BYTES", mem + _SLACK, f"the model: {mem} + {_SLACK}"),
+        ("WEIGHT_BYTES", weights.nbytes, "the packed weights: a static const array (flash)"),
+        ("MEMORY_BYTES", mem + _SLACK, f"the model's RAM, its header over the weights: {mem} + {_SLACK}"),
         ("STREAM_BYTES", stream_bytes + _SLACK if can_stream else 0,
          f"a stream: {stream_bytes} + {_SLACK}" if can_stream else "no stream"),
         ("WORKSPACE_BYTES", ws + _SLACK, f"{p}_forward's workspace: {ws} + {_SLACK}"),
@@ -115,8 +118,10 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
     header = f"""/*
  * {p}.h -- {banner}
  *
- * {layer!r} with its weights compiled in. Everything runs in caller memory:
- * no heap, no file system. Link with the fastseq C library (libfastseq.a).
+ * {layer!r} with its weights compiled in, read in place (flash): RAM holds
+ * only the model's header, the state and the scratch. Everything runs in
+ * caller memory: no heap, no file system. Link with the fastseq C library
+ * (libfastseq.a) of the version that wrote this file.
  *
  *     static unsigned char mem[{P}_MEMORY_BYTES], ws[{P}_WORKSPACE_BYTES], st[{P}_STREAM_BYTES];
  *     fs_rnn *m; fs_rnn_stream *s;
@@ -144,8 +149,9 @@ extern "C" {{
 
 {macros}
 
-/** Build the model inside `buffer` ({P}_MEMORY_BYTES, any alignment); *model_out
- * points into it. Never freed: the buffer is the model. */
+/** Build the model inside `buffer` ({P}_MEMORY_BYTES, any alignment) over the
+ * compiled-in weights, which are not copied; *model_out points into it. Never
+ * freed: the buffer is the model's header. */
 fs_status {p}_init(void *buffer, size_t buffer_bytes, fs_rnn **model_out);
 
 /**
@@ -174,13 +180,13 @@ fs_status {p}_step(fs_rnn_stream *stream, const float *x, float *y);
 #endif /* {P}_H_ */
 """
 
-    arrays, rows = [], []
-    for i, (key, (lay, d, which)) in enumerate(layer._index.items()):
-        arr = tensors[key]
-        arrays.append(_float_array(f"{p}_w{i}", arr, f"{key} {list(arr.shape)}"))
-        rows.append(f"    {{{lay}, {d}, FS_PARAM_{_PARAM_NAMES[which].upper()}, {p}_w{i}, {arr.size}}},")
-    config_lines = [f"    cfg.cell = {_CELLS[cfg['cell']]};"]
-    config_lines += [f"    cfg.{k} = {int(v)};" for k, v in cfg.items() if k != "cell" and v]
+    if not np.all(np.isfinite(weights)):
+        bad = next(k for k, v in layer.state_dict().items() if not np.all(np.isfinite(v)))
+        raise ValueError(f"{bad}: holds NaN or infinity, which C float constants cannot express")
+    names = {v: k for k, v in _core.ACTIVATIONS.items()}
+    config_lines = [f"    cfg.cell = FS_CELL_{kind};"]
+    config_lines += [f"    cfg.{k} = {int(v)};" + (f" /* {names[v]} */" if k.endswith("_act") else "")
+                     for k, v in cfg.items() if k != "cell" and v]
     source_c = f"""/*
  * {p}.c -- {banner}
  */
@@ -188,18 +194,17 @@ fs_status {p}_step(fs_rnn_stream *stream, const float *x, float *y);
 
 #include <string.h>
 
-{chr(10).join(arrays)}
-typedef struct {p}_tensor {{
-    int32_t layer, direction;
-    fs_param param;
-    const float *data;
-    size_t count;
-}} {p}_tensor;
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define FS_ALIGN64 _Alignas(64)
+#elif defined(__GNUC__)
+#define FS_ALIGN64 __attribute__((aligned(64)))
+#elif defined(_MSC_VER)
+#define FS_ALIGN64 __declspec(align(64))
+#else
+#error "{p}.c: no way known to align {p}_weights to 64 bytes with this compiler"
+#endif
 
-static const {p}_tensor {p}_tensors[] = {{
-{chr(10).join(rows)}
-}};
-
+{_float_array(f"{p}_weights", weights, f"the packed weights of {layer!r} (fs_rnn_weights, fastseq {__version__})")}
 /* Moves `buffer` up to a 64-byte boundary, taking the padding off *bytes. */
 static void *{p}_align(void *buffer, size_t *bytes) {{
     const size_t pad = (size_t)((64u - (uintptr_t)buffer % 64u) % 64u);
@@ -214,18 +219,12 @@ static void *{p}_align(void *buffer, size_t *bytes) {{
 fs_status {p}_init(void *buffer, size_t buffer_bytes, fs_rnn **model_out) {{
     fs_rnn_config cfg;
     fs_status st;
-    size_t i;
     memset(&cfg, 0, sizeof cfg);
 {chr(10).join(config_lines)}
     st = fs_set_num_threads({P}_THREADS);
     if (st != FS_OK) return st;
     buffer = {p}_align(buffer, &buffer_bytes);
-    st = fs_rnn_init_static(&cfg, buffer, buffer_bytes, model_out);
-    for (i = 0; st == FS_OK && i < sizeof {p}_tensors / sizeof {p}_tensors[0]; i++) {{
-        const {p}_tensor *t = &{p}_tensors[i];
-        st = fs_rnn_set_param(*model_out, t->layer, t->direction, t->param, t->data, t->count);
-    }}
-    return st;
+    return fs_rnn_init_static_weights(&cfg, {p}_weights, sizeof {p}_weights, buffer, buffer_bytes, model_out);
 }}
 
 fs_status {p}_forward(const fs_rnn *model, const float *x, int32_t steps, float *y, float *h_n,

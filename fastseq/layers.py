@@ -5,11 +5,8 @@ import numpy as np
 from . import _core
 from ._arrays import as_float32, as_lengths
 
-# fs_param order; parameter names follow torch (`weight_ih_l0`, `bias_hh_l1_reverse`, ...)
-# and fastseq.torch for the cells torch lacks.
-_PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ih_a", "weight_ih_b",
-                "weight_hh_a", "weight_hh_b", "weight_hr", "peephole_i", "peephole_f",
-                "peephole_o", "bias_gate", "bias_update", "alpha", "beta", "zeta", "nu")
+# Parameter names follow torch (`weight_ih_l0`, `bias_hh_l1_reverse`, ...) and fastseq.torch
+# for the cells torch lacks: the C library's fs_param_name, plus a layer suffix.
 _SCALARS = {"alpha", "beta", "zeta", "nu"}
 
 
@@ -51,6 +48,33 @@ class _Recurrent:
         self._index = self._param_index()
         self._init_weights(seed)
 
+    @classmethod
+    def _from_c_model(cls, model, batch_first):
+        """A layer around `model` (a loaded _core.Model), its options read from the C
+        configuration; the weights stay where the C library put them."""
+        cfg = model.config()
+        self = cls.__new__(cls)
+        self.input_size, self.hidden_size = cfg["input_size"], cfg["hidden_size"]
+        self.num_layers, self.bias = cfg["num_layers"], bool(cfg["bias"])
+        self.batch_first, self.bidirectional = bool(batch_first), bool(cfg["bidirectional"])
+        self._adopt(cfg)
+        self._model = model
+        self._index = self._param_index()
+        return self
+
+    def _adopt(self, cfg):
+        """Set this class's options from an fs_rnn_config dict."""
+
+    @property
+    def c_model(self):
+        """The C model this layer runs (fastseq._core.Model): for fastseq.train, the file
+        writer and the exporters."""
+        return self._model
+
+    def param_index(self):
+        """{state_dict key: (layer, direction, fs_param value)}, in state_dict order."""
+        return dict(self._index)
+
     def config(self):
         """Constructor arguments that rebuild this layer: `type(layer)(**layer.config())`."""
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
@@ -79,7 +103,7 @@ class _Recurrent:
         bound = 1.0 / np.sqrt(self.hidden_size)
         for key, (layer, d, which) in self._index.items():
             shape = self._model.param_shape(layer, d, which)
-            name = _PARAM_NAMES[which]
+            name = _core.PARAM_NAMES[which]
             if name in _SCALARS:
                 value = np.full(shape, self._scalar_init(name), dtype=np.float32)
             else:
@@ -93,7 +117,7 @@ class _Recurrent:
         for layer in range(self.num_layers):
             for d in range(self.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if d else "")
-                for which, name in enumerate(_PARAM_NAMES):
+                for which, name in enumerate(_core.PARAM_NAMES):
                     if self._model.has_param(layer, d, which):
                         index[self._renames.get(name, name) + suffix] = (layer, d, which)
         return index
@@ -224,6 +248,9 @@ class LSTM(_Recurrent):
     def _extra_config(self):
         return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled}
 
+    def _adopt(self, cfg):
+        self.proj_size, self.peephole, self.coupled = cfg["proj_size"], bool(cfg["peephole"]), bool(cfg["coupled"])
+
     def _split_hx(self, hx):
         if hx is None:
             return None, None
@@ -252,6 +279,9 @@ class GRU(_Recurrent):
     def _extra_config(self):
         return {"reset_after": self.reset_after}
 
+    def _adopt(self, cfg):
+        self.reset_after = not cfg["reset_before"]
+
 
 class RNN(_Recurrent):
     """nn.RNN's interface: Elman network with tanh or relu."""
@@ -270,6 +300,12 @@ class RNN(_Recurrent):
 
     def _extra_config(self):
         return {"nonlinearity": self.nonlinearity}
+
+    def _adopt(self, cfg):
+        relu = cfg["cell"] == _core.CELL_RNN_RELU
+        self.nonlinearity = "relu" if relu else "tanh"
+        self._cell = _core.CELL_RNN_RELU if relu else _core.CELL_RNN_TANH
+        self.mode = "RNN_RELU" if relu else "RNN_TANH"
 
 
 class FastRNN(_Recurrent):
@@ -299,6 +335,12 @@ class FastRNN(_Recurrent):
     def _extra_config(self):
         return {"nonlinearity": self.nonlinearity, "w_rank": self.w_rank, "u_rank": self.u_rank,
                 "alpha_init": self.alpha_init, "beta_init": self.beta_init}
+
+    def _adopt(self, cfg):
+        """Initialisers are not part of a model: a loaded layer reports the defaults."""
+        self.nonlinearity = _act_name(cfg["update_act"])
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
+        self.alpha_init, self.beta_init = self._DEFAULTS["alpha_init"], self._DEFAULTS["beta_init"]
 
 
 class FastGRNN(_Recurrent):
@@ -330,3 +372,22 @@ class FastGRNN(_Recurrent):
         return {"gate_nonlinearity": self.gate_nonlinearity,
                 "update_nonlinearity": self.update_nonlinearity, "w_rank": self.w_rank,
                 "u_rank": self.u_rank, "zeta_init": self.zeta_init, "nu_init": self.nu_init}
+
+    def _adopt(self, cfg):
+        """Initialisers are not part of a model: a loaded layer reports the defaults."""
+        self.gate_nonlinearity = _act_name(cfg["gate_act"])
+        self.update_nonlinearity = _act_name(cfg["update_act"])
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
+        self.zeta_init, self.nu_init = self._DEFAULTS["zeta_init"], self._DEFAULTS["nu_init"]
+
+
+def _act_name(value):
+    return next(name for name, v in _core.ACTIVATIONS.items() if v == value)
+
+
+def from_c_model(model, batch_first=False):
+    """The fastseq layer that runs `model` (a fastseq._core.Model, e.g. from the C model
+    loader), of the class its cell calls for."""
+    classes = {_core.CELL_RNN_TANH: RNN, _core.CELL_RNN_RELU: RNN, _core.CELL_LSTM: LSTM,
+               _core.CELL_GRU: GRU, _core.CELL_FASTRNN: FastRNN, _core.CELL_FASTGRNN: FastGRNN}
+    return classes[model.cell]._from_c_model(model, batch_first)

@@ -8,7 +8,9 @@
  * tensor's name and shape -- before any model memory is allocated.
  *
  * Kinds, configuration keys and tensor names are tables: supporting a new
- * layer kind means adding rows to KINDS, KEYS and TENSORS below.
+ * layer kind means adding rows to KINDS, KEYS and TENSORS below. Version 1
+ * files name Python classes and their constructor arguments (KINDS_V1,
+ * KEYS_V1); version 2 files name the cell and the fs_rnn_config fields.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -27,6 +29,9 @@ enum {
     FSQ_SECTION_HEADER_BYTES = 24,
     FSQ_SEC_CONFIG = 1,
     FSQ_SEC_TENSOR = 2,
+    FSQ_SEC_HEAD = 3,        /* optional: an output head's kind and config */
+    FSQ_SEC_HEAD_TENSOR = 4, /* optional: its weight and bias */
+    FSQ_SEC_METADATA = 5,    /* optional: entries */
     FSQ_FLAG_OPTIONAL = 1,
     FSQ_VAL_INT32 = 1,
     FSQ_VAL_FLOAT32 = 2,
@@ -36,29 +41,65 @@ enum {
     FSQ_DTYPE_FLOAT32 = 1,
     FSQ_DATA_ALIGN = 64,
     /* limits: a reader rejects anything beyond them as malformed */
-    FSQ_MAX_SECTIONS = 4097,
-    FSQ_MAX_TENSORS = 4096,
-    FSQ_MAX_NAME = 128,   /* kind, key and tensor names, bytes */
-    FSQ_MAX_STRING = 256, /* string values, bytes */
-    FSQ_MAX_ENTRIES = 64, /* configuration entries */
-    FSQ_MAX_NDIM = 8
+    FSQ_MAX_SECTIONS = FS_MODEL_MAX_SECTIONS,
+    FSQ_MAX_TENSORS = FS_MODEL_MAX_TENSORS,
+    FSQ_MAX_NAME = FS_MODEL_MAX_NAME,
+    FSQ_MAX_STRING = FS_MODEL_MAX_STRING,
+    FSQ_MAX_ENTRIES = FS_MODEL_MAX_ENTRIES,
+    FSQ_MAX_NDIM = FS_MODEL_MAX_NDIM
 };
-#define FSQ_MAX_DIM 0x7fffffffu /* each tensor dimension */
+#define FSQ_MAX_DIM ((uint64_t)FS_MODEL_MAX_DIM)
 
-/* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32), four bits at a time --- */
+/* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32), a byte at a time -------- */
 
-static const uint32_t CRC_NIBBLE[16] = {
-    0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
-    0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
-    0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
+static const uint32_t CRC_TABLE[256] = { /* CRC_TABLE[i]: the CRC of byte i, 8 steps at once */
+    0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
+    0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,
+    0x09b64c2bu, 0x7eb17cbdu, 0xe7b82d07u, 0x90bf1d91u, 0x1db71064u, 0x6ab020f2u,
+    0xf3b97148u, 0x84be41deu, 0x1adad47du, 0x6ddde4ebu, 0xf4d4b551u, 0x83d385c7u,
+    0x136c9856u, 0x646ba8c0u, 0xfd62f97au, 0x8a65c9ecu, 0x14015c4fu, 0x63066cd9u,
+    0xfa0f3d63u, 0x8d080df5u, 0x3b6e20c8u, 0x4c69105eu, 0xd56041e4u, 0xa2677172u,
+    0x3c03e4d1u, 0x4b04d447u, 0xd20d85fdu, 0xa50ab56bu, 0x35b5a8fau, 0x42b2986cu,
+    0xdbbbc9d6u, 0xacbcf940u, 0x32d86ce3u, 0x45df5c75u, 0xdcd60dcfu, 0xabd13d59u,
+    0x26d930acu, 0x51de003au, 0xc8d75180u, 0xbfd06116u, 0x21b4f4b5u, 0x56b3c423u,
+    0xcfba9599u, 0xb8bda50fu, 0x2802b89eu, 0x5f058808u, 0xc60cd9b2u, 0xb10be924u,
+    0x2f6f7c87u, 0x58684c11u, 0xc1611dabu, 0xb6662d3du, 0x76dc4190u, 0x01db7106u,
+    0x98d220bcu, 0xefd5102au, 0x71b18589u, 0x06b6b51fu, 0x9fbfe4a5u, 0xe8b8d433u,
+    0x7807c9a2u, 0x0f00f934u, 0x9609a88eu, 0xe10e9818u, 0x7f6a0dbbu, 0x086d3d2du,
+    0x91646c97u, 0xe6635c01u, 0x6b6b51f4u, 0x1c6c6162u, 0x856530d8u, 0xf262004eu,
+    0x6c0695edu, 0x1b01a57bu, 0x8208f4c1u, 0xf50fc457u, 0x65b0d9c6u, 0x12b7e950u,
+    0x8bbeb8eau, 0xfcb9887cu, 0x62dd1ddfu, 0x15da2d49u, 0x8cd37cf3u, 0xfbd44c65u,
+    0x4db26158u, 0x3ab551ceu, 0xa3bc0074u, 0xd4bb30e2u, 0x4adfa541u, 0x3dd895d7u,
+    0xa4d1c46du, 0xd3d6f4fbu, 0x4369e96au, 0x346ed9fcu, 0xad678846u, 0xda60b8d0u,
+    0x44042d73u, 0x33031de5u, 0xaa0a4c5fu, 0xdd0d7cc9u, 0x5005713cu, 0x270241aau,
+    0xbe0b1010u, 0xc90c2086u, 0x5768b525u, 0x206f85b3u, 0xb966d409u, 0xce61e49fu,
+    0x5edef90eu, 0x29d9c998u, 0xb0d09822u, 0xc7d7a8b4u, 0x59b33d17u, 0x2eb40d81u,
+    0xb7bd5c3bu, 0xc0ba6cadu, 0xedb88320u, 0x9abfb3b6u, 0x03b6e20cu, 0x74b1d29au,
+    0xead54739u, 0x9dd277afu, 0x04db2615u, 0x73dc1683u, 0xe3630b12u, 0x94643b84u,
+    0x0d6d6a3eu, 0x7a6a5aa8u, 0xe40ecf0bu, 0x9309ff9du, 0x0a00ae27u, 0x7d079eb1u,
+    0xf00f9344u, 0x8708a3d2u, 0x1e01f268u, 0x6906c2feu, 0xf762575du, 0x806567cbu,
+    0x196c3671u, 0x6e6b06e7u, 0xfed41b76u, 0x89d32be0u, 0x10da7a5au, 0x67dd4accu,
+    0xf9b9df6fu, 0x8ebeeff9u, 0x17b7be43u, 0x60b08ed5u, 0xd6d6a3e8u, 0xa1d1937eu,
+    0x38d8c2c4u, 0x4fdff252u, 0xd1bb67f1u, 0xa6bc5767u, 0x3fb506ddu, 0x48b2364bu,
+    0xd80d2bdau, 0xaf0a1b4cu, 0x36034af6u, 0x41047a60u, 0xdf60efc3u, 0xa867df55u,
+    0x316e8eefu, 0x4669be79u, 0xcb61b38cu, 0xbc66831au, 0x256fd2a0u, 0x5268e236u,
+    0xcc0c7795u, 0xbb0b4703u, 0x220216b9u, 0x5505262fu, 0xc5ba3bbeu, 0xb2bd0b28u,
+    0x2bb45a92u, 0x5cb36a04u, 0xc2d7ffa7u, 0xb5d0cf31u, 0x2cd99e8bu, 0x5bdeae1du,
+    0x9b64c2b0u, 0xec63f226u, 0x756aa39cu, 0x026d930au, 0x9c0906a9u, 0xeb0e363fu,
+    0x72076785u, 0x05005713u, 0x95bf4a82u, 0xe2b87a14u, 0x7bb12baeu, 0x0cb61b38u,
+    0x92d28e9bu, 0xe5d5be0du, 0x7cdcefb7u, 0x0bdbdf21u, 0x86d3d2d4u, 0xf1d4e242u,
+    0x68ddb3f8u, 0x1fda836eu, 0x81be16cdu, 0xf6b9265bu, 0x6fb077e1u, 0x18b74777u,
+    0x88085ae6u, 0xff0f6a70u, 0x66063bcau, 0x11010b5cu, 0x8f659effu, 0xf862ae69u,
+    0x616bffd3u, 0x166ccf45u, 0xa00ae278u, 0xd70dd2eeu, 0x4e048354u, 0x3903b3c2u,
+    0xa7672661u, 0xd06016f7u, 0x4969474du, 0x3e6e77dbu, 0xaed16a4au, 0xd9d65adcu,
+    0x40df0b66u, 0x37d83bf0u, 0xa9bcae53u, 0xdebb9ec5u, 0x47b2cf7fu, 0x30b5ffe9u,
+    0xbdbdf21cu, 0xcabac28au, 0x53b39330u, 0x24b4a3a6u, 0xbad03605u, 0xcdd70693u,
+    0x54de5729u, 0x23d967bfu, 0xb3667a2eu, 0xc4614ab8u, 0x5d681b02u, 0x2a6f2b94u,
+    0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du};
 
 static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n) {
     crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ CRC_NIBBLE[crc & 15u];
-        crc = (crc >> 4) ^ CRC_NIBBLE[crc & 15u];
-    }
+    for (size_t i = 0; i < n; i++) crc = (crc >> 8) ^ CRC_TABLE[(crc ^ p[i]) & 0xffu];
     return ~crc;
 }
 
@@ -149,7 +190,7 @@ enum {
 };
 
 typedef struct fsq_kind {
-    const char *name; /* the Python class name, fastseq.<name> */
+    const char *name; /* version 1: the Python class name; 2: fs_cell_name of the cell */
     unsigned mask;
     fs_cell (*finish)(fsq_parsed *p); /* the cell; sets fields derived from the keys */
 } fsq_kind;
@@ -159,15 +200,26 @@ static fs_cell finish_lstm(fsq_parsed *p) { (void)p; return FS_CELL_LSTM; }
 static fs_cell finish_gru(fsq_parsed *p) { p->cfg.reset_before = !p->reset_after; return FS_CELL_GRU; }
 static fs_cell finish_fastrnn(fsq_parsed *p) { (void)p; return FS_CELL_FASTRNN; }
 static fs_cell finish_fastgrnn(fsq_parsed *p) { (void)p; return FS_CELL_FASTGRNN; }
+static fs_cell finish_tanh(fsq_parsed *p) { (void)p; return FS_CELL_RNN_TANH; }
+static fs_cell finish_relu(fsq_parsed *p) { (void)p; return FS_CELL_RNN_RELU; }
+static fs_cell finish_gru_v2(fsq_parsed *p) { (void)p; return FS_CELL_GRU; }
 
-static const fsq_kind KINDS[] = {
+static const fsq_kind KINDS_V1[] = {
     {"RNN", K_RNN, finish_rnn},
     {"LSTM", K_LSTM, finish_lstm},
     {"GRU", K_GRU, finish_gru},
     {"FastRNN", K_FASTRNN, finish_fastrnn},
     {"FastGRNN", K_FASTGRNN, finish_fastgrnn},
 };
-#define N_KINDS (sizeof KINDS / sizeof KINDS[0])
+
+static const fsq_kind KINDS_V2[] = {
+    {"RNN_TANH", K_RNN, finish_tanh},
+    {"RNN_RELU", K_RNN, finish_relu},
+    {"LSTM", K_LSTM, finish_lstm},
+    {"GRU", K_GRU, finish_gru_v2},
+    {"FASTRNN", K_FASTRNN, finish_fastrnn},
+    {"FASTGRNN", K_FASTGRNN, finish_fastgrnn},
+};
 
 typedef struct fsq_choice {
     const char *name;
@@ -198,7 +250,7 @@ typedef struct fsq_key {
 } fsq_key;
 
 #define OFF(field) offsetof(fsq_parsed, field)
-static const fsq_key KEYS[] = {
+static const fsq_key KEYS_V1[] = {
     {"input_size", K_ALL, V_INT, OFF(cfg.input_size), 1, INT32_MAX, 0, 1, 0, NULL},
     {"hidden_size", K_ALL, V_INT, OFF(cfg.hidden_size), 1, INT32_MAX, 0, 1, 0, NULL},
     {"num_layers", K_ALL, V_INT, OFF(cfg.num_layers), 1, INT32_MAX, 1, 0, 0, NULL},
@@ -220,8 +272,43 @@ static const fsq_key KEYS[] = {
     {"zeta_init", K_FASTGRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
     {"nu_init", K_FASTGRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
 };
+
+/* Version 2: the fs_rnn_config fields by name, for every cell (check_config then
+ * refuses a field a cell does not have); absent fields are zero, as in fs_rnn_config. */
+static const fsq_key KEYS_V2[] = {
+    {"input_size", K_ALL, V_INT, OFF(cfg.input_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"hidden_size", K_ALL, V_INT, OFF(cfg.hidden_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"num_layers", K_ALL, V_INT, OFF(cfg.num_layers), 1, INT32_MAX, 1, 0, 0, NULL},
+    {"bidirectional", K_ALL, V_INT, OFF(cfg.bidirectional), 0, 1, 0, 0, 0, NULL},
+    {"bias", K_ALL, V_INT, OFF(cfg.bias), 0, 1, 1, 0, 0, NULL},
+    {"batch_first", K_ALL, V_INT, OFF(batch_first), 0, 1, 0, 0, 0, NULL},
+    {"proj_size", K_ALL, V_INT, OFF(cfg.proj_size), 0, INT32_MAX, 0, 0, 0, NULL},
+    {"peephole", K_ALL, V_INT, OFF(cfg.peephole), 0, 1, 0, 0, 0, NULL},
+    {"coupled", K_ALL, V_INT, OFF(cfg.coupled), 0, 1, 0, 0, 0, NULL},
+    {"reset_before", K_ALL, V_INT, OFF(cfg.reset_before), 0, 1, 0, 0, 0, NULL},
+    {"update_act", K_ALL, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
+    {"gate_act", K_ALL, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
+    {"w_rank", K_ALL, V_INT, OFF(cfg.w_rank), 0, INT32_MAX, 0, 0, 0, NULL},
+    {"u_rank", K_ALL, V_INT, OFF(cfg.u_rank), 0, INT32_MAX, 0, 0, 0, NULL},
+};
 #undef OFF
-#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+/* The kinds and keys one format version uses. */
+typedef struct fsq_tables {
+    const fsq_kind *kinds;
+    size_t n_kinds;
+    const fsq_key *keys;
+    size_t n_keys;
+    const char *known; /* the kinds, for messages */
+} fsq_tables;
+
+static const fsq_tables TABLES[2] = {
+    {KINDS_V1, sizeof KINDS_V1 / sizeof KINDS_V1[0], KEYS_V1, sizeof KEYS_V1 / sizeof KEYS_V1[0],
+     "RNN, LSTM, GRU, FastRNN, FastGRNN"},
+    {KINDS_V2, sizeof KINDS_V2 / sizeof KINDS_V2[0], KEYS_V2, sizeof KEYS_V2 / sizeof KEYS_V2[0],
+     "RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN"},
+};
+#define FSQ_MAX_KEYS 32 /* rows of the longest KEYS table */
 
 /* One dimension of a tensor's shape, in terms of the configuration. */
 typedef enum fsq_dim {
@@ -315,6 +402,8 @@ typedef struct fsq_file {
     const unsigned char *data;
     size_t size;
     uint32_t sections;
+    uint32_t version;
+    uint32_t crc_seed; /* version 2: the CRC-32 of the file id, which every section checksum starts from */
 } fsq_file;
 
 /* One section, located and checksum-verified. */
@@ -326,34 +415,49 @@ typedef struct fsq_section {
 } fsq_section;
 
 static const char *section_name(uint32_t type) {
-    return type == FSQ_SEC_CONFIG ? "config" : type == FSQ_SEC_TENSOR ? "tensor" : "unknown";
+    static const char *names[] = {"unknown", "config", "tensor", "head", "head tensor", "metadata"};
+    return names[type <= FSQ_SEC_METADATA ? type : 0];
 }
 
-static fs_status parse_header(const void *data, size_t size, fsq_file *f) {
-    const unsigned char *p = data;
-    if (!data) return fs__fail(FS_ERR_NULL_ARG, "data must not be NULL");
+/* The fixed header, given at least its first `size` bytes of the file: magic,
+ * version, checksum and fields. *file_size_out: the size it states. */
+static fs_status check_header(const unsigned char *p, size_t size, uint64_t *file_size_out,
+                              uint32_t *sections_out, uint32_t *version_out) {
     if (size < sizeof FSQ_MAGIC)
         return fs__fail(FS_ERR_FORMAT, "truncated: %zu bytes is too short for a .fsq model file (header is %d bytes)",
                         size, FSQ_HEADER_BYTES);
     if (memcmp(p, FSQ_MAGIC, sizeof FSQ_MAGIC) != 0)
         return fs__fail(FS_ERR_FORMAT, "not a .fsq model file: wrong magic bytes at offset 0 "
-                        "(expected 89 46 53 51 0d 0a 1a 0a, got %02x %02x %02x %02x %02x %02x %02x %02x)",
+                        "(expected 89 46 53 51 0d 0a 1a 0a, got %02x %02x %02x %02x %02x %02x %02x %02x); "
+                        "convert a checkpoint with `fastseq convert`",
                         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
     if (size < FSQ_HEADER_BYTES)
         return fs__fail(FS_ERR_FORMAT, "truncated: %zu bytes, the header alone is %d bytes", size,
                         FSQ_HEADER_BYTES);
     const uint32_t version = le32(p + 8);
-    if (version != FS_MODEL_FORMAT_VERSION)
-        return fs__fail(FS_ERR_VERSION, "format version %u is not supported: this fastseq reads version %d "
+    if (version < 1 || version > FS_MODEL_FORMAT_VERSION)
+        return fs__fail(FS_ERR_VERSION, "format version %u is not supported: this fastseq reads versions 1 to %d "
                         "(a newer fastseq may read it)", (unsigned)version, FS_MODEL_FORMAT_VERSION);
     const uint32_t crc = le32(p + 28), actual = crc32_update(0, p, 28);
     if (crc != actual)
         return fs__fail(FS_ERR_CHECKSUM, "header checksum mismatch (stored %08x, computed %08x): the file is corrupted",
                         (unsigned)crc, (unsigned)actual);
-    const uint32_t sections = le32(p + 12), reserved = le32(p + 24);
-    const uint64_t file_size = le64(p + 16);
-    if (reserved != 0)
+    const uint32_t reserved = le32(p + 24); /* version 2: the file id */
+    if (version == 1 && reserved != 0)
         return fs__fail(FS_ERR_FORMAT, "header: reserved field is %u, expected 0", (unsigned)reserved);
+    *file_size_out = le64(p + 16);
+    *sections_out = le32(p + 12);
+    *version_out = version;
+    return FS_OK;
+}
+
+static fs_status parse_header(const void *data, size_t size, fsq_file *f) {
+    const unsigned char *p = data;
+    uint64_t file_size = 0;
+    uint32_t sections = 0, version = 0;
+    if (!data) return fs__fail(FS_ERR_NULL_ARG, "data must not be NULL");
+    fs_status st = check_header(p, size, &file_size, &sections, &version);
+    if (st != FS_OK) return st;
     if (file_size != (uint64_t)size) {
         if (file_size > (uint64_t)size)
             return fs__fail(FS_ERR_FORMAT, "truncated: the header says %llu bytes, got %zu",
@@ -367,31 +471,41 @@ static fs_status parse_header(const void *data, size_t size, fsq_file *f) {
     f->data = p;
     f->size = size;
     f->sections = sections;
+    f->version = version;
+    f->crc_seed = version >= 2 ? crc32_update(0, p + 24, 4) : 0;
     return FS_OK;
 }
 
-/* Locates section `index` at offset `at`, checks its bounds and checksum. */
-static fs_status parse_section(const fsq_file *f, uint32_t index, size_t at, fsq_section *s) {
+/* Section `index` at offset `at` of a file whose bounds are known to hold it. */
+static void locate_section(const fsq_file *f, uint32_t index, size_t at, fsq_section *s) {
+    const unsigned char *h = f->data + at;
+    s->index = index;
+    s->type = le32(h);
+    s->flags = le32(h + 4);
+    s->at = at;
+    s->payload = at + FSQ_SECTION_HEADER_BYTES;
+    s->length = (size_t)le64(h + 8);
+}
+
+/* Locates section `index` at offset `at`, checks its bounds and (check_crc) its checksum. */
+static fs_status parse_section(const fsq_file *f, uint32_t index, size_t at, int check_crc, fsq_section *s) {
     const unsigned char *h = f->data + at;
     if (f->size - at < FSQ_SECTION_HEADER_BYTES)
         return fs__fail(FS_ERR_FORMAT, "truncated: section %u of %u at offset %zu needs a %d-byte header, %zu bytes remain",
                         (unsigned)index, (unsigned)f->sections, at, FSQ_SECTION_HEADER_BYTES, f->size - at);
-    s->index = index;
-    s->type = le32(h);
-    s->flags = le32(h + 4);
     const uint64_t length = le64(h + 8);
     const uint32_t reserved = le32(h + 16), crc = le32(h + 20);
     const size_t room = f->size - at - FSQ_SECTION_HEADER_BYTES;
     if (length > (uint64_t)room)
         return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: length %llu runs past the end of the file (%zu bytes remain)",
                         (unsigned)index, at, (unsigned long long)length, room);
-    s->at = at;
-    s->payload = at + FSQ_SECTION_HEADER_BYTES;
-    s->length = (size_t)length;
-    const uint32_t actual = crc32_update(crc32_update(0, h, 20), f->data + s->payload, s->length);
+    locate_section(f, index, at, s);
+    const uint32_t actual =
+        check_crc ? crc32_update(crc32_update(f->crc_seed, h, 20), f->data + s->payload, s->length) : crc;
     if (crc != actual)
-        return fs__fail(FS_ERR_CHECKSUM, "section %u (%s) at offset %zu: checksum mismatch (stored %08x, computed %08x): the file is corrupted",
-                        (unsigned)index, section_name(s->type), at, (unsigned)crc, (unsigned)actual);
+        return fs__fail(FS_ERR_CHECKSUM, "section %u (%s) at offset %zu: checksum mismatch (stored %08x, computed %08x): "
+                        "the file is corrupted%s", (unsigned)index, section_name(s->type), at, (unsigned)crc,
+                        (unsigned)actual, f->version >= 2 ? ", or the section comes from another file" : "");
     if (reserved != 0)
         return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: reserved field is %u, expected 0",
                         (unsigned)index, at, (unsigned)reserved);
@@ -411,18 +525,22 @@ static fs_status parse_config(const fsq_file *f, const fsq_section *s, const fsq
     if (s->flags != 0) return config_error(s, "flags must be 0");
     if (!rd_str(&c, FSQ_MAX_NAME, &kind_name) || !valid_name(kind_name))
         return config_error(s, "the layer kind is missing or malformed");
+    const fsq_tables *tb = &TABLES[f->version - 1];
+    const fsq_key *KEYS = tb->keys;
+    const size_t N_KEYS = tb->n_keys;
     const fsq_kind *kind = NULL;
-    for (size_t i = 0; i < N_KINDS; i++)
-        if (str_is(kind_name, KINDS[i].name)) kind = &KINDS[i];
+    for (size_t i = 0; i < tb->n_kinds; i++)
+        if (str_is(kind_name, tb->kinds[i].name)) kind = &tb->kinds[i];
     if (!kind)
-        return fs__fail(FS_ERR_UNSUPPORTED, "layer kind '%.*s' is not known to this fastseq (it knows RNN, LSTM, GRU, FastRNN, FastGRNN); "
-                        "the file may come from a newer version", (int)kind_name.n, kind_name.s);
+        return fs__fail(FS_ERR_UNSUPPORTED, "layer kind '%.*s' is not known to this fastseq (format version %u knows %s); "
+                        "the file may come from a newer version", (int)kind_name.n, kind_name.s,
+                        (unsigned)f->version, tb->known);
     if (!rd_u32(&c, &n_entries) || n_entries > FSQ_MAX_ENTRIES) {
         snprintf(msg, sizeof msg, "entry count missing or above %d", FSQ_MAX_ENTRIES);
         return config_error(s, msg);
     }
     memset(out, 0, sizeof *out);
-    unsigned seen[N_KEYS] = {0};
+    unsigned seen[FSQ_MAX_KEYS] = {0};
     for (size_t i = 0; i < N_KEYS; i++)
         if ((KEYS[i].kinds & kind->mask) && KEYS[i].offset != FSQ_IGNORED)
             *(int32_t *)((char *)out + KEYS[i].offset) = KEYS[i].def;
@@ -539,14 +657,21 @@ static int parse_tensor_name(fsq_str name, const fsq_kind *kind, const fsq_parse
     return 0;
 }
 
-static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq_kind *kind,
-                              const fsq_parsed *p, fsq_tensor *t) {
+/* A tensor section's payload as the format defines it, whatever the tensor is:
+ * name, float32 dtype, shape, aligned data filling the section exactly. */
+typedef struct fsq_raw_tensor {
+    fsq_str name;
+    uint32_t ndim;
+    uint64_t dims[FSQ_MAX_NDIM];
+    const unsigned char *data;
+    size_t count; /* floats */
+} fsq_raw_tensor;
+
+static fs_status read_tensor(const fsq_file *f, const fsq_section *s, fsq_raw_tensor *t) {
     cursor c = {f->data + s->payload, s->length, 0};
     fsq_str name;
     uint32_t dtype, ndim;
-    uint64_t dims[FSQ_MAX_NDIM], data_offset;
-    if (s->flags != 0)
-        return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: flags must be 0", s->at);
+    uint64_t *dims = t->dims, data_offset;
     if (!rd_str(&c, FSQ_MAX_NAME, &name) || !valid_name(name))
         return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: name missing or malformed", s->at);
     const int nl = (int)name.n;
@@ -564,7 +689,7 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: truncated inside its shape", nl, name.s, s->at);
         if (dims[d] > FSQ_MAX_DIM)
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: dimension %u is %llu, above the limit %u",
-                            nl, name.s, s->at, (unsigned)d, (unsigned long long)dims[d], FSQ_MAX_DIM);
+                            nl, name.s, s->at, (unsigned)d, (unsigned long long)dims[d], (unsigned)FS_MODEL_MAX_DIM);
         /* the elements can never outnumber the section's bytes: stop before overflow */
         if (dims[d] != 0 && count > (uint64_t)s->length / dims[d])
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: shape product exceeds its section (%zu bytes)",
@@ -584,6 +709,32 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
         if (c.p[i] != 0)
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': padding byte at file offset %zu is not zero", nl, name.s,
                             s->payload + i);
+    t->name = name;
+    t->ndim = ndim;
+    t->data = c.p + data_offset;
+    t->count = (size_t)count;
+    return FS_OK;
+}
+
+/* "[d0, d1, ...]" of a shape, for messages. */
+static void shape_text(const fsq_raw_tensor *t, char *got, size_t cap) {
+    int at = snprintf(got, cap, "[");
+    for (uint32_t d = 0; d < t->ndim && at < (int)cap - 16; d++)
+        at += snprintf(got + at, cap - (size_t)at, d ? ", %llu" : "%llu", (unsigned long long)t->dims[d]);
+    snprintf(got + at, cap - (size_t)at, "]");
+}
+
+static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq_kind *kind,
+                              const fsq_parsed *p, fsq_tensor *t) {
+    fsq_raw_tensor raw;
+    if (s->flags != 0)
+        return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: flags must be 0", s->at);
+    fs_status st = read_tensor(f, s, &raw);
+    if (st != FS_OK) return st;
+    const fsq_str name = raw.name;
+    const int nl = (int)name.n;
+    const uint32_t ndim = raw.ndim;
+    const uint64_t *dims = raw.dims;
     if (!parse_tensor_name(name, kind, p, t))
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' is not a parameter of this %s (num_layers %d, bidirectional %d, bias %d)",
                         nl, name.s, kind->name, (int)p->cfg.num_layers, (int)p->cfg.bidirectional, (int)p->cfg.bias);
@@ -592,18 +743,15 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
     const uint32_t want_ndim = t->rule->cols == DIM_NONE ? 1 : 2;
     if (ndim != want_ndim || dims[0] != rows || (want_ndim == 2 && dims[1] != cols)) {
         char got[64];
-        int at = snprintf(got, sizeof got, "[");
-        for (uint32_t d = 0; d < ndim && at < 48; d++)
-            at += snprintf(got + at, sizeof got - (size_t)at, d ? ", %llu" : "%llu", (unsigned long long)dims[d]);
-        snprintf(got + at, sizeof got - (size_t)at, "]");
+        shape_text(&raw, got, sizeof got);
         if (want_ndim == 1)
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu], got %s", nl, name.s,
                             (unsigned long long)rows, got);
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu, %llu], got %s", nl, name.s,
                         (unsigned long long)rows, (unsigned long long)cols, got);
     }
-    t->data = c.p + data_offset;
-    t->count = (size_t)count;
+    t->data = raw.data;
+    t->count = raw.count;
     return FS_OK;
 }
 
@@ -633,7 +781,8 @@ static fs_status set_tensor(fs_rnn *model, const fsq_tensor *t) {
 }
 
 /* Validates the whole file; with `model` (created from this very file's
- * configuration) also copies every tensor into it. */
+ * configuration, after a walk without one verified every checksum) copies every
+ * tensor into it, checking everything again but the checksums. */
 static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn *model) {
     fsq_file f;
     memset(&f, 0, sizeof f);
@@ -649,7 +798,7 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
     for (uint32_t i = 0; i < f.sections; i++) {
         fsq_section s;
         memset(&s, 0, sizeof s);
-        if ((st = parse_section(&f, i, at, &s)) != FS_OK) return st;
+        if ((st = parse_section(&f, i, at, model == NULL, &s)) != FS_OK) return st;
         at = s.payload + s.length;
         if (i == 0 && s.type != FSQ_SEC_CONFIG)
             return fs__fail(FS_ERR_FORMAT, "section 0 at offset %zu: expected the config section (type 1), got type %u",
@@ -687,6 +836,9 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
             tensors++;
             params += t.count;
             if (model && (st = set_tensor(model, &t)) != FS_OK) return st;
+        } else if (s.type >= FSQ_SEC_HEAD && s.type <= FSQ_SEC_METADATA && s.flags != FSQ_FLAG_OPTIONAL) {
+            return fs__fail(FS_ERR_FORMAT, "section %u (%s) at offset %zu: flags must be %d (optional), got %u",
+                            (unsigned)i, section_name(s.type), s.at, FSQ_FLAG_OPTIONAL, (unsigned)s.flags);
         } else if (!(s.flags & FSQ_FLAG_OPTIONAL)) {
             return fs__fail(FS_ERR_UNSUPPORTED, "section %u at offset %zu: type %u is not known to this fastseq and not marked optional; "
                             "the file may come from a newer version", (unsigned)i, s.at, (unsigned)s.type);
@@ -700,14 +852,204 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
                         kind->name, (unsigned long long)expected);
     if (desc) {
         memset(desc, 0, sizeof *desc);
-        desc->format_version = FS_MODEL_FORMAT_VERSION;
-        snprintf(desc->kind, sizeof desc->kind, "%s", kind->name);
+        desc->format_version = f.version;
+        snprintf(desc->kind, sizeof desc->kind, "%s", fs_cell_name(parsed.cfg.cell));
         desc->config = parsed.cfg;
         desc->batch_first = parsed.batch_first;
         desc->tensor_count = tensors;
         desc->param_count = params;
     }
     return FS_OK;
+}
+
+/* ---- optional sections: output head, metadata ------------------------------ */
+
+/* Calls visit(ctx, section) for every section after the config, in file order,
+ * on a file walk has validated. Stops at the first error. */
+typedef fs_status (*section_fn)(void *ctx, const fsq_file *f, const fsq_section *s);
+
+static fs_status each_section(const void *data, size_t size, section_fn visit, void *ctx) {
+    fsq_file f;
+    fs_status st = parse_header(data, size, &f);
+    if (st != FS_OK) return st;
+    size_t at = FSQ_HEADER_BYTES;
+    for (uint32_t i = 0; i < f.sections; i++) {
+        fsq_section s;
+        locate_section(&f, i, at, &s); /* bounds and checksum verified by walk */
+        at = s.payload + s.length;
+        if (i > 0 && (st = visit(ctx, &f, &s)) != FS_OK) return st;
+    }
+    return FS_OK;
+}
+
+/* One (key, typed value) entry of a head or metadata payload. */
+static fs_status read_entry(cursor *c, const fsq_section *s, uint32_t e, fs_model_entry *out) {
+    fsq_str key, sval;
+    uint32_t type, raw;
+    const unsigned char *p;
+    memset(out, 0, sizeof *out);
+    if (!rd_str(c, FSQ_MAX_NAME, &key) || !valid_name(key) || !rd_u32(c, &type))
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: entry %u: key truncated or malformed",
+                        section_name(s->type), s->at, (unsigned)e);
+    memcpy(out->key, key.s, key.n);
+    out->type = (int32_t)type;
+    int ok = 1;
+    switch (type) {
+    case FS_VALUE_INT32:
+        if ((ok = rd_u32(c, &raw))) out->i = raw <= (uint32_t)INT32_MAX ? (int32_t)raw : -(int32_t)(~raw) - 1;
+        break;
+    case FS_VALUE_FLOAT32:
+        if ((ok = rd_u32(c, &raw))) {
+            float v;
+            memcpy(&v, &raw, 4);
+            out->f = v;
+        }
+        break;
+    case FS_VALUE_FLOAT64:
+        if ((ok = take(c, 8, &p))) {
+            const uint64_t bits = le64(p);
+            memcpy(&out->f, &bits, 8);
+        }
+        break;
+    case FS_VALUE_STRING:
+        if ((ok = rd_str(c, FSQ_MAX_STRING, &sval))) memcpy(out->s, sval.s, sval.n);
+        break;
+    case FS_VALUE_NONE: break;
+    default: ok = 0;
+    }
+    if (!ok)
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: entry '%s': value type %u unknown or value truncated",
+                        section_name(s->type), s->at, out->key, (unsigned)type);
+    return FS_OK;
+}
+
+/* The u32 count and entries of a payload from c's position to its end; keys
+ * unique. entries (capacity cap) may be NULL: count only. */
+static fs_status read_entries(cursor *c, const fsq_section *s, fs_model_entry *entries, size_t cap,
+                              size_t *count_out) {
+    uint32_t n;
+    fs_model_entry seen[FSQ_MAX_ENTRIES];
+    if (!rd_u32(c, &n) || n > FSQ_MAX_ENTRIES)
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: entry count missing or above %d",
+                        section_name(s->type), s->at, FSQ_MAX_ENTRIES);
+    for (uint32_t e = 0; e < n; e++) {
+        fs_status st = read_entry(c, s, e, &seen[e]);
+        if (st != FS_OK) return st;
+        for (uint32_t k = 0; k < e; k++)
+            if (strcmp(seen[k].key, seen[e].key) == 0)
+                return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: key '%s' appears twice",
+                                section_name(s->type), s->at, seen[e].key);
+    }
+    if (c->at != c->end)
+        return fs__fail(FS_ERR_FORMAT, "%s section at offset %zu: %zu unexpected bytes after the last entry",
+                        section_name(s->type), s->at, c->end - c->at);
+    if (entries && cap < n)
+        return fs__fail(FS_ERR_SHAPE, "entries: room for %zu, the file has %u", cap, (unsigned)n);
+    if (entries) memcpy(entries, seen, n * sizeof *entries);
+    *count_out = n;
+    return FS_OK;
+}
+
+typedef struct metadata_ctx {
+    fs_model_entry *entries;
+    size_t cap, count;
+    int found;
+} metadata_ctx;
+
+static fs_status visit_metadata(void *ctx, const fsq_file *f, const fsq_section *s) {
+    metadata_ctx *m = ctx;
+    if (s->type != FSQ_SEC_METADATA) return FS_OK;
+    if (m->found++)
+        return fs__fail(FS_ERR_FORMAT, "section %u (metadata) at offset %zu: a second metadata section",
+                        (unsigned)s->index, s->at);
+    cursor c = {f->data + s->payload, s->length, 0};
+    return read_entries(&c, s, m->entries, m->cap, &m->count);
+}
+
+/* What the head's sections say, checked against the layer's output. */
+typedef struct head_ctx {
+    const fs_rnn_config *cfg;
+    fs_model_head_desc *desc;
+    fsq_raw_tensor weight, bias;
+    int heads, has_weight, has_bias;
+} head_ctx;
+
+static fs_status visit_head(void *ctx, const fsq_file *f, const fsq_section *s) {
+    head_ctx *h = ctx;
+    fs_status st;
+    if (s->type == FSQ_SEC_HEAD) {
+        cursor c = {f->data + s->payload, s->length, 0};
+        fsq_str kind;
+        fs_model_entry entries[FSQ_MAX_ENTRIES];
+        size_t n = 0;
+        if (h->heads++)
+            return fs__fail(FS_ERR_FORMAT, "section %u (head) at offset %zu: a second head section",
+                            (unsigned)s->index, s->at);
+        if (!rd_str(&c, FSQ_MAX_NAME, &kind) || !valid_name(kind))
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: the head kind is missing or malformed", s->at);
+        if (!str_is(kind, "PerStepLinear") && !str_is(kind, "LastStepLinear"))
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: kind '%.*s' is not known to this fastseq "
+                            "(it knows PerStepLinear, LastStepLinear); the file may come from a newer version",
+                            s->at, (int)(kind.n > 32 ? 32 : kind.n), kind.s);
+        memcpy(h->desc->kind, kind.s, kind.n);
+        if ((st = read_entries(&c, s, entries, FSQ_MAX_ENTRIES, &n)) != FS_OK) return st;
+        int32_t *fields[] = {&h->desc->in_features, &h->desc->out_features, &h->desc->bias};
+        const char *names[] = {"in_features", "out_features", "bias"};
+        h->desc->bias = 1;
+        for (size_t e = 0; e < n; e++) {
+            size_t k = 0;
+            while (k < 3 && strcmp(entries[e].key, names[k]) != 0) k++;
+            if (k == 3)
+                return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: unknown config key '%s'", s->at,
+                                entries[e].key);
+            const int32_t v = entries[e].i, lo = k < 2 ? 1 : 0, hi = k < 2 ? INT32_MAX : 1;
+            if (entries[e].type != FS_VALUE_INT32 || v < lo || v > hi)
+                return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: %s: expected an int32 in %d..%d",
+                                s->at, names[k], (int)lo, (int)hi);
+            *fields[k] = v;
+        }
+        const int64_t D = h->cfg->bidirectional ? 2 : 1;
+        const int64_t R = h->cfg->proj_size ? h->cfg->proj_size : h->cfg->hidden_size;
+        if (h->desc->in_features < 1 || h->desc->out_features < 1)
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: in_features and out_features are required",
+                            s->at);
+        if (h->desc->in_features != D * R)
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: in_features %d does not match the layer's "
+                            "%lld output features", s->at, (int)h->desc->in_features, (long long)(D * R));
+    } else if (s->type == FSQ_SEC_HEAD_TENSOR) {
+        fsq_raw_tensor t;
+        if (!h->heads)
+            return fs__fail(FS_ERR_FORMAT, "section %u (head tensor) at offset %zu: a head tensor before the head section",
+                            (unsigned)s->index, s->at);
+        if ((st = read_tensor(f, s, &t)) != FS_OK) return st;
+        const int is_w = str_is(t.name, "weight"), is_b = str_is(t.name, "bias");
+        const int64_t in = h->desc->in_features, out = h->desc->out_features;
+        if ((!is_w && !is_b) || (is_b && !h->desc->bias))
+            return fs__fail(FS_ERR_FORMAT, "head: unexpected tensor '%.*s' (a %s with bias=%d has weight%s)",
+                            (int)t.name.n, t.name.s, h->desc->kind, (int)h->desc->bias,
+                            h->desc->bias ? ", bias" : "");
+        if ((is_w && h->has_weight++) || (is_b && h->has_bias++))
+            return fs__fail(FS_ERR_FORMAT, "head: tensor '%.*s' appears twice", (int)t.name.n, t.name.s);
+        if (is_w ? t.ndim != 2 || t.dims[0] != (uint64_t)out || t.dims[1] != (uint64_t)in
+                 : t.ndim != 1 || t.dims[0] != (uint64_t)out) {
+            char got[64];
+            shape_text(&t, got, sizeof got);
+            if (is_w)
+                return fs__fail(FS_ERR_FORMAT, "head: tensor 'weight': expected shape [%lld, %lld], got %s",
+                                (long long)out, (long long)in, got);
+            return fs__fail(FS_ERR_FORMAT, "head: tensor 'bias': expected shape [%lld], got %s", (long long)out, got);
+        }
+        *(is_w ? &h->weight : &h->bias) = t;
+    }
+    return FS_OK;
+}
+
+/* Little-endian floats out of the file, any alignment, any host. */
+static void copy_floats(const unsigned char *src, size_t n, float *dst) {
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bits = le32(src + 4 * i);
+        memcpy(&dst[i], &bits, 4);
+    }
 }
 
 /* ---- public API ------------------------------------------------------------ */
@@ -735,42 +1077,117 @@ fs_status fs_model_load(const void *data, size_t size, fs_rnn **out) {
     return FS_OK;
 }
 
-fs_status fs_model_load_file(const char *path, fs_rnn **out) {
+fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
+                        size_t weight_count, float *bias, size_t bias_count) {
+    fs_model_desc model;
     fs__clear_error();
-    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
-    *out = NULL;
+    if (!desc_out) return fs__fail(FS_ERR_NULL_ARG, "desc_out must not be NULL");
+    fs_status st = walk(data, size, &model, NULL);
+    if (st != FS_OK) return st;
+    fs_model_head_desc desc;
+    memset(&desc, 0, sizeof desc);
+    head_ctx h;
+    memset(&h, 0, sizeof h);
+    h.cfg = &model.config;
+    h.desc = &desc;
+    if ((st = each_section(data, size, visit_head, &h)) != FS_OK) return st;
+    if (h.heads && !h.has_weight) return fs__fail(FS_ERR_FORMAT, "head: tensor 'weight' is missing");
+    if (h.heads && desc.bias && !h.has_bias) return fs__fail(FS_ERR_FORMAT, "head: tensor 'bias' is missing");
+    const size_t nw = h.weight.count, nb = h.has_bias ? h.bias.count : 0;
+    if (weight && weight_count != nw)
+        return fs__fail(FS_ERR_SHAPE, "weight: expected %zu elements (out_features x in_features), got %zu", nw,
+                        weight_count);
+    if (bias && bias_count != nb)
+        return fs__fail(FS_ERR_SHAPE, "bias: expected %zu elements (out_features, or 0 without a bias), got %zu",
+                        nb, bias_count);
+    if (weight && nw) copy_floats(h.weight.data, nw, weight);
+    if (bias && nb) copy_floats(h.bias.data, nb, bias);
+    *desc_out = desc;
+    return FS_OK;
+}
+
+fs_status fs_model_metadata(const void *data, size_t size, fs_model_entry *entries, size_t capacity,
+                            size_t *count_out) {
+    fs__clear_error();
+    if (!count_out) return fs__fail(FS_ERR_NULL_ARG, "count_out must not be NULL");
+    metadata_ctx m = {entries, capacity, 0, 0};
+    fs_status st = walk(data, size, NULL, NULL);
+    if (st == FS_OK) st = each_section(data, size, visit_metadata, &m);
+    if (st == FS_OK) *count_out = m.count;
+    return st;
+}
+
+fs_status fs_model_read_file(const char *path, void **data_out, size_t *size_out) {
+    fs__clear_error();
+    if (!path || !data_out || !size_out) return fs__fail(FS_ERR_NULL_ARG, "path, data_out and size_out must not be NULL");
+    *data_out = NULL;
+    *size_out = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return fs__fail(FS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    fs_status st = FS_OK;
-    for (;;) {
-        if (len == cap) {
-            const size_t grown = cap ? cap * 2 : (size_t)1 << 16;
-            unsigned char *nb = grown > cap ? realloc(buf, grown) : NULL;
+    unsigned char head[FSQ_HEADER_BYTES], *buf = NULL;
+    uint64_t want = 0;
+    uint32_t sections = 0, version = 0;
+    size_t len = fread(head, 1, sizeof head, fp);
+    fs_status st = ferror(fp) ? fs__fail(FS_ERR_IO, "%s: read error in the header", path)
+                              : check_header(head, len, &want, &sections, &version);
+    /* the header states the size: read no more than that and one byte (trailing bytes
+     * are an error fs_model_load reports); a shorter file is truncated */
+    if (st == FS_OK && want > (uint64_t)SIZE_MAX - 1)
+        st = fs__fail(FS_ERR_FORMAT, "the header says %llu bytes: more than this machine can address",
+                      (unsigned long long)want);
+    const size_t cap = st == FS_OK ? (size_t)want + 1 : 0; /* > len: the header is at most its 32 bytes */
+    size_t room = 0;
+    while (st == FS_OK) {
+        if (len == room || !buf) { /* grow by doubling, from 64 KiB, up to cap */
+            size_t grown = room ? room * 2 : (size_t)1 << 16;
+            if (grown > cap || grown < room) grown = cap;
+            unsigned char *nb = realloc(buf, grown);
             if (!nb) {
                 st = fs__fail(FS_ERR_NOMEM, "%s: out of memory reading the file (%zu bytes so far)", path, len);
                 break;
             }
+            if (!buf) memcpy(nb, head, len);
             buf = nb;
-            cap = grown;
+            room = grown;
         }
-        const size_t got = fread(buf + len, 1, cap - len, fp);
+        const size_t got = fread(buf + len, 1, room - len, fp);
         len += got;
-        if (got == 0) {
-            if (ferror(fp)) st = fs__fail(FS_ERR_IO, "%s: read error after %zu bytes", path, len);
-            break;
-        }
+        if (ferror(fp)) st = fs__fail(FS_ERR_IO, "%s: read error after %zu bytes", path, len);
+        else if (got == 0 || len == cap) break;
     }
     fclose(fp);
-    if (st == FS_OK) {
-        st = fs_model_load(buf, len, out);
-        if (st != FS_OK && st != FS_ERR_NOMEM) {
+    if (st == FS_OK && (uint64_t)len < want)
+        st = fs__fail(FS_ERR_FORMAT, "truncated: the header says %llu bytes, got %zu", (unsigned long long)want, len);
+    if (st != FS_OK) {
+        free(buf);
+        if (st != FS_ERR_NOMEM && strncmp(fs_last_error(), path, strlen(path)) != 0) {
             char detail[400];
             snprintf(detail, sizeof detail, "%s", fs_last_error());
             fs__fail(st, "%s: %s", path, detail);
         }
+        return st;
     }
-    free(buf);
+    *data_out = buf;
+    *size_out = len;
+    return FS_OK;
+}
+
+void fs_model_data_free(void *data) { free(data); }
+
+fs_status fs_model_load_file(const char *path, fs_rnn **out) {
+    void *data = NULL;
+    size_t size = 0;
+    fs__clear_error();
+    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
+    *out = NULL;
+    fs_status st = fs_model_read_file(path, &data, &size);
+    if (st != FS_OK) return st;
+    st = fs_model_load(data, size, out);
+    if (st != FS_OK && st != FS_ERR_NOMEM) {
+        char detail[400];
+        snprintf(detail, sizeof detail, "%s", fs_last_error());
+        fs__fail(st, "%s: %s", path, detail);
+    }
+    free(data);
     return st;
 }

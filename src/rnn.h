@@ -1,5 +1,8 @@
-/* The model object behind fs_rnn: configuration, PyTorch-layout parameters and
- * their packed copies (see kernels/kernels.h for the packed layout). */
+/* The model object behind fs_rnn: configuration and the packed weights (see
+ * kernels/kernels.h for the packed layout). The weights are held once, packed;
+ * fs_rnn_get_param unpacks them on demand. Only what packing cannot give back
+ * is kept as given: the biases of the torch cells (bias_x holds b_ih + b_hh)
+ * and the raw FastRNN / FastGRNN scalars (coef holds their sigmoid). */
 #ifndef FS_RNN_H
 #define FS_RNN_H
 
@@ -7,7 +10,6 @@
 
 typedef struct fs_rnn_unit { /* one layer, one direction */
     size_t in_size;
-    float *raw[FS_PARAM_COUNT]; /* PyTorch layout, as given; NULL where the config has none */
     float *w_ih_packed;   /* W (or W_b over the rank-w intermediate): G*hp columns */
     float *w_ih_a_packed; /* low-rank W_a: w_rank (padded) columns */
     float *w_hh_packed;   /* U, U_b, or GRU reset-before's r,z rows: gh*hp columns */
@@ -18,6 +20,8 @@ typedef struct fs_rnn_unit { /* one layer, one direction */
     float *bias_h;        /* [G*hp] biases inside the recurrence (GRU: b_hn, times r) */
     float *vec[5];        /* [hp] each: peephole i, f, o; FastGRNN bias gate, update */
     float coef[4];        /* FastRNN sigmoid(alpha), sigmoid(beta); FastGRNN sigmoid(zeta), sigmoid(nu) */
+    float *bias_raw[2];   /* [G*H] b_ih, b_hh as given (RNN, LSTM, GRU with bias); else NULL */
+    float *scalar_raw;    /* [2] alpha, beta or zeta, nu as given (FastRNN, FastGRNN); else NULL */
 } fs_rnn_unit;
 
 enum { FS_VEC_PI, FS_VEC_PF, FS_VEC_PO, FS_VEC_BIAS_GATE, FS_VEC_BIAS_UPDATE };
@@ -32,8 +36,18 @@ struct fs_rnn {
     size_t rp;     /* r rounded up: the stride of h state rows */
     size_t wrp, urp; /* low ranks rounded up (0 if full rank) */
     fs_rnn_unit *units; /* [num_layers * dirs], index layer * dirs + direction */
+    const char *weights; /* every unit's arrays, one block of weights_bytes */
+    size_t weights_bytes;
     int owned;          /* 1: fs_rnn_create's block, released by fs_rnn_free */
+    int readonly;       /* 1: weights are the caller's const data (fs_rnn_init_static_weights) */
 };
+
+/* 1 if the unit has parameter p in this model's configuration. */
+int fs__has_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p);
+
+/* Unpacks parameter p of unit u into dst (rows*cols floats of fs_rnn_param_shape,
+ * PyTorch layout); p must be present (fs__has_param). */
+void fs__unpack_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, float *dst);
 
 static inline size_t fs__round8(size_t n) { return (n + 7) / 8 * 8; }
 

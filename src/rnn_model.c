@@ -108,93 +108,144 @@ static void shape(const fs_rnn_config *c, fs_rnn *m) {
 static int take(char *base, size_t *at, size_t n, float **slot) {
     size_t bytes;
     if (!fs__mul(n, sizeof(float), &bytes) || bytes > SIZE_MAX - FS_ALIGN) return 0;
-    if (base && slot) *slot = n ? (float *)(base + *at) : NULL;
+    if (slot) *slot = base && n ? (float *)(base + *at) : NULL;
     return fs__add(*at, fs__align_up(bytes), at);
 }
 
-/* One unit's arrays, reserved from *at (64-byte aligned each, so a unit's
- * size does not depend on where it starts); u receives the addresses when
- * carving (base non-NULL). */
+/* One unit's arrays, reserved from *at in the weight block (64-byte aligned
+ * each, so a unit's size does not depend on where it starts); u receives the
+ * addresses when carving (base non-NULL). Vectors a configuration never reads
+ * take no room. */
 static int layout_unit(const fs_rnn *m, size_t in, char *base, size_t *at, fs_rnn_unit *u) {
     const fs_rnn_config *c = &m->cfg;
     const size_t H = (size_t)c->hidden_size, hp = m->hp, G = m->gates;
     const size_t kx = c->w_rank ? (size_t)c->w_rank : in, kh = c->u_rank ? (size_t)c->u_rank : m->r;
-    const int rb = c->cell == FS_CELL_GRU && c->reset_before;
+    const int rb = c->cell == FS_CELL_GRU && c->reset_before, torch_bias = !is_fast(c->cell) && c->bias;
+    const int grnn = c->cell == FS_CELL_FASTGRNN;
+    const size_t peep = c->peephole || c->coupled ? hp : 0; /* the training cells read zeros when coupled */
     size_t n;
     u->in_size = in;
-    for (int p = 0; p < FS_PARAM_COUNT; p++) {
-        size_t rows, cols;
-        u->raw[p] = NULL;
-        if (param_dims(m, in, (fs_param)p, &rows, &cols) &&
-            (!fs__mul(rows, cols, &n) || !take(base, at, n, &u->raw[p])))
-            return 0;
-    }
     const struct { size_t a, b; float **slot; } arrays[] = {
         {G * hp, kx, &u->w_ih_packed},      {m->wrp, in, &u->w_ih_a_packed},
         {m->gh * hp, kh, &u->w_hh_packed},  {rb ? hp : 0, m->r, &u->w_hn_packed},
         {m->urp, H, &u->w_hh_a_packed},     {c->proj_size ? m->rp : 0, H, &u->w_hr_packed},
         {G, hp, &u->bias_x},                {G, hp, &u->bias_h},
+        {peep, 1, &u->vec[FS_VEC_PI]},      {peep, 1, &u->vec[FS_VEC_PF]},
+        {peep, 1, &u->vec[FS_VEC_PO]},      {grnn ? hp : 0, 1, &u->vec[FS_VEC_BIAS_GATE]},
+        {is_fast(c->cell) ? hp : 0, 1, &u->vec[FS_VEC_BIAS_UPDATE]},
+        {torch_bias ? G * H : 0, 1, &u->bias_raw[0]}, {torch_bias ? G * H : 0, 1, &u->bias_raw[1]},
+        {is_fast(c->cell) ? 2 : 0, 1, &u->scalar_raw},
     };
     for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
         if (!fs__mul(arrays[k].a, arrays[k].b, &n) || !take(base, at, n, arrays[k].slot)) return 0;
-    for (int v = 0; v < 5; v++)
-        if (!take(base, at, hp, &u->vec[v])) return 0;
-    for (int k = 0; k < 4; k++) u->coef[k] = 0.5f; /* sigmoid(0): raw scalars start at zero */
     return 1;
 }
 
-/* The whole model is one block: struct, unit table, then every unit's arrays.
- * Sizing (base NULL) is arithmetic, so absurd configurations fail fast; carving
- * walks the units. Units of layer 0 read the input, later ones D*R features. */
-static int layout(const fs_rnn_config *c, char *base, size_t *bytes_out) {
-    fs_rnn tmp, *m = base ? (fs_rnn *)base : &tmp;
+/* The sigmoids of the raw scalars (raw zero: sigmoid 0.5). */
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static void set_coefs(fs_rnn_unit *u) {
+    for (int k = 0; k < 2; k++) u->coef[k] = sigmoid(u->scalar_raw ? u->scalar_raw[k] : 0.0f);
+    u->coef[2] = u->coef[3] = 0.5f;
+}
+
+/* A model is a header -- the struct and its unit table -- over a weight block
+ * holding every unit's arrays. Sizing (header NULL) is arithmetic, so absurd
+ * configurations fail fast; carving walks the units. Units of layer 0 read the
+ * input, later ones D*R features. */
+static int layout(const fs_rnn_config *c, char *header, char *weights, size_t *header_out,
+                  size_t *weights_out) {
+    fs_rnn tmp, *m = header ? (fs_rnn *)header : &tmp;
     fs_rnn_unit scratch;
     shape(c, m);
     const size_t n_units = (size_t)c->num_layers * m->dirs, inner = m->dirs * m->r;
-    size_t at = fs__align_up(sizeof(fs_rnn)), n;
-    m->units = base ? (fs_rnn_unit *)(base + at) : NULL;
+    size_t at = fs__align_up(sizeof(fs_rnn)), n, w = 0;
+    m->units = header ? (fs_rnn_unit *)(header + at) : NULL;
     if (!fs__mul(n_units, sizeof(fs_rnn_unit), &n) || n > SIZE_MAX - FS_ALIGN ||
         !fs__add(at, fs__align_up(n), &at))
         return 0;
-    if (!base) {
-        size_t first = 0, rest = 0, total;
+    if (!header) {
+        size_t first = 0, rest = 0;
         if (!layout_unit(m, (size_t)c->input_size, NULL, &first, &scratch) ||
             !layout_unit(m, inner, NULL, &rest, &scratch) || !fs__mul(first, m->dirs, &first) ||
-            !fs__mul(rest, n_units - m->dirs, &rest) || !fs__add(first, rest, &total) ||
-            !fs__add(at, total, &at))
+            !fs__mul(rest, n_units - m->dirs, &rest) || !fs__add(first, rest, &w))
             return 0;
     } else {
-        for (size_t i = 0; i < n_units; i++)
-            if (!layout_unit(m, i < m->dirs ? (size_t)c->input_size : inner, base, &at, &m->units[i]))
-                return 0;
+        for (size_t i = 0; i < n_units; i++) {
+            layout_unit(m, i < m->dirs ? (size_t)c->input_size : inner, weights, &w, &m->units[i]);
+            set_coefs(&m->units[i]);
+        }
+        m->weights = weights;
+        m->weights_bytes = w;
     }
-    *bytes_out = at;
+    *header_out = at;
+    *weights_out = w;
     return 1;
 }
 
-fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out) {
-    fs__clear_error();
-    if (!config || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "config and bytes_out must not be NULL");
+static fs_status sizes(const fs_rnn_config *config, size_t *header, size_t *weights) {
     fs_status st = check_config(config);
     if (st != FS_OK) return st;
-    if (!layout(config, NULL, bytes_out))
+    if (!layout(config, NULL, NULL, header, weights) || *header > SIZE_MAX - *weights)
         return fs__fail(FS_ERR_NOMEM, "model size overflows (hidden_size %d, input_size %d, num_layers %d)",
                         (int)config->hidden_size, (int)config->input_size, (int)config->num_layers);
     return FS_OK;
 }
 
+fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out) {
+    size_t header, weights;
+    fs__clear_error();
+    if (!config || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "config and bytes_out must not be NULL");
+    fs_status st = sizes(config, &header, &weights);
+    if (st == FS_OK) *bytes_out = header + weights;
+    return st;
+}
+
+fs_status fs_rnn_weights_size(const fs_rnn_config *config, size_t *weights_bytes_out,
+                              size_t *header_bytes_out) {
+    size_t header, weights;
+    fs__clear_error();
+    if (!config || !weights_bytes_out)
+        return fs__fail(FS_ERR_NULL_ARG, "config and weights_bytes_out must not be NULL");
+    fs_status st = sizes(config, &header, &weights);
+    if (st != FS_OK) return st;
+    *weights_bytes_out = weights;
+    if (header_bytes_out) *header_bytes_out = header;
+    return FS_OK;
+}
+
 fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
                              fs_rnn **out) {
-    size_t need;
-    fs_status st = fs_rnn_memory_size(config, &need);
-    if (st != FS_OK) return st;
-    if (!out) return fs__fail(FS_ERR_NULL_ARG, "out must not be NULL");
+    size_t header, weights;
+    fs__clear_error();
+    if (!config || !out) return fs__fail(FS_ERR_NULL_ARG, "config and out must not be NULL");
     *out = NULL;
-    if ((st = fs__check_buffer("buffer", buffer, buffer_bytes, need)) != FS_OK) return st;
-    memset(buffer, 0, need);
-    layout(config, buffer, &need);
+    fs_status st = sizes(config, &header, &weights);
+    if (st != FS_OK) return st;
+    if ((st = fs__check_buffer("buffer", buffer, buffer_bytes, header + weights)) != FS_OK) return st;
+    memset(buffer, 0, header + weights);
+    layout(config, buffer, (char *)buffer + header, &header, &weights);
     *out = buffer;
-    (*out)->owned = 0;
+    return FS_OK;
+}
+
+fs_status fs_rnn_init_static_weights(const fs_rnn_config *config, const void *weights,
+                                     size_t weights_bytes, void *buffer, size_t buffer_bytes,
+                                     fs_rnn **out) {
+    size_t header, need;
+    fs__clear_error();
+    if (!config || !out) return fs__fail(FS_ERR_NULL_ARG, "config and out must not be NULL");
+    *out = NULL;
+    fs_status st = sizes(config, &header, &need);
+    if (st != FS_OK) return st;
+    if ((st = fs__check_buffer("weights", weights, weights_bytes, need)) != FS_OK) return st;
+    if (weights_bytes != need)
+        return fs__fail(FS_ERR_SHAPE, "weights: expected %zu bytes (fs_rnn_weights_size), got %zu", need,
+                        weights_bytes);
+    if ((st = fs__check_buffer("buffer", buffer, buffer_bytes, header)) != FS_OK) return st;
+    memset(buffer, 0, header);
+    /* the block is only read: the model is marked read-only, fs_rnn_set_param refuses it */
+    layout(config, buffer, (char *)(uintptr_t)weights, &header, &need);
+    (*out = buffer)->readonly = 1;
     return FS_OK;
 }
 
@@ -216,11 +267,25 @@ void fs_rnn_free(fs_rnn *m) {
     if (m && m->owned) fs__free(m);
 }
 
+fs_status fs_rnn_weights(const fs_rnn *model, const void **weights_out, size_t *weights_bytes_out) {
+    fs__clear_error();
+    if (!model || !weights_out || !weights_bytes_out)
+        return fs__fail(FS_ERR_NULL_ARG, "model, weights_out and weights_bytes_out must not be NULL");
+    *weights_out = model->weights;
+    *weights_bytes_out = model->weights_bytes;
+    return FS_OK;
+}
+
 fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out) {
     fs__clear_error();
     if (!model || !out) return fs__fail(FS_ERR_NULL_ARG, "model and out must not be NULL");
     *out = model->cfg;
     return FS_OK;
+}
+
+int fs__has_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p) {
+    size_t rows, cols;
+    return param_dims(m, u->in_size, p, &rows, &cols);
 }
 
 /* Looks up one parameter: its unit and shape. */
@@ -251,18 +316,87 @@ fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t directi
     return locate(model, layer, direction, param, &u, rows_out, cols_out);
 }
 
-/* w: [g_count*h][k] PyTorch rows -> packed blocks (see kernels.h). Padding stays zero. */
-static void pack(const float *w, size_t g_count, size_t h, size_t k, float *out) {
-    const size_t width = g_count * FS_NB;
-    for (size_t g = 0; g < g_count; g++)
-        for (size_t j = 0; j < h; j++) {
-            float *col = out + (j / FS_NB) * k * width + g * FS_NB + j % FS_NB;
-            const float *row = w + (g * h + j) * k;
-            for (size_t kk = 0; kk < k; kk++) col[kk * width] = row[kk];
+/* A weight matrix as packed blocks: rows g*h + j of a [g_count*h][k] PyTorch
+ * matrix (see kernels.h). GRU reset-before's W_hh is two: r, z rows, then n. */
+typedef struct packed_part {
+    float *base;
+    size_t g_count, h, k;
+} packed_part;
+
+/* The packed parts of matrix parameter p (0 for a vector or scalar). */
+static int packed_parts(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, packed_part part[2]) {
+    const fs_rnn_config *c = &m->cfg;
+    const size_t H = (size_t)c->hidden_size, in = u->in_size, wr = (size_t)c->w_rank, ur = (size_t)c->u_rank;
+    switch (p) {
+    case FS_PARAM_WEIGHT_IH: part[0] = (packed_part){u->w_ih_packed, m->gates, H, in}; return 1;
+    case FS_PARAM_WEIGHT_IH_A: part[0] = (packed_part){u->w_ih_a_packed, 1, wr, in}; return 1;
+    case FS_PARAM_WEIGHT_IH_B: part[0] = (packed_part){u->w_ih_packed, 1, H, wr}; return 1;
+    case FS_PARAM_WEIGHT_HH:
+        part[0] = (packed_part){u->w_hh_packed, m->gh, H, m->r};
+        part[1] = (packed_part){u->w_hn_packed, 1, H, m->r};
+        return u->w_hn_packed ? 2 : 1;
+    case FS_PARAM_WEIGHT_HH_A: part[0] = (packed_part){u->w_hh_a_packed, 1, ur, H}; return 1;
+    case FS_PARAM_WEIGHT_HH_B: part[0] = (packed_part){u->w_hh_packed, 1, H, ur}; return 1;
+    case FS_PARAM_WEIGHT_HR: part[0] = (packed_part){u->w_hr_packed, 1, m->r, H}; return 1;
+    default: return 0;
+    }
+}
+
+/* Where a vector parameter lives, as given (peepholes and FastGRNN biases sit
+ * in vec unchanged, the torch biases and raw scalars in their own arrays). */
+static float *vector_of(const fs_rnn_unit *u, fs_param p) {
+    switch (p) {
+    case FS_PARAM_BIAS_IH: return u->bias_raw[0];
+    case FS_PARAM_BIAS_HH: return u->bias_raw[1];
+    case FS_PARAM_PEEPHOLE_I: return u->vec[FS_VEC_PI];
+    case FS_PARAM_PEEPHOLE_F: return u->vec[FS_VEC_PF];
+    case FS_PARAM_PEEPHOLE_O: return u->vec[FS_VEC_PO];
+    case FS_PARAM_BIAS_GATE: return u->vec[FS_VEC_BIAS_GATE];
+    case FS_PARAM_BIAS_UPDATE: return u->vec[FS_VEC_BIAS_UPDATE];
+    case FS_PARAM_ALPHA:
+    case FS_PARAM_ZETA: return u->scalar_raw;
+    case FS_PARAM_BETA:
+    case FS_PARAM_NU: return u->scalar_raw + 1;
+    default: return NULL;
+    }
+}
+
+/* Element (g*h + j, kk) of a packed part, for kk in [0, k). */
+static size_t packed_at(const packed_part *pp, size_t g, size_t j) {
+    return (j / FS_NB) * pp->k * pp->g_count * FS_NB + g * FS_NB + j % FS_NB;
+}
+
+/* w: [g_count*h][k] PyTorch rows <-> packed blocks. Padding stays zero. */
+static void pack(const float *w, const packed_part *pp) {
+    const size_t width = pp->g_count * FS_NB;
+    for (size_t g = 0; g < pp->g_count; g++)
+        for (size_t j = 0; j < pp->h; j++) {
+            float *col = pp->base + packed_at(pp, g, j);
+            const float *row = w + (g * pp->h + j) * pp->k;
+            for (size_t kk = 0; kk < pp->k; kk++) col[kk * width] = row[kk];
         }
 }
 
-static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static void unpack(const packed_part *pp, float *w) {
+    const size_t width = pp->g_count * FS_NB;
+    for (size_t g = 0; g < pp->g_count; g++)
+        for (size_t j = 0; j < pp->h; j++) {
+            const float *col = pp->base + packed_at(pp, g, j);
+            float *row = w + (g * pp->h + j) * pp->k;
+            for (size_t kk = 0; kk < pp->k; kk++) row[kk] = col[kk * width];
+        }
+}
+
+void fs__unpack_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, float *dst) {
+    packed_part part[2];
+    size_t rows = 0, cols = 0;
+    const int n = packed_parts(m, u, p, part);
+    for (int i = 0; i < n; i++) {
+        unpack(&part[i], dst);
+        dst += part[i].g_count * part[i].h * part[i].k;
+    }
+    if (!n && param_dims(m, u->in_size, p, &rows, &cols)) memcpy(dst, vector_of(u, p), rows * sizeof(float));
+}
 
 /* Biases in the packed column order: folded into the input projection except
  * GRU's b_hn, which sits inside r * (W_hn h + b_hn), and FastGRNN's two, which
@@ -270,8 +404,8 @@ static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 static void fold_biases(const fs_rnn *m, fs_rnn_unit *u) {
     const size_t h = (size_t)m->cfg.hidden_size, G = m->gates;
     const int gru_after = m->cfg.cell == FS_CELL_GRU && !m->cfg.reset_before;
-    const float *bi = u->raw[FS_PARAM_BIAS_IH], *bh = u->raw[FS_PARAM_BIAS_HH];
-    const float *bu = u->raw[FS_PARAM_BIAS_UPDATE];
+    const float *bi = u->bias_raw[0], *bh = u->bias_raw[1];
+    const float *bu = m->cfg.bias ? u->vec[FS_VEC_BIAS_UPDATE] : NULL;
     for (size_t g = 0; g < G; g++)
         for (size_t j = 0; j < h; j++) {
             const size_t at = ((j / FS_NB) * G + g) * FS_NB + j % FS_NB, src = g * h + j;
@@ -288,39 +422,6 @@ static void fold_biases(const fs_rnn *m, fs_rnn_unit *u) {
         }
 }
 
-static void repack(const fs_rnn *m, fs_rnn_unit *u, fs_param p) {
-    const fs_rnn_config *c = &m->cfg;
-    const size_t H = (size_t)c->hidden_size;
-    const float *w = u->raw[p];
-    switch (p) {
-    case FS_PARAM_WEIGHT_IH: pack(w, m->gates, H, u->in_size, u->w_ih_packed); break;
-    case FS_PARAM_WEIGHT_IH_A: pack(w, 1, (size_t)c->w_rank, u->in_size, u->w_ih_a_packed); break;
-    case FS_PARAM_WEIGHT_IH_B: pack(w, 1, H, (size_t)c->w_rank, u->w_ih_packed); break;
-    case FS_PARAM_WEIGHT_HH:
-        pack(w, m->gh, H, m->r, u->w_hh_packed);
-        if (u->w_hn_packed) pack(w + 2 * H * m->r, 1, H, m->r, u->w_hn_packed);
-        break;
-    case FS_PARAM_WEIGHT_HH_A: pack(w, 1, (size_t)c->u_rank, H, u->w_hh_a_packed); break;
-    case FS_PARAM_WEIGHT_HH_B: pack(w, 1, H, (size_t)c->u_rank, u->w_hh_packed); break;
-    case FS_PARAM_WEIGHT_HR: pack(w, 1, m->r, H, u->w_hr_packed); break;
-    case FS_PARAM_PEEPHOLE_I: memcpy(u->vec[FS_VEC_PI], w, H * sizeof(float)); break;
-    case FS_PARAM_PEEPHOLE_F: memcpy(u->vec[FS_VEC_PF], w, H * sizeof(float)); break;
-    case FS_PARAM_PEEPHOLE_O: memcpy(u->vec[FS_VEC_PO], w, H * sizeof(float)); break;
-    case FS_PARAM_BIAS_GATE: memcpy(u->vec[FS_VEC_BIAS_GATE], w, H * sizeof(float)); break;
-    case FS_PARAM_BIAS_UPDATE:
-        memcpy(u->vec[FS_VEC_BIAS_UPDATE], w, H * sizeof(float));
-        fold_biases(m, u);
-        break;
-    case FS_PARAM_BIAS_IH:
-    case FS_PARAM_BIAS_HH: fold_biases(m, u); break;
-    case FS_PARAM_ALPHA:
-    case FS_PARAM_ZETA: u->coef[0] = sigmoid(w[0]); break;
-    case FS_PARAM_BETA:
-    case FS_PARAM_NU: u->coef[1] = sigmoid(w[0]); break;
-    default: break;
-    }
-}
-
 fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
                            const float *data, size_t count) {
     fs__clear_error();
@@ -332,8 +433,20 @@ fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_p
     if (count != rows * cols)
         return fs__fail(FS_ERR_SHAPE, "parameter %d of layer %d direction %d: expected %zu elements (%zu x %zu), got %zu",
                         (int)param, (int)layer, (int)direction, rows * cols, rows, cols, count);
-    memcpy(u->raw[param], data, count * sizeof(float));
-    repack(model, u, param);
+    if (model->readonly)
+        return fs__fail(FS_ERR_UNSUPPORTED, "this model runs over caller-owned const weights "
+                        "(fs_rnn_init_static_weights): its parameters cannot change");
+    packed_part part[2];
+    const int n = packed_parts(model, u, param, part);
+    for (int i = 0; i < n; i++) {
+        pack(data, &part[i]);
+        data += part[i].g_count * part[i].h * part[i].k;
+    }
+    if (n) return FS_OK;
+    memcpy(vector_of(u, param), data, count * sizeof(float));
+    if (param == FS_PARAM_BIAS_IH || param == FS_PARAM_BIAS_HH || param == FS_PARAM_BIAS_UPDATE)
+        fold_biases(model, u);
+    set_coefs(u);
     return FS_OK;
 }
 
@@ -348,6 +461,36 @@ fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction
     if (count != rows * cols)
         return fs__fail(FS_ERR_SHAPE, "parameter %d of layer %d direction %d: expected %zu elements (%zu x %zu), got %zu",
                         (int)param, (int)layer, (int)direction, rows * cols, rows, cols, count);
-    memcpy(out, u->raw[param], count * sizeof(float));
+    fs__unpack_param(model, u, param, out);
     return FS_OK;
+}
+
+/* ---- names of the enums (the bindings read them here rather than copy them) ---- */
+
+static const char *const PARAM_NAMES[FS_PARAM_COUNT] = {
+    "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ih_a", "weight_ih_b",
+    "weight_hh_a", "weight_hh_b", "weight_hr", "peephole_i", "peephole_f", "peephole_o",
+    "bias_gate", "bias_update", "alpha", "beta", "zeta", "nu"};
+
+const char *fs_param_name(fs_param param) {
+    return (int)param >= 0 && param < FS_PARAM_COUNT ? PARAM_NAMES[param] : "unknown";
+}
+
+int32_t fs_param_ndim(fs_param param) {
+    if ((int)param < 0 || param >= FS_PARAM_COUNT) return 0;
+    switch (param) {
+    case FS_PARAM_WEIGHT_IH: case FS_PARAM_WEIGHT_HH: case FS_PARAM_WEIGHT_IH_A: case FS_PARAM_WEIGHT_IH_B:
+    case FS_PARAM_WEIGHT_HH_A: case FS_PARAM_WEIGHT_HH_B: case FS_PARAM_WEIGHT_HR: return 2;
+    default: return 1;
+    }
+}
+
+const char *fs_cell_name(fs_cell cell) {
+    static const char *const names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU", "FASTRNN", "FASTGRNN"};
+    return (int)cell >= 0 && cell <= FS_CELL_FASTGRNN ? names[cell] : "unknown";
+}
+
+const char *fs_act_name(fs_act act) {
+    static const char *const names[] = {"tanh", "sigmoid", "relu"};
+    return (int)act >= 0 && act <= FS_ACT_RELU ? names[act] : "unknown";
 }

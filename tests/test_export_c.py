@@ -168,17 +168,45 @@ def test_generated_c_matches_python(case, tmp_path):
         assert np.max(np.abs(ys - y)) <= 1e-5
 
 
+def _weights_from_source(source, name):
+    text = open(source).read()
+    decl = f"static const FS_ALIGN64 float {name}_weights["
+    body = text.split(decl, 1)[1].split("] = {", 1)[1].split("};", 1)[0]
+    return np.array([float(v.strip().rstrip("f")) for v in body.split(",")], dtype=np.float32)
+
+
 def test_generated_weights_are_exact(tmp_path):
-    """Every weight reads back bit for bit from its C literal."""
+    """The weight array is the library's packed block, every value read back bit for bit
+    from its C literal."""
     layer = fastseq.LSTM(3, 5, seed=11)
     sd = layer.state_dict()
     sd["weight_ih_l0"][0, :3] = [1e-40, -3.0, 1.0000001]  # a subnormal, an integer, a near-one
     layer.load_state_dict(sd)
     _, source = export_c(layer, tmp_path, name="w")
+    values = _weights_from_source(source, "w")
+    block = np.frombuffer(fastseq._core.model_weights(layer.c_model), dtype=np.float32)
+    assert np.array_equal(values.view(np.uint32), block.view(np.uint32))
+    for v in (1e-40, -3.0, 1.0000001):  # each edited weight is in the block, exactly
+        assert np.any(values.view(np.uint32) == np.float32(v).view(np.uint32))
+
+
+@pytest.mark.parametrize("case", ["lstm", "fastgrnn_lowrank"])
+def test_weights_are_not_copied_at_init(case, tmp_path):
+    """Flash holds the weights once: the model's RAM (NAME_MEMORY_BYTES) is its header
+    alone, and init builds the model over the const array (no fs_rnn_set_param)."""
+    layer = CASES[case][0]()
+    header_path, source = export_c(layer, tmp_path, name="m")
+    header = open(header_path).read()
+    macros = dict(line.split()[1:3] for line in header.splitlines()
+                  if line.startswith("#define M_") and len(line.split()) > 2)
+    ram, flash = int(macros["M_MEMORY_BYTES"]), int(macros["M_WEIGHT_BYTES"])
+    param_bytes = 4 * sum(a.size for a in layer.state_dict().values())
+    units = layer.num_layers * layer.num_directions
+    assert ram == fastseq._core.model_header_size(layer.c_model) + 64
+    assert ram <= 512 + 256 * units  # the struct and one table entry per layer and direction
+    assert param_bytes <= flash <= 1.6 * param_bytes + 4096 * units  # padding to 8 hidden units
     text = open(source).read()
-    body = text.split("static const float w_w0[60] = {", 1)[1].split("};", 1)[0]
-    values = np.array([float(v.strip().rstrip("f")) for v in body.split(",")], dtype=np.float32)
-    assert np.array_equal(values.view(np.uint32), layer.state_dict()["weight_ih_l0"].reshape(-1).view(np.uint32))
+    assert "fs_rnn_init_static_weights(&cfg, m_weights" in text and "fs_rnn_set_param" not in text
 
 
 def test_export_rejects_bad_arguments(tmp_path):

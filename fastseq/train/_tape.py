@@ -14,7 +14,7 @@ class Recorder:
 
     def __init__(self, layer):
         self.layer = layer
-        self.lstm = layer._cell == _core.CELL_LSTM
+        self.lstm = layer.mode == "LSTM"
         self._R = layer.output_features  # features of h: proj_size or hidden_size
         self._DR = layer.num_directions * self._R
         self._state_rows = layer.num_layers * layer.num_directions
@@ -23,9 +23,9 @@ class Recorder:
 
     def _tape_for(self, T, B):
         tape = self._tape
-        if tape is None or tape.seq_len < T or tape.batch < B or tape.model is not self.layer._model:
+        if tape is None or tape.seq_len < T or tape.batch < B or tape.model is not self.layer.c_model:
             T2, B2 = (T, B) if tape is None else (max(T, tape.seq_len), max(B, tape.batch))
-            tape = self._tape = _core.Tape(self.layer._model, T2, B2)
+            tape = self._tape = _core.Tape(self.layer.c_model, T2, B2)
         return tape
 
     def forward(self, x, h0=None, c0=None, lengths=None, batch_first=None):
@@ -88,7 +88,7 @@ def _optional(value, name, shape):
 def layer_backward(layer, x, grad_output, hx=None, grad_hn=None, lengths=None):
     """Implementation of `layer.backward` (see _Recurrent.backward)."""
     x3, unbatched, bf, T, B = layer._sequence(x)
-    lstm = layer._cell == _core.CELL_LSTM
+    lstm = layer.mode == "LSTM"
     H, R, LD = layer.hidden_size, layer.output_features, layer.num_layers * layer.num_directions
     h0, c0 = layer._split_hx(hx)
     h0 = layer._state(h0, "h0", B, unbatched, R)
@@ -111,12 +111,12 @@ def layer_backward(layer, x, grad_output, hx=None, grad_hn=None, lengths=None):
     ghn = _optional(ghn, "grad_hn", h_shape)
     gcn = _optional(gcn, "grad_cn", c_shape)
 
-    grads = np.empty(_core.param_count(layer._model), dtype=np.float32)
+    grads = np.empty(_core.param_count(layer.c_model), dtype=np.float32)
     gx, gh0, gc0 = rec.backward(gy, ghn, gcn, grads)
     out = {}
-    for key, (l, d, which) in layer._index.items():
-        off = _core.param_offset(layer._model, l, d, which)
-        shape = layer._model.param_shape(l, d, which)
+    for key, (l, d, which) in layer.param_index().items():
+        off = _core.param_offset(layer.c_model, l, d, which)
+        shape = layer.c_model.param_shape(l, d, which)
         out[key] = grads[off:off + int(np.prod(shape))].reshape(shape)
     if unbatched:
         gx, gh0 = gx[:, 0], gh0[:, 0]

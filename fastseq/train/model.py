@@ -22,25 +22,25 @@ class SequenceModel:
         if head is not None and head.in_features != out_features:
             raise ValueError(f"head: expected in_features {out_features} "
                              f"(directions x features of h), got {head.in_features}")
-        self.n_rnn = _core.param_count(rnn._model)
+        self.n_rnn = _core.param_count(rnn.c_model)
         n = self.n_rnn + (head.num_params if head is not None else 0)
         self.params = np.empty(n, dtype=np.float32)
         self.grads = np.zeros(n, dtype=np.float32)
-        _core.get_params(rnn._model, self.params[:self.n_rnn])
+        _core.get_params(rnn.c_model, self.params[:self.n_rnn])
         if head is not None:
             head.bind(self.params[self.n_rnn:], self.grads[self.n_rnn:])
         self._rec = Recorder(rnn)
-        self._lstm = rnn._cell == _core.CELL_LSTM
+        self._lstm = rnn.mode == "LSTM"
         self._lengths = None
 
     # ---- parameters ------------------------------------------------------------------
     def sync(self):
         """Push `params` into the C layer (after an update)."""
-        _core.set_params(self.rnn._model, self.params[:self.n_rnn])
+        _core.set_params(self.rnn.c_model, self.params[:self.n_rnn])
 
     def refresh(self):
         """Re-read the layer's parameters into `params` (after loading a state_dict into it)."""
-        _core.get_params(self.rnn._model, self.params[:self.n_rnn])
+        _core.get_params(self.rnn.c_model, self.params[:self.n_rnn])
 
     def zero_grad(self):
         self.grads.fill(0.0)

@@ -28,7 +28,7 @@ def generate(model, start, steps, hx=None, feedback=None):
     rnn = model.rnn
     x = np.ascontiguousarray(np.asarray(start, dtype=np.float32).reshape(-1, rnn.input_size))
     B = x.shape[0]
-    stream = _core.Stream(rnn._model, B)
+    stream = _core.Stream(rnn.c_model, B)
     if hx is not None:
         stream.state = hx
     outs = []

@@ -215,6 +215,17 @@ typedef enum fs_param {
     FS_PARAM_COUNT = 18
 } fs_param;
 
+/** Names of the enums, as the bindings and files spell them: fs_param_name
+ * gives torch's parameter prefix ("weight_ih", "bias_hh", "peephole_i", ...),
+ * fs_cell_name the enumerator's suffix ("LSTM", "RNN_TANH", ...), fs_act_name
+ * "tanh", "sigmoid", "relu". "unknown" for other values; never NULL. */
+FS_API const char *fs_param_name(fs_param param);
+FS_API const char *fs_cell_name(fs_cell cell);
+FS_API const char *fs_act_name(fs_act act);
+
+/** 2 for a weight matrix, 1 for a vector or scalar parameter, 0 for other values. */
+FS_API int32_t fs_param_ndim(fs_param param);
+
 /** Opaque model: configuration plus packed weights. */
 typedef struct fs_rnn fs_rnn;
 
@@ -226,12 +237,16 @@ typedef struct fs_rnn fs_rnn;
 FS_API fs_status fs_rnn_create(const fs_rnn_config *config, fs_rnn **out);
 
 /** Release a model made by fs_rnn_create. NULL, or a model made by
- * fs_rnn_init_static, is a no-op. */
+ * fs_rnn_init_static or fs_rnn_init_static_weights, is a no-op. */
 FS_API void fs_rnn_free(fs_rnn *model);
 
 /**
- * Bytes a model of this configuration occupies (for fs_rnn_init_static).
- * Validates config like fs_rnn_create.
+ * Bytes a model of this configuration occupies (for fs_rnn_init_static): its
+ * packed weights, held once (fs_rnn_get_param unpacks on demand; only the
+ * torch cells' biases and the FastRNN / FastGRNN raw scalars are also kept as
+ * given), plus a header (the configuration, and about 150 bytes per layer and
+ * direction) and 64-byte alignment of each array. Validates config like
+ * fs_rnn_create.
  */
 FS_API fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_out);
 
@@ -242,6 +257,47 @@ FS_API fs_status fs_rnn_memory_size(const fs_rnn_config *config, size_t *bytes_o
  */
 FS_API fs_status fs_rnn_init_static(const fs_rnn_config *config, void *buffer, size_t buffer_bytes,
                                     fs_rnn **out);
+
+/*
+ * Weights in caller memory, used in place (flash on a microcontroller): a
+ * model is a small header (the configuration and one table entry per layer
+ * and direction) over one block of packed weights. fs_rnn_weights gives a
+ * model's block; fs_rnn_init_static_weights builds a model whose header lives
+ * in `buffer` and whose weights are read straight from `weights` -- nothing
+ * is copied, so RAM holds only the header (plus the stream's state and
+ * scratch). `fastseq export-c` writes the block as a `static const` array.
+ * The block's layout is private to this library version and configuration:
+ * make it with the same fastseq version that runs it.
+ */
+
+/**
+ * Bytes of the packed weight block of a model of this configuration, and
+ * (header_bytes_out, may be NULL) of its header: fs_rnn_memory_size is their
+ * sum. Validates config like fs_rnn_create.
+ */
+FS_API fs_status fs_rnn_weights_size(const fs_rnn_config *config, size_t *weights_bytes_out,
+                                     size_t *header_bytes_out);
+
+/**
+ * The model's packed weight block (read-only; valid while the model lives):
+ * *weights_out points into the model, *weights_bytes_out is
+ * fs_rnn_weights_size's figure. Copy it to keep it.
+ */
+FS_API fs_status fs_rnn_weights(const fs_rnn *model, const void **weights_out, size_t *weights_bytes_out);
+
+/**
+ * Build a model over caller-owned const weights: `weights` (64-byte aligned,
+ * exactly fs_rnn_weights_size bytes, as fs_rnn_weights gave them for this
+ * configuration) is read in place and must outlive the model, unchanged;
+ * `buffer` (64-byte aligned, at least the header bytes of
+ * fs_rnn_weights_size) receives the header. No allocation. The model is
+ * read-only: fs_rnn_set_param(s) return FS_ERR_UNSUPPORTED; fs_rnn_free is a
+ * no-op on it. Errors: FS_ERR_SHAPE when weights_bytes differs, as
+ * fs_rnn_init_static otherwise.
+ */
+FS_API fs_status fs_rnn_init_static_weights(const fs_rnn_config *config, const void *weights,
+                                            size_t weights_bytes, void *buffer, size_t buffer_bytes,
+                                            fs_rnn **out);
 
 /** The configuration the model was created with. */
 FS_API fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out);
@@ -254,14 +310,16 @@ FS_API fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t 
                                     fs_param param, size_t *rows_out, size_t *cols_out);
 
 /**
- * Copy one parameter (row-major, PyTorch layout) into the model and repack it
- * for the kernels. count must equal rows*cols. Biases of a model created with
+ * Copy one parameter (row-major, PyTorch layout) into the model, packed for
+ * the kernels. count must equal rows*cols. Biases of a model created with
  * bias = 0 are FS_ERR_INVALID_ARG. Not thread-safe against forward calls.
  */
 FS_API fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
                                   const float *data, size_t count);
 
-/** Copy one parameter out (row-major, PyTorch layout); count must equal rows*cols. */
+/** Copy one parameter out (row-major, PyTorch layout), unpacked from the
+ * kernels' layout: bit-identical to what fs_rnn_set_param was given. count
+ * must equal rows*cols. */
 FS_API fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction,
                                   fs_param param, float *out, size_t count);
 
@@ -384,13 +442,25 @@ FS_API fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, 
  * fs_last_error() says which field, at which offset.
  */
 
-/** The .fsq format version this library reads and describes. */
-#define FS_MODEL_FORMAT_VERSION 1
+/** The newest .fsq format version this library reads; it reads versions 1
+ * (configuration as Python constructor arguments) to this one (configuration
+ * as the fs_rnn_config fields; sections bound to their file). */
+#define FS_MODEL_FORMAT_VERSION 2
+
+/** The format's limits: a reader rejects a file beyond any of them as malformed
+ * (and a writer must not write one). */
+#define FS_MODEL_MAX_SECTIONS 4097     /* one config + tensors and optional sections */
+#define FS_MODEL_MAX_TENSORS 4096      /* tensor sections of the layer */
+#define FS_MODEL_MAX_NAME 128          /* bytes of a kind, key or tensor name */
+#define FS_MODEL_MAX_STRING 256        /* bytes of a string value */
+#define FS_MODEL_MAX_ENTRIES 64        /* entries of a config, head or metadata section */
+#define FS_MODEL_MAX_NDIM 8            /* dimensions of a tensor */
+#define FS_MODEL_MAX_DIM 0x7fffffff    /* each dimension */
 
 /** What a model file holds, as fs_model_inspect reports it. */
 typedef struct fs_model_desc {
-    uint32_t format_version;  /* FS_MODEL_FORMAT_VERSION */
-    char kind[32];            /* layer kind, NUL-terminated: "LSTM", "GRU", "RNN" */
+    uint32_t format_version;  /* the file's: 1 .. FS_MODEL_FORMAT_VERSION */
+    char kind[32];            /* the cell, NUL-terminated: fs_cell_name (e.g. "LSTM", "RNN_TANH") */
     fs_rnn_config config;     /* the configuration fs_model_load creates the model with */
     int32_t batch_first;      /* 1: the model was saved batch-first; use it for
                                  fs_seq_args.batch_first to read inputs as its author did */
@@ -414,11 +484,78 @@ FS_API fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *
 FS_API fs_status fs_model_load(const void *data, size_t size, fs_rnn **out);
 
 /**
- * fs_model_load on the contents of the file at `path` (read whole, then
- * released). FS_ERR_IO when it cannot be opened or read; error details start
- * with the path.
+ * fs_model_load on the contents of the file at `path` (read by
+ * fs_model_read_file, then released). FS_ERR_IO when it cannot be opened or
+ * read; error details start with the path.
  */
 FS_API fs_status fs_model_load_file(const char *path, fs_rnn **out);
+
+/**
+ * Read the model file at `path` into memory, reading no more than its header
+ * states (plus one byte, to report trailing data): a file that is not a .fsq
+ * file fails after 32 bytes, one shorter than its header says fails as
+ * truncated, and /dev/zero or an endless pipe is never read to exhaustion.
+ * Checks the header (magic, version, checksum) only; validate the rest with
+ * fs_model_inspect. *data_out (release with fs_model_data_free) holds
+ * *size_out bytes. Errors: FS_ERR_IO, FS_ERR_FORMAT, FS_ERR_VERSION,
+ * FS_ERR_CHECKSUM, FS_ERR_NOMEM; details start with the path.
+ */
+FS_API fs_status fs_model_read_file(const char *path, void **data_out, size_t *size_out);
+
+/** Release the bytes fs_model_read_file returned; NULL is a no-op. */
+FS_API void fs_model_data_free(void *data);
+
+/*
+ * Optional sections. A file may also hold an output head (a linear map over
+ * the layer's outputs, as fastseq.train saves it) and metadata entries;
+ * fs_model_load skips them, these accessors read them (after validating the
+ * whole file as fs_model_inspect does).
+ */
+
+/** Value types of metadata and head entries. Values are stable. */
+typedef enum fs_value_type {
+    FS_VALUE_INT32 = 1,    /* i */
+    FS_VALUE_FLOAT32 = 2,  /* f (widened) */
+    FS_VALUE_STRING = 3,   /* s: ASCII, NUL-terminated, at most 256 bytes */
+    FS_VALUE_FLOAT64 = 4,  /* f */
+    FS_VALUE_NONE = 5      /* no value */
+} fs_value_type;
+
+/** One key/value entry (keys: letters, digits, '_' and '.', at most 128 bytes). */
+typedef struct fs_model_entry {
+    char key[129];
+    int32_t type;   /* fs_value_type */
+    int32_t i;
+    double f;
+    char s[257];
+} fs_model_entry;
+
+
+/**
+ * The metadata entries of a model file, in file order. *count_out: how many
+ * (0 without a metadata section); entries (room for `capacity`, may be NULL
+ * to count only) receives them -- FS_ERR_SHAPE when capacity is short.
+ */
+FS_API fs_status fs_model_metadata(const void *data, size_t size, fs_model_entry *entries, size_t capacity,
+                                   size_t *count_out);
+
+/** An output head as a model file describes it. */
+typedef struct fs_model_head_desc {
+    char kind[32];         /* "PerStepLinear" or "LastStepLinear"; "" when the file has no head */
+    int32_t in_features;   /* the layer's output features (directions x features of h) */
+    int32_t out_features;
+    int32_t bias;          /* 0 or 1 */
+} fs_model_head_desc;
+
+/**
+ * The output head of a model file, validated (kind, keys, in_features against
+ * the layer, tensor shapes). weight [out_features, in_features] (row-major,
+ * torch's nn.Linear layout) and bias [out_features] receive its parameters
+ * when non-NULL; their counts must match (bias_count 0 without a bias). Call
+ * once with NULL buffers to learn the sizes.
+ */
+FS_API fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
+                               size_t weight_count, float *bias, size_t bias_count);
 
 /* ------------------------------------------------------------------------ */
 /* 6. Training (backward)                                                   */

@@ -207,8 +207,16 @@ static fs_status load_exact(const unsigned char *bytes, size_t n, fs_rnn **out) 
     fs_model_desc desc;
     fs_status st = fs_model_inspect(copy, n, &desc);
     fs_status st2 = fs_model_load(copy, n, out);
+    /* the optional-section readers validate the same file first */
+    static fs_model_entry entries[FS_MODEL_MAX_ENTRIES];
+    fs_model_head_desc head;
+    size_t n_entries = 0;
+    fs_status st3 = fs_model_head(copy, n, &head, NULL, 0, NULL, 0);
+    fs_status st4 = fs_model_metadata(copy, n, entries, FS_MODEL_MAX_ENTRIES, &n_entries);
     free(copy);
     CHECK(st == st2, "fs_model_inspect -> %d but fs_model_load -> %d", (int)st, (int)st2);
+    CHECK(st == FS_OK || (st3 == st && st4 == st), "inspect -> %d, head -> %d, metadata -> %d", (int)st,
+          (int)st3, (int)st4);
     return st2;
 }
 
@@ -273,11 +281,11 @@ static void check_round_trip(fs_cell cell, int I, int H, int L, int bidir, int b
     fs_status st = fs_model_inspect(b.p, b.n, &desc);
     CHECK(st == FS_OK, "%s: inspect -> %d: %s", kind_of(cell), (int)st, fs_last_error());
     if (st == FS_OK) {
-        CHECK(strcmp(desc.kind, kind_of(cell)) == 0, "kind %s", desc.kind);
+        CHECK(strcmp(desc.kind, fs_cell_name(cell)) == 0, "kind %s", desc.kind);
         CHECK(desc.config.cell == cell && desc.config.input_size == I && desc.config.hidden_size == H &&
                   desc.config.num_layers == L && desc.config.bidirectional == bidir && desc.config.bias == bias,
               "%s: config does not round-trip", kind_of(cell));
-        CHECK(desc.batch_first == 1 && desc.format_version == FS_MODEL_FORMAT_VERSION, "batch_first / version");
+        CHECK(desc.batch_first == 1 && desc.format_version == 1, "batch_first / version");
         CHECK(desc.tensor_count == (uint32_t)(L * (bidir ? 2 : 1) * (bias ? 4 : 2)), "tensor_count %u",
               (unsigned)desc.tensor_count);
     }
@@ -373,9 +381,9 @@ static void check_crafted(void) {
     EXPECT(FS_ERR_FORMAT, "section count 4000");
 
     RESET(); /* a newer format version */
-    set32(b.p + 8, 2);
+    set32(b.p + 8, FS_MODEL_FORMAT_VERSION + 1);
     set32(b.p + 28, crc32(0, b.p, 28));
-    EXPECT(FS_ERR_VERSION, "version 2");
+    EXPECT(FS_ERR_VERSION, "a newer version");
 
     RESET(); /* wrong magic */
     b.p[1] = 'X';
@@ -497,12 +505,103 @@ static void check_file(const char *path) {
     free(bytes);
 }
 
+/* Writes n bytes to a fresh temporary file; returns its path (static storage). */
+static const char *temp_file(const unsigned char *bytes, size_t n) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/fastseq_test_%ld.fsq", (long)(uintptr_t)&path % 100000);
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp != NULL && fwrite(bytes, 1, n, fp) == n, "cannot write %s", path);
+    if (fp) fclose(fp);
+    return path;
+}
+
+/* Reading a file never goes past what its header states. */
+static void check_read_cap(void) {
+    fs_rnn *m = NULL;
+    void *data = NULL;
+    size_t size = 0;
+    FILE *zero = fopen("/dev/zero", "rb");
+    if (zero) { /* an endless file: refused at its first bytes */
+        fclose(zero);
+        CHECK(fs_model_load_file("/dev/zero", &m) == FS_ERR_FORMAT && m == NULL, "/dev/zero: %s", fs_last_error());
+        CHECK(strstr(fs_last_error(), "wrong magic") != NULL, "/dev/zero: %s", fs_last_error());
+    }
+    fs_rnn *src = random_model(FS_CELL_GRU, 3, 4, 1, 0, 1);
+    buf good = write_model(src, 0);
+    const char *path = temp_file(good.p, good.n);
+    CHECK(fs_model_read_file(path, &data, &size) == FS_OK && size == good.n && memcmp(data, good.p, size) == 0,
+          "read_file: %s", fs_last_error());
+    fs_model_data_free(data);
+    set64(good.p + 16, (uint64_t)1 << 40); /* a valid header claiming 1 TiB */
+    set32(good.p + 28, crc32(0, good.p, 28));
+    path = temp_file(good.p, good.n);
+    data = NULL;
+    CHECK(fs_model_read_file(path, &data, &size) == FS_ERR_FORMAT && data == NULL, "huge: %s", fs_last_error());
+    CHECK(strstr(fs_last_error(), "truncated: the header says 1099511627776 bytes") != NULL, "huge: %s",
+          fs_last_error());
+    CHECK(fs_model_load_file(path, &m) == FS_ERR_FORMAT && m == NULL, "huge load: %s", fs_last_error());
+    remove(path);
+    fs_model_data_free(NULL);
+    free(good.p);
+    fs_rnn_free(src);
+}
+
+/* A model over caller-owned const weights computes what the model they came from
+ * computes, copies nothing and refuses to change them. */
+static void check_static_weights(fs_cell cell, int I, int H, int L, int bidir) {
+    fs_rnn *src = random_model(cell, I, H, L, bidir, 1), *m = NULL;
+    fs_rnn_config cfg;
+    fs_rnn_get_config(src, &cfg);
+    const void *w = NULL;
+    size_t wbytes = 0, need = 0, header = 0, total = 0;
+    CHECK(fs_rnn_weights(src, &w, &wbytes) == FS_OK && w != NULL, "weights: %s", fs_last_error());
+    CHECK(fs_rnn_weights_size(&cfg, &need, &header) == FS_OK && need == wbytes, "weights_size");
+    CHECK(fs_rnn_memory_size(&cfg, &total) == FS_OK && total == header + need, "memory = header + weights");
+    void *copy = aligned_alloc(64, (wbytes + 63) / 64 * 64), *head = aligned_alloc(64, (header + 63) / 64 * 64);
+    memcpy(copy, w, wbytes);
+    CHECK(fs_rnn_init_static_weights(&cfg, copy, wbytes - 4, head, header, &m) == FS_ERR_SHAPE && m == NULL,
+          "short weights");
+    CHECK(fs_rnn_init_static_weights(&cfg, copy, wbytes, head, header - 1, &m) == FS_ERR_SHAPE, "short header");
+    CHECK(fs_rnn_init_static_weights(&cfg, copy, wbytes, head, header, &m) == FS_OK && m == head,
+          "init_static_weights: %s", fs_last_error());
+    const void *w2 = NULL;
+    size_t w2bytes = 0;
+    CHECK(fs_rnn_weights(m, &w2, &w2bytes) == FS_OK && w2 == copy && w2bytes == wbytes, "weights used in place");
+    const int T = 4, B = 2, D = bidir ? 2 : 1;
+    float x[4 * 2 * 8], y1[4 * 2 * 2 * 16], y2[4 * 2 * 2 * 16];
+    for (int i = 0; i < T * B * I; i++) x[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    fs_seq_args a;
+    memset(&a, 0, sizeof a);
+    a.seq_len = T, a.batch = B, a.x = x, a.x_count = (size_t)(T * B * I);
+    a.y_count = (size_t)(T * B * D * H);
+    a.y = y1;
+    CHECK(fs_rnn_forward(src, &a) == FS_OK, "forward src: %s", fs_last_error());
+    a.y = y2;
+    CHECK(fs_rnn_forward(m, &a) == FS_OK, "forward static: %s", fs_last_error());
+    CHECK(memcmp(y1, y2, a.y_count * sizeof(float)) == 0, "static weights compute differently");
+    size_t n_params = 0;
+    fs_rnn_param_count(src, &n_params);
+    float *params = malloc(n_params * sizeof(float));
+    CHECK(fs_rnn_get_params(m, params, n_params) == FS_OK, "get_params from const weights");
+    CHECK(fs_rnn_set_params(m, params, n_params) == FS_ERR_UNSUPPORTED, "set_params on const weights");
+    CHECK(fs_rnn_set_param(m, 0, 0, FS_PARAM_BIAS_IH, params, (size_t)(cell == FS_CELL_LSTM ? 4 : 3) * H) ==
+              FS_ERR_UNSUPPORTED, "set_param on const weights: %s", fs_last_error());
+    free(params);
+    fs_rnn_free(m); /* a no-op */
+    free(copy);
+    free(head);
+    fs_rnn_free(src);
+}
+
 int main(int argc, char **argv) {
     check_round_trip(FS_CELL_LSTM, 3, 5, 2, 1, 1);
     check_round_trip(FS_CELL_GRU, 4, 9, 1, 0, 1);
     check_round_trip(FS_CELL_RNN_TANH, 2, 3, 3, 1, 0);
     check_round_trip(FS_CELL_RNN_RELU, 6, 17, 1, 0, 1);
     check_crafted();
+    check_read_cap();
+    check_static_weights(FS_CELL_LSTM, 8, 16, 2, 1);
+    check_static_weights(FS_CELL_GRU, 5, 9, 1, 0);
     for (int i = 1; i < argc; i++) check_file(argv[i]);
     printf("test_model_file: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures != 0;
