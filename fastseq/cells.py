@@ -19,6 +19,22 @@ class _Cell:
     def load_state_dict(self, state_dict):
         self._layer.load_state_dict({k + "_l0": v for k, v in state_dict.items()})
 
+    def as_layer(self):
+        """The equivalent one-layer sequence layer (``fastseq.LSTM``, ``GRU``, ``RNN``) with a
+        copy of this cell's weights: what ``fastseq.save`` writes and ``export-c`` exports
+        for a cell (loading such a file gives back the layer).
+
+        Returns
+        -------
+        fastseq.LSTM | fastseq.GRU | fastseq.RNN
+        """
+        layer = self._layer_cls(self.input_size, self.hidden_size, bias=self.bias, **self._extra())
+        layer.load_state_dict(self._layer.state_dict())
+        return layer
+
+    def _extra(self):
+        return {}
+
     def _state(self, value, name, batch, unbatched):
         if value is None:
             return None
@@ -50,6 +66,14 @@ class RNNCell(_Cell):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", seed=None):
         super().__init__(input_size, hidden_size, bias=bias, seed=seed, nonlinearity=nonlinearity)
 
+    @property
+    def nonlinearity(self):
+        """``"tanh"`` or ``"relu"``."""
+        return self._layer.nonlinearity
+
+    def _extra(self):
+        return {"nonlinearity": self.nonlinearity}
+
     def __call__(self, x, hx=None):
         unbatched, x2, (h0,) = self._run(x, [("hx", hx)])
         _, h = self._layer(x2, h0)
@@ -61,6 +85,11 @@ class GRUCell(RNNCell):
 
     def __init__(self, input_size, hidden_size, bias=True, seed=None):
         _Cell.__init__(self, input_size, hidden_size, bias=bias, seed=seed)
+
+    nonlinearity = None
+
+    def _extra(self):
+        return {}
 
 
 class LSTMCell(_Cell):

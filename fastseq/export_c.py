@@ -69,7 +69,7 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
     if isinstance(layer, (str, os.PathLike)):
         source = source or os.fspath(layer)
         layer = io.load(layer)
-    layer = getattr(layer, "rnn", layer)  # a model with a head exports its recurrent layer
+    layer = io.sequence_layer(layer)  # a model with a head exports its recurrent layer; a cell its layer
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
         raise ValueError(f"name: expected a C identifier (letters, digits, '_'), got {name!r}")
     for label, v in (("batch", batch), ("max_steps", max_steps), ("threads", threads)):

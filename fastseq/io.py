@@ -190,21 +190,31 @@ def encode(kind, config, tensors, head=None, metadata=None):
     return b"".join([header] + [_section(t, p, seed, f) for t, p, f in parts])
 
 
-def layer_parts(model):
-    """(kind, config, tensors) of what `save` writes for `model`: a fastseq layer, a torch
-    module of one (converted), or the recurrent layer of a SequenceModel. kind and config
-    come from the C model (fs_cell_name, the fs_rnn_config fields), tensors from the
-    layer's state_dict."""
-    from . import layers
+def sequence_layer(model):
+    """The fastseq sequence layer behind what `save` and `export_c` take: a fastseq layer
+    itself, the recurrent layer of a SequenceModel, a single-step cell as its one-layer
+    layer (`cell.as_layer()`), or a torch module of one (converted)."""
+    from . import cells, layers
 
     layer = model.rnn if _is_sequence_model(model) else model
     if not isinstance(layer, layers._Recurrent) and type(layer).__module__.startswith(("torch", "fastseq.torch")):
         from .convert import from_torch
         layer = from_torch(layer)
+    if isinstance(layer, (cells.LSTMCell, cells.GRUCell, cells.RNNCell)):
+        layer = layer.as_layer()
     if not isinstance(layer, layers._Recurrent):
-        raise TypeError(f"save: expected a fastseq sequence layer (fastseq.LSTM, GRU, RNN, FastRNN, "
-                        f"FastGRNN), a fastseq.train.SequenceModel or the torch module of a layer, "
+        raise TypeError(f"expected a fastseq sequence layer (fastseq.LSTM, GRU, RNN, FastRNN, "
+                        f"FastGRNN), a cell (LSTMCell, GRUCell, RNNCell), a "
+                        f"fastseq.train.SequenceModel or the torch module of one, "
                         f"got {type(layer).__name__}")
+    return layer
+
+
+def layer_parts(model):
+    """(kind, config, tensors) of what `save` writes for `model` (see `sequence_layer`).
+    kind and config come from the C model (fs_cell_name, the fs_rnn_config fields),
+    tensors from the layer's state_dict."""
+    layer = sequence_layer(model)
     cfg = layer.c_model.config()
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
     config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items() if k != "cell"}

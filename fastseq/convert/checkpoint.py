@@ -53,15 +53,6 @@ class Facts:
     layout: str = None
 
 
-def cell_as_layer(cell):
-    """A fastseq single-step cell as the equivalent one-layer sequence layer (same weights)."""
-    cls = {cells.LSTMCell: layers.LSTM, cells.GRUCell: layers.GRU, cells.RNNCell: layers.RNN}[type(cell)]
-    extra = {"nonlinearity": cell._layer.nonlinearity} if cls is layers.RNN else {}
-    layer = cls(cell.input_size, cell.hidden_size, bias=cell.bias, **extra)
-    layer.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
-    return layer
-
-
 # ---- reading ---------------------------------------------------------------------------------
 
 def _is_torchscript(path):
@@ -193,7 +184,7 @@ def _from_module(root, module, facts):
     name, layer = found[0]
     reference = named[name] if name else root
     if isinstance(layer, cells._Cell):
-        layer, reference = cell_as_layer(layer), None   # a cell's forward is one step: no check
+        layer, reference = layer.as_layer(), None   # a cell's forward is one step: no check
     _agrees(layer, facts, "the module")
     return Converted(layer, f"module {name!r}" if name else "", [], reference)
 
