@@ -50,8 +50,6 @@ def test_shipped_figure_matches_a_fresh_evaluation():
     assert abs(bpc - metadata["val_bits_per_char"]) <= 1e-3, (bpc, metadata["val_bits_per_char"])
 
 
-@pytest.mark.xfail(strict=True, reason="demo.fsq predates the revision/command metadata; "
-                   "regenerate it with tools/train_demo.py after merging, then drop this mark")
 def test_shipped_file_records_how_it_was_made():
     metadata = shipped_metadata()
     assert re.fullmatch(r"[0-9a-f]{40}", metadata.get("fastseq_revision", "")), \
