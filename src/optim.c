@@ -88,6 +88,7 @@ fs_status fs_sgd_step(float *params, const float *grads, float *velocity, size_t
         return fs__fail(FS_ERR_INVALID_ARG, "lr, momentum, weight_decay: expected >= 0, got %g, %g, %g", lr,
                         momentum, weight_decay);
     const int nt = step_threads(count);
+    (void)nt; /* unused where OpenMP is off */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < count; i++) {
         float g = grads[i] + weight_decay * params[i];
@@ -112,6 +113,7 @@ fs_status fs_adam_step(float *params, const float *grads, float *m, float *v, si
     const double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     const int nt = step_threads(count);
+    (void)nt; /* unused where OpenMP is off */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < count; i++) {
         const float g = grads[i] + weight_decay * params[i];

@@ -351,6 +351,7 @@ static size_t row_at(const tplan *p, rowmap r, size_t t, size_t b) {
 static void transpose_tm(const tplan *p, int nt, rowmap rm, const float *src, size_t cols, size_t ld, float *dst,
                          int ones) {
     const size_t N = p->N;
+    (void)nt; /* unused where OpenMP is off */
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (size_t m0 = 0; m0 < N; m0 += 16) {
         const size_t m1 = m0 + 16 < N ? m0 + 16 : N;
