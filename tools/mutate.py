@@ -23,8 +23,12 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    sys.exit("tools/mutate.py needs Python >= 3.11 (tomllib)")
 
 ROOT = Path(__file__).resolve().parent.parent
 LIST = Path(__file__).resolve().parent / "mutations.toml"
