@@ -74,7 +74,8 @@ def run(cmd, timeout=TEST_TIMEOUT_S, env=None):
                            timeout=timeout, env=env)
         return p.returncode, p.stdout
     except subprocess.TimeoutExpired as e:
-        return None, (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out = e.stdout or ""   # bytes here even with text=True
+        return None, out.decode(errors="replace") if isinstance(out, bytes) else out
 
 
 def dirty():
@@ -165,29 +166,25 @@ def main(argv=None):
         return 2
 
     signal.signal(signal.SIGTERM, restore_on_signal)
-    rows, pristine = [], {}
+    rows = []
     try:
         for m in chosen:
             path = ROOT / m["file"]
             text = path.read_text()
-            pristine[path] = text
-            path.write_text(text.replace(m["original"], m["replacement"], 1))
             t0 = time.monotonic()
             try:
+                path.write_text(text.replace(m["original"], m["replacement"], 1))
                 status, detail = try_mutation(m, args.cbuild)
             finally:
                 path.write_text(text)
-                del pristine[path]
             rows.append((m["name"], status, detail if status != "error" else "build/selection error",
                          time.monotonic() - t0))
             print(f"{m['name']:28} {status:8} {rows[-1][2]:60} {rows[-1][3]:6.1f}s", flush=True)
             if status == "error":
                 print(detail, file=sys.stderr)
     finally:
-        for path, text in pristine.items():
-            path.write_text(text)
         if dirty():
-            print("WARNING: the tree is not clean after restoring:\n" + dirty(), file=sys.stderr)
+            print("WARNING: tracked files changed during the run:\n" + dirty(), file=sys.stderr)
         print("rebuilding the clean tree ...", flush=True)
         build_python()
 
