@@ -166,6 +166,7 @@ def main(argv=None):
         return 2
 
     signal.signal(signal.SIGTERM, restore_on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # even where it was inherited ignored
     rows = []
     try:
         for m in chosen:
