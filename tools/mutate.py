@@ -183,6 +183,9 @@ def main(argv=None):
             print(f"{m['name']:28} {status:8} {rows[-1][2]:60} {rows[-1][3]:6.1f}s", flush=True)
             if status == "error":
                 print(detail, file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: every mutated file is restored", file=sys.stderr)
+        return 130
     finally:
         if dirty():
             print("WARNING: tracked files changed during the run:\n" + dirty(), file=sys.stderr)
