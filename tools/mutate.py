@@ -4,7 +4,8 @@
 Each mutation in tools/mutations.toml replaces one exact piece of text (found exactly once
 in its file) of the C core, a kernel or an importer by a plausible bug, rebuilds, runs the
 fast test subset named beside it (``ctest -R`` and/or pytest arguments) and counts the
-mutation as caught when a test fails (or times out). Every mutated file is restored, on
+mutation as caught when a test fails (or times out); each subset first runs on the clean
+tree, where it must pass. Every mutated file is restored, on
 success, error or Ctrl-C, and the package is rebuilt from the clean tree at the end.
 
     python tools/mutate.py --list          # check the list against the code (CI), print it
@@ -108,11 +109,9 @@ def first_failure(tool, out):
     return hit.group(1).split("/")[-1] if hit else "pytest (unnamed)"
 
 
-def try_mutation(m, cbuild):
-    """(status, detail): status is 'caught', 'SURVIVED' or 'error' (the mutant did not build)."""
-    ok, out = build_python()
-    if not ok:
-        return "error", "the mutant does not build:\n" + out[-2000:]
+def run_tests(m, cbuild):
+    """(status, detail) of the tests m names on what is built now: 'caught' when one fails,
+    'SURVIVED' when all pass, 'error' when they cannot run."""
     if m.get("ctest"):
         ok, out = build_c(cbuild)
         if not ok:
@@ -136,6 +135,32 @@ def try_mutation(m, cbuild):
     return "SURVIVED", ""
 
 
+def try_mutation(m, cbuild):
+    """run_tests on the mutant, once it is built (status 'error' when it does not build)."""
+    ok, out = build_python()
+    if not ok:
+        return "error", "the mutant does not build:\n" + out[-2000:]
+    return run_tests(m, cbuild)
+
+
+def baseline(chosen, cbuild):
+    """Each distinct test selection of `chosen` on the clean tree: a catch means something
+    only where these pass. Returns the problems."""
+    ok, out = build_python()
+    if not ok:
+        return ["the clean tree does not build:\n" + out[-2000:]]
+    problems, seen = [], set()
+    for m in chosen:
+        key = (m.get("ctest"), tuple(m.get("pytest", ())))
+        if key in seen:
+            continue
+        seen.add(key)
+        status, detail = run_tests(m, cbuild)
+        if status != "SURVIVED":
+            problems.append(f"{m['name']}'s tests on the clean tree: {status} {detail}")
+    return problems
+
+
 def restore_on_signal(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -145,6 +170,8 @@ def main(argv=None):
     ap.add_argument("names", nargs="*", help="mutations to run (default: all)")
     ap.add_argument("--list", action="store_true", help="check the list against the code and print it")
     ap.add_argument("--cbuild", default="/tmp/fastseq-mutate-cbuild", help="persistent CMake build dir")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip running each test selection on the clean tree first")
     args = ap.parse_args(argv)
 
     mutations, problems = load()
@@ -169,6 +196,11 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)   # even where it was inherited ignored
     rows = []
     try:
+        problems = [] if args.no_baseline else baseline(chosen, args.cbuild)
+        if problems:
+            print("the named tests do not pass on the clean tree; fix that first:\n  " + "\n  ".join(problems),
+                  file=sys.stderr)
+            return 2
         for m in chosen:
             path = ROOT / m["file"]
             text = path.read_text()
