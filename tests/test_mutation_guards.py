@@ -1,6 +1,6 @@
 """Tests written where a mutation of tools/mutations.toml survived the suite: each names the
 mutation it guards against. References are the real thing, computed here: the EdgeML
-package (edgeml-pytorch 0.3.0) under torch autograd."""
+package (edgeml-pytorch 0.3.0) under torch autograd, ONNX Runtime."""
 import numpy as np
 import pytest
 
