@@ -46,6 +46,43 @@ class CrossEntropyLoss:
         return float(loss), grad
 
 
+LOSSES = {"mse": MSELoss, "cross_entropy": CrossEntropyLoss}
+
+
+def make_loss(loss):
+    """The loss function for a spelling: ``"mse"``, ``"cross_entropy"`` or a callable.
+
+    Parameters
+    ----------
+    loss : str or callable
+        A name from ``LOSSES`` or a callable ``(pred, target, mask) -> (loss, grad)``.
+
+    Returns
+    -------
+    callable
+        ``loss_fn(pred, target, mask=None) -> (float, numpy.ndarray)``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    TypeError
+        For anything else that is not callable.
+
+    Examples
+    --------
+    >>> make_loss("mse")  # doctest: +ELLIPSIS
+    <fastseq.train.losses.MSELoss object at ...>
+    """
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {sorted(LOSSES)} or a callable, got {loss!r}")
+        return LOSSES[loss]()
+    if not callable(loss):
+        raise TypeError(f"loss: expected one of {sorted(LOSSES)} or a callable, got {type(loss).__name__}")
+    return loss
+
+
 def mask_from_lengths(lengths, T, batch_first=False):
     """[T, B] (or [B, T]) float mask: 1 where t < length."""
     lengths = np.asarray(lengths)
