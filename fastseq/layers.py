@@ -3,7 +3,7 @@ run by the C library."""
 import numpy as np
 
 from . import _core
-from ._arrays import as_float32, as_lengths
+from ._arrays import SequenceInput, as_float32, as_lengths
 
 # Parameter names follow torch (`weight_ih_l0`, `bias_hh_l1_reverse`, ...) and fastseq.torch
 # for the cells torch lacks: the C library's fs_param_name, plus a layer suffix.
@@ -38,7 +38,8 @@ class _Recurrent:
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, seed=None, **variant):
         if dropout != 0:
-            raise ValueError(f"dropout: fastseq runs inference only, expected 0, got {dropout}")
+            raise ValueError(f"dropout: expected 0 (fastseq trains without dropout between "
+                             f"layers), got {dropout}")
         self.input_size = _positive("input_size", input_size)
         self.hidden_size = _positive("hidden_size", hidden_size)
         self.num_layers = _positive("num_layers", num_layers)
@@ -177,19 +178,48 @@ class _Recurrent:
         return x, unbatched, batch_first, T, B
 
     def __call__(self, x, hx=None, lengths=None):
+        """Run the layer over whole sequences, like the torch module's forward.
+
+        Parameters
+        ----------
+        x : array_like, torch.Tensor, PackedSequence or list of arrays
+            ``[T, B, input_size]`` (``[B, T, input_size]`` if ``batch_first``) or unbatched
+            ``[T, input_size]``; any real dtype (float16 / bfloat16 tensors too) becomes
+            float32. A PackedSequence or a list of ``[T_i, input_size]`` sequences is
+            zero-padded and its lengths used.
+        hx : array_like or (array_like, array_like), optional
+            Initial state ``[num_layers * num_directions, B, H]`` (LSTM: ``(h0, c0)``).
+        lengths : array_like of int, optional
+            ``[B]`` valid steps per sequence (packed-sequence semantics).
+
+        Returns
+        -------
+        output, state
+            ``output`` ``[T, B, D * H]`` (``[B, T, D * H]`` if ``batch_first``); ``state``
+            ``h_n`` or, for an LSTM, ``(h_n, c_n)``. numpy float32, or torch tensors when
+            `x` is a torch tensor (a PackedSequence output for a PackedSequence input).
+
+        Raises
+        ------
+        ValueError
+            A shape, state or lengths that does not fit, named with expected and given.
+        TypeError
+            A non-numeric input.
+        """
         if hx is None and lengths is None:
             out = self._model.forward_plain(x, self.batch_first)
             if out is not None:
                 return self._result(*out)
-        x, unbatched, batch_first, T, B = self._sequence(x)
+        seq = SequenceInput(x, lengths, self.batch_first)
+        x, unbatched, batch_first, T, B = self._sequence(seq.x)
         h0 = c0 = None
         if hx is not None:
             h0, c0 = self._split_hx(hx)
             h0 = self._state(h0, "h0", B, unbatched, self.output_features)
             c0 = self._state(c0, "c0", B, unbatched, self.hidden_size)
-        lens = None if lengths is None else as_lengths(lengths, B)
-
-        return self._result(*self._model.forward(x, T, B, batch_first, lens, h0, c0, unbatched))
+        lens = None if seq.lengths is None else as_lengths(seq.lengths, B)
+        out = self._model.forward(x, T, B, batch_first, lens, h0, c0, unbatched)
+        return seq.restore(self._result(*out))
 
     def _result(self, y, h_n, c_n):
         return y, h_n
@@ -222,6 +252,11 @@ class _Recurrent:
         from .train._tape import layer_backward
         return layer_backward(self, x, grad_output, hx, grad_hn, lengths)
 
+    def __reduce__(self):
+        """Pickle by value as the .fsq bytes, unpickled by the C reader (fastseq._pickle)."""
+        from ._pickle import reduce_model
+        return reduce_model(self)
+
     def to_torch(self):
         """The equivalent torch module with this layer's weights (imports torch)."""
         from .train.export import to_torch
@@ -237,7 +272,7 @@ class LSTM(_Recurrent):
     _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, peephole=False, coupled=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, coupled=False,
                  seed=None):
         self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
@@ -271,7 +306,7 @@ class GRU(_Recurrent):
     _DEFAULTS = {"reset_after": True}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset_after=True, seed=None):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, seed=None):
         self.reset_after = bool(reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, seed, reset_before=not self.reset_after)
@@ -289,7 +324,7 @@ class RNN(_Recurrent):
     _DEFAULTS = {"nonlinearity": "tanh"}
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, seed=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -319,7 +354,7 @@ class FastRNN(_Recurrent):
                  "beta_init": 3.0}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, nonlinearity="tanh", w_rank=None, u_rank=None,
+                 bidirectional=False, *, nonlinearity="tanh", w_rank=None, u_rank=None,
                  alpha_init=-3.0, beta_init=3.0, seed=None):
         self.nonlinearity = nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
@@ -353,7 +388,7 @@ class FastGRNN(_Recurrent):
                  "u_rank": None, "zeta_init": 1.0, "nu_init": -4.0}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
+                 bidirectional=False, *, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
                  w_rank=None, u_rank=None, zeta_init=1.0, nu_init=-4.0, seed=None):
         self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank

@@ -33,6 +33,12 @@ class SequenceModel:
         self._lstm = rnn.mode == "LSTM"
         self._lengths = None
 
+    def __reduce__(self):
+        """Pickle by value as the .fsq bytes (layer + head; no optimizer state or tape),
+        unpickled by the C reader."""
+        from .._pickle import reduce_model
+        return reduce_model(self)
+
     # ---- parameters ------------------------------------------------------------------
     def sync(self):
         """Push `params` into the C layer (after an update)."""
