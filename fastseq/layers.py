@@ -27,6 +27,39 @@ def _activation(name, value):
     return _core.ACTIVATIONS[value]
 
 
+def _layer_doc(summary, options, example):
+    """A layer class's numpydoc docstring: its summary, torch's shared parameters, the
+    class's own keyword-only `options`, and an example line."""
+    return f"""{summary}
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        Features of x and of h.
+    num_layers : int
+        Stacked layers.
+    bias : bool
+        Learnable biases.
+    batch_first : bool
+        Data as ``[B, T, I]`` instead of time-major ``[T, B, I]`` (for every call,
+        training included).
+    bidirectional : bool
+        A reverse direction too; outputs concatenate both.
+{options}    seed : int, optional
+        Seed of the initial weights (torch's uniform initialisation).
+
+    Raises
+    ------
+    ValueError
+        A size, option or activation out of range, or ``dropout != 0``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastseq
+    >>> {example}
+    """
+
+
 class _Recurrent:
     """Shared machinery of every layer. Subclasses set `_cell` and `mode` and pass
     their variant options (fs_rnn_config fields) to __init__."""
@@ -264,8 +297,17 @@ class _Recurrent:
 
 
 class LSTM(_Recurrent):
-    """nn.LSTM's interface: returns output, (h_n, c_n). Variants beyond torch:
-    `peephole=True` (p_i, p_f on c; p_o on the new c), `coupled=True` (f = 1 - i)."""
+    __doc__ = _layer_doc(
+        "``nn.LSTM``'s interface: ``layer(x)`` returns ``output, (h_n, c_n)``.",
+        """    dropout : float
+        Must be 0.
+    proj_size : int
+        Features of h after a projection (0: none).
+    peephole : bool
+        Peephole connections (p_i, p_f on c; p_o on the new c).
+    coupled : bool
+        Coupled input-forget gate, f = 1 - i.
+""", "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape  # (5, 2, 8)")
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
@@ -298,8 +340,14 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """nn.GRU's interface. `reset_after=False` gives the reset-before form of Cho et
-    al. (Keras reset_after=False, ONNX linear_before_reset=0)."""
+    __doc__ = _layer_doc(
+        "``nn.GRU``'s interface: ``layer(x)`` returns ``output, h_n``.",
+        """    dropout : float
+        Must be 0.
+    reset_after : bool
+        False: the reset-before form of Cho et al. (Keras ``reset_after=False``, ONNX
+        ``linear_before_reset=0``).
+""", "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape  # (1, 2, 8)")
 
     _cell = _core.CELL_GRU
     mode = "GRU"
@@ -319,7 +367,13 @@ class GRU(_Recurrent):
 
 
 class RNN(_Recurrent):
-    """nn.RNN's interface: Elman network with tanh or relu."""
+    __doc__ = _layer_doc(
+        "``nn.RNN``'s interface, an Elman network: ``layer(x)`` returns ``output, h_n``.",
+        """    nonlinearity : {"tanh", "relu"}
+        The activation.
+    dropout : float
+        Must be 0.
+""", "fastseq.RNN(3, 8, nonlinearity='relu')(np.zeros((5, 3), np.float32))[0].shape  # (5, 8)")
 
     _DEFAULTS = {"nonlinearity": "tanh"}
 
@@ -344,8 +398,15 @@ class RNN(_Recurrent):
 
 
 class FastRNN(_Recurrent):
-    """EdgeML's FastRNN: h' = sigmoid(alpha) act(W x + U h + b) + sigmoid(beta) h.
-    `w_rank` / `u_rank` keep W = W_b W_a and U = U_b U_a factored (fewer FLOPs)."""
+    __doc__ = _layer_doc(
+        "EdgeML's FastRNN: h' = sigmoid(alpha) act(W x + U h + b) + sigmoid(beta) h.",
+        """    nonlinearity : {"tanh", "sigmoid", "relu"}
+        act.
+    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks (fewer FLOPs).
+    alpha_init, beta_init : float
+        Initial raw alpha and beta.
+""", "fastseq.FastRNN(3, 8, w_rank=2)(np.zeros((5, 1, 3), np.float32))[0].shape  # (5, 1, 8)")
 
     _cell = _core.CELL_FASTRNN
     mode = "FastRNN"
@@ -379,8 +440,16 @@ class FastRNN(_Recurrent):
 
 
 class FastGRNN(_Recurrent):
-    """EdgeML's FastGRNN: z = gate(W x + U h + b_g); h~ = update(W x + U h + b_u);
-    h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~."""
+    __doc__ = _layer_doc(
+        "EdgeML's FastGRNN: z = gate(W x + U h + b_g); h~ = update(W x + U h + b_u); "
+        "h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~.",
+        """    gate_nonlinearity, update_nonlinearity : str
+        Activations of z and of h~.
+    w_rank, u_rank : int, optional
+        Keep W and U factored at these ranks.
+    zeta_init, nu_init : float
+        Initial raw zeta and nu.
+""", "fastseq.FastGRNN(3, 8)(np.zeros((5, 1, 3), np.float32))[0].shape  # (5, 1, 8)")
 
     _cell = _core.CELL_FASTGRNN
     mode = "FastGRNN"
