@@ -239,6 +239,11 @@ class RNNCell(_Cell):
         ------
         ValueError
             Shapes that do not fit.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> h = fastseq.RNNCell(3, 4)(np.zeros((2, 3), np.float32))
         """
         unbatched, x2, (h0,) = self._run(x, [("hx", hx)])
         _, h = self._layer(x2, h0)
@@ -331,6 +336,11 @@ class LSTMCell(_Cell):
         ------
         ValueError
             Shapes that do not fit, or only one of h and c.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> h, c = fastseq.LSTMCell(3, 4)(np.zeros(3, np.float32))
         """
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise ValueError(f"hx: expected a pair (h, c), got {type(hx).__name__}")

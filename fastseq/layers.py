@@ -1,5 +1,7 @@
 """The recurrent layers: torch's constructor arguments, shapes and return values,
 run by the C library."""
+from typing import Any, Dict, Tuple
+
 import numpy as np
 
 from . import _core
@@ -105,12 +107,34 @@ class _Recurrent:
         writer and the exporters."""
         return self._model
 
-    def param_index(self):
-        """{state_dict key: (layer, direction, fs_param value)}, in state_dict order."""
+    def param_index(self) -> Dict[str, Tuple[int, int, int]]:
+        """Where each parameter lives in the C model.
+
+        Returns
+        -------
+        dict
+            ``{state_dict key: (layer, direction, fs_param value)}``, in state_dict order.
+
+        Examples
+        --------
+        >>> list(fastseq.RNN(2, 3).param_index())[0]
+        'weight_ih_l0'
+        """
         return dict(self._index)
 
-    def config(self):
-        """Constructor arguments that rebuild this layer: `type(layer)(**layer.config())`."""
+    def config(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this layer.
+
+        Returns
+        -------
+        dict
+            Keyword arguments: ``type(layer)(**layer.config())`` is an equal layer.
+
+        Examples
+        --------
+        >>> fastseq.GRU(2, 3).config()["hidden_size"]
+        3
+        """
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
                 "num_layers": self.num_layers, "bias": self.bias, "batch_first": self.batch_first,
                 "bidirectional": self.bidirectional, **self._extra_config()}
@@ -156,12 +180,39 @@ class _Recurrent:
                         index[self._renames.get(name, name) + suffix] = (layer, d, which)
         return index
 
-    def state_dict(self):
-        """Parameters as float32 arrays under torch's key names."""
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Parameters under torch's key names.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            float32 copies (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...).
+
+        Examples
+        --------
+        >>> sorted(fastseq.RNN(2, 3).state_dict())
+        ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']
+        """
         return {k: self._model.get_param(*v) for k, v in self._index.items()}
 
-    def load_state_dict(self, state_dict):
-        """Load parameters by torch's key names (numpy arrays or torch tensors); strict."""
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Load parameters by torch's key names; strict, and atomic for concurrent calls.
+
+        Parameters
+        ----------
+        state_dict : dict
+            Exactly the keys of :meth:`state_dict`; numpy arrays or torch tensors.
+
+        Raises
+        ------
+        ValueError
+            Unknown or missing keys, or a wrong shape (named).
+
+        Examples
+        --------
+        >>> a, b = fastseq.GRU(2, 3), fastseq.GRU(2, 3)
+        >>> b.load_state_dict(a.state_dict())
+        """
         shapes = {k: self._model.param_shape(*v) for k, v in self._index.items()}
         unknown = sorted(set(state_dict) - set(shapes))
         missing = sorted(set(shapes) - set(state_dict))
@@ -238,6 +289,11 @@ class _Recurrent:
             A shape, state or lengths that does not fit, named with expected and given.
         TypeError
             A non-numeric input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> output, (h_n, c_n) = fastseq.LSTM(3, 4)(np.zeros((5, 2, 3), np.float32))
         """
         if hx is None and lengths is None:
             out = self._model.forward_plain(x, self.batch_first)
@@ -257,9 +313,32 @@ class _Recurrent:
     def _result(self, y, h_n, c_n):
         return y, h_n
 
-    def stream(self, batch=1):
-        """A stateful stepper for real-time use: `step(x_t)` returns the last layer's
-        new h; states stay in C between calls (`reset()`, `state`)."""
+    def stream(self, batch: int = 1) -> Any:
+        """A stateful stepper for real-time use; states stay in C between calls.
+
+        Parameters
+        ----------
+        batch : int
+            Sequences stepped together.
+
+        Returns
+        -------
+        fastseq._core.Stream
+            ``step(x_t)`` returns the last layer's new h; ``reset()``, ``state``.
+
+        Raises
+        ------
+        ValueError
+            A batch below 1.
+        RuntimeError
+            A bidirectional layer (its reverse direction needs the whole sequence).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> fastseq.GRU(2, 3).stream().step(np.zeros(2, np.float32)).shape
+        (3,)
+        """
         return _core.Stream(self._model, _positive("batch", batch))
 
     def __repr__(self):
@@ -277,11 +356,37 @@ class _Recurrent:
     _DEFAULTS = {}
 
     # ---- training (fastseq.train) -------------------------------------------------
-    def backward(self, x, grad_output, hx=None, grad_hn=None, lengths=None):
+    def backward(self, x: Any, grad_output: Any, hx: Any = None, grad_hn: Any = None,
+                 lengths: Any = None) -> Dict[str, Any]:
         """Gradients of a loss through this layer (a training forward, then BPTT in C).
-        grad_output: d loss / d output (shaped like the output); grad_hn: d loss / d h_n
-        (LSTM: a pair (d h_n, d c_n)); None: zero. Returns a dict keyed like state_dict(),
-        plus "input" (like x) and "hx" (like hx; LSTM: a pair)."""
+
+        Parameters
+        ----------
+        x, hx, lengths
+            As for a call.
+        grad_output : array_like or None
+            d loss / d output, shaped like the output (None: zero).
+        grad_hn : array_like or (array_like, array_like), optional
+            d loss / d h_n (LSTM: a pair ``(d h_n, d c_n)``); None: zero.
+
+        Returns
+        -------
+        dict
+            Keyed like :meth:`state_dict`, plus ``"input"`` (like x) and ``"hx"`` (like hx;
+            LSTM: a pair). numpy float32.
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not fit (named with expected and given).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> g = fastseq.RNN(2, 3).backward(np.ones((4, 1, 2)), np.ones((4, 1, 3)))
+        >>> g["weight_hh_l0"].shape, g["input"].shape
+        ((3, 3), (4, 1, 2))
+        """
         from .train._tape import layer_backward
         return layer_backward(self, x, grad_output, hx, grad_hn, lengths)
 
@@ -290,8 +395,25 @@ class _Recurrent:
         from ._pickle import reduce_model
         return reduce_model(self)
 
-    def to_torch(self):
-        """The equivalent torch module with this layer's weights (imports torch)."""
+    def to_torch(self) -> Any:
+        """The equivalent torch module with this layer's weights; imports torch.
+
+        Returns
+        -------
+        torch.nn.Module
+            ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``, or the ``fastseq.torch`` module for the
+            variants torch lacks.
+
+        Raises
+        ------
+        NotImplementedError
+            A variant with no torch module (a peephole + coupled LSTM).
+
+        Examples
+        --------
+        >>> fastseq.GRU(2, 3).to_torch()  # doctest: +SKIP
+        GRU(2, 3)
+        """
         from .train.export import to_torch
         return to_torch(self)
 
@@ -307,7 +429,7 @@ class LSTM(_Recurrent):
         Peephole connections (p_i, p_f on c; p_o on the new c).
     coupled : bool
         Coupled input-forget gate, f = 1 - i.
-""", "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape  # (5, 2, 8)")
+""", "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape\n    (5, 2, 8)")
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
@@ -347,7 +469,7 @@ class GRU(_Recurrent):
     reset_after : bool
         False: the reset-before form of Cho et al. (Keras ``reset_after=False``, ONNX
         ``linear_before_reset=0``).
-""", "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape  # (1, 2, 8)")
+""", "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape\n    (1, 2, 8)")
 
     _cell = _core.CELL_GRU
     mode = "GRU"
@@ -373,7 +495,7 @@ class RNN(_Recurrent):
         The activation.
     dropout : float
         Must be 0.
-""", "fastseq.RNN(3, 8, nonlinearity='relu')(np.zeros((5, 3), np.float32))[0].shape  # (5, 8)")
+""", "fastseq.RNN(3, 8, nonlinearity='relu')(np.zeros((5, 3), np.float32))[0].shape\n    (5, 8)")
 
     _DEFAULTS = {"nonlinearity": "tanh"}
 
@@ -406,7 +528,7 @@ class FastRNN(_Recurrent):
         Keep W = W_b W_a and U = U_b U_a factored at these ranks (fewer FLOPs).
     alpha_init, beta_init : float
         Initial raw alpha and beta.
-""", "fastseq.FastRNN(3, 8, w_rank=2)(np.zeros((5, 1, 3), np.float32))[0].shape  # (5, 1, 8)")
+""", "fastseq.FastRNN(3, 8, w_rank=2)(np.zeros((5, 1, 3), np.float32))[0].shape\n    (5, 1, 8)")
 
     _cell = _core.CELL_FASTRNN
     mode = "FastRNN"
@@ -449,7 +571,7 @@ class FastGRNN(_Recurrent):
         Keep W and U factored at these ranks.
     zeta_init, nu_init : float
         Initial raw zeta and nu.
-""", "fastseq.FastGRNN(3, 8)(np.zeros((5, 1, 3), np.float32))[0].shape  # (5, 1, 8)")
+""", "fastseq.FastGRNN(3, 8)(np.zeros((5, 1, 3), np.float32))[0].shape\n    (5, 1, 8)")
 
     _cell = _core.CELL_FASTGRNN
     mode = "FastGRNN"
