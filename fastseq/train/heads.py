@@ -7,6 +7,31 @@ import numpy as np
 from .. import _core
 
 
+def _head_doc(summary, example, result):
+    """A head class's numpydoc docstring."""
+    return f"""{summary}
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Features in (directions x features of h) and out.
+    bias : bool
+        A learnable bias.
+    seed : int, optional
+        Seed of the initial weights.
+
+    Raises
+    ------
+    ValueError
+        A size below 1.
+
+    Examples
+    --------
+    >>> {example}
+    {result}
+    """
+
+
 class _LinearHead:
     """y = x W^T + b with W [out_features, in_features] (torch's nn.Linear layout and init)."""
 
@@ -61,28 +86,9 @@ class _LinearHead:
 
 
 class PerStepLinear(_LinearHead):
-    """A linear map applied at every step: ``[T, B, F] -> [T, B, out]`` (any leading shape),
-    ``nn.Linear``'s layout and initialisation.
-
-    Parameters
-    ----------
-    in_features, out_features : int
-        Features in (directions x features of h) and out.
-    bias : bool
-        A learnable bias.
-    seed : int, optional
-        Seed of the initial weights.
-
-    Raises
-    ------
-    ValueError
-        A size below 1.
-
-    Examples
-    --------
-    >>> PerStepLinear(8, 2).weight.shape
-    (2, 8)
-    """
+    __doc__ = _head_doc("A linear map applied at every step: ``[T, B, F] -> [T, B, out]`` (any "
+                        "leading shape), ``nn.Linear``'s layout and initialisation.",
+                        "PerStepLinear(8, 2).weight.shape", "(2, 8)")
 
     def forward(self, y, lengths=None, batch_first=False):
         self._x = np.ascontiguousarray(y, dtype=np.float32)
@@ -94,28 +100,9 @@ class PerStepLinear(_LinearHead):
 
 
 class LastStepLinear(_LinearHead):
-    """A linear map on each sequence's last valid step (t = length - 1, or T - 1):
-    ``[T, B, F]`` (``[B, T, F]`` if batch_first) ``-> [B, out]``.
-
-    Parameters
-    ----------
-    in_features, out_features : int
-        Features in (directions x features of h) and out.
-    bias : bool
-        A learnable bias.
-    seed : int, optional
-        Seed of the initial weights.
-
-    Raises
-    ------
-    ValueError
-        A size below 1.
-
-    Examples
-    --------
-    >>> LastStepLinear(8, 1).num_params
-    9
-    """
+    __doc__ = _head_doc("A linear map on each sequence's last valid step (t = length - 1, or "
+                        "T - 1): ``[T, B, F]`` (``[B, T, F]`` if batch_first) ``-> [B, out]``.",
+                        "LastStepLinear(8, 1).num_params", "9")
 
     def forward(self, y, lengths=None, batch_first=False):
         B = y.shape[0] if batch_first else y.shape[1]

@@ -87,7 +87,7 @@ class CrossEntropyLoss:
         Returns
         -------
         (float, numpy.ndarray)
-            The loss and d loss / d pred.
+            The mean cross-entropy, and its gradient with respect to the logits.
 
         Raises
         ------

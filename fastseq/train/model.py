@@ -112,7 +112,7 @@ class SequenceModel:
         Raises
         ------
         ValueError
-            Shapes that do not fit.
+            An x, state or lengths whose shape does not fit the layer (named).
 
         Examples
         --------

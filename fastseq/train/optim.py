@@ -102,20 +102,20 @@ class Adam(_Optimizer):
     Parameters
     ----------
     model : SequenceModel
-        Anything with flat ``params`` and ``grads`` (and ``sync()``).
+        What is optimised: its flat ``params`` are updated from its ``grads``.
     lr : float
-        Learning rate.
+        Step size (>= 0).
     betas : (float, float)
         Decay of the first and second moments.
     eps : float
         Added to the denominator.
     weight_decay : float
-        L2 penalty.
+        Added to the gradient times the parameter (torch's L2 form, not AdamW).
 
     Raises
     ------
     ValueError
-        A negative learning rate.
+        ``lr < 0``.
 
     Examples
     --------
