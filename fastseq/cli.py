@@ -215,29 +215,24 @@ def _read_input(path, key, layer):
     return x, lengths
 
 
-class _Progress:
-    """A one-line progress report on stderr (rewritten on a terminal, else every 10%)."""
+class _NoBar:
+    def update(self, n=1):
+        pass
 
-    def __init__(self, total, unit, enabled):
-        self.total, self.unit, self.enabled = total, unit, enabled
-        self.start, self.last = time.perf_counter(), -1
-        self.tty = sys.stderr.isatty()
+    def close(self):
+        pass
 
-    def update(self, done):
-        if not self.enabled:
-            return
-        pct = int(100 * done / self.total)
-        if self.tty or pct // 10 != self.last // 10 or done == self.total:
-            elapsed = time.perf_counter() - self.start
-            eta = elapsed * (self.total - done) / done if done else 0
-            msg = (f"{PROG} run: {pct:3d}% ({done}/{self.total} {self.unit}), {elapsed:.1f} s"
-                   + (f", about {eta:.0f} s left" if done < self.total else ""))
-            if self.tty:
-                sys.stderr.write("\r" + msg + ("\n" if done == self.total else ""))
-                sys.stderr.flush()
-            else:
-                _say(msg)
-            self.last = pct
+
+def _progress_bar(total, unit, enabled):
+    """A tqdm bar on stderr (imported here, not at `import fastseq`); without tqdm, none."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            _say("progress needs tqdm (pip install tqdm); running without it")
+        else:
+            return tqdm(total=total, unit=unit, desc=f"{PROG} run", file=sys.stderr)
+    return _NoBar()
 
 
 def _run_chunked(layer, x, lengths, progress):
@@ -253,19 +248,20 @@ def _run_chunked(layer, x, lengths, progress):
     if not layer.bidirectional and lengths is None and T > 1:
         n = min(T, 20)
         bounds = np.linspace(0, T, n + 1).astype(int)
-        prog = _Progress(T, "steps", progress)
+        prog = _progress_bar(T, "steps", progress)
         ys, hx = [], None
         for a, b in zip(bounds[:-1], bounds[1:]):
             piece = x[a:b] if unbatched or not bf else x[:, a:b]
             y, state = layer(piece, hx=hx)
             ys.append(y)
             hx = state
-            prog.update(int(b))
+            prog.update(int(b - a))
+        prog.close()
         return np.concatenate(ys, axis=0 if (unbatched or not bf) else 1), hx
     if B > 1:
         n = min(B, 20)
         bounds = np.linspace(0, B, n + 1).astype(int)
-        prog = _Progress(B, "sequences", progress)
+        prog = _progress_bar(B, "sequences", progress)
         ys, hs, cs = [], [], []
         for a, b in zip(bounds[:-1], bounds[1:]):
             piece = x[a:b] if bf else x[:, a:b]
@@ -274,11 +270,14 @@ def _run_chunked(layer, x, lengths, progress):
             hs.append(state[0] if lstm else state)
             if lstm:
                 cs.append(state[1])
-            prog.update(int(b))
+            prog.update(int(b - a))
+        prog.close()
         h = np.concatenate(hs, axis=1)
         return np.concatenate(ys, axis=b_axis), ((h, np.concatenate(cs, axis=1)) if lstm else h)
     y, state = layer(x, lengths=lengths)
-    _Progress(1, "calls", progress).update(1)
+    prog = _progress_bar(1, "calls", progress)
+    prog.update(1)
+    prog.close()
     return y, state
 
 

@@ -1,9 +1,11 @@
 """The recurrent layers: torch's constructor arguments, shapes and return values,
 run by the C library."""
+from typing import Any, Dict, Tuple
+
 import numpy as np
 
 from . import _core
-from ._arrays import as_float32, as_lengths
+from ._arrays import SequenceInput, as_float32, as_lengths
 
 # Parameter names follow torch (`weight_ih_l0`, `bias_hh_l1_reverse`, ...) and fastseq.torch
 # for the cells torch lacks: the C library's fs_param_name, plus a layer suffix.
@@ -27,6 +29,39 @@ def _activation(name, value):
     return _core.ACTIVATIONS[value]
 
 
+def _layer_doc(summary, options, example):
+    """A layer class's numpydoc docstring: its summary, torch's shared parameters, the
+    class's own keyword-only `options`, and an example line."""
+    return f"""{summary}
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        Features of x and of h.
+    num_layers : int
+        Stacked layers.
+    bias : bool
+        Learnable biases.
+    batch_first : bool
+        Data as ``[B, T, I]`` instead of time-major ``[T, B, I]`` (for every call,
+        training included).
+    bidirectional : bool
+        A reverse direction too; outputs concatenate both.
+{options}    seed : int, optional
+        Seed of the initial weights (torch's uniform initialisation).
+
+    Raises
+    ------
+    ValueError
+        A size, option or activation out of range, or ``dropout != 0``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastseq
+    >>> {example}
+    """
+
+
 class _Recurrent:
     """Shared machinery of every layer. Subclasses set `_cell` and `mode` and pass
     their variant options (fs_rnn_config fields) to __init__."""
@@ -38,7 +73,8 @@ class _Recurrent:
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, seed=None, **variant):
         if dropout != 0:
-            raise ValueError(f"dropout: fastseq runs inference only, expected 0, got {dropout}")
+            raise ValueError(f"dropout: expected 0 (fastseq trains without dropout between "
+                             f"layers), got {dropout}")
         self.input_size = _positive("input_size", input_size)
         self.hidden_size = _positive("hidden_size", hidden_size)
         self.num_layers = _positive("num_layers", num_layers)
@@ -71,12 +107,34 @@ class _Recurrent:
         writer and the exporters."""
         return self._model
 
-    def param_index(self):
-        """{state_dict key: (layer, direction, fs_param value)}, in state_dict order."""
+    def param_index(self) -> Dict[str, Tuple[int, int, int]]:
+        """Where each parameter lives in the C model.
+
+        Returns
+        -------
+        dict
+            ``{state_dict key: (layer, direction, fs_param value)}``, in state_dict order.
+
+        Examples
+        --------
+        >>> list(fastseq.RNN(2, 3).param_index())[0]
+        'weight_ih_l0'
+        """
         return dict(self._index)
 
-    def config(self):
-        """Constructor arguments that rebuild this layer: `type(layer)(**layer.config())`."""
+    def config(self) -> Dict[str, Any]:
+        """Constructor arguments that rebuild this layer.
+
+        Returns
+        -------
+        dict
+            Keyword arguments: ``type(layer)(**layer.config())`` is an equal layer.
+
+        Examples
+        --------
+        >>> fastseq.GRU(2, 3).config()["hidden_size"]
+        3
+        """
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
                 "num_layers": self.num_layers, "bias": self.bias, "batch_first": self.batch_first,
                 "bidirectional": self.bidirectional, **self._extra_config()}
@@ -122,12 +180,39 @@ class _Recurrent:
                         index[self._renames.get(name, name) + suffix] = (layer, d, which)
         return index
 
-    def state_dict(self):
-        """Parameters as float32 arrays under torch's key names."""
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Parameters under torch's key names.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            float32 copies (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...).
+
+        Examples
+        --------
+        >>> sorted(fastseq.RNN(2, 3).state_dict())
+        ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']
+        """
         return {k: self._model.get_param(*v) for k, v in self._index.items()}
 
-    def load_state_dict(self, state_dict):
-        """Load parameters by torch's key names (numpy arrays or torch tensors); strict."""
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Load parameters by torch's key names; strict, and atomic for concurrent calls.
+
+        Parameters
+        ----------
+        state_dict : dict
+            Exactly the keys of :meth:`state_dict`; numpy arrays or torch tensors.
+
+        Raises
+        ------
+        ValueError
+            Unknown or missing keys, or a wrong shape (named).
+
+        Examples
+        --------
+        >>> a, b = fastseq.GRU(2, 3), fastseq.GRU(2, 3)
+        >>> b.load_state_dict(a.state_dict())
+        """
         shapes = {k: self._model.param_shape(*v) for k, v in self._index.items()}
         unknown = sorted(set(state_dict) - set(shapes))
         missing = sorted(set(shapes) - set(state_dict))
@@ -177,26 +262,83 @@ class _Recurrent:
         return x, unbatched, batch_first, T, B
 
     def __call__(self, x, hx=None, lengths=None):
+        """Run the layer over whole sequences, like the torch module's forward.
+
+        Parameters
+        ----------
+        x : array_like, torch.Tensor, PackedSequence or list of arrays
+            ``[T, B, input_size]`` (``[B, T, input_size]`` if ``batch_first``) or unbatched
+            ``[T, input_size]``; any real dtype (float16 / bfloat16 tensors too) becomes
+            float32. A PackedSequence or a list of ``[T_i, input_size]`` sequences is
+            zero-padded and its lengths used.
+        hx : array_like or (array_like, array_like), optional
+            Initial state ``[num_layers * num_directions, B, H]`` (LSTM: ``(h0, c0)``).
+        lengths : array_like of int, optional
+            ``[B]`` valid steps per sequence (packed-sequence semantics).
+
+        Returns
+        -------
+        output, state
+            ``output`` ``[T, B, D * H]`` (``[B, T, D * H]`` if ``batch_first``); ``state``
+            ``h_n`` or, for an LSTM, ``(h_n, c_n)``. numpy float32, or torch tensors when
+            `x` is a torch tensor (a PackedSequence output for a PackedSequence input).
+
+        Raises
+        ------
+        ValueError
+            A shape, state or lengths that does not fit, named with expected and given.
+        TypeError
+            A non-numeric input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> output, (h_n, c_n) = fastseq.LSTM(3, 4)(np.zeros((5, 2, 3), np.float32))
+        """
         if hx is None and lengths is None:
             out = self._model.forward_plain(x, self.batch_first)
             if out is not None:
                 return self._result(*out)
-        x, unbatched, batch_first, T, B = self._sequence(x)
+        seq = SequenceInput(x, lengths, self.batch_first)
+        x, unbatched, batch_first, T, B = self._sequence(seq.x)
         h0 = c0 = None
         if hx is not None:
             h0, c0 = self._split_hx(hx)
             h0 = self._state(h0, "h0", B, unbatched, self.output_features)
             c0 = self._state(c0, "c0", B, unbatched, self.hidden_size)
-        lens = None if lengths is None else as_lengths(lengths, B)
-
-        return self._result(*self._model.forward(x, T, B, batch_first, lens, h0, c0, unbatched))
+        lens = None if seq.lengths is None else as_lengths(seq.lengths, B)
+        out = self._model.forward(x, T, B, batch_first, lens, h0, c0, unbatched)
+        return seq.restore(self._result(*out))
 
     def _result(self, y, h_n, c_n):
         return y, h_n
 
-    def stream(self, batch=1):
-        """A stateful stepper for real-time use: `step(x_t)` returns the last layer's
-        new h; states stay in C between calls (`reset()`, `state`)."""
+    def stream(self, batch: int = 1) -> Any:
+        """A stateful stepper for real-time use; states stay in C between calls.
+
+        Parameters
+        ----------
+        batch : int
+            Sequences stepped together.
+
+        Returns
+        -------
+        fastseq._core.Stream
+            ``step(x_t)`` returns the last layer's new h; ``reset()``, ``state``.
+
+        Raises
+        ------
+        ValueError
+            A batch below 1.
+        RuntimeError
+            A bidirectional layer (its reverse direction needs the whole sequence).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> fastseq.GRU(2, 3).stream().step(np.zeros(2, np.float32)).shape
+        (3,)
+        """
         return _core.Stream(self._model, _positive("batch", batch))
 
     def __repr__(self):
@@ -214,30 +356,87 @@ class _Recurrent:
     _DEFAULTS = {}
 
     # ---- training (fastseq.train) -------------------------------------------------
-    def backward(self, x, grad_output, hx=None, grad_hn=None, lengths=None):
+    def backward(self, x: Any, grad_output: Any, hx: Any = None, grad_hn: Any = None,
+                 lengths: Any = None) -> Dict[str, Any]:
         """Gradients of a loss through this layer (a training forward, then BPTT in C).
-        grad_output: d loss / d output (shaped like the output); grad_hn: d loss / d h_n
-        (LSTM: a pair (d h_n, d c_n)); None: zero. Returns a dict keyed like state_dict(),
-        plus "input" (like x) and "hx" (like hx; LSTM: a pair)."""
+
+        Parameters
+        ----------
+        x, hx, lengths
+            As for a call.
+        grad_output : array_like or None
+            d loss / d output, shaped like the output (None: zero).
+        grad_hn : array_like or (array_like, array_like), optional
+            d loss / d h_n (LSTM: a pair ``(d h_n, d c_n)``); None: zero.
+
+        Returns
+        -------
+        dict
+            Keyed like :meth:`state_dict`, plus ``"input"`` (like x) and ``"hx"`` (like hx;
+            LSTM: a pair). numpy float32.
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not fit (named with expected and given).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> g = fastseq.RNN(2, 3).backward(np.ones((4, 1, 2)), np.ones((4, 1, 3)))
+        >>> g["weight_hh_l0"].shape, g["input"].shape
+        ((3, 3), (4, 1, 2))
+        """
         from .train._tape import layer_backward
         return layer_backward(self, x, grad_output, hx, grad_hn, lengths)
 
-    def to_torch(self):
-        """The equivalent torch module with this layer's weights (imports torch)."""
+    def __reduce__(self):
+        """Pickle by value as the .fsq bytes, unpickled by the C reader (fastseq._pickle)."""
+        from ._pickle import reduce_model
+        return reduce_model(self)
+
+    def to_torch(self) -> Any:
+        """The equivalent torch module with this layer's weights; imports torch.
+
+        Returns
+        -------
+        torch.nn.Module
+            ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``, or the ``fastseq.torch`` module for the
+            variants torch lacks.
+
+        Raises
+        ------
+        NotImplementedError
+            A variant with no torch module (a peephole + coupled LSTM).
+
+        Examples
+        --------
+        >>> fastseq.GRU(2, 3).to_torch()  # doctest: +SKIP
+        GRU(2, 3)
+        """
         from .train.export import to_torch
         return to_torch(self)
 
 
 class LSTM(_Recurrent):
-    """nn.LSTM's interface: returns output, (h_n, c_n). Variants beyond torch:
-    `peephole=True` (p_i, p_f on c; p_o on the new c), `coupled=True` (f = 1 - i)."""
+    __doc__ = _layer_doc(
+        "``nn.LSTM``'s interface: ``layer(x)`` returns ``output, (h_n, c_n)``.",
+        """    dropout : float
+        Must be 0.
+    proj_size : int
+        Features of h after a projection (0: none).
+    peephole : bool
+        Peephole connections (p_i, p_f on c; p_o on the new c).
+    coupled : bool
+        Coupled input-forget gate, f = 1 - i.
+""", "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape\n    (5, 2, 8)")
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
     _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, peephole=False, coupled=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, coupled=False,
                  seed=None):
         self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
@@ -263,15 +462,21 @@ class LSTM(_Recurrent):
 
 
 class GRU(_Recurrent):
-    """nn.GRU's interface. `reset_after=False` gives the reset-before form of Cho et
-    al. (Keras reset_after=False, ONNX linear_before_reset=0)."""
+    __doc__ = _layer_doc(
+        "``nn.GRU``'s interface: ``layer(x)`` returns ``output, h_n``.",
+        """    dropout : float
+        Must be 0.
+    reset_after : bool
+        False: the reset-before form of Cho et al. (Keras ``reset_after=False``, ONNX
+        ``linear_before_reset=0``).
+""", "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape\n    (1, 2, 8)")
 
     _cell = _core.CELL_GRU
     mode = "GRU"
     _DEFAULTS = {"reset_after": True}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset_after=True, seed=None):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, seed=None):
         self.reset_after = bool(reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, seed, reset_before=not self.reset_after)
@@ -284,12 +489,18 @@ class GRU(_Recurrent):
 
 
 class RNN(_Recurrent):
-    """nn.RNN's interface: Elman network with tanh or relu."""
+    __doc__ = _layer_doc(
+        "``nn.RNN``'s interface, an Elman network: ``layer(x)`` returns ``output, h_n``.",
+        """    nonlinearity : {"tanh", "relu"}
+        The activation.
+    dropout : float
+        Must be 0.
+""", "fastseq.RNN(3, 8, nonlinearity='relu')(np.zeros((5, 3), np.float32))[0].shape\n    (5, 8)")
 
     _DEFAULTS = {"nonlinearity": "tanh"}
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, seed=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -309,8 +520,15 @@ class RNN(_Recurrent):
 
 
 class FastRNN(_Recurrent):
-    """EdgeML's FastRNN: h' = sigmoid(alpha) act(W x + U h + b) + sigmoid(beta) h.
-    `w_rank` / `u_rank` keep W = W_b W_a and U = U_b U_a factored (fewer FLOPs)."""
+    __doc__ = _layer_doc(
+        "EdgeML's FastRNN: h' = sigmoid(alpha) act(W x + U h + b) + sigmoid(beta) h.",
+        """    nonlinearity : {"tanh", "sigmoid", "relu"}
+        act.
+    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks (fewer FLOPs).
+    alpha_init, beta_init : float
+        Initial raw alpha and beta.
+""", "fastseq.FastRNN(3, 8, w_rank=2)(np.zeros((5, 1, 3), np.float32))[0].shape\n    (5, 1, 8)")
 
     _cell = _core.CELL_FASTRNN
     mode = "FastRNN"
@@ -319,7 +537,7 @@ class FastRNN(_Recurrent):
                  "beta_init": 3.0}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, nonlinearity="tanh", w_rank=None, u_rank=None,
+                 bidirectional=False, *, nonlinearity="tanh", w_rank=None, u_rank=None,
                  alpha_init=-3.0, beta_init=3.0, seed=None):
         self.nonlinearity = nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
@@ -344,8 +562,16 @@ class FastRNN(_Recurrent):
 
 
 class FastGRNN(_Recurrent):
-    """EdgeML's FastGRNN: z = gate(W x + U h + b_g); h~ = update(W x + U h + b_u);
-    h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~."""
+    __doc__ = _layer_doc(
+        "EdgeML's FastGRNN: z = gate(W x + U h + b_g); h~ = update(W x + U h + b_u); "
+        "h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~.",
+        """    gate_nonlinearity, update_nonlinearity : str
+        Activations of z and of h~.
+    w_rank, u_rank : int, optional
+        Keep W and U factored at these ranks.
+    zeta_init, nu_init : float
+        Initial raw zeta and nu.
+""", "fastseq.FastGRNN(3, 8)(np.zeros((5, 1, 3), np.float32))[0].shape\n    (5, 1, 8)")
 
     _cell = _core.CELL_FASTGRNN
     mode = "FastGRNN"
@@ -353,7 +579,7 @@ class FastGRNN(_Recurrent):
                  "u_rank": None, "zeta_init": 1.0, "nu_init": -4.0}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
+                 bidirectional=False, *, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
                  w_rank=None, u_rank=None, zeta_init=1.0, nu_init=-4.0, seed=None):
         self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank

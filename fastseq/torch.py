@@ -1,6 +1,6 @@
 """Reference PyTorch modules for the cells torch lacks: FastRNN, FastGRNN, PeepholeLSTM,
 CoupledLSTM (CIFG) and ResetBeforeGRU. Plain `nn.Module`s written from the equations in
-DESIGN.md section 2, trainable with autograd; train them here and convert them with
+docs/equations.md in the repository, trainable with autograd; train them here and convert them with
 `fastseq.from_torch`.
 
 Imported only on demand (`import fastseq.torch`); `import fastseq` never imports torch.

@@ -306,6 +306,11 @@ def test_input_forms(cell, isa):
         except Exception as exc:  # report every form, not just the first
             failures.append(f"{name}: raised {type(exc).__name__}: {exc}")
             continue
+        kind = torch.Tensor if name.startswith("torch") else np.ndarray  # torch in, torch out
+        if not all(isinstance(v, kind) for v in got if v is not None):
+            failures.append(f"{name}: expected {kind.__name__} results, got {[type(v).__name__ for v in got]}")
+            continue
+        got = tuple(None if v is None else np.asarray(v) for v in got)
         check(got, want, f"{cell} input {name} isa={isa}", failures)
     assert not failures, "\n".join(failures)
 

@@ -163,7 +163,7 @@ def test_stream_batch_must_be_a_positive_integer(lstm, batch):
 
 @pytest.fixture
 def model():
-    return train.SequenceModel(fastseq.GRU(2, 4, seed=0), train.LastStepLinear(4, 1, seed=0))
+    return train.SequenceModel(fastseq.GRU(2, 4, batch_first=True, seed=0), train.LastStepLinear(4, 1, seed=0))
 
 
 @pytest.fixture

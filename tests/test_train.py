@@ -187,6 +187,7 @@ def test_fit_is_deterministic_and_shows_progress(capsys):
 def test_fit_with_tbptt_lengths_and_callback():
     x, y = _toy(n=32, T=20)
     ys = np.repeat(y[:, None, :], 20, axis=1)                      # a per-step target
+    x, ys = np.swapaxes(x, 0, 1), np.swapaxes(ys, 0, 1)            # the layer's layout [T, N, ...]
     model = train.SequenceModel(fastseq.LSTM(3, 8, seed=1), train.PerStepLinear(8, 1, seed=1))
     h = train.fit(model, x, ys, epochs=4, batch_size=8, tbptt=(5, 10), clip_value=1.0, progress=False,
                   optimizer=("sgd", {"lr": 0.05, "momentum": 0.9}))
@@ -209,7 +210,8 @@ def test_teacher_forcing_and_generation():
     np.testing.assert_array_equal(tf[0], waves[:, 0])
     np.testing.assert_array_equal(np.swapaxes(tf, 0, 1), inputs)  # same as the shifted series
     model = train.SequenceModel(fastseq.LSTM(1, 24, seed=0), train.PerStepLinear(24, 1, seed=0))
-    h = train.fit(model, inputs, targets, optimizer=("adam", {"lr": 0.005}), epochs=300, batch_size=16,
+    h = train.fit(model, np.swapaxes(inputs, 0, 1), np.swapaxes(targets, 0, 1),
+                  optimizer=("adam", {"lr": 0.005}), epochs=300, batch_size=16,
                   progress=False)
     assert h["loss"][-1] < 2e-3
     # free running from a warm state: feed predictions back, 10 steps
@@ -231,10 +233,10 @@ def test_to_torch_after_training(layer):
     x = np.random.default_rng(0).standard_normal((4, 6, 3)).astype(np.float32)
     y = np.zeros((4, 1), np.float32)
     model = train.SequenceModel(layer, train.LastStepLinear(layer.num_directions * 5, 1))
-    train.fit(model, x, y, epochs=2, batch_size=2, progress=False)
+    xt = x if layer.batch_first else np.swapaxes(x, 0, 1).copy()
+    train.fit(model, xt, y, epochs=2, batch_size=2, progress=False)
     tm = layer.to_torch()
     assert type(tm).__name__ == type(layer).__name__
-    xt = x if layer.batch_first else np.swapaxes(x, 0, 1).copy()
     ours = layer(xt)[0]
     with torch.no_grad():
         ref = tm(torch.from_numpy(xt))[0].numpy()

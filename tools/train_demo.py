@@ -216,7 +216,8 @@ def run(args):
             # cosine decay from lr to lr * lr_final over all updates
             frac = updates / max(total - 1, 1)
             opt.lr = args.lr * (args.lr_final + (1 - args.lr_final) * 0.5 * (1 + np.cos(np.pi * frac)))
-            chunk_losses, state = train.tbptt(model, loss_fn, x, y, K, K, opt, state, clip_norm=args.clip)
+            chunk_losses, state = train.tbptt(model, loss_fn, x, y, K, K, optimizer=opt, hx=state,
+                                              clip_norm=args.clip)
             losses.extend(chunk_losses)
             updates += len(chunk_losses)
             seen += (hi - lo) * B

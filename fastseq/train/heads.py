@@ -1,14 +1,42 @@
 """Output heads on a recurrent layer's output: a linear map per step, or on each sequence's
 last valid step. Parameters are views into the owning model's flat vector once bound."""
+from typing import Optional
+
 import numpy as np
 
 from .. import _core
 
 
+def _head_doc(summary, example, result):
+    """A head class's numpydoc docstring."""
+    return f"""{summary}
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Features in (directions x features of h) and out.
+    bias : bool
+        A learnable bias.
+    seed : int, optional
+        Seed of the initial weights.
+
+    Raises
+    ------
+    ValueError
+        A size below 1.
+
+    Examples
+    --------
+    >>> {example}
+    {result}
+    """
+
+
 class _LinearHead:
     """y = x W^T + b with W [out_features, in_features] (torch's nn.Linear layout and init)."""
 
-    def __init__(self, in_features, out_features, bias=True, seed=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 seed: Optional[int] = None):
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features, out_features: expected positive, got {in_features}, {out_features}")
         self.in_features, self.out_features, self.has_bias = int(in_features), int(out_features), bool(bias)
@@ -58,7 +86,9 @@ class _LinearHead:
 
 
 class PerStepLinear(_LinearHead):
-    """A linear map applied at every step: [T, B, F] -> [T, B, out] (any leading shape)."""
+    __doc__ = _head_doc("A linear map applied at every step: ``[T, B, F] -> [T, B, out]`` (any "
+                        "leading shape), ``nn.Linear``'s layout and initialisation.",
+                        "PerStepLinear(8, 2).weight.shape", "(2, 8)")
 
     def forward(self, y, lengths=None, batch_first=False):
         self._x = np.ascontiguousarray(y, dtype=np.float32)
@@ -70,8 +100,9 @@ class PerStepLinear(_LinearHead):
 
 
 class LastStepLinear(_LinearHead):
-    """A linear map on each sequence's last valid step (t = length - 1, or T - 1):
-    [T, B, F] ([B, T, F] if batch_first) -> [B, out]."""
+    __doc__ = _head_doc("A linear map on each sequence's last valid step (t = length - 1, or "
+                        "T - 1): ``[T, B, F]`` (``[B, T, F]`` if batch_first) ``-> [B, out]``.",
+                        "LastStepLinear(8, 1).num_params", "9")
 
     def forward(self, y, lengths=None, batch_first=False):
         B = y.shape[0] if batch_first else y.shape[1]

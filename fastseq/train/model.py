@@ -2,6 +2,8 @@
 float32 vector `params` (the layer's, in the C library's flat order, then the head's), with
 the matching `grads`. Optimizers update `params` and call `sync()`, which repacks the
 layer's weights for the kernels."""
+from typing import Any, Tuple
+
 import numpy as np
 
 from .. import _core
@@ -10,13 +12,30 @@ from ._tape import Recorder
 
 
 class SequenceModel:
-    """model = SequenceModel(fastseq.LSTM(...), PerStepLinear(H, out))
+    """A recurrent layer and an optional linear head, trained as one.
 
-    pred, state = model.forward(x, hx=None, lengths=None)   # records for backward
-    model.zero_grad(); model.backward(grad_pred)            # grads accumulate, like torch
+    ``pred, state = model.forward(x)`` records for ``model.backward(grad_pred)``; gradients
+    accumulate in ``model.grads`` like torch's (``zero_grad()``); an optimizer updates
+    ``model.params``. Data in the layer's layout (time-major unless ``batch_first``).
+
+    Parameters
+    ----------
+    rnn : fastseq layer
+        ``fastseq.LSTM``, ``GRU``, ``RNN``, ``FastRNN`` or ``FastGRNN``.
+    head : PerStepLinear or LastStepLinear, optional
+        On the layer's output; its ``in_features`` must be directions x features of h.
+
+    Raises
+    ------
+    ValueError
+        A head whose ``in_features`` does not fit the layer.
+
+    Examples
+    --------
+    >>> model = SequenceModel(fastseq.GRU(2, 8), LastStepLinear(8, 1))
     """
 
-    def __init__(self, rnn, head=None):
+    def __init__(self, rnn: Any, head: Any = None):
         self.rnn, self.head = rnn, head
         out_features = rnn.num_directions * rnn.output_features
         if head is not None and head.in_features != out_features:
@@ -32,6 +51,12 @@ class SequenceModel:
         self._rec = Recorder(rnn)
         self._lstm = rnn.mode == "LSTM"
         self._lengths = None
+
+    def __reduce__(self):
+        """Pickle by value as the .fsq bytes (layer + head; no optimizer state or tape),
+        unpickled by the C reader."""
+        from .._pickle import reduce_model
+        return reduce_model(self)
 
     # ---- parameters ------------------------------------------------------------------
     def sync(self):
@@ -68,10 +93,33 @@ class SequenceModel:
             out.append(v)
         return out
 
-    def forward(self, x, hx=None, lengths=None):
-        """Training forward. x: [T, B, I] ([B, T, I] if the layer is batch_first). Returns
-        the head's output (the layer's output without a head) and the final state (h_n, or
-        (h_n, c_n) for an LSTM)."""
+    def forward(self, x: Any, hx: Any = None, lengths: Any = None) -> Tuple[np.ndarray, Any]:
+        """Training forward, recorded for :meth:`backward`.
+
+        Parameters
+        ----------
+        x : array_like
+            ``[T, B, I]`` (``[B, T, I]`` if the layer is batch_first).
+        hx, lengths
+            As for a layer call.
+
+        Returns
+        -------
+        pred, state
+            The head's output (the layer's without a head) and ``h_n`` (LSTM:
+            ``(h_n, c_n)``).
+
+        Raises
+        ------
+        ValueError
+            An x, state or lengths whose shape does not fit the layer (named).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = SequenceModel(fastseq.GRU(2, 8), PerStepLinear(8, 1))
+        >>> pred, h_n = model.forward(np.zeros((5, 3, 2), np.float32))
+        """
         x = as_float32(x, "x")
         rnn = self.rnn
         if x.ndim != 3 or x.shape[-1] != rnn.input_size:
@@ -83,9 +131,30 @@ class SequenceModel:
         pred = y if self.head is None else self.head.forward(y, self._lengths, rnn.batch_first)
         return pred, ((h_n, c_n) if self._lstm else h_n)
 
-    def backward(self, grad_pred, grad_state=None, want_state=False):
-        """Add the gradients of the last forward to `grads`. grad_state: d loss / d final
-        state (like the state; None: zero). Returns d loss / d initial state if want_state."""
+    def backward(self, grad_pred: Any, grad_state: Any = None, want_state: bool = False) -> Any:
+        """Add the gradients of the last forward to ``grads``.
+
+        Parameters
+        ----------
+        grad_pred : array_like
+            d loss / d pred.
+        grad_state : array_like or tuple, optional
+            d loss / d final state, like the state (None: zero).
+        want_state : bool
+            Also return d loss / d initial state.
+
+        Returns
+        -------
+        array, tuple or None
+            d loss / d initial state when `want_state`, else None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = SequenceModel(fastseq.GRU(2, 8), LastStepLinear(8, 1))
+        >>> pred, h_n = model.forward(np.zeros((5, 3, 2), np.float32))
+        >>> model.zero_grad(); model.backward(np.ones_like(pred))
+        """
         g = as_float32(grad_pred, "grad_pred")
         gy = g if self.head is None else self.head.backward(g)
         ghn = gcn = None
@@ -104,8 +173,27 @@ class SequenceModel:
         """Recorded state before step t of the last forward (see Recorder.state_at)."""
         return self._rec.state_at(t)
 
-    def predict(self, x, hx=None, lengths=None):
-        """Inference through the layer's fast forward, then the head."""
+    def predict(self, x: Any, hx: Any = None, lengths: Any = None) -> Tuple[Any, Any]:
+        """Inference through the layer's fast forward, then the head; records nothing.
+
+        Parameters
+        ----------
+        x, hx, lengths
+            As for a layer call (the layer's layout).
+
+        Returns
+        -------
+        pred, state
+            ``[N, out]`` for a last-step head, per step for a per-step head (the layer's
+            output without a head), and the final state.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = SequenceModel(fastseq.GRU(2, 8), LastStepLinear(8, 1))
+        >>> model.predict(np.zeros((5, 3, 2), np.float32))[0].shape
+        (3, 1)
+        """
         y, state = self.rnn(x, hx, lengths)
         if self.head is None:
             return y, state

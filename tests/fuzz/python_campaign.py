@@ -214,7 +214,7 @@ def bad_calls(failures):
         cell = cls(3, 4, seed=0)
         for v in _bad_values((2, 3)):
             expect_error(lambda: cell(v), f"{cls.__name__}({v!r:.40})")
-    model = train.SequenceModel(fastseq.GRU(2, 4, seed=0), train.LastStepLinear(4, 1, seed=0))
+    model = train.SequenceModel(fastseq.GRU(2, 4, batch_first=True, seed=0), train.LastStepLinear(4, 1, seed=0))
     x, y = np.ones((6, 5, 2), np.float32), np.ones((6, 1), np.float32)
     for kwargs in ({"batch_size": 0}, {"batch_size": -3}, {"batch_size": 1.5}, {"epochs": -1},
                    {"loss": "bogus"}, {"loss": 3}, {"optimizer": "bogus"}, {"lengths": [1, 2]},
