@@ -24,6 +24,10 @@ NOT_RUN = {
         "the test suite itself (.ci/run runs it in a fresh environment)",
     "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build && (cd build && ctest)":
         "the C build and ctest: tests/test_c_api.py and .ci/run build and run them",
+    'INC=$(python -c "import fastseq; print(fastseq.get_include())")':
+        "compiles the user's own main.c: tests/test_packaging.py compiles and runs a program "
+        "against get_include()/get_library_dir() with the shipped pkg-config flags, and "
+        "tests/test_export_c.py compiles and runs export-c output",
 }
 CLI_FIRST = "fastseq convert lstm.pt model.fsq"
 
