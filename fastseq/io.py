@@ -22,7 +22,7 @@ import zlib
 
 import numpy as np
 
-from . import _core
+from . import _activations, _core
 
 __all__ = ["save", "load", "read", "encode", "decode", "layer_parts", "ModelFile", "Head",
            "FORMAT_VERSION"]
@@ -217,7 +217,10 @@ def layer_parts(model):
     layer = sequence_layer(model)
     cfg = layer.c_model.config()
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
-    config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items() if k != "cell"}
+    gate_fields = ("act", "act_alpha", "act_beta", "clip")
+    config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items()
+              if k != "cell" and k not in gate_fields}
+    config.update(_activations.file_entries(cfg))
     config["batch_first"] = int(layer.batch_first)
     return _core.CELL_NAMES[cfg["cell"]], config, layer.state_dict()
 

@@ -2,7 +2,7 @@
 run by the C library."""
 import numpy as np
 
-from . import _core
+from . import _activations, _core
 from ._arrays import as_float32, as_lengths
 
 # Parameter names follow torch (`weight_ih_l0`, `bias_hh_l1_reverse`, ...) and fastseq.torch
@@ -25,6 +25,29 @@ def _activation(name, value):
     if value not in _core.ACTIVATIONS:
         raise ValueError(f"{name}: expected one of {sorted(_core.ACTIVATIONS)}, got {value!r}")
     return _core.ACTIVATIONS[value]
+
+
+_GATE_ACTS_DOC = """
+    Gate activations (keyword-only; ONNX's roles and names):
+
+    activations : sequence of str, optional
+        One name per role -- LSTM (f, g, h): the gates i, f, o, the cell input, the cell
+        output; GRU (f, g): the gates r, z, the candidate; RNN (f,). Choices: "sigmoid",
+        "tanh", "relu", "hard_sigmoid" (max(0, min(1, alpha x + beta))), "softsign",
+        "hard_tanh" (max(-1, min(1, x)), EdgeML's quantTanh). None: the cell's usual ones.
+    activation_alpha, activation_beta : sequence of float or None, optional
+        Per role, hard_sigmoid's alpha and beta (None: ONNX's 0.2 and 0.5; Keras 3's
+        hard_sigmoid is alpha 1/6, beta 0.5); None for functions without them.
+    clip : float, optional
+        Clips every activation's input to [-clip, clip] (ONNX `clip`); None: no clipping.
+    Training (`backward`) supports the usual activations only.
+"""
+
+
+def _gate_defaults(usual):
+    """The gate-activation entries of config() for a layer whose usual ones are `usual`."""
+    return {"activations": tuple(usual), "activation_alpha": (None,) * len(usual),
+            "activation_beta": (None,) * len(usual), "clip": None}
 
 
 class _Recurrent:
@@ -64,6 +87,24 @@ class _Recurrent:
 
     def _adopt(self, cfg):
         """Set this class's options from an fs_rnn_config dict."""
+
+    _USUAL_ACTS = ()  # the gate layers' usual activation per role
+
+    def _gate_acts(self, activations, activation_alpha, activation_beta, clip):
+        """Validate the gate-activation arguments; the fs_rnn_config fields they give."""
+        fields = _activations.to_config(self._USUAL_ACTS, activations, activation_alpha,
+                                        activation_beta, clip)
+        self._adopt_acts(fields)
+        return fields
+
+    def _adopt_acts(self, cfg):
+        (self.activations, self.activation_alpha, self.activation_beta,
+         self.clip) = _activations.from_config(cfg, self._USUAL_ACTS)
+
+    def _acts_config(self):
+        return {"activations": self.activations, "activation_alpha": self.activation_alpha,
+                "activation_beta": self.activation_beta, "clip": self.clip}
+
 
     @property
     def c_model(self):
@@ -206,7 +247,8 @@ class _Recurrent:
         for key, value in config.items():
             if key in ("input_size", "hidden_size") or defaults.get(key, object()) == value:
                 continue
-            if key not in defaults and value == type(self)._DEFAULTS.get(key):
+            if key not in defaults and value == {**type(self)._DEFAULTS,
+                                                 **_gate_defaults(self._USUAL_ACTS)}.get(key):
                 continue
             args.append(f"{key}={value!r}")
         return f"{type(self).__name__}({', '.join(args)})"
@@ -234,22 +276,27 @@ class LSTM(_Recurrent):
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
+    _USUAL_ACTS = ("sigmoid", "tanh", "tanh")
     _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, peephole=False, coupled=False,
-                 seed=None):
+                 seed=None, *, activations=None, activation_alpha=None, activation_beta=None,
+                 clip=None):
         self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, seed, proj_size=self.proj_size, peephole=self.peephole,
-                         coupled=self.coupled)
+                         coupled=self.coupled, **acts)
 
     def _extra_config(self):
-        return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled}
+        return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled,
+                **self._acts_config()}
 
     def _adopt(self, cfg):
         self.proj_size, self.peephole, self.coupled = cfg["proj_size"], bool(cfg["peephole"]), bool(cfg["coupled"])
+        self._adopt_acts(cfg)
 
     def _split_hx(self, hx):
         if hx is None:
@@ -268,19 +315,23 @@ class GRU(_Recurrent):
 
     _cell = _core.CELL_GRU
     mode = "GRU"
+    _USUAL_ACTS = ("sigmoid", "tanh")
     _DEFAULTS = {"reset_after": True}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, reset_after=True, seed=None):
+                 dropout=0.0, bidirectional=False, reset_after=True, seed=None, *,
+                 activations=None, activation_alpha=None, activation_beta=None, clip=None):
         self.reset_after = bool(reset_after)
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed, reset_before=not self.reset_after)
+                         bidirectional, seed, reset_before=not self.reset_after, **acts)
 
     def _extra_config(self):
-        return {"reset_after": self.reset_after}
+        return {"reset_after": self.reset_after, **self._acts_config()}
 
     def _adopt(self, cfg):
         self.reset_after = not cfg["reset_before"]
+        self._adopt_acts(cfg)
 
 
 class RNN(_Recurrent):
@@ -289,23 +340,32 @@ class RNN(_Recurrent):
     _DEFAULTS = {"nonlinearity": "tanh"}
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, seed=None, *,
+                 activations=None, activation_alpha=None, activation_beta=None, clip=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self._cell = _core.CELL_RNN_TANH if nonlinearity == "tanh" else _core.CELL_RNN_RELU
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        self._USUAL_ACTS = (nonlinearity,)
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed)
+                         bidirectional, seed, **acts)
 
     def _extra_config(self):
-        return {"nonlinearity": self.nonlinearity}
+        return {"nonlinearity": self.nonlinearity, **self._acts_config()}
 
     def _adopt(self, cfg):
         relu = cfg["cell"] == _core.CELL_RNN_RELU
         self.nonlinearity = "relu" if relu else "tanh"
         self._cell = _core.CELL_RNN_RELU if relu else _core.CELL_RNN_TANH
         self.mode = "RNN_RELU" if relu else "RNN_TANH"
+        self._USUAL_ACTS = (self.nonlinearity,)
+        self._adopt_acts(cfg)
+
+
+for _layer in (LSTM, GRU, RNN):  # their shared keyword arguments, documented once
+    _layer.__doc__ += _GATE_ACTS_DOC
 
 
 class FastRNN(_Recurrent):

@@ -111,6 +111,9 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int 
         return fs__fail(FS_ERR_UNSUPPORTED, "training: backward for this cell configuration "
                                             "(cell %d with its variants) is not implemented yet",
                         (int)cf->cell);
+    if (m->custom_acts)
+        return fs__fail(FS_ERR_UNSUPPORTED, "training: backward with chosen activations or clip "
+                                            "(act, clip) is not implemented yet; the usual ones train");
     if (seq_len < 1) return fs__fail(FS_ERR_INVALID_ARG, "seq_len: expected >= 1, got %d", (int)seq_len);
     if (batch < 1) return fs__fail(FS_ERR_INVALID_ARG, "batch: expected >= 1, got %d", (int)batch);
     memset(p, 0, sizeof *p);

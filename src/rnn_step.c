@@ -42,6 +42,41 @@ void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, siz
     }
 }
 
+/* cell_rows for an RNN, LSTM or GRU with chosen activations (m->acts); acc
+ * already at row b0. */
+static void cell_rows_act(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t b1, const float *acc) {
+    const fs_rnn *m = s->model;
+    const fs_kernels *k = s->k;
+    const fs_rnn_unit *u = s->unit;
+    const fs_rnn_config *c = &m->cfg;
+    const fs_acts *a = &m->acts;
+    const size_t hp = m->hp, rp = m->rp, j0 = jb * FS_NB;
+    const int by_block = nb > 1; /* then b1 == b0 + 1 */
+    const size_t n = by_block ? nb : b1 - b0;
+    const size_t ldgx = by_block ? m->gates * FS_NB : s->ldgx;
+    const size_t ldh = by_block ? FS_NB : rp, ldc = by_block ? FS_NB : hp;
+    const float *gx = s->gx + b0 * s->ldgx + jb * m->gates * FS_NB;
+    const float *hprev = s->h_prev + b0 * rp + j0;
+    float *hn = s->h_new + b0 * rp + j0;
+    if (c->cell == FS_CELL_LSTM) {
+        float *cc = s->c + b0 * hp + j0;
+        float *dst = c->proj_size ? s->mid + b0 * hp + j0 : hn;
+        for (size_t i = 0; i < nb; i++) { /* per-block peephole vectors: a block per call */
+            const size_t j = j0 + i * FS_NB, o = i * FS_NB;
+            k->lstm_cell_act(b1 - b0, a, gx + i * m->gates * FS_NB, s->ldgx, acc + i * m->gh * FS_NB, cc + o, hp,
+                             dst + o, c->proj_size ? hp : rp, c->peephole ? u->vec[FS_VEC_PI] + j : NULL,
+                             c->peephole ? u->vec[FS_VEC_PF] + j : NULL, c->peephole ? u->vec[FS_VEC_PO] + j : NULL,
+                             c->coupled);
+        }
+    } else if (c->cell == FS_CELL_GRU && c->reset_before) {
+        k->gru_rz_cell_act(n, a, gx, ldgx, acc, hprev, ldh, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, ldc);
+    } else if (c->cell == FS_CELL_GRU) {
+        k->gru_cell_act(n, a, gx, ldgx, acc, hprev, ldh, hn, ldh);
+    } else {
+        k->rnn_cell_act(n, a, gx, ldgx, acc, hn, ldh);
+    }
+}
+
 /* The cell update of active rows [b0, b1) for blocks [jb, jb + nb); acc: the
  * product of those blocks. Several blocks come with one row only (batch 1):
  * consecutive blocks then lie a fixed stride apart in every operand, so the
@@ -60,6 +95,10 @@ static void cell_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t 
     const float *hprev = s->h_prev + b0 * rp + j0;
     float *hn = s->h_new + b0 * rp + j0;
     acc += b0 * m->gh * FS_NB;
+    if (m->custom_acts) {
+        cell_rows_act(s, jb, nb, b0, b1, acc);
+        return;
+    }
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
     case FS_CELL_RNN_RELU: k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, ldh); break;
@@ -146,6 +185,13 @@ static void gru_n_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t
     const size_t hp = s->model->hp, rp = s->model->rp, j0 = jb * FS_NB;
     const int by_block = nb > 1; /* blocks as the kernel's rows, as in cell_rows */
     const size_t ld = by_block ? FS_NB : 0;
+    if (s->model->custom_acts) {
+        s->k->gru_n_cell_act(by_block ? nb : b1 - b0, &s->model->acts,
+                             s->gx + b0 * s->ldgx + jb * 3 * FS_NB + 2 * FS_NB, by_block ? 3 * FS_NB : s->ldgx,
+                             tile + b0 * FS_NB, s->z + b0 * hp + j0, by_block ? ld : hp, s->h_prev + b0 * rp + j0,
+                             by_block ? ld : rp, s->h_new + b0 * rp + j0, by_block ? ld : rp);
+        return;
+    }
     s->k->gru_n_cell(by_block ? nb : b1 - b0, s->gx + b0 * s->ldgx + jb * 3 * FS_NB + 2 * FS_NB,
                      by_block ? 3 * FS_NB : s->ldgx, tile + b0 * FS_NB, s->z + b0 * hp + j0, by_block ? ld : hp,
                      s->h_prev + b0 * rp + j0, by_block ? ld : rp, s->h_new + b0 * rp + j0, by_block ? ld : rp);
@@ -165,7 +211,9 @@ int fs__step_fused(const fs_step *s) {
     const fs_kernels *k = s->k;
     const fs_rnn_unit *u = s->unit;
     const size_t nb = m->hp / FS_NB;
-    if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size || s->rec_acc) return 0;
+    if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size || s->rec_acc ||
+        m->custom_acts) /* the fused steps serve the usual activations only */
+        return 0;
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
     case FS_CELL_RNN_RELU:

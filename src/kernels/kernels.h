@@ -43,6 +43,15 @@ enum {
     FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN, FS_TRAIN_KINDS
 };
 
+/* The activations of an RNN, LSTM or GRU cell per role (fs_act_role): fs_act
+ * kinds with hard_sigmoid's alpha, beta; clip > 0 clips the inputs of roles
+ * f and g to [-clip, clip]. */
+typedef struct fs_acts {
+    int kind[3];
+    float alpha[3], beta[3];
+    float clip;
+} fs_acts;
+
 /* A cell's options and per-unit parameters for its record and backward
  * kernels (NULL / 0 where a cell has none): values, never a model. */
 typedef struct fs_cell_params {
@@ -108,6 +117,19 @@ typedef struct fs_kernels {
     void (*fastgrnn_cell)(size_t m, int gate_act, int update_act, const float *gx, size_t ldgx,
                           const float *acc, const float *bg, const float *bu, const float *h_prev,
                           size_t ldhp, float *h, size_t ldh, float zeta, float nu);
+    /* The cells above with chosen activations (fs_acts; the cell's usual
+     * ones take the slots above, and their fused batch-1 steps). */
+    void (*rnn_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                         float *h, size_t ldh);
+    void (*lstm_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                          float *c, size_t ldc, float *h, size_t ldh, const float *pi, const float *pf,
+                          const float *po, int coupled);
+    void (*gru_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                         const float *h_prev, size_t ldhp, float *h, size_t ldh);
+    void (*gru_rz_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                            const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld);
+    void (*gru_n_cell_act)(size_t m, const fs_acts *a, const float *gx_n, size_t ldgx, const float *acc,
+                           const float *z, size_t ldz, const float *h_prev, size_t ldhp, float *h, size_t ldh);
     /* Batch 1, a whole step: the recurrent product (k inputs h_prev, nblocks
      * packed blocks w; GRU: plus bias_h) fused with the cell update, the same
      * bits as gemm + the cell kernel above. gx: the step's input projection
