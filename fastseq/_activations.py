@@ -3,6 +3,8 @@ i, f, o; g: the cell input; h: the cell output. GRU f: the gates r, z; g: the
 candidate. RNN f): the layers' arguments to fs_rnn_config fields and back."""
 import math
 
+import numpy as np
+
 from . import _core
 
 _PARAMETRISED = {"hard_sigmoid": (0.2, 0.5)}  # ONNX HardSigmoid's default alpha, beta
@@ -41,13 +43,13 @@ def to_config(usual, activations, activation_alpha, activation_beta, clip):
                 raise ValueError(f"{what}[{r}]: {name} takes no parameter, expected None, got {value!r}")
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value != 0):
                 raise ValueError(f"{what}[{r}]: expected a finite non-zero number, got {value!r}")
-            out[r] = float(value)
+            out[r] = float(np.float32(value))  # as the C config holds it
         if name != usual[r] or act_alpha[r] or act_beta[r]:
             act[r] = 1 + _core.ROLE_ACTIVATIONS[name]
     if clip is not None and not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
         raise ValueError(f"clip: expected None or a finite number > 0, got {clip!r}")
     return {"act": tuple(act), "act_alpha": tuple(act_alpha), "act_beta": tuple(act_beta),
-            "clip": float(clip or 0.0)}
+            "clip": float(np.float32(clip or 0.0))}
 
 
 def from_config(cfg, usual):

@@ -102,8 +102,11 @@ class _Recurrent:
          self.clip) = _activations.from_config(cfg, self._USUAL_ACTS)
 
     def _acts_config(self):
-        return {"activations": self.activations, "activation_alpha": self.activation_alpha,
-                "activation_beta": self.activation_beta, "clip": self.clip}
+        """The gate-activation arguments that differ from the cell's usual ones."""
+        usual = _gate_defaults(self._USUAL_ACTS)
+        given = {"activations": self.activations, "activation_alpha": self.activation_alpha,
+                 "activation_beta": self.activation_beta, "clip": self.clip}
+        return {k: v for k, v in given.items() if v != usual[k]}
 
 
     @property
@@ -247,8 +250,7 @@ class _Recurrent:
         for key, value in config.items():
             if key in ("input_size", "hidden_size") or defaults.get(key, object()) == value:
                 continue
-            if key not in defaults and value == {**type(self)._DEFAULTS,
-                                                 **_gate_defaults(self._USUAL_ACTS)}.get(key):
+            if key not in defaults and value == type(self)._DEFAULTS.get(key):
                 continue
             args.append(f"{key}={value!r}")
         return f"{type(self).__name__}({', '.join(args)})"

@@ -37,10 +37,12 @@
 #define FS_INLINE static inline __attribute__((always_inline))
 
 /* Trainable cell kinds: the index into the record and backward slots.
- * LSTM_EXT: peepholes and/or coupled gates; GRU_RB: reset before the product. */
+ * LSTM_EXT: peepholes and/or coupled gates; GRU_RB: reset before the product;
+ * *_ACT: chosen activations or clip (fs_acts), any variant of the cell. */
 enum {
     FS_TRAIN_RNN, FS_TRAIN_LSTM, FS_TRAIN_GRU, FS_TRAIN_LSTM_EXT, FS_TRAIN_GRU_RB,
-    FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN, FS_TRAIN_KINDS
+    FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN,
+    FS_TRAIN_RNN_ACT, FS_TRAIN_LSTM_ACT, FS_TRAIN_GRU_ACT, FS_TRAIN_GRU_RB_ACT, FS_TRAIN_KINDS
 };
 
 /* The activations of an RNN, LSTM or GRU cell per role (fs_act_role): fs_act
@@ -61,6 +63,7 @@ typedef struct fs_cell_params {
     const float *pi, *pf, *po; /* LSTM peepholes, [H] each */
     const float *bg, *bu;      /* FastGRNN bias gate, bias update, [H] each */
     const float *whn;          /* reset-before GRU: W_hn packed (layout above, one gate, K = H) */
+    const fs_acts *acts;       /* the *_ACT kinds: the activations and clip */
     float a, b;                /* FastRNN sigmoid(alpha), sigmoid(beta); FastGRNN sigmoid(zeta), sigmoid(nu) */
 } fs_cell_params;
 
