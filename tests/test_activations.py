@@ -237,3 +237,31 @@ def test_repr_shows_only_what_differs():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fastseq.LSTM(3, 4, **kwargs)
+
+
+# ---- Keras 3 (torch backend) --------------------------------------------------------------
+
+KERAS_CASES = [
+    lambda kl: kl.LSTM(7, return_sequences=True, recurrent_activation="hard_sigmoid", activation="softsign"),
+    lambda kl: kl.LSTM(7, return_sequences=True, activation="hard_tanh"),
+    lambda kl: kl.GRU(7, return_sequences=True, recurrent_activation="hard_sigmoid", activation="relu"),
+    lambda kl: kl.GRU(7, return_sequences=True, reset_after=False, recurrent_activation="hard_sigmoid"),
+    lambda kl: kl.SimpleRNN(7, return_sequences=True, activation="softsign"),
+    lambda kl: kl.SimpleRNN(7, return_sequences=True, activation="hard_sigmoid"),
+    lambda kl: kl.Bidirectional(kl.LSTM(7, return_sequences=True, recurrent_activation="hard_sigmoid")),
+]
+
+
+@pytest.mark.parametrize("make", KERAS_CASES)
+def test_keras_activations_match_keras(make):
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    require("torch")
+    keras = require("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("Keras runs on the torch backend here")
+    from test_import_keras import built, close, x_input
+    model = built(make(keras.layers))
+    layer = fastseq.from_keras(model.layers[-1])
+    x = 3.0 * x_input()  # into the hard functions' flat parts
+    close(layer(x)[0], model(x))
