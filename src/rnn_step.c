@@ -42,41 +42,6 @@ void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, siz
     }
 }
 
-/* cell_rows for an RNN, LSTM or GRU with chosen activations (m->acts); acc
- * already at row b0. */
-static void cell_rows_act(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t b1, const float *acc) {
-    const fs_rnn *m = s->model;
-    const fs_kernels *k = s->k;
-    const fs_rnn_unit *u = s->unit;
-    const fs_rnn_config *c = &m->cfg;
-    const fs_acts *a = &m->acts;
-    const size_t hp = m->hp, rp = m->rp, j0 = jb * FS_NB;
-    const int by_block = nb > 1; /* then b1 == b0 + 1 */
-    const size_t n = by_block ? nb : b1 - b0;
-    const size_t ldgx = by_block ? m->gates * FS_NB : s->ldgx;
-    const size_t ldh = by_block ? FS_NB : rp, ldc = by_block ? FS_NB : hp;
-    const float *gx = s->gx + b0 * s->ldgx + jb * m->gates * FS_NB;
-    const float *hprev = s->h_prev + b0 * rp + j0;
-    float *hn = s->h_new + b0 * rp + j0;
-    if (c->cell == FS_CELL_LSTM) {
-        float *cc = s->c + b0 * hp + j0;
-        float *dst = c->proj_size ? s->mid + b0 * hp + j0 : hn;
-        for (size_t i = 0; i < nb; i++) { /* per-block peephole vectors: a block per call */
-            const size_t j = j0 + i * FS_NB, o = i * FS_NB;
-            k->lstm_cell_act(b1 - b0, a, gx + i * m->gates * FS_NB, s->ldgx, acc + i * m->gh * FS_NB, cc + o, hp,
-                             dst + o, c->proj_size ? hp : rp, c->peephole ? u->vec[FS_VEC_PI] + j : NULL,
-                             c->peephole ? u->vec[FS_VEC_PF] + j : NULL, c->peephole ? u->vec[FS_VEC_PO] + j : NULL,
-                             c->coupled);
-        }
-    } else if (c->cell == FS_CELL_GRU && c->reset_before) {
-        k->gru_rz_cell_act(n, a, gx, ldgx, acc, hprev, ldh, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, ldc);
-    } else if (c->cell == FS_CELL_GRU) {
-        k->gru_cell_act(n, a, gx, ldgx, acc, hprev, ldh, hn, ldh);
-    } else {
-        k->rnn_cell_act(n, a, gx, ldgx, acc, hn, ldh);
-    }
-}
-
 /* The cell update of active rows [b0, b1) for blocks [jb, jb + nb); acc: the
  * product of those blocks. Several blocks come with one row only (batch 1):
  * consecutive blocks then lie a fixed stride apart in every operand, so the
@@ -95,33 +60,40 @@ static void cell_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t 
     const float *hprev = s->h_prev + b0 * rp + j0;
     float *hn = s->h_new + b0 * rp + j0;
     acc += b0 * m->gh * FS_NB;
-    if (m->custom_acts) {
-        cell_rows_act(s, jb, nb, b0, b1, acc);
-        return;
-    }
+    const fs_acts *a = m->custom_acts ? &m->acts : NULL; /* chosen activations: the *_act cells */
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
-    case FS_CELL_RNN_RELU: k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, ldh); break;
+    case FS_CELL_RNN_RELU:
+        if (a) k->rnn_cell_act(n, a, gx, ldgx, acc, hn, ldh);
+        else k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, ldh);
+        break;
     case FS_CELL_LSTM: {
         float *cc = s->c + b0 * hp + j0;
         float *dst = c->proj_size ? s->mid + b0 * hp + j0 : hn; /* projected after all blocks */
         const size_t ld = by_block ? FS_NB : c->proj_size ? hp : rp;
-        if (!c->peephole && !c->coupled) {
+        if (!a && !c->peephole && !c->coupled) {
             k->lstm_cell(n, gx, ldgx, acc, cc, ldc, dst, ld);
             break;
         }
         for (size_t i = 0; i < nb; i++) { /* per-block peephole vectors: a block per call */
             const size_t j = j0 + i * FS_NB, o = i * FS_NB;
-            k->lstm_cell_ext(b1 - b0, gx + i * m->gates * FS_NB, s->ldgx, acc + i * m->gh * FS_NB, cc + o, hp,
-                             dst + o, c->proj_size ? hp : rp, c->peephole ? u->vec[FS_VEC_PI] + j : NULL,
-                             c->peephole ? u->vec[FS_VEC_PF] + j : NULL,
-                             c->peephole ? u->vec[FS_VEC_PO] + j : NULL, c->coupled);
+            const float *pi = c->peephole ? u->vec[FS_VEC_PI] + j : NULL;
+            const float *pf = c->peephole ? u->vec[FS_VEC_PF] + j : NULL;
+            const float *po = c->peephole ? u->vec[FS_VEC_PO] + j : NULL;
+            const float *gxi = gx + i * m->gates * FS_NB, *acci = acc + i * m->gh * FS_NB;
+            const size_t ldd = c->proj_size ? hp : rp;
+            if (a) k->lstm_cell_act(b1 - b0, a, gxi, s->ldgx, acci, cc + o, hp, dst + o, ldd, pi, pf, po, c->coupled);
+            else k->lstm_cell_ext(b1 - b0, gxi, s->ldgx, acci, cc + o, hp, dst + o, ldd, pi, pf, po, c->coupled);
         }
         break;
     }
     case FS_CELL_GRU:
-        if (c->reset_before)
+        if (c->reset_before && a)
+            k->gru_rz_cell_act(n, a, gx, ldgx, acc, hprev, ldh, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, ldc);
+        else if (c->reset_before)
             k->gru_rz_cell(n, gx, ldgx, acc, hprev, ldh, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, ldc);
+        else if (a)
+            k->gru_cell_act(n, a, gx, ldgx, acc, hprev, ldh, hn, ldh);
         else
             k->gru_cell(n, gx, ldgx, acc, hprev, ldh, hn, ldh);
         break;

@@ -55,27 +55,6 @@ static float act(int kind, float x) {
     }
 }
 
-static void fs_lstm_cell_ext__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
-                                      float *c, size_t ldc, float *h, size_t ldh, const float *pi,
-                                      const float *pf, const float *po, int coupled) {
-    const size_t G = coupled ? 3 : 4;
-    const size_t gi = 0, gf = 1, gg = coupled ? 1 : 2, go = coupled ? 2 : 3;
-    for (size_t i = 0; i < m; i++) {
-        const float *g = gx + i * ldgx, *r = acc + i * G * FS_NB;
-        for (int l = 0; l < FS_NB; l++) {
-            const float cp = c[i * ldc + l];
-            const float ig = sigmoidf(g[gi * FS_NB + l] + r[gi * FS_NB + l] + (pi ? pi[l] * cp : 0.0f));
-            const float fg = coupled ? 1.0f - ig
-                                     : sigmoidf(g[gf * FS_NB + l] + r[gf * FS_NB + l] + (pf ? pf[l] * cp : 0.0f));
-            const float cand = tanhf(g[gg * FS_NB + l] + r[gg * FS_NB + l]);
-            const float cn = fg * cp + ig * cand;
-            const float og = sigmoidf(g[go * FS_NB + l] + r[go * FS_NB + l] + (po ? po[l] * cn : 0.0f));
-            c[i * ldc + l] = cn;
-            h[i * ldh + l] = og * tanhf(cn);
-        }
-    }
-}
-
 static void fs_gru_rz_cell__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
                                     const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld) {
     for (size_t i = 0; i < m; i++) {
@@ -179,6 +158,15 @@ static void fs_gru_n_cell_act__generic(size_t m, const fs_acts *a, const float *
             const float n = fs__role(a, FS_ROLE_G, gx_n[i * ldgx + l] + acc[i * FS_NB + l]), zg = z[i * ldz + l];
             h[i * ldh + l] = (1.0f - zg) * n + zg * h_prev[i * ldhp + l];
         }
+}
+
+/* The peephole / coupled LSTM with the usual functions: the act cell, the same
+ * libm calls (fs__act's sigmoid and tanh are sigmoidf and tanhf above). */
+static void fs_lstm_cell_ext__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
+                                      float *c, size_t ldc, float *h, size_t ldh, const float *pi,
+                                      const float *pf, const float *po, int coupled) {
+    static const fs_acts usual = {{FS_ACT_SIGMOID, FS_ACT_TANH, FS_ACT_TANH}, {0}, {0}, 0.0f};
+    fs_lstm_cell_act__generic(m, &usual, gx, ldgx, acc, c, ldc, h, ldh, pi, pf, po, coupled);
 }
 
 void fs__cells_init_generic(fs_kernels *k) {
