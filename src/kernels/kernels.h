@@ -121,7 +121,8 @@ typedef struct fs_kernels {
                           const float *acc, const float *bg, const float *bu, const float *h_prev,
                           size_t ldhp, float *h, size_t ldh, float zeta, float nu);
     /* The cells above with chosen activations (fs_acts; the cell's usual
-     * ones take the slots above, and their fused batch-1 steps). */
+     * ones take the slots above, and their fused batch-1 steps). Generic and
+     * AVX2 (which the AVX-512 level keeps). */
     void (*rnn_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
                          float *h, size_t ldh);
     void (*lstm_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,

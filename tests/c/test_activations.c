@@ -1,8 +1,9 @@
 /* Gate activations and clip (fs_rnn_config.act, act_alpha, act_beta, clip):
- * validation names the field; every ISA level agrees with generic within the
- * product's summation-order bound (1e-5 relative: the *_act cells themselves
- * are the generic ones on every level); batch 1 (the step path that replaces
- * the fused steps) gives row 0 of a batch bit for bit; and an activation set
+ * validation names the field; every ISA level agrees with generic within
+ * 1e-5 relative (the products' summation order, the vector sigmoid / tanh
+ * (~1e-6 absolute) and FMA rounding in the AVX2 *_act cells, which AVX-512
+ * also runs); batch 1 (the step path that replaces the fused steps) gives row
+ * 0 of a batch bit for bit; and an activation set
  * equal to the usual one but routed through the *_act cells (a clip no input
  * reaches) matches the usual cells within the vector math's bound. */
 #include <math.h>
