@@ -44,6 +44,9 @@ cdef extern from "fastseq.h" nogil:
         FS_ACT_TANH
         FS_ACT_SIGMOID
         FS_ACT_RELU
+        FS_ACT_HARD_SIGMOID
+        FS_ACT_SOFTSIGN
+        FS_ACT_HARD_TANH
 
     ctypedef struct fs_rnn_config:
         fs_cell cell
@@ -60,6 +63,10 @@ cdef extern from "fastseq.h" nogil:
         int32_t gate_act
         int32_t w_rank
         int32_t u_rank
+        int32_t act[3]
+        float act_alpha[3]
+        float act_beta[3]
+        float clip
 
     ctypedef enum fs_param:
         FS_PARAM_WEIGHT_IH

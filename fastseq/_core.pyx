@@ -30,6 +30,9 @@ PARAM_NAMES = tuple(c.fs_param_name(<c.fs_param>p).decode() for p in range(c.FS_
 CELL_NAMES = {cell: c.fs_cell_name(<c.fs_cell>cell).decode()
               for cell in range(c.FS_CELL_RNN_TANH, c.FS_CELL_FASTGRNN + 1)}
 ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_RELU + 1)}
+# the gate roles' choices (fs_rnn_config.act holds 1 + these; 0: the role's usual one)
+ROLE_ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a
+                    for a in range(c.FS_ACT_TANH, c.FS_ACT_HARD_TANH + 1)}
 # The .fsq format's limits (FS_MODEL_MAX_*), which the writer must respect
 MODEL_LIMITS = {"sections": c.FS_MODEL_MAX_SECTIONS, "tensors": c.FS_MODEL_MAX_TENSORS,
                 "name": c.FS_MODEL_MAX_NAME, "string": c.FS_MODEL_MAX_STRING,
@@ -253,7 +256,8 @@ cdef class Model:
     def __cinit__(self, int cell=0, int input_size=1, int hidden_size=1, int num_layers=1,
                   bint bidirectional=False, bint bias=True, int proj_size=0, bint peephole=False,
                   bint coupled=False, bint reset_before=False, int update_act=0, int gate_act=0,
-                  int w_rank=0, int u_rank=0, bint _wrapping=False):
+                  int w_rank=0, int u_rank=0, act=(0, 0, 0), act_alpha=(0.0, 0.0, 0.0),
+                  act_beta=(0.0, 0.0, 0.0), float clip=0.0, bint _wrapping=False):
         cdef c.fs_rnn_config cfg
         if _wrapping:  # _wrap fills in a model the C library made
             return
@@ -271,6 +275,9 @@ cdef class Model:
         cfg.gate_act = gate_act
         cfg.w_rank = w_rank
         cfg.u_rank = u_rank
+        for i in range(3):
+            cfg.act[i], cfg.act_alpha[i], cfg.act_beta[i] = act[i], act_alpha[i], act_beta[i]
+        cfg.clip = clip
         self.gate = Gate()
         check(c.fs_rnn_create(&cfg, &self.ptr))
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size

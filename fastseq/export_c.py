@@ -184,9 +184,19 @@ fs_status {p}_step(fs_rnn_stream *stream, const float *x, float *y);
         bad = next(k for k, v in layer.state_dict().items() if not np.all(np.isfinite(v)))
         raise ValueError(f"{bad}: holds NaN or infinity, which C float constants cannot express")
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
+    role_names = {1 + v: k for k, v in _core.ROLE_ACTIVATIONS.items()}
     config_lines = [f"    cfg.cell = FS_CELL_{kind};"]
-    config_lines += [f"    cfg.{k} = {int(v)};" + (f" /* {names[v]} */" if k.endswith("_act") else "")
-                     for k, v in cfg.items() if k != "cell" and v]
+    for k, v in cfg.items():
+        if k == "cell" or not v:
+            continue
+        if k == "act":  # 1 + fs_act per role
+            config_lines += [f"    cfg.act[{r}] = {a}; /* {role_names[a]} */" for r, a in enumerate(v) if a]
+        elif k in ("act_alpha", "act_beta"):
+            config_lines += [f"    cfg.{k}[{r}] = {float.hex(float(a))}f; /* {a!r} */" for r, a in enumerate(v) if a]
+        elif k == "clip":
+            config_lines.append(f"    cfg.clip = {float.hex(float(v))}f; /* {v!r} */")
+        else:
+            config_lines.append(f"    cfg.{k} = {int(v)};" + (f" /* {names[v]} */" if k.endswith("_act") else ""))
     source_c = f"""/*
  * {p}.c -- {banner}
  */

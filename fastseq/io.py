@@ -22,7 +22,7 @@ import zlib
 
 import numpy as np
 
-from . import _core
+from . import _activations, _core
 
 __all__ = ["save", "load", "read", "encode", "decode", "layer_parts", "ModelFile", "Head",
            "FORMAT_VERSION"]
@@ -210,6 +210,9 @@ def sequence_layer(model):
     return layer
 
 
+_GATE_FIELDS = ("act", "act_alpha", "act_beta", "clip")  # fs_rnn_config arrays, as file entries
+
+
 def layer_parts(model):
     """(kind, config, tensors) of what `save` writes for `model` (see `sequence_layer`).
     kind and config come from the C model (fs_cell_name, the fs_rnn_config fields),
@@ -217,7 +220,9 @@ def layer_parts(model):
     layer = sequence_layer(model)
     cfg = layer.c_model.config()
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
-    config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items() if k != "cell"}
+    config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items()
+              if k != "cell" and k not in _GATE_FIELDS}
+    config.update(_activations.file_entries(cfg))
     config["batch_first"] = int(layer.batch_first)
     return _core.CELL_NAMES[cfg["cell"]], config, layer.state_dict()
 
@@ -286,7 +291,9 @@ def decode(data, source="<bytes>"):
         metadata = _core.model_metadata(data)
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{source}: {exc}") from None
-    config = {**desc["config"], "batch_first": desc["batch_first"]}
+    config = {k: v for k, v in desc["config"].items() if k not in _GATE_FIELDS}
+    config.update(_activations.file_entries(desc["config"]))  # as the file spells them
+    config["batch_first"] = desc["batch_first"]
     return ModelFile(desc["kind"], config, desc["format_version"], len(data), desc["param_count"], data,
                      None if head is None else Head(*head), metadata)
 

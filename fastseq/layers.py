@@ -4,7 +4,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from . import _core
+from . import _activations, _core
 from ._arrays import SequenceInput, as_float32, as_lengths
 
 # Parameter names follow torch (`weight_ih_l0`, `bias_hh_l1_reverse`, ...) and fastseq.torch
@@ -29,9 +29,10 @@ def _activation(name, value):
     return _core.ACTIVATIONS[value]
 
 
-def _layer_doc(summary, options, example):
+def _layer_doc(summary, options, example, after_seed=""):
     """A layer class's numpydoc docstring: its summary, torch's shared parameters, the
-    class's own keyword-only `options`, and an example line."""
+    class's own keyword-only `options` (and `after_seed`, in signature order), and an
+    example line."""
     return f"""{summary}
 
     Parameters
@@ -49,7 +50,7 @@ def _layer_doc(summary, options, example):
         A reverse direction too; outputs concatenate both.
 {options}    seed : int, optional
         Seed of the initial weights (torch's uniform initialisation).
-
+{after_seed}
     Raises
     ------
     ValueError
@@ -60,6 +61,26 @@ def _layer_doc(summary, options, example):
     >>> import numpy as np, fastseq
     >>> {example}
     """
+
+
+_GATE_ACTS_OPTIONS = """    activations : sequence of str, optional
+        Gate activations, one name per ONNX role -- LSTM (f, g, h): the gates i, f, o,
+        the cell input, the cell output; GRU (f, g): the gates r, z, the candidate; RNN
+        (f,). Choices: "sigmoid", "tanh", "relu", "hard_sigmoid" (max(0, min(1, alpha x +
+        beta))), "softsign", "hard_tanh" (max(-1, min(1, x)), EdgeML's quantTanh). None:
+        the cell's usual ones.
+    activation_alpha, activation_beta : sequence of float or None, optional
+        Per role, hard_sigmoid's alpha and beta (None: ONNX's 0.2 and 0.5; Keras 3's
+        hard_sigmoid is alpha 1/6, beta 0.5); None for functions without them.
+    clip : float, optional
+        Clips the activations' inputs to [-clip, clip] (ONNX ``clip``); None: no clipping.
+"""
+
+
+def _gate_defaults(usual):
+    """The gate-activation entries of config() for a layer whose usual ones are `usual`."""
+    return {"activations": tuple(usual), "activation_alpha": (None,) * len(usual),
+            "activation_beta": (None,) * len(usual), "clip": None}
 
 
 class _Recurrent:
@@ -100,6 +121,27 @@ class _Recurrent:
 
     def _adopt(self, cfg):
         """Set this class's options from an fs_rnn_config dict."""
+
+    _USUAL_ACTS = ()  # the gate layers' usual activation per role
+
+    def _gate_acts(self, activations, activation_alpha, activation_beta, clip):
+        """Validate the gate-activation arguments; the fs_rnn_config fields they give."""
+        fields = _activations.to_config(self._USUAL_ACTS, activations, activation_alpha,
+                                        activation_beta, clip)
+        self._adopt_acts(fields)
+        return fields
+
+    def _adopt_acts(self, cfg):
+        (self.activations, self.activation_alpha, self.activation_beta,
+         self.clip) = _activations.from_config(cfg, self._USUAL_ACTS)
+
+    def _acts_config(self):
+        """The gate-activation arguments that differ from the cell's usual ones."""
+        usual = _gate_defaults(self._USUAL_ACTS)
+        given = {"activations": self.activations, "activation_alpha": self.activation_alpha,
+                 "activation_beta": self.activation_beta, "clip": self.clip}
+        return {k: v for k, v in given.items() if v != usual[k]}
+
 
     @property
     def c_model(self):
@@ -429,26 +471,31 @@ class LSTM(_Recurrent):
         Peephole connections (p_i, p_f on c; p_o on the new c).
     coupled : bool
         Coupled input-forget gate, f = 1 - i.
-""", "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape\n    (5, 2, 8)")
+""", "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape\n    (5, 2, 8)", _GATE_ACTS_OPTIONS)
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
+    _USUAL_ACTS = ("sigmoid", "tanh", "tanh")
     _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, coupled=False,
-                 seed=None):
+                 seed=None, activations=None, activation_alpha=None, activation_beta=None,
+                 clip=None):
         self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, seed, proj_size=self.proj_size, peephole=self.peephole,
-                         coupled=self.coupled)
+                         coupled=self.coupled, **acts)
 
     def _extra_config(self):
-        return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled}
+        return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled,
+                **self._acts_config()}
 
     def _adopt(self, cfg):
         self.proj_size, self.peephole, self.coupled = cfg["proj_size"], bool(cfg["peephole"]), bool(cfg["coupled"])
+        self._adopt_acts(cfg)
 
     def _split_hx(self, hx):
         if hx is None:
@@ -469,23 +516,27 @@ class GRU(_Recurrent):
     reset_after : bool
         False: the reset-before form of Cho et al. (Keras ``reset_after=False``, ONNX
         ``linear_before_reset=0``).
-""", "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape\n    (1, 2, 8)")
+""", "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape\n    (1, 2, 8)", _GATE_ACTS_OPTIONS)
 
     _cell = _core.CELL_GRU
     mode = "GRU"
+    _USUAL_ACTS = ("sigmoid", "tanh")
     _DEFAULTS = {"reset_after": True}
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, seed=None):
+                 dropout=0.0, bidirectional=False, *, reset_after=True, seed=None,
+                 activations=None, activation_alpha=None, activation_beta=None, clip=None):
         self.reset_after = bool(reset_after)
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed, reset_before=not self.reset_after)
+                         bidirectional, seed, reset_before=not self.reset_after, **acts)
 
     def _extra_config(self):
-        return {"reset_after": self.reset_after}
+        return {"reset_after": self.reset_after, **self._acts_config()}
 
     def _adopt(self, cfg):
         self.reset_after = not cfg["reset_before"]
+        self._adopt_acts(cfg)
 
 
 class RNN(_Recurrent):
@@ -495,28 +546,33 @@ class RNN(_Recurrent):
         The activation.
     dropout : float
         Must be 0.
-""", "fastseq.RNN(3, 8, nonlinearity='relu')(np.zeros((5, 3), np.float32))[0].shape\n    (5, 8)")
+""", "fastseq.RNN(3, 8, nonlinearity='relu')(np.zeros((5, 3), np.float32))[0].shape\n    (5, 8)", _GATE_ACTS_OPTIONS)
 
     _DEFAULTS = {"nonlinearity": "tanh"}
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, seed=None,
+                 activations=None, activation_alpha=None, activation_beta=None, clip=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self._cell = _core.CELL_RNN_TANH if nonlinearity == "tanh" else _core.CELL_RNN_RELU
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        self._USUAL_ACTS = (nonlinearity,)
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed)
+                         bidirectional, seed, **acts)
 
     def _extra_config(self):
-        return {"nonlinearity": self.nonlinearity}
+        return {"nonlinearity": self.nonlinearity, **self._acts_config()}
 
     def _adopt(self, cfg):
         relu = cfg["cell"] == _core.CELL_RNN_RELU
         self.nonlinearity = "relu" if relu else "tanh"
         self._cell = _core.CELL_RNN_RELU if relu else _core.CELL_RNN_TANH
         self.mode = "RNN_RELU" if relu else "RNN_TANH"
+        self._USUAL_ACTS = (self.nonlinearity,)
+        self._adopt_acts(cfg)
 
 
 class FastRNN(_Recurrent):

@@ -228,12 +228,18 @@ typedef struct fsq_choice {
 
 static const fsq_choice RNN_ACTS[] = {{"tanh", 0}, {"relu", 1}, {NULL, 0}};
 static const fsq_choice ACTS[] = {{"tanh", FS_ACT_TANH}, {"sigmoid", FS_ACT_SIGMOID}, {"relu", FS_ACT_RELU}, {NULL, 0}};
+/* fs_rnn_config.act: 1 + fs_act */
+static const fsq_choice ROLE_ACTS[] = {{"tanh", 1 + FS_ACT_TANH}, {"sigmoid", 1 + FS_ACT_SIGMOID},
+                                       {"relu", 1 + FS_ACT_RELU}, {"hard_sigmoid", 1 + FS_ACT_HARD_SIGMOID},
+                                       {"softsign", 1 + FS_ACT_SOFTSIGN}, {"hard_tanh", 1 + FS_ACT_HARD_TANH},
+                                       {NULL, 0}};
 
 /* Value kinds a key accepts. */
 typedef enum fsq_vkind {
     V_INT,    /* int32 in [lo, hi]; also `none` (meaning the default) when nullable */
     V_CHOICE, /* a string from `choices` */
-    V_FLOAT   /* float32 or float64; not needed to run the model (initialisers): ignored */
+    V_FLOAT   /* float32 or float64, into a float field (ignored where offset is FSQ_IGNORED:
+                 initialisers, not needed to run the model) */
 } fsq_vkind;
 
 #define FSQ_IGNORED ((size_t)-1)
@@ -242,7 +248,7 @@ typedef struct fsq_key {
     const char *name;
     unsigned kinds;            /* K_* mask of the kinds that take it */
     fsq_vkind vkind;
-    size_t offset;             /* int32_t field of fsq_parsed it sets, or FSQ_IGNORED */
+    size_t offset;             /* int32_t (V_FLOAT: float) field of fsq_parsed it sets, or FSQ_IGNORED */
     int32_t lo, hi;            /* allowed range (V_INT) */
     int32_t def;               /* value when absent (or none) */
     int required, nullable;
@@ -290,6 +296,16 @@ static const fsq_key KEYS_V2[] = {
     {"gate_act", K_ALL, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
     {"w_rank", K_ALL, V_INT, OFF(cfg.w_rank), 0, INT32_MAX, 0, 0, 0, NULL},
     {"u_rank", K_ALL, V_INT, OFF(cfg.u_rank), 0, INT32_MAX, 0, 0, 0, NULL},
+    {"act_f", K_ALL, V_CHOICE, OFF(cfg.act[0]), 0, 0, 0, 0, 0, ROLE_ACTS},
+    {"act_g", K_ALL, V_CHOICE, OFF(cfg.act[1]), 0, 0, 0, 0, 0, ROLE_ACTS},
+    {"act_h", K_ALL, V_CHOICE, OFF(cfg.act[2]), 0, 0, 0, 0, 0, ROLE_ACTS},
+    {"act_alpha_f", K_ALL, V_FLOAT, OFF(cfg.act_alpha[0]), 0, 0, 0, 0, 0, NULL},
+    {"act_alpha_g", K_ALL, V_FLOAT, OFF(cfg.act_alpha[1]), 0, 0, 0, 0, 0, NULL},
+    {"act_alpha_h", K_ALL, V_FLOAT, OFF(cfg.act_alpha[2]), 0, 0, 0, 0, 0, NULL},
+    {"act_beta_f", K_ALL, V_FLOAT, OFF(cfg.act_beta[0]), 0, 0, 0, 0, 0, NULL},
+    {"act_beta_g", K_ALL, V_FLOAT, OFF(cfg.act_beta[1]), 0, 0, 0, 0, 0, NULL},
+    {"act_beta_h", K_ALL, V_FLOAT, OFF(cfg.act_beta[2]), 0, 0, 0, 0, 0, NULL},
+    {"clip", K_ALL, V_FLOAT, OFF(cfg.clip), 0, 0, 0, 0, 0, NULL},
 };
 #undef OFF
 
@@ -547,7 +563,7 @@ static fs_status parse_config(const fsq_file *f, const fsq_section *s, const fsq
     for (uint32_t e = 0; e < n_entries; e++) {
         fsq_str key;
         uint32_t type, raw = 0;
-        const unsigned char *skip;
+        const unsigned char *skip = NULL;
         fsq_str sval = {NULL, 0};
         if (!rd_str(&c, FSQ_MAX_NAME, &key) || !valid_name(key) || !rd_u32(&c, &type)) {
             snprintf(msg, sizeof msg, "entry %u: key truncated or malformed", (unsigned)e);
@@ -602,7 +618,22 @@ static fs_status parse_config(const fsq_file *f, const fsq_section *s, const fsq
             }
             v = ch->value;
         }
-        if (rule->offset != FSQ_IGNORED) *(int32_t *)((char *)out + rule->offset) = v;
+        if (rule->offset == FSQ_IGNORED) continue;
+        if (rule->vkind == V_FLOAT) { /* check_config judges the value (finite, range) */
+            float f;
+            if (type == FSQ_VAL_FLOAT32) {
+                memcpy(&f, &raw, sizeof f);
+            } else {
+                uint64_t bits = 0;
+                double d;
+                for (int b = 7; b >= 0; b--) bits = bits << 8 | skip[b]; /* little-endian */
+                memcpy(&d, &bits, sizeof d);
+                f = (float)d;
+            }
+            memcpy((char *)out + rule->offset, &f, sizeof f);
+        } else {
+            *(int32_t *)((char *)out + rule->offset) = v;
+        }
     }
     if (c.at != c.end) {
         snprintf(msg, sizeof msg, "%zu unexpected bytes after the last entry", c.end - c.at);

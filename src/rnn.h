@@ -7,6 +7,7 @@
 #define FS_RNN_H
 
 #include "fastseq.h"
+#include "kernels/kernels.h"
 
 typedef struct fs_rnn_unit { /* one layer, one direction */
     size_t in_size;
@@ -40,6 +41,8 @@ struct fs_rnn {
     size_t weights_bytes;
     int owned;          /* 1: fs_rnn_create's block, released by fs_rnn_free */
     int readonly;       /* 1: weights are the caller's const data (fs_rnn_init_static_weights) */
+    fs_acts acts;       /* RNN, LSTM, GRU: the activation of each role, resolved */
+    int custom_acts;    /* 1: acts or clip differ from the cell's usual ones */
 };
 
 /* 1 if the unit has parameter p in this model's configuration. */

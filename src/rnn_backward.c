@@ -187,6 +187,10 @@ static const fs_cell_train cells[FS_TRAIN_KINDS] = {
     [FS_TRAIN_GRU_RB] = {4, 0, 3, 0, {0}},
     [FS_TRAIN_FASTRNN] = {1, 0, -1, 3, {FS_PARAM_BIAS_UPDATE, FS_PARAM_ALPHA, FS_PARAM_BETA}},
     [FS_TRAIN_FASTGRNN] = {2, 0, -1, 4, {FS_PARAM_BIAS_GATE, FS_PARAM_BIAS_UPDATE, FS_PARAM_ZETA, FS_PARAM_NU}},
+    [FS_TRAIN_RNN_ACT] = {2, 0, -1, 0, {0}},
+    [FS_TRAIN_LSTM_ACT] = {11, 0, -1, 3, {FS_PARAM_PEEPHOLE_I, FS_PARAM_PEEPHOLE_F, FS_PARAM_PEEPHOLE_O}},
+    [FS_TRAIN_GRU_ACT] = {7, 1, -1, 0, {0}},
+    [FS_TRAIN_GRU_RB_ACT] = {7, 0, 3, 0, {0}},
 };
 
 size_t fs__cell_extra_floats(const fs_cell_train *ct, size_t H) {
@@ -197,6 +201,15 @@ size_t fs__cell_extra_floats(const fs_cell_train *ct, size_t H) {
 
 int fs__cell_train_kind(const fs_rnn *m) {
     const fs_rnn_config *c = &m->cfg;
+    if (m->custom_acts) {
+        switch (c->cell) {
+        case FS_CELL_RNN_TANH:
+        case FS_CELL_RNN_RELU: return FS_TRAIN_RNN_ACT;
+        case FS_CELL_LSTM: return FS_TRAIN_LSTM_ACT;
+        case FS_CELL_GRU: return c->reset_before ? FS_TRAIN_GRU_RB_ACT : FS_TRAIN_GRU_ACT;
+        default: return -1;
+        }
+    }
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
     case FS_CELL_RNN_RELU: return FS_TRAIN_RNN;
@@ -219,7 +232,7 @@ fs_cell_params fs__cell_params(const fs_rnn *m, const fs_rnn_unit *u) {
         .relu = c->cell == FS_CELL_RNN_RELU, .coupled = c->coupled, .update_act = c->update_act,
         .gate_act = c->gate_act, .pi = u->vec[FS_VEC_PI], .pf = u->vec[FS_VEC_PF], .po = u->vec[FS_VEC_PO],
         .bg = u->vec[FS_VEC_BIAS_GATE], .bu = u->vec[FS_VEC_BIAS_UPDATE], .whn = u->w_hn_packed,
-        .a = u->coef[0], .b = u->coef[1],
+        .a = u->coef[0], .b = u->coef[1], .acts = &m->acts,
     };
     return cp;
 }

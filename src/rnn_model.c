@@ -27,6 +27,30 @@ static fs_status check_flag(const char *name, int32_t v, int allowed, const char
     return FS_OK;
 }
 
+/* The gate activations, their parameters and clip (fs_rnn_config.act ...). */
+static fs_status check_acts(const fs_rnn_config *c, int fast) {
+    const int roles = c->cell == FS_CELL_LSTM ? 3 : c->cell == FS_CELL_GRU ? 2 : 1;
+    static const char *const role_names[3] = {"f", "g", "h"};
+    for (int r = 0; r < 3; r++) {
+        const int32_t a = c->act[r];
+        const int used = !fast && r < roles;
+        if (a < 0 || a > 1 + FS_ACT_HARD_TANH || (a && !used))
+            return fs__fail(FS_ERR_INVALID_ARG, "act[%d] (role %s): expected 0%s, got %d", r, role_names[r],
+                            used ? " or 1 + an fs_act (1..6)" : " (this cell has no such role)", (int)a);
+        const int params = a == 1 + FS_ACT_HARD_SIGMOID;
+        const struct { const char *name; float v; } ab[2] = {{"act_alpha", c->act_alpha[r]}, {"act_beta", c->act_beta[r]}};
+        for (int i = 0; i < 2; i++)
+            if (!isfinite(ab[i].v) || (ab[i].v != 0.0f && !params))
+                return fs__fail(FS_ERR_INVALID_ARG, "%s[%d] (role %s): expected %s, got %g", ab[i].name, r,
+                                role_names[r], params ? "a finite value" : "0 (only hard_sigmoid takes one)",
+                                (double)ab[i].v);
+    }
+    if (!isfinite(c->clip) || c->clip < 0.0f || (c->clip != 0.0f && fast))
+        return fs__fail(FS_ERR_INVALID_ARG, "clip: expected 0 (none)%s, got %g",
+                        fast ? " (FastRNN / FastGRNN have none)" : " or a finite value > 0", (double)c->clip);
+    return FS_OK;
+}
+
 static fs_status check_config(const fs_rnn_config *c) {
     if (c->cell < FS_CELL_RNN_TANH || c->cell > FS_CELL_FASTGRNN)
         return fs__fail(FS_ERR_INVALID_ARG, "cell: expected 0..5 (RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN), got %d",
@@ -56,7 +80,7 @@ static fs_status check_config(const fs_rnn_config *c) {
                             fast ? " or a positive value in range" : " (only FastRNN / FastGRNN use it)",
                             (int)nums[i].v);
     }
-    return FS_OK;
+    return check_acts(c, fast);
 }
 
 /* Shape of a parameter for a unit with `in` inputs; 0 when the config has none. */
@@ -91,6 +115,24 @@ static int param_dims(const fs_rnn *m, size_t in, fs_param p, size_t *rows, size
     return r != 0;
 }
 
+/* The activation of each role, defaults filled in; custom_acts says whether
+ * any differs from the cell's usual ones (then the kernels' *_act slots run). */
+static void resolve_acts(const fs_rnn_config *c, fs_rnn *m) {
+    const int usual[3] = {c->cell == FS_CELL_RNN_RELU ? FS_ACT_RELU : c->cell == FS_CELL_RNN_TANH ? FS_ACT_TANH
+                                                                                                 : FS_ACT_SIGMOID,
+                          FS_ACT_TANH, FS_ACT_TANH};
+    m->custom_acts = c->clip != 0.0f;
+    m->acts.clip = c->clip;
+    for (int r = 0; r < 3; r++) {
+        const int kind = c->act[r] ? c->act[r] - 1 : usual[r];
+        const int hard = kind == FS_ACT_HARD_SIGMOID;
+        m->acts.kind[r] = kind;
+        m->acts.alpha[r] = hard && c->act_alpha[r] == 0.0f ? 0.2f : c->act_alpha[r];
+        m->acts.beta[r] = hard && c->act_beta[r] == 0.0f ? 0.5f : c->act_beta[r];
+        if (kind != usual[r]) m->custom_acts = 1;
+    }
+}
+
 /* Derived sizes of a configuration (model fields other than units). */
 static void shape(const fs_rnn_config *c, fs_rnn *m) {
     m->cfg = *c;
@@ -102,6 +144,7 @@ static void shape(const fs_rnn_config *c, fs_rnn *m) {
     m->rp = fs__round8(m->r);
     m->wrp = fs__round8((size_t)c->w_rank);
     m->urp = fs__round8((size_t)c->u_rank);
+    resolve_acts(c, m);
 }
 
 /* Reserves n floats at *at (64-byte aligned); returns the address when carving. */
@@ -491,6 +534,6 @@ const char *fs_cell_name(fs_cell cell) {
 }
 
 const char *fs_act_name(fs_act act) {
-    static const char *const names[] = {"tanh", "sigmoid", "relu"};
-    return (int)act >= 0 && act <= FS_ACT_RELU ? names[act] : "unknown";
+    static const char *const names[] = {"tanh", "sigmoid", "relu", "hard_sigmoid", "softsign", "hard_tanh"};
+    return (int)act >= 0 && act <= FS_ACT_HARD_TANH ? names[act] : "unknown";
 }

@@ -60,29 +60,40 @@ static void cell_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t 
     const float *hprev = s->h_prev + b0 * rp + j0;
     float *hn = s->h_new + b0 * rp + j0;
     acc += b0 * m->gh * FS_NB;
+    const fs_acts *a = m->custom_acts ? &m->acts : NULL; /* chosen activations: the *_act cells */
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
-    case FS_CELL_RNN_RELU: k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, ldh); break;
+    case FS_CELL_RNN_RELU:
+        if (a) k->rnn_cell_act(n, a, gx, ldgx, acc, hn, ldh);
+        else k->rnn_cell(n, c->cell == FS_CELL_RNN_RELU, gx, ldgx, acc, hn, ldh);
+        break;
     case FS_CELL_LSTM: {
         float *cc = s->c + b0 * hp + j0;
         float *dst = c->proj_size ? s->mid + b0 * hp + j0 : hn; /* projected after all blocks */
         const size_t ld = by_block ? FS_NB : c->proj_size ? hp : rp;
-        if (!c->peephole && !c->coupled) {
+        if (!a && !c->peephole && !c->coupled) {
             k->lstm_cell(n, gx, ldgx, acc, cc, ldc, dst, ld);
             break;
         }
         for (size_t i = 0; i < nb; i++) { /* per-block peephole vectors: a block per call */
             const size_t j = j0 + i * FS_NB, o = i * FS_NB;
-            k->lstm_cell_ext(b1 - b0, gx + i * m->gates * FS_NB, s->ldgx, acc + i * m->gh * FS_NB, cc + o, hp,
-                             dst + o, c->proj_size ? hp : rp, c->peephole ? u->vec[FS_VEC_PI] + j : NULL,
-                             c->peephole ? u->vec[FS_VEC_PF] + j : NULL,
-                             c->peephole ? u->vec[FS_VEC_PO] + j : NULL, c->coupled);
+            const float *pi = c->peephole ? u->vec[FS_VEC_PI] + j : NULL;
+            const float *pf = c->peephole ? u->vec[FS_VEC_PF] + j : NULL;
+            const float *po = c->peephole ? u->vec[FS_VEC_PO] + j : NULL;
+            const float *gxi = gx + i * m->gates * FS_NB, *acci = acc + i * m->gh * FS_NB;
+            const size_t ldd = c->proj_size ? hp : rp;
+            if (a) k->lstm_cell_act(b1 - b0, a, gxi, s->ldgx, acci, cc + o, hp, dst + o, ldd, pi, pf, po, c->coupled);
+            else k->lstm_cell_ext(b1 - b0, gxi, s->ldgx, acci, cc + o, hp, dst + o, ldd, pi, pf, po, c->coupled);
         }
         break;
     }
     case FS_CELL_GRU:
-        if (c->reset_before)
+        if (c->reset_before && a)
+            k->gru_rz_cell_act(n, a, gx, ldgx, acc, hprev, ldh, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, ldc);
+        else if (c->reset_before)
             k->gru_rz_cell(n, gx, ldgx, acc, hprev, ldh, s->mid + b0 * hp + j0, s->z + b0 * hp + j0, ldc);
+        else if (a)
+            k->gru_cell_act(n, a, gx, ldgx, acc, hprev, ldh, hn, ldh);
         else
             k->gru_cell(n, gx, ldgx, acc, hprev, ldh, hn, ldh);
         break;
@@ -146,6 +157,13 @@ static void gru_n_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t
     const size_t hp = s->model->hp, rp = s->model->rp, j0 = jb * FS_NB;
     const int by_block = nb > 1; /* blocks as the kernel's rows, as in cell_rows */
     const size_t ld = by_block ? FS_NB : 0;
+    if (s->model->custom_acts) {
+        s->k->gru_n_cell_act(by_block ? nb : b1 - b0, &s->model->acts,
+                             s->gx + b0 * s->ldgx + jb * 3 * FS_NB + 2 * FS_NB, by_block ? 3 * FS_NB : s->ldgx,
+                             tile + b0 * FS_NB, s->z + b0 * hp + j0, by_block ? ld : hp, s->h_prev + b0 * rp + j0,
+                             by_block ? ld : rp, s->h_new + b0 * rp + j0, by_block ? ld : rp);
+        return;
+    }
     s->k->gru_n_cell(by_block ? nb : b1 - b0, s->gx + b0 * s->ldgx + jb * 3 * FS_NB + 2 * FS_NB,
                      by_block ? 3 * FS_NB : s->ldgx, tile + b0 * FS_NB, s->z + b0 * hp + j0, by_block ? ld : hp,
                      s->h_prev + b0 * rp + j0, by_block ? ld : rp, s->h_new + b0 * rp + j0, by_block ? ld : rp);
@@ -165,7 +183,9 @@ int fs__step_fused(const fs_step *s) {
     const fs_kernels *k = s->k;
     const fs_rnn_unit *u = s->unit;
     const size_t nb = m->hp / FS_NB;
-    if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size || s->rec_acc) return 0;
+    if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size || s->rec_acc ||
+        m->custom_acts) /* the fused steps serve the usual activations only */
+        return 0;
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
     case FS_CELL_RNN_RELU:

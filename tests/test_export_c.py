@@ -129,6 +129,10 @@ CASES = {
     "rnn_relu_nobias": (lambda: fastseq.RNN(4, 20, nonlinearity="relu", bias=False, seed=3), 2, 9),
     "lstm_proj_peephole": (lambda: fastseq.LSTM(4, 10, proj_size=6, peephole=True, seed=4), 1, 15),
     "fastgrnn_lowrank": (lambda: fastseq.FastGRNN(6, 16, w_rank=3, u_rank=4, seed=5), 2, 13),
+    "lstm_gate_acts_clip": (lambda: fastseq.LSTM(5, 12, seed=6, activations=("hard_sigmoid", "softsign", "hard_tanh"),
+                                                 activation_alpha=(1 / 6, None, None), clip=1.5), 2, 9),
+    "gru_reset_before_gate_acts": (lambda: fastseq.GRU(3, 10, reset_after=False, seed=7,
+                                                       activations=("hard_sigmoid", "relu"), clip=2.0), 1, 8),
 }
 
 

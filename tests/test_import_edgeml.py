@@ -123,6 +123,17 @@ def test_lstmlr_and_grulr_map_onto_lstm_and_reset_before_gru(I, H):
     close(layer(x)[0], run_edgeml(rnn.BaseRNN(gru, batch_first=False), x, False))
 
 
+@pytest.mark.parametrize("gate, update", [("quantSigm", "quantTanh"), ("quantSigm4", "tanh"),
+                                          ("sigmoid", "quantTanh")])
+def test_lstmlr_and_grulr_take_edgeml_quant_activations(gate, update):
+    I, H = 5, 9
+    x = 3.0 * inputs(I, False)   # into the clamps' flat parts
+    for seed, make in enumerate((rnn.LSTMLRCell, rnn.GRULRCell)):
+        cell = perturb(make(I, H, gate_nonlinearity=gate, update_nonlinearity=update), 10 + seed)
+        layer = fastseq.from_edgeml(cell)
+        close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
+
+
 def state_dict_of(module):
     return {k: v.numpy() for k, v in module.state_dict().items()}
 
@@ -163,8 +174,8 @@ def test_what_fastseq_cannot_run_yet_is_a_clear_error():
         fastseq.from_edgeml(rnn.FastRNNCell(4, 6, update_nonlinearity="quantSigm"))
     with pytest.raises(ValueError, match="low-rank.*no fastseq form"):
         fastseq.from_edgeml(rnn.LSTMLRCell(4, 6, wRank=2))
-    with pytest.raises(ValueError, match="sigmoid gates and tanh updates"):
-        fastseq.from_edgeml(rnn.GRULRCell(4, 6, gate_nonlinearity="tanh"))
+    with pytest.raises(ValueError, match="GRULR gate_nonlinearity: expected one of"):
+        fastseq.from_edgeml(rnn.GRULRCell(4, 6, gate_nonlinearity=torch.sin))
     with pytest.raises(ValueError, match="come from the module itself"):
         fastseq.from_edgeml(rnn.FastRNNCell(4, 6), layout="row")
     with pytest.raises(TypeError, match="expected an edgeml-pytorch cell"):

@@ -134,9 +134,9 @@ def test_zero_initial_state_initializer_is_accepted_and_nonzero_is_an_error():
 
 @pytest.mark.parametrize("attrs, message", [
     (dict(direction="reverse"), "direction='reverse'"),
-    (dict(activations=["HardSigmoid", "Tanh", "Tanh"]), "'activations'"),
-    (dict(clip=3.0), "'clip'"),
-    (dict(activations=["Sigmoid", "Tanh", "Tanh"], activation_alpha=[0.2]), "'activation_alpha'")])
+    (dict(activations=["Elu", "Tanh", "Tanh"]), "activation 'Elu' has no fastseq form"),
+    (dict(activations=["Sigmoid", "Affine", "Tanh"]), "activation 'Affine' has no fastseq form"),
+    (dict(activations=["Sigmoid", "Tanh", "ThresholdedRelu"]), "activation 'ThresholdedRelu'")])
 def test_what_fastseq_cannot_represent_is_named(attrs, message):
     model = recurrent_model("LSTM")
     node = model.graph.node[-1]

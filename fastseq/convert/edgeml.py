@@ -29,7 +29,15 @@ _PREFIXES = ("unrollRNN._RNNCell.", "_RNNCell.", "cell.")
 def _not_yet(what):
     return (f"{what}: fastseq has no such {'cell' if what.endswith('LR') else 'activation'} yet "
             "(it needs a new C kernel); supported: FastRNN, FastGRNN with tanh, sigmoid or relu, "
-            "and full-rank LSTMLR / GRULR with sigmoid gates and tanh updates")
+            "and full-rank LSTMLR / GRULR with those or quantTanh, quantSigm, quantSigm4")
+
+
+# EdgeML's activations as fastseq gate activations (name, alpha, beta), per
+# edgeml_pytorch.graph.rnn.gen_nonlinearity: quantTanh clamps x to [-1, 1],
+# quantSigm clamps (x + 1) / 2 and quantSigm4 (x + 2) / 4 to [0, 1]
+_GATE_ACTS = {"tanh": ("tanh", None, None), "sigmoid": ("sigmoid", None, None), "relu": ("relu", None, None),
+              "quantTanh": ("hard_tanh", None, None), "quantSigm": ("hard_sigmoid", 0.5, 0.5),
+              "quantSigm4": ("hard_sigmoid", 0.25, 0.5)}
 
 
 def _activation(name, role):
@@ -175,9 +183,13 @@ def _gated_layer(kind, sd, gate, update, batch_first):
     if "W" in sd or "U" in sd:
         raise ValueError(f"{kind}: low-rank factors (W, U shared by the gates) have no fastseq form: "
                          "fastseq's LSTM and GRU keep full-rank weights only; train with wRank=uRank=None")
-    if _activation(gate, "gate_nonlinearity") != "sigmoid" or _activation(update, "update_nonlinearity") != "tanh":
-        raise ValueError(f"{kind}: fastseq's LSTM and GRU use sigmoid gates and tanh updates, got "
-                         f"gate_nonlinearity={gate!r}, update_nonlinearity={update!r}")
+    for role, name in (("gate_nonlinearity", gate), ("update_nonlinearity", update)):
+        if callable(name) or name not in _GATE_ACTS:
+            raise ValueError(f"{kind} {role}: expected one of {list(_GATE_ACTS)}, got {name!r}")
+    # gate: LSTM i, f, o / GRU r, z (ONNX role f); update: the candidate and an LSTM's cell output
+    roles = [_GATE_ACTS[gate], _GATE_ACTS[update]] + ([_GATE_ACTS[update]] if kind == "LSTMLR" else [])
+    acts = dict(activations=tuple(r[0] for r in roles), activation_alpha=tuple(r[1] for r in roles),
+                activation_beta=tuple(r[2] for r in roles))
     # EdgeML's gate order -> torch's (LSTM i, f, g, o; GRU r, z, n)
     if kind == "LSTMLR":
         order, biases = ("1", "2", "3", "4"), ("bias_i", "bias_f", "bias_c", "bias_o")
@@ -188,9 +200,9 @@ def _gated_layer(kind, sd, gate, update, batch_first):
     u = np.concatenate([sd["U" + g].T for g in order])
     b = np.concatenate([sd[name].reshape(-1) for name in biases])
     if kind == "LSTMLR":
-        layer = layers.LSTM(w.shape[1], hidden, batch_first=batch_first)
+        layer = layers.LSTM(w.shape[1], hidden, batch_first=batch_first, **acts)
     else:
-        layer = layers.GRU(w.shape[1], hidden, batch_first=batch_first, reset_after=False)
+        layer = layers.GRU(w.shape[1], hidden, batch_first=batch_first, reset_after=False, **acts)
     layer.load_state_dict({"weight_ih_l0": w, "weight_hh_l0": u, "bias_ih_l0": b,
                            "bias_hh_l0": np.zeros_like(b)})
     return layer

@@ -39,6 +39,21 @@ def _inner(layer):
     return (layer, False) if name in _RECURRENT else None
 
 
+# Keras 3 activation names -> fastseq's, with hard_sigmoid's (alpha, beta): Keras 3
+# defines it as relu6(x + 3) / 6 (Keras 2 used 0.2 x + 0.5).
+_KERAS_ACTS = {"sigmoid": ("sigmoid", None), "tanh": ("tanh", None), "relu": ("relu", None),
+               "softsign": ("softsign", None), "hard_tanh": ("hard_tanh", None),
+               "hard_sigmoid": ("hard_sigmoid", (1.0 / 6.0, 0.5))}
+
+
+def _gate_args(roles):
+    """The fastseq layer's activation arguments for Keras activation names, one per role."""
+    names = tuple(_KERAS_ACTS[r][0] for r in roles)
+    params = [_KERAS_ACTS[r][1] for r in roles]
+    return {"activations": names, "activation_alpha": tuple(p and p[0] for p in params),
+            "activation_beta": tuple(p and p[1] for p in params)}
+
+
 def _config(layer, bidirectional):
     """Constructor arguments of the fastseq layer for one Keras recurrent layer."""
     kind = type(layer).__name__
@@ -47,18 +62,20 @@ def _config(layer, bidirectional):
         raise ValueError(f"{_describe(layer)}: go_backwards=True alone has no fastseq form yet "
                          "(layers run forward, or both ways with Bidirectional)")
     act, rec = cfg.get("activation"), cfg.get("recurrent_activation")
-    if kind == "SimpleRNN":
-        if act not in ("tanh", "relu"):
-            raise ValueError(f"{_describe(layer)}: activation={act!r}; fastseq's RNN runs 'tanh' or 'relu'")
-    elif (act, rec) != ("tanh", "sigmoid"):
-        raise ValueError(f"{_describe(layer)}: activation={act!r}, recurrent_activation={rec!r}; fastseq's "
-                         f"{kind} runs activation='tanh' with recurrent_activation='sigmoid' (others need "
-                         "C activations that come later)")
+    for label, name in (("activation", act), ("recurrent_activation", rec)):
+        if name is not None and name not in _KERAS_ACTS:
+            raise ValueError(f"{_describe(layer)}: {label}={name!r} has no fastseq form yet (fastseq runs "
+                             f"{', '.join(sorted(_KERAS_ACTS))})")
     kernel = layer.get_weights()[0]
     out = dict(kind={"SimpleRNN": "RNN"}.get(kind, kind), input_size=kernel.shape[0], hidden_size=cfg["units"],
                bias=bool(cfg.get("use_bias", True)), bidirectional=bidirectional, batch_first=True)
-    if kind == "SimpleRNN":
-        out["nonlinearity"] = act
+    # Keras' roles: recurrent_activation the gates (ONNX f), activation the candidate and,
+    # in an LSTM, the cell output too (ONNX g, h)
+    roles = {"SimpleRNN": (act,), "GRU": (rec, act), "LSTM": (rec, act, act)}[kind]
+    if kind == "SimpleRNN" and act in ("tanh", "relu"):
+        out["nonlinearity"] = act  # torch's RNN_TANH / RNN_RELU, with their fused kernels
+    else:
+        out.update(_gate_args(roles))
     if kind == "GRU":
         out["reset_after"] = bool(cfg.get("reset_after", True))
     return out

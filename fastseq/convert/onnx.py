@@ -76,34 +76,70 @@ def _describe(node):
     return f"{node.op_type} node {node.name or node.output[0]!r}"
 
 
+# ONNX activation names (compared lower-case) -> fastseq's
+_ONNX_ACTS = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "hardsigmoid": "hard_sigmoid",
+              "softsign": "softsign"}
+_ONNX_TAKES_ALPHA = {"affine", "leakyrelu", "thresholdedrelu", "scaledtanh", "hardsigmoid", "elu"}
+_ONNX_TAKES_BETA = {"affine", "scaledtanh", "hardsigmoid"}
+
+
+def _gate_acts(node, attrs, defaults):
+    """The layer's activation arguments from `activations`, `activation_alpha/beta` and
+    `clip`: {} for ONNX's defaults. The alpha and beta lists are consumed in the order
+    of the activations that take one (ONNX's rule), over both directions."""
+    acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])] or list(defaults)
+    alphas, betas = list(attrs.get("activation_alpha", [])), list(attrs.get("activation_beta", []))
+    n = len(defaults)
+    if len(acts) % n:
+        raise ValueError(f"{_describe(node)}: attribute 'activations' {acts}: expected {n} per direction")
+    groups = []
+    for i in range(0, len(acts), n):
+        group = []
+        for a in acts[i:i + n]:
+            key = a.lower()
+            if key not in _ONNX_ACTS:
+                raise ValueError(f"{_describe(node)}: activation {a!r} has no fastseq form yet "
+                                 f"(fastseq runs {sorted(_ONNX_ACTS)}, as ONNX spells them case-insensitively)")
+            alpha = alphas.pop(0) if key in _ONNX_TAKES_ALPHA and alphas else None
+            beta = betas.pop(0) if key in _ONNX_TAKES_BETA and betas else None
+            group.append((_ONNX_ACTS[key], alpha, beta))
+        groups.append(group)
+    if any(g != groups[0] for g in groups):
+        raise ValueError(f"{_describe(node)}: the two directions use different activations {acts}; "
+                         "a fastseq layer runs the same in both")
+    if alphas or betas:
+        raise ValueError(f"{_describe(node)}: activation_alpha / activation_beta have more values than "
+                         f"the activations {acts} take")
+    names = tuple(a for a, _, _ in groups[0])
+    out = {}
+    if names != tuple(a.lower() for a in defaults) or any(al is not None or be is not None
+                                                           for _, al, be in groups[0]):
+        out.update(activations=names, activation_alpha=tuple(al for _, al, _ in groups[0]),
+                   activation_beta=tuple(be for _, _, be in groups[0]))
+    if "clip" in attrs:
+        out["clip"] = float(attrs["clip"])
+    return out
+
+
 def _check_attrs(node, attrs):
     direction = attrs.get("direction", b"forward")
     direction = direction.decode() if isinstance(direction, bytes) else direction
     if direction == "reverse":
         raise ValueError(f"{_describe(node)}: direction='reverse' alone has no fastseq form yet "
                          "(layers run forward, or both ways with bidirectional)")
-    for name in ("activation_alpha", "activation_beta", "clip"):
-        if name in attrs:
-            raise ValueError(f"{_describe(node)}: attribute {name!r} has no fastseq form yet "
-                             "(C activations with parameters, and clipping, come later)")
-    acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
-    defaults = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}[node.op_type]
-    per_direction = len(defaults)
+    defaults = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh"), "RNN": ("Tanh",)}[node.op_type]
+    acts = _gate_acts(node, attrs, defaults)
     nonlinearity = "tanh"
-    if acts:
-        groups = [acts[i:i + per_direction] for i in range(0, len(acts), per_direction)]
-        if node.op_type == "RNN" and all(g in (["Tanh"], ["Relu"]) for g in groups) and len(set(map(tuple, groups))) == 1:
-            nonlinearity = groups[0][0].lower()
-        elif any(g != defaults for g in groups):
-            raise ValueError(f"{_describe(node)}: attribute 'activations' {acts} has no fastseq form yet "
-                             f"(fastseq runs {defaults}{' or Relu' if node.op_type == 'RNN' else ''})")
-    return direction == "bidirectional", nonlinearity
+    if node.op_type == "RNN" and acts.get("activations") == ("relu",) and acts["activation_alpha"] == (None,):
+        nonlinearity = "relu"  # torch's RNN_RELU: its own cell, with fused kernels
+        del acts["activations"], acts["activation_alpha"], acts["activation_beta"]
+    return direction == "bidirectional", nonlinearity, acts
 
 
 def _node_layer(g, node):
     """One recurrent node as (layer config, per-direction fastseq tensors)."""
     attrs = _attrs(node)
-    bidirectional, nonlinearity = _check_attrs(node, attrs)
+    bidirectional, nonlinearity, acts = _check_attrs(node, attrs)
     H = attrs.get("hidden_size")
     weights = {}
     for k, label in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
@@ -138,7 +174,7 @@ def _node_layer(g, node):
     I = W.shape[2]
     coupled = bool(attrs.get("input_forget", 0))
     cfg = dict(input_size=I, hidden_size=H, bidirectional=bidirectional, bias="B" in weights,
-               batch_first=_batch_first(g, node, attrs.get("layout", 0)))
+               batch_first=_batch_first(g, node, attrs.get("layout", 0)), **acts)
     if node.op_type == "LSTM":
         order = _CIFG_ORDER if coupled else _LSTM_ORDER
         cfg.update(kind="LSTM", coupled=coupled, peephole="P" in weights)
@@ -274,8 +310,11 @@ def from_onnx(source, *, names=False):
     ------
     ValueError
         No recurrent node, weights that are not constants, or attributes fastseq cannot
-        represent yet (non-default `activations`, `activation_alpha/beta`, `clip`,
-        `direction='reverse'`, non-zero constant initial states); the message names the node.
+        represent yet (activations other than Sigmoid, Tanh, Relu, HardSigmoid and
+        Softsign -- e.g. Affine, LeakyRelu, ThresholdedRelu, ScaledTanh, Elu, Softplus --,
+        different activations per direction, `direction='reverse'`, non-zero constant
+        initial states); the message names the node. `activations`,
+        `activation_alpha/beta` and `clip` map onto the layer's arguments of those names.
     """
     import onnx
 

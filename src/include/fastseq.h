@@ -161,12 +161,20 @@ typedef enum fs_cell {
                               h' = z h + (s(zeta) (1 - z) + s(nu)) h~ */
 } fs_cell;
 
-/** Nonlinearities selectable for FastRNN / FastGRNN. */
+/** Nonlinearities: FastRNN / FastGRNN (tanh, sigmoid, relu) and the gate
+ * roles of RNN, LSTM, GRU (all). Values are stable. */
 typedef enum fs_act {
     FS_ACT_TANH = 0,
     FS_ACT_SIGMOID = 1,
-    FS_ACT_RELU = 2
+    FS_ACT_RELU = 2,
+    FS_ACT_HARD_SIGMOID = 3, /* max(0, min(1, alpha x + beta)); ONNX HardSigmoid, EdgeML quantSigm */
+    FS_ACT_SOFTSIGN = 4,     /* x / (1 + |x|) */
+    FS_ACT_HARD_TANH = 5     /* max(-1, min(1, x)); EdgeML quantTanh */
 } fs_act;
+
+/** The gate roles of fs_rnn_config.act, ONNX's names: LSTM f (gates i, f, o),
+ * g (cell input), h (cell output); GRU f (gates r, z), g (candidate n); RNN f. */
+typedef enum fs_act_role { FS_ROLE_F = 0, FS_ROLE_G = 1, FS_ROLE_H = 2 } fs_act_role;
 
 /** Shape of a recurrent model, with PyTorch's meaning of each field. */
 typedef struct fs_rnn_config {
@@ -185,6 +193,16 @@ typedef struct fs_rnn_config {
     int32_t gate_act;       /* FastGRNN: fs_act of the gate z (FS_ACT_SIGMOID usual) */
     int32_t w_rank;         /* FastRNN / FastGRNN: 0 full W, else W = W_b W_a of this rank */
     int32_t u_rank;         /* FastRNN / FastGRNN: 0 full U, else U = U_b U_a of this rank */
+    /* RNN, LSTM, GRU activations per role (fs_act_role), stored as 1 + fs_act:
+     * 0 keeps the role's usual function (f sigmoid, g and h tanh; RNN f: the
+     * cell's tanh or relu). act_alpha / act_beta: hard_sigmoid's alpha, beta
+     * for that role (0: ONNX's defaults 0.2, 0.5); must be 0 for the others. */
+    int32_t act[3];
+    float act_alpha[3];
+    float act_beta[3];
+    float clip;             /* RNN, LSTM, GRU: the inputs of the f and g activations are
+                               clipped to [-clip, clip] (ONNX `clip`, as ONNX Runtime runs
+                               it: an LSTM's h reads c unclipped); 0: none, else > 0 */
 } fs_rnn_config;
 
 /**
@@ -218,7 +236,8 @@ typedef enum fs_param {
 /** Names of the enums, as the bindings and files spell them: fs_param_name
  * gives torch's parameter prefix ("weight_ih", "bias_hh", "peephole_i", ...),
  * fs_cell_name the enumerator's suffix ("LSTM", "RNN_TANH", ...), fs_act_name
- * "tanh", "sigmoid", "relu". "unknown" for other values; never NULL. */
+ * "tanh", "sigmoid", "relu", "hard_sigmoid", "softsign", "hard_tanh".
+ * "unknown" for other values; never NULL. */
 FS_API const char *fs_param_name(fs_param param);
 FS_API const char *fs_cell_name(fs_cell cell);
 FS_API const char *fs_act_name(fs_act act);

@@ -37,11 +37,22 @@
 #define FS_INLINE static inline __attribute__((always_inline))
 
 /* Trainable cell kinds: the index into the record and backward slots.
- * LSTM_EXT: peepholes and/or coupled gates; GRU_RB: reset before the product. */
+ * LSTM_EXT: peepholes and/or coupled gates; GRU_RB: reset before the product;
+ * *_ACT: chosen activations or clip (fs_acts), any variant of the cell. */
 enum {
     FS_TRAIN_RNN, FS_TRAIN_LSTM, FS_TRAIN_GRU, FS_TRAIN_LSTM_EXT, FS_TRAIN_GRU_RB,
-    FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN, FS_TRAIN_KINDS
+    FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN,
+    FS_TRAIN_RNN_ACT, FS_TRAIN_LSTM_ACT, FS_TRAIN_GRU_ACT, FS_TRAIN_GRU_RB_ACT, FS_TRAIN_KINDS
 };
+
+/* The activations of an RNN, LSTM or GRU cell per role (fs_act_role): fs_act
+ * kinds with hard_sigmoid's alpha, beta; clip > 0 clips the inputs of roles
+ * f and g to [-clip, clip]. */
+typedef struct fs_acts {
+    int kind[3];
+    float alpha[3], beta[3];
+    float clip;
+} fs_acts;
 
 /* A cell's options and per-unit parameters for its record and backward
  * kernels (NULL / 0 where a cell has none): values, never a model. */
@@ -52,6 +63,7 @@ typedef struct fs_cell_params {
     const float *pi, *pf, *po; /* LSTM peepholes, [H] each */
     const float *bg, *bu;      /* FastGRNN bias gate, bias update, [H] each */
     const float *whn;          /* reset-before GRU: W_hn packed (layout above, one gate, K = H) */
+    const fs_acts *acts;       /* the *_ACT kinds: the activations and clip */
     float a, b;                /* FastRNN sigmoid(alpha), sigmoid(beta); FastGRNN sigmoid(zeta), sigmoid(nu) */
 } fs_cell_params;
 
@@ -108,6 +120,20 @@ typedef struct fs_kernels {
     void (*fastgrnn_cell)(size_t m, int gate_act, int update_act, const float *gx, size_t ldgx,
                           const float *acc, const float *bg, const float *bu, const float *h_prev,
                           size_t ldhp, float *h, size_t ldh, float zeta, float nu);
+    /* The cells above with chosen activations (fs_acts; the cell's usual
+     * ones take the slots above, and their fused batch-1 steps). Generic and
+     * AVX2 (which the AVX-512 level keeps). */
+    void (*rnn_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                         float *h, size_t ldh);
+    void (*lstm_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                          float *c, size_t ldc, float *h, size_t ldh, const float *pi, const float *pf,
+                          const float *po, int coupled);
+    void (*gru_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                         const float *h_prev, size_t ldhp, float *h, size_t ldh);
+    void (*gru_rz_cell_act)(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                            const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld);
+    void (*gru_n_cell_act)(size_t m, const fs_acts *a, const float *gx_n, size_t ldgx, const float *acc,
+                           const float *z, size_t ldz, const float *h_prev, size_t ldhp, float *h, size_t ldh);
     /* Batch 1, a whole step: the recurrent product (k inputs h_prev, nblocks
      * packed blocks w; GRU: plus bias_h) fused with the cell update, the same
      * bits as gemm + the cell kernel above. gx: the step's input projection

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "../kernels.h"
+#include "act.h"
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -54,27 +55,6 @@ static float act(int kind, float x) {
     }
 }
 
-static void fs_lstm_cell_ext__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
-                                      float *c, size_t ldc, float *h, size_t ldh, const float *pi,
-                                      const float *pf, const float *po, int coupled) {
-    const size_t G = coupled ? 3 : 4;
-    const size_t gi = 0, gf = 1, gg = coupled ? 1 : 2, go = coupled ? 2 : 3;
-    for (size_t i = 0; i < m; i++) {
-        const float *g = gx + i * ldgx, *r = acc + i * G * FS_NB;
-        for (int l = 0; l < FS_NB; l++) {
-            const float cp = c[i * ldc + l];
-            const float ig = sigmoidf(g[gi * FS_NB + l] + r[gi * FS_NB + l] + (pi ? pi[l] * cp : 0.0f));
-            const float fg = coupled ? 1.0f - ig
-                                     : sigmoidf(g[gf * FS_NB + l] + r[gf * FS_NB + l] + (pf ? pf[l] * cp : 0.0f));
-            const float cand = tanhf(g[gg * FS_NB + l] + r[gg * FS_NB + l]);
-            const float cn = fg * cp + ig * cand;
-            const float og = sigmoidf(g[go * FS_NB + l] + r[go * FS_NB + l] + (po ? po[l] * cn : 0.0f));
-            c[i * ldc + l] = cn;
-            h[i * ldh + l] = og * tanhf(cn);
-        }
-    }
-}
-
 static void fs_gru_rz_cell__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
                                     const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld) {
     for (size_t i = 0; i < m; i++) {
@@ -116,7 +96,85 @@ static void fs_fastgrnn_cell__generic(size_t m, int gate_act, int update_act, co
         }
 }
 
+/* ---- the cells with chosen activations (fs_acts): roles f, g, h ---- */
+
+static void fs_rnn_cell_act__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
+                                     const float *acc, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++)
+        for (int l = 0; l < FS_NB; l++) h[i * ldh + l] = fs__role(a, FS_ROLE_F, gx[i * ldgx + l] + acc[i * FS_NB + l]);
+}
+
+static void fs_lstm_cell_act__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
+                                      const float *acc, float *c, size_t ldc, float *h, size_t ldh,
+                                      const float *pi, const float *pf, const float *po, int coupled) {
+    const size_t G = coupled ? 3 : 4;
+    const size_t gi = 0, gf = 1, gg = coupled ? 1 : 2, go = coupled ? 2 : 3;
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * G * FS_NB;
+        for (int l = 0; l < FS_NB; l++) {
+            const float cp = c[i * ldc + l];
+            const float ig = fs__role(a, FS_ROLE_F, g[gi * FS_NB + l] + r[gi * FS_NB + l] + (pi ? pi[l] * cp : 0.0f));
+            const float fg = coupled ? 1.0f - ig
+                                     : fs__role(a, FS_ROLE_F, g[gf * FS_NB + l] + r[gf * FS_NB + l] + (pf ? pf[l] * cp : 0.0f));
+            const float cand = fs__role(a, FS_ROLE_G, g[gg * FS_NB + l] + r[gg * FS_NB + l]);
+            const float cn = fg * cp + ig * cand;
+            const float og = fs__role(a, FS_ROLE_F, g[go * FS_NB + l] + r[go * FS_NB + l] + (po ? po[l] * cn : 0.0f));
+            c[i * ldc + l] = cn;
+            h[i * ldh + l] = og * fs__act(a->kind[FS_ROLE_H], a->alpha[FS_ROLE_H], a->beta[FS_ROLE_H], cn);
+        }
+    }
+}
+
+static void fs_gru_cell_act__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
+                                     const float *acc, const float *h_prev, size_t ldhp, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 3 * FS_NB;
+        for (int l = 0; l < FS_NB; l++) {
+            const float rg = fs__role(a, FS_ROLE_F, g[l] + r[l]);
+            const float zg = fs__role(a, FS_ROLE_F, g[FS_NB + l] + r[FS_NB + l]);
+            const float ng = fs__role(a, FS_ROLE_G, g[2 * FS_NB + l] + rg * r[2 * FS_NB + l]);
+            h[i * ldh + l] = (1.0f - zg) * ng + zg * h_prev[i * ldhp + l];
+        }
+    }
+}
+
+static void fs_gru_rz_cell_act__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
+                                        const float *acc, const float *h_prev, size_t ldhp, float *rh,
+                                        float *z, size_t ld) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 2 * FS_NB;
+        for (int l = 0; l < FS_NB; l++) {
+            rh[i * ld + l] = fs__role(a, FS_ROLE_F, g[l] + r[l]) * h_prev[i * ldhp + l];
+            z[i * ld + l] = fs__role(a, FS_ROLE_F, g[FS_NB + l] + r[FS_NB + l]);
+        }
+    }
+}
+
+static void fs_gru_n_cell_act__generic(size_t m, const fs_acts *a, const float *gx_n, size_t ldgx,
+                                       const float *acc, const float *z, size_t ldz, const float *h_prev,
+                                       size_t ldhp, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++)
+        for (int l = 0; l < FS_NB; l++) {
+            const float n = fs__role(a, FS_ROLE_G, gx_n[i * ldgx + l] + acc[i * FS_NB + l]), zg = z[i * ldz + l];
+            h[i * ldh + l] = (1.0f - zg) * n + zg * h_prev[i * ldhp + l];
+        }
+}
+
+/* The peephole / coupled LSTM with the usual functions: the act cell, the same
+ * libm calls (fs__act's sigmoid and tanh are sigmoidf and tanhf above). */
+static void fs_lstm_cell_ext__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
+                                      float *c, size_t ldc, float *h, size_t ldh, const float *pi,
+                                      const float *pf, const float *po, int coupled) {
+    static const fs_acts usual = {{FS_ACT_SIGMOID, FS_ACT_TANH, FS_ACT_TANH}, {0}, {0}, 0.0f};
+    fs_lstm_cell_act__generic(m, &usual, gx, ldgx, acc, c, ldc, h, ldh, pi, pf, po, coupled);
+}
+
 void fs__cells_init_generic(fs_kernels *k) {
+    k->rnn_cell_act = fs_rnn_cell_act__generic;
+    k->lstm_cell_act = fs_lstm_cell_act__generic;
+    k->gru_cell_act = fs_gru_cell_act__generic;
+    k->gru_rz_cell_act = fs_gru_rz_cell_act__generic;
+    k->gru_n_cell_act = fs_gru_n_cell_act__generic;
     k->rnn_cell = fs_rnn_cell__generic;
     k->lstm_cell = fs_lstm_cell__generic;
     k->gru_cell = fs_gru_cell__generic;
