@@ -73,7 +73,8 @@ _GATE_ACTS_OPTIONS = """    activations : sequence of str, optional
         Per role, hard_sigmoid's alpha and beta (None: ONNX's 0.2 and 0.5; Keras 3's
         hard_sigmoid is alpha 1/6, beta 0.5); None for functions without them.
     clip : float, optional
-        Clips the activations' inputs to [-clip, clip] (ONNX ``clip``); None: no clipping.
+        Clips the pre-activations of the gates and of the cell input / candidate (roles f,
+        g) to [-clip, clip], as ONNX Runtime applies ONNX's ``clip``; None: no clipping.
 """
 
 
