@@ -1,6 +1,6 @@
 """The recurrent layers: torch's constructor arguments, shapes and return values,
 run by the C library."""
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -479,10 +479,13 @@ class LSTM(_Recurrent):
     _USUAL_ACTS = ("sigmoid", "tanh", "tanh")
     _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, *, peephole=False, coupled=False,
-                 seed=None, activations=None, activation_alpha=None, activation_beta=None,
-                 clip=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, *, peephole: bool = False, coupled: bool = False,
+                 seed: Optional[int] = None, activations: Optional[Sequence[str]] = None,
+                 activation_alpha: Optional[Sequence[Optional[float]]] = None,
+                 activation_beta: Optional[Sequence[Optional[float]]] = None,
+                 clip: Optional[float] = None) -> None:
         self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
@@ -524,9 +527,13 @@ class GRU(_Recurrent):
     _USUAL_ACTS = ("sigmoid", "tanh")
     _DEFAULTS = {"reset_after": True}
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, reset_after=True, seed=None,
-                 activations=None, activation_alpha=None, activation_beta=None, clip=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 reset_after: bool = True, seed: Optional[int] = None,
+                 activations: Optional[Sequence[str]] = None,
+                 activation_alpha: Optional[Sequence[Optional[float]]] = None,
+                 activation_beta: Optional[Sequence[Optional[float]]] = None,
+                 clip: Optional[float] = None) -> None:
         self.reset_after = bool(reset_after)
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
@@ -551,9 +558,13 @@ class RNN(_Recurrent):
 
     _DEFAULTS = {"nonlinearity": "tanh"}
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, seed=None,
-                 activations=None, activation_alpha=None, activation_beta=None, clip=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *, seed: Optional[int] = None,
+                 activations: Optional[Sequence[str]] = None,
+                 activation_alpha: Optional[Sequence[Optional[float]]] = None,
+                 activation_beta: Optional[Sequence[Optional[float]]] = None,
+                 clip: Optional[float] = None) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -593,9 +604,11 @@ class FastRNN(_Recurrent):
     _DEFAULTS = {"nonlinearity": "tanh", "w_rank": None, "u_rank": None, "alpha_init": -3.0,
                  "beta_init": 3.0}
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, *, nonlinearity="tanh", w_rank=None, u_rank=None,
-                 alpha_init=-3.0, beta_init=3.0, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, *,
+                 nonlinearity: str = "tanh", w_rank: Optional[int] = None,
+                 u_rank: Optional[int] = None, alpha_init: float = -3.0, beta_init: float = 3.0,
+                 seed: Optional[int] = None) -> None:
         self.nonlinearity = nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.alpha_init, self.beta_init = float(alpha_init), float(beta_init)
@@ -635,9 +648,11 @@ class FastGRNN(_Recurrent):
     _DEFAULTS = {"gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh", "w_rank": None,
                  "u_rank": None, "zeta_init": 1.0, "nu_init": -4.0}
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 bidirectional=False, *, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
-                 w_rank=None, u_rank=None, zeta_init=1.0, nu_init=-4.0, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, *,
+                 gate_nonlinearity: str = "sigmoid", update_nonlinearity: str = "tanh",
+                 w_rank: Optional[int] = None, u_rank: Optional[int] = None,
+                 zeta_init: float = 1.0, nu_init: float = -4.0, seed: Optional[int] = None) -> None:
         self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.zeta_init, self.nu_init = float(zeta_init), float(nu_init)
