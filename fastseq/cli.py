@@ -464,8 +464,14 @@ def cmd_export_c(args):
         raise CLIError(str(exc)) from None
     for path in written:
         print(f"wrote {path} ({_fmt_int(os.path.getsize(path))} bytes)")
-    print(f"compile with the fastseq C library (cmake -S <fastseq> -B build && cmake --build build):\n"
-          f"  cc -std=c99 -I<fastseq>/src/include {written[1]} your_main.c build/libfastseq.a -lm -fopenmp")
+    from ._paths import get_include, get_library_dir
+    out_dir = os.path.dirname(written[1]) or "."
+    try:  # the C library this package ships (README: "C API")
+        inc, lib = get_include(), get_library_dir()
+    except FileNotFoundError:  # a source tree: build the library with CMake first
+        inc, lib = "<fastseq>/src/include", "<fastseq>/build"
+    print(f"compile with the fastseq C library:\n"
+          f"  cc -std=c99 -I{inc} -I{out_dir} {written[1]} your_main.c -L{lib} -lfastseq -fopenmp -lm")
     return 0
 
 
