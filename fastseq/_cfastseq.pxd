@@ -278,3 +278,43 @@ cdef extern from "fastseq.h" nogil:
 
     fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
                             size_t weight_count, float *bias, size_t bias_count)
+
+    # 7. Tree networks
+    ctypedef struct fs_tree:
+        pass
+
+    ctypedef enum fs_tree_kind:
+        FS_TREE_CHILD_SUM
+        FS_TREE_NARY
+        FS_TREE_RECURSIVE
+
+    ctypedef struct fs_tree_config:
+        int32_t kind
+        int32_t input_size
+        int32_t hidden_size
+        int32_t arity
+        int32_t relu
+
+    ctypedef enum fs_tree_param:
+        FS_TREE_WEIGHT_IH
+        FS_TREE_WEIGHT_HH
+        FS_TREE_BIAS_IH
+        FS_TREE_BIAS_HH
+        FS_TREE_PARAM_COUNT
+
+    fs_status fs_tree_create(const fs_tree_config *config, fs_tree **out)
+    void fs_tree_free(fs_tree *model)
+    fs_status fs_tree_param_shape(const fs_tree *model, fs_tree_param p, int64_t *rows_out, int64_t *cols_out)
+    fs_status fs_tree_set_param(fs_tree *model, fs_tree_param p, const float *data, size_t count)
+    fs_status fs_tree_get_param(const fs_tree *model, fs_tree_param p, float *out, size_t count)
+    fs_status fs_tree_workspace_size(const fs_tree *model, int32_t n_nodes, int32_t train, size_t *bytes_out)
+    fs_status fs_tree_forward(const fs_tree *model, int32_t n_nodes, const float *x, size_t x_count,
+                              const int64_t *parent, size_t parent_count, float *h_out, size_t h_count,
+                              float *c_out, size_t c_count, void *workspace, size_t workspace_bytes,
+                              int32_t train)
+    fs_status fs_tree_backward(const fs_tree *model, int32_t n_nodes, const float *x, size_t x_count,
+                               const int64_t *parent, size_t parent_count, const float *dh, size_t dh_count,
+                               const float *dc, size_t dc_count, float *dx, size_t dx_count,
+                               float *grad_w_ih, size_t grad_w_ih_count, float *grad_w_hh,
+                               size_t grad_w_hh_count, float *grad_bias, size_t grad_bias_count,
+                               void *workspace, size_t workspace_bytes)

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Cython binding of the fastseq C library: owners of C handles, typed memoryviews
 in, every C call under `with nogil`. Validation of sizes is the C core's job."""
-from libc.stdint cimport INT32_MAX, int32_t
+from libc.stdint cimport INT32_MAX, int32_t, int64_t
 from cpython.pythread cimport PyThread_get_thread_ident
 
 import time
@@ -954,3 +954,153 @@ def xent_loss(logits, target, mask, grad, size_t classes):
         st = c.fs_softmax_xent_loss(n_t, classes, lp, n_l, tp, n_t, mp, n_m, gp, n_g, &loss)
     check(st)
     return loss
+
+
+# ---- tree networks (fastseq.h section 7) -------------------------------------------------
+
+TREE_CHILD_SUM = c.FS_TREE_CHILD_SUM
+TREE_NARY = c.FS_TREE_NARY
+TREE_RECURSIVE = c.FS_TREE_RECURSIVE
+TREE_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # fs_tree_param order
+
+
+cdef int _parent_buf(object a, const int64_t **ptr, size_t *n) except -1:
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(a) == cnp.NPY_INT64
+            and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISNOTSWAPPED(a)):
+        raise ValueError("parent: expected a C-contiguous native-byte-order int64 ndarray")
+    n[0] = cnp.PyArray_SIZE(a)
+    ptr[0] = <const int64_t *>cnp.PyArray_DATA(a)
+    return 0
+
+
+def _aligned_bytes(size_t n):
+    """A writeable uint8 array of n bytes starting on a 64-byte boundary (FS_ALIGN)."""
+    raw = np.empty(n + 64, dtype=np.uint8)
+    off = (-raw.ctypes.data) % 64
+    return raw[off:off + n]
+
+
+cdef class TreeModel:
+    """A tree network held by the C library (fs_tree)."""
+    cdef c.fs_tree *ptr
+    cdef readonly int kind, input_size, hidden_size, arity
+    cdef readonly bint relu
+    cdef readonly Gate gate
+
+    def __cinit__(self, int kind, int input_size, int hidden_size, int arity=0, bint relu=False):
+        cdef c.fs_tree_config cfg
+        cfg.kind, cfg.input_size, cfg.hidden_size = kind, input_size, hidden_size
+        cfg.arity, cfg.relu = arity, relu
+        self.gate = Gate()
+        check(c.fs_tree_create(&cfg, &self.ptr))
+        self.kind, self.input_size, self.hidden_size, self.arity, self.relu = \
+            kind, input_size, hidden_size, arity, relu
+
+    def __dealloc__(self):
+        c.fs_tree_free(self.ptr)
+
+    def param_shape(self, int which):
+        """PyTorch shape of parameter `which` (TREE_PARAMS order)."""
+        cdef int64_t rows = 0, cols = 0
+        check(c.fs_tree_param_shape(self.ptr, <c.fs_tree_param>which, &rows, &cols))
+        return (int(rows), int(cols)) if which < 2 else (int(rows),)
+
+    def set_param(self, int which, data):
+        """Copy one parameter in (C-contiguous float32; count checked in C)."""
+        cdef float *p
+        cdef size_t n
+        cdef c.fs_status st
+        if data is None:
+            raise ValueError("data: expected an array, got None")
+        _fbuf(data, &p, &n, False, "data")
+        with self.gate.write():
+            with nogil:
+                st = c.fs_tree_set_param(self.ptr, <c.fs_tree_param>which, p, n)
+        check(st)
+
+    def get_param(self, int which):
+        """A copy of one parameter."""
+        out = np.empty(self.param_shape(which), dtype=np.float32)
+        cdef float *p
+        cdef size_t n
+        _fbuf(out, &p, &n, True, "out")
+        _enter(self.gate)
+        try:
+            check(c.fs_tree_get_param(self.ptr, <c.fs_tree_param>which, p, n))
+        finally:
+            _leave(self.gate)
+        return out
+
+    def forward(self, x, parent, bint train=False):
+        """x [N, I] float32, parent [N] int64 (both C-contiguous). Returns (h, c, workspace):
+        c is None for a recursive network; the workspace holds the tape when train."""
+        cdef const int64_t *pp
+        cdef size_t npar, nx, nh, nc = 0, nbytes = 0
+        cdef float *px
+        cdef float *ph
+        cdef float *pc = NULL
+        cdef void *pws
+        cdef c.fs_status st
+        cdef int32_t n
+        _parent_buf(parent, &pp, &npar)
+        if npar < 1 or npar > INT32_MAX:
+            raise ValueError(f"parent: expected 1 to {INT32_MAX} nodes, got {npar}")
+        n = <int32_t>npar
+        _fbuf(x, &px, &nx, False, "x")
+        h = np.empty((n, self.hidden_size), dtype=np.float32)
+        cc = None if self.kind == c.FS_TREE_RECURSIVE else np.empty((n, self.hidden_size), dtype=np.float32)
+        _fbuf(h, &ph, &nh, True, "h")
+        _fbuf(cc, &pc, &nc, True, "c")
+        _enter_model(self.gate)
+        try:
+            check(c.fs_tree_workspace_size(self.ptr, n, train, &nbytes))
+            ws = _aligned_bytes(nbytes)
+            pws = cnp.PyArray_DATA(ws)
+            with nogil:
+                st = c.fs_tree_forward(self.ptr, n, px, nx, pp, npar, ph, nh, pc, nc, pws, nbytes, train)
+        finally:
+            _leave_model(self.gate)
+        check(st)
+        return h, cc, ws
+
+    def backward(self, x, parent, dh, dc, ws):
+        """Backward of forward(x, parent, train=True) whose workspace is `ws`: from dh, dc
+        ([N, H] float32; dc None: zero) returns (dx, grad_weight_ih, grad_weight_hh, grad_bias)."""
+        cdef const int64_t *pp
+        cdef size_t npar, nx, ndh, ndc, ndx, n1, n2, n3
+        cdef float *px
+        cdef float *pdh
+        cdef float *pdc
+        cdef float *pdx
+        cdef float *g1
+        cdef float *g2
+        cdef float *g3
+        cdef c.fs_status st
+        _parent_buf(parent, &pp, &npar)
+        if npar < 1 or npar > INT32_MAX:
+            raise ValueError(f"parent: expected 1 to {INT32_MAX} nodes, got {npar}")
+        _fbuf(x, &px, &nx, False, "x")
+        _fbuf(dh, &pdh, &ndh, False, "dh")
+        _fbuf(dc, &pdc, &ndc, False, "dc")
+        dx = np.empty((npar, self.input_size), dtype=np.float32)
+        gw_ih = np.empty(self.param_shape(0), dtype=np.float32)
+        gw_hh = np.empty(self.param_shape(1), dtype=np.float32)
+        gb = np.empty(self.param_shape(2), dtype=np.float32)
+        _fbuf(dx, &pdx, &ndx, True, "dx")
+        _fbuf(gw_ih, &g1, &n1, True, "grad_weight_ih")
+        _fbuf(gw_hh, &g2, &n2, True, "grad_weight_hh")
+        _fbuf(gb, &g3, &n3, True, "grad_bias")
+        if not (cnp.PyArray_Check(ws) and cnp.PyArray_TYPE(ws) == cnp.NPY_UINT8
+                and cnp.PyArray_IS_C_CONTIGUOUS(ws)):
+            raise ValueError("ws: expected the workspace a training forward returned")
+        cdef void *pws = cnp.PyArray_DATA(ws)
+        cdef size_t nws = cnp.PyArray_SIZE(ws)
+        _enter_model(self.gate)
+        try:
+            with nogil:
+                st = c.fs_tree_backward(self.ptr, <int32_t>npar, px, nx, pp, npar, pdh, ndh, pdc, ndc,
+                                        pdx, ndx, g1, n1, g2, n2, g3, n3, pws, nws)
+        finally:
+            _leave_model(self.gate)
+        check(st)
+        return dx, gw_ih, gw_hh, gb

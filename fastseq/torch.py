@@ -383,3 +383,9 @@ class ResetBeforeGRU(_Gated):
             hn = hn + p["bias_hh"][2 * H:]
         n = torch.tanh(gx[..., 2 * H:] + hn)
         return ((1.0 - z) * n + z * h,)
+
+
+# Tree networks (issue 15): their own file, re-exported here.
+from ._torch_tree import ChildSumTreeLSTM, NaryTreeLSTM, RecursiveNN  # noqa: E402
+
+__all__ += ["ChildSumTreeLSTM", "NaryTreeLSTM", "RecursiveNN"]

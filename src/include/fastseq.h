@@ -11,6 +11,7 @@
  *   4. Streaming: one step at a time, state kept in C
  *   5. Model file: load a .fsq file
  *   6. Training: tape, backward, optimizer steps, heads and losses
+ *   7. Tree networks: child-sum / N-ary Tree-LSTM, recursive networks
  *
  * Conventions:
  *   - every function returns an fs_status (FS_OK == 0) unless stated;
@@ -744,6 +745,91 @@ FS_API fs_status fs_softmax_xent_loss(size_t rows, size_t classes, const float *
                                       size_t logits_count, const int32_t *target, size_t target_count,
                                       const float *mask, size_t mask_count, float *grad,
                                       size_t grad_count, float *loss_out);
+
+/* ------------------------------------------------------------------------ */
+/* 7. Tree networks: a forest of recursive cells, scheduled by levels       */
+/* ------------------------------------------------------------------------ */
+/* A forest of N nodes is given by parent[N] (-1: a root; nodes in any order).
+ * The k-th child of a node is its child with the k-th smallest index. Nodes
+ * are run by levels (a leaf is level 0, a node 1 + its deepest child): one
+ * product per level over all its nodes, rows split over threads; the results
+ * are the same bits for any thread count. Gate rows follow PyTorch (W x + b_ih
+ * + U h + b_hh). Threads: as fs_rnn (model read-only during calls, one
+ * workspace per call). */
+
+typedef struct fs_tree fs_tree;
+
+/** Tree cell kinds. Values are stable. */
+typedef enum fs_tree_kind {
+    FS_TREE_CHILD_SUM = 0, /* Tai et al. 2015 child-sum Tree-LSTM: gates i, f, g, o; 4H rows, U [4H, H] */
+    FS_TREE_NARY = 1,      /* N-ary Tree-LSTM: gates i, f_1..f_N, g, o; (N+3)H rows, U [(N+3)H, N*H] */
+    FS_TREE_RECURSIVE = 2  /* recursive network: h = act(W x + U [h_1; ...; h_N] + b); U [H, N*H] */
+} fs_tree_kind;
+
+/** A tree model's shape. arity: the most children a node may have (NARY and
+ * RECURSIVE, >= 1; CHILD_SUM: 0, any number); relu: RECURSIVE only, 1 for
+ * relu, 0 for tanh. */
+typedef struct fs_tree_config {
+    int32_t kind;
+    int32_t input_size;
+    int32_t hidden_size;
+    int32_t arity;
+    int32_t relu;
+} fs_tree_config;
+
+/** Tree parameters, PyTorch names: weight_ih [G*H, I], weight_hh [G*H, K],
+ * bias_ih, bias_hh [G*H] (G, K per fs_tree_kind). */
+typedef enum fs_tree_param {
+    FS_TREE_WEIGHT_IH = 0, FS_TREE_WEIGHT_HH = 1, FS_TREE_BIAS_IH = 2, FS_TREE_BIAS_HH = 3,
+    FS_TREE_PARAM_COUNT = 4
+} fs_tree_param;
+
+/** Creates a tree model with zero parameters; *out owns it (fs_tree_free). */
+FS_API fs_status fs_tree_create(const fs_tree_config *config, fs_tree **out);
+
+/** Releases a tree model; NULL is a no-op. */
+FS_API void fs_tree_free(fs_tree *model);
+
+/** Shape [rows, cols] of parameter p (a bias: cols 1). */
+FS_API fs_status fs_tree_param_shape(const fs_tree *model, fs_tree_param p, int64_t *rows_out,
+                                     int64_t *cols_out);
+
+/** Copies parameter p in (count = rows * cols); not concurrently with other calls on the model. */
+FS_API fs_status fs_tree_set_param(fs_tree *model, fs_tree_param p, const float *data, size_t count);
+
+/** Copies parameter p out (count = rows * cols). */
+FS_API fs_status fs_tree_get_param(const fs_tree *model, fs_tree_param p, float *out, size_t count);
+
+/** Bytes of the workspace fs_tree_forward needs for n_nodes nodes; train = 1
+ * adds what fs_tree_backward needs (the forward then leaves its tape there). */
+FS_API fs_status fs_tree_workspace_size(const fs_tree *model, int32_t n_nodes, int32_t train,
+                                        size_t *bytes_out);
+
+/**
+ * Runs the forest: x [N, I] node features, parent [N] (-1 or a node index),
+ * h_out [N, H] every node's state, c_out [N, H] its cell state (Tree-LSTMs;
+ * NULL, count 0 for RECURSIVE). workspace: FS_ALIGN-aligned, at least
+ * fs_tree_workspace_size(model, N, train) bytes, caller-owned. A parent out of
+ * range, a cycle or more children than the arity: FS_ERR_INVALID_ARG naming the node.
+ */
+FS_API fs_status fs_tree_forward(const fs_tree *model, int32_t n_nodes, const float *x, size_t x_count,
+                                 const int64_t *parent, size_t parent_count, float *h_out, size_t h_count,
+                                 float *c_out, size_t c_count, void *workspace, size_t workspace_bytes,
+                                 int32_t train);
+
+/**
+ * Backward of the last fs_tree_forward(..., train = 1) into the same
+ * workspace with the same x and parent: from dh [N, H] = d loss / d h_out and
+ * dc [N, H] = d loss / d c_out (NULL, count 0: zero; RECURSIVE: must be NULL),
+ * writes dx [N, I] and grad_w_ih, grad_w_hh, grad_bias (the gradient of both
+ * bias_ih and bias_hh) in the parameters' shapes. Outputs are overwritten.
+ */
+FS_API fs_status fs_tree_backward(const fs_tree *model, int32_t n_nodes, const float *x, size_t x_count,
+                                  const int64_t *parent, size_t parent_count, const float *dh,
+                                  size_t dh_count, const float *dc, size_t dc_count, float *dx,
+                                  size_t dx_count, float *grad_w_ih, size_t grad_w_ih_count,
+                                  float *grad_w_hh, size_t grad_w_hh_count, float *grad_bias,
+                                  size_t grad_bias_count, void *workspace, size_t workspace_bytes);
 
 #ifdef __cplusplus
 }

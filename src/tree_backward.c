@@ -1,0 +1,243 @@
+/* Tree backward, from the tape a training forward leaves in the workspace
+ * (gate activations over gx, h, c; child-sum: the children's h sums). Levels
+ * run top-down: a node's dh and dc are complete once every level above it is
+ * done (its one parent is there), so each level's rows are independent and
+ * split over threads like the forward's. Parameter gradients come last, as
+ * products over all nodes split by gate rows; every sum runs in a fixed order,
+ * so results are the same bits for any thread count. */
+#include <string.h>
+
+#include "internal.h"
+#include "kernels/kernels.h"
+#include "threads.h"
+#include "tree.h"
+
+typedef struct brun {
+    const fs_tree *m;
+    const fs_kernels *k;
+    const fs_tree_forest *f;
+    const fs_tree_layout *lay;
+    const float *x, *dh_in, *dc_in;
+    float *dx, *g_wih, *g_whh, *g_bias;
+    float *ws;
+} brun;
+
+#define WS(r, name) ((r)->ws + (r)->lay->name##_off)
+
+/* d loss / d pre-activations of node v (dpre[v]'s own slots); a Tree-LSTM also
+ * passes the cell gradient to its children and leaves each child's forget-gate
+ * gradient in the child's f slot (child-sum) or its own f_l slots (N-ary). */
+static void cell_backward(const brun *r, int32_t v) {
+    const fs_tree *m = r->m;
+    const size_t H = m->H, GH = m->GH, GHp = fs__tree_r8(GH);
+    const float *dh = WS(r, dh) + (size_t)v * H, *h = WS(r, h) + (size_t)v * H;
+    float *dp = WS(r, dpre) + (size_t)v * GH;
+    if (m->cfg.kind == FS_TREE_RECURSIVE) {
+        for (size_t j = 0; j < H; j++)
+            dp[j] = dh[j] * (m->cfg.relu ? (h[j] > 0.0f ? 1.0f : 0.0f) : 1.0f - h[j] * h[j]);
+        return;
+    }
+    const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
+    const float *gx = WS(r, gx), *act = gx + (size_t)v * GHp, *c = WS(r, c), *cv = c + (size_t)v * H;
+    float *dc = WS(r, dc), *dpre = WS(r, dpre);
+    const int32_t *ch = r->f->children + r->f->child_start[v];
+    const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
+    const size_t gi = 0, gg = (m->G - 2) * H, go = (m->G - 1) * H;
+    for (size_t j = 0; j < H; j++) {
+        const float tc = tanhf(cv[j]), i = act[gi + j], g = act[gg + j], o = act[go + j];
+        const float dct = dc[(size_t)v * H + j] + dh[j] * o * (1.0f - tc * tc);
+        dp[go + j] = dh[j] * tc * o * (1.0f - o);
+        dp[gi + j] = dct * g * i * (1.0f - i);
+        dp[gg + j] = dct * i * (1.0f - g * g);
+        for (int32_t k = 0; k < nc; k++) {
+            const size_t cj = (size_t)ch[k] * H + j;
+            const float f = cs ? gx[(size_t)ch[k] * GHp + H + j] : act[(1 + (size_t)k) * H + j];
+            const float dpf = dct * c[cj] * f * (1.0f - f);
+            if (cs)
+                dpre[(size_t)ch[k] * GH + H + j] = dpf;
+            else
+                dp[(1 + (size_t)k) * H + j] = dpf;
+            dc[cj] += dct * f;
+        }
+    }
+}
+
+/* Rows [lo, hi) of one level, in tiles. */
+static void level_rows(const brun *r, size_t lo, size_t hi, float *tile) {
+    const fs_tree *m = r->m;
+    const size_t H = m->H, GH = m->GH, K = m->K, Kp = fs__tree_r8(K), Hp = fs__tree_r8(H);
+    const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
+    float *in = tile, *out = in + FS_TREE_TILE * wide, *ft = out + FS_TREE_TILE * wide, *fo = ft + FS_TREE_TILE * Hp;
+    float *dh = WS(r, dh), *dpre = WS(r, dpre);
+    const int32_t *order = r->f->order;
+    const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
+    for (size_t t0 = lo; t0 < hi; t0 += FS_TREE_TILE) {
+        const size_t rows = hi - t0 < FS_TREE_TILE ? hi - t0 : FS_TREE_TILE;
+        if (cs) { /* dh += U_f^T (forget-gate gradient of the node as a child; zero at a root) */
+            for (size_t i = 0; i < rows; i++)
+                memcpy(ft + i * Hp, dpre + (size_t)order[t0 + i] * GH + H, H * sizeof(float));
+            r->k->gemm(rows, H, ft, Hp, m->uf_t, 1, Hp / FS_NB, NULL, fo, Hp);
+            for (size_t i = 0; i < rows; i++)
+                for (size_t j = 0; j < H; j++) dh[(size_t)order[t0 + i] * H + j] += fo[i * Hp + j];
+        }
+        for (size_t i = 0; i < rows; i++) {
+            cell_backward(r, order[t0 + i]);
+            memcpy(in + i * GH, dpre + (size_t)order[t0 + i] * GH, GH * sizeof(float));
+        }
+        /* the gradient of each row's recurrent input (child-sum: U's f rows are zero here) */
+        r->k->gemm(rows, GH, in, GH, m->whh_t, 1, Kp / FS_NB, NULL, out, Kp);
+        for (size_t i = 0; i < rows; i++) {
+            const int32_t v = order[t0 + i];
+            const int32_t *ch = r->f->children + r->f->child_start[v];
+            const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
+            for (int32_t k = 0; k < nc; k++) {
+                const float *src = out + i * Kp + (cs ? 0 : (size_t)k * H);
+                for (size_t j = 0; j < H; j++) dh[(size_t)ch[k] * H + j] += src[j];
+            }
+        }
+    }
+}
+
+/* Row v (cols floats) into column v of the gemm's B over k = n rows:
+ * out[(jb*n + v)*8 + l] = row[jb*8 + l], zero padded. */
+static void pack_row(const float *row, size_t n, size_t cols, size_t v, float *out) {
+    for (size_t q = 0; q < fs__tree_r8(cols); q++)
+        out[((q / FS_NB) * n + v) * FS_NB + q % FS_NB] = q < cols ? row[q] : 0.0f;
+}
+
+/* Packs node v's x and recurrent input rows (the B operands of the weight gradients). */
+static void pack_inputs(const brun *r, size_t v0, size_t v1) {
+    const fs_tree *m = r->m;
+    const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH;
+    for (size_t v = v0; v < v1; v++) {
+        pack_row(r->x + v * m->I, N, m->I, v, WS(r, xp));
+        if (m->cfg.kind == FS_TREE_CHILD_SUM) {
+            pack_row(WS(r, hsum) + v * H, N, H, v, WS(r, hp));
+            pack_row(WS(r, h) + v * H, N, H, v, WS(r, hp2));
+            for (size_t j = 0; j < H; j++) WS(r, dft)[j * N + v] = WS(r, dpre)[v * GH + H + j];
+            continue;
+        }
+        /* [h_1; ...; h_arity], absent children as zeros */
+        const int32_t *ch = r->f->children + r->f->child_start[v];
+        const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
+        float *hp = WS(r, hp);
+        for (size_t q = 0; q < fs__tree_r8(m->K); q++) {
+            const size_t k = q / H, j = q % H;
+            hp[((q / FS_NB) * N + v) * FS_NB + q % FS_NB] =
+                q < m->K && k < (size_t)nc ? WS(r, h)[(size_t)ch[k] * H + j] : 0.0f;
+        }
+    }
+}
+
+static void worker(const brun *r, int nth, int id) {
+    const fs_tree *m = r->m;
+    const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I;
+    const size_t Ip = fs__tree_r8(I), Kp = fs__tree_r8(m->K), Hp = fs__tree_r8(H);
+    const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
+    float *tile = WS(r, tile) + (size_t)id * r->lay->tile_floats, *dpre = WS(r, dpre), *dgt = WS(r, dgt);
+    size_t lo, hi;
+    fs__tree_split(0, N, nth, id, &lo, &hi);
+    for (size_t v = lo; v < hi; v++) {
+        memcpy(WS(r, dh) + v * H, r->dh_in + v * H, H * sizeof(float));
+        if (m->cfg.kind != FS_TREE_RECURSIVE) {
+            if (r->dc_in)
+                memcpy(WS(r, dc) + v * H, r->dc_in + v * H, H * sizeof(float));
+            else
+                memset(WS(r, dc) + v * H, 0, H * sizeof(float));
+        }
+        memset(dpre + v * GH, 0, GH * sizeof(float));
+    }
+    FS_BARRIER(nth);
+    for (int32_t l = r->f->levels - 1; l >= 0; l--) {
+        fs__tree_split((size_t)r->f->level_start[l], (size_t)r->f->level_start[l + 1], nth, id, &lo, &hi);
+        level_rows(r, lo, hi, tile);
+        FS_BARRIER(nth);
+    }
+    fs__tree_split(0, N, nth, id, &lo, &hi);
+    pack_inputs(r, lo, hi);
+    FS_BARRIER(nth);
+    if (cs) /* dpre's f slot becomes the gradient of the node's own W_f x + b_f: its children's sum */
+        for (size_t v = lo; v < hi; v++) {
+            const int32_t *ch = r->f->children + r->f->child_start[v];
+            const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
+            for (size_t j = 0; j < H; j++) {
+                float s = 0.0f;
+                for (int32_t k = 0; k < nc; k++) s += WS(r, dft)[j * N + (size_t)ch[k]];
+                dpre[v * GH + H + j] = s;
+            }
+        }
+    FS_BARRIER(nth);
+    for (size_t t0 = lo; t0 < hi; t0 += FS_TREE_TILE) { /* dx = dpre W_ih */
+        const size_t rows = hi - t0 < FS_TREE_TILE ? hi - t0 : FS_TREE_TILE;
+        r->k->gemm(rows, GH, dpre + t0 * GH, GH, m->wih_t, 1, Ip / FS_NB, NULL, tile, Ip);
+        for (size_t i = 0; i < rows; i++) memcpy(r->dx + (t0 + i) * I, tile + i * Ip, I * sizeof(float));
+    }
+    size_t rlo, rhi;
+    fs__tree_split(0, GH, nth, id, &rlo, &rhi);
+    for (size_t q = rlo; q < rhi; q++)
+        for (size_t v = 0; v < N; v++) dgt[q * N + v] = dpre[v * GH + q];
+    FS_BARRIER(nth);
+    for (size_t q = rlo; q < rhi; q++) {
+        float s = 0.0f;
+        for (size_t v = 0; v < N; v++) s += dgt[q * N + v];
+        r->g_bias[q] = s;
+    }
+    for (size_t t0 = rlo; t0 < rhi;) {
+        size_t rows = rhi - t0 < FS_TREE_TILE ? rhi - t0 : FS_TREE_TILE;
+        const int frows = cs && t0 >= H && t0 < 2 * H; /* child-sum's U_f: per child, on its own h */
+        if (cs && t0 < 2 * H && t0 + rows > (t0 < H ? H : 2 * H)) rows = (t0 < H ? H : 2 * H) - t0;
+        r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, xp), 1, Ip / FS_NB, NULL, tile, Ip);
+        for (size_t i = 0; i < rows; i++) memcpy(r->g_wih + (t0 + i) * I, tile + i * Ip, I * sizeof(float));
+        if (frows)
+            r->k->gemm(rows, N, WS(r, dft) + (t0 - H) * N, N, WS(r, hp2), 1, Hp / FS_NB, NULL, tile, Hp);
+        else
+            r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, hp), 1, Kp / FS_NB, NULL, tile, Kp);
+        for (size_t i = 0; i < rows; i++)
+            memcpy(r->g_whh + (t0 + i) * m->K, tile + i * (frows ? Hp : Kp), m->K * sizeof(float));
+        t0 += rows;
+    }
+}
+
+static fs_status check_buf(const char *name, const void *p, size_t count, size_t need) {
+    if (!p) return fs__fail(FS_ERR_NULL_ARG, "%s must not be NULL", name);
+    if (count != need) return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements, got %zu", name, need, count);
+    return FS_OK;
+}
+
+fs_status fs_tree_backward(const fs_tree *m, int32_t n, const float *x, size_t x_count, const int64_t *parent,
+                           size_t parent_count, const float *dh, size_t dh_count, const float *dc, size_t dc_count,
+                           float *dx, size_t dx_count, float *grad_w_ih, size_t grad_w_ih_count, float *grad_w_hh,
+                           size_t grad_w_hh_count, float *grad_bias, size_t grad_bias_count, void *workspace,
+                           size_t workspace_bytes) {
+    fs__clear_error();
+    if (!m) return fs__fail(FS_ERR_NULL_ARG, "model must not be NULL");
+    fs_tree_layout lay;
+    fs_status st = fs__tree_layout(m, n, 1, fs__max_threads(), &lay);
+    if (st != FS_OK) return st;
+    const size_t N = (size_t)n, H = m->H;
+    if ((st = check_buf("x", x, x_count, N * m->I)) != FS_OK) return st;
+    if ((st = check_buf("dh", dh, dh_count, N * H)) != FS_OK) return st;
+    if (m->cfg.kind == FS_TREE_RECURSIVE && (dc || dc_count))
+        return fs__fail(FS_ERR_INVALID_ARG, "dc: a recursive network has no cell state (expected NULL, 0)");
+    if (dc && (st = check_buf("dc", dc, dc_count, N * H)) != FS_OK) return st;
+    if (!dc && dc_count) return fs__fail(FS_ERR_NULL_ARG, "dc is NULL but dc_count is %zu", dc_count);
+    if ((st = check_buf("dx", dx, dx_count, N * m->I)) != FS_OK) return st;
+    if ((st = check_buf("grad_w_ih", grad_w_ih, grad_w_ih_count, m->GH * m->I)) != FS_OK) return st;
+    if ((st = check_buf("grad_w_hh", grad_w_hh, grad_w_hh_count, m->GH * m->K)) != FS_OK) return st;
+    if ((st = check_buf("grad_bias", grad_bias, grad_bias_count, m->GH)) != FS_OK) return st;
+    if ((st = fs__tree_check_ws(workspace, workspace_bytes, &lay)) != FS_OK) return st;
+    float *ws = workspace;
+    fs_tree_forest f;
+    if ((st = fs__tree_forest(m, n, parent, parent_count, (int32_t *)(ws + lay.ints_off), &f)) != FS_OK) return st;
+    brun r = {m, fs__kernels(), &f, &lay, x, dh, dc, dx, grad_w_ih, grad_w_hh, grad_bias, ws};
+    const int nth = fs__tree_threads(m, &f, lay.threads);
+    if (nth == 1) {
+        worker(&r, 1, 0);
+    } else {
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nth)
+        worker(&r, FS_THREAD_COUNT(), FS_THREAD_ID());
+#endif
+    }
+    return FS_OK;
+}

@@ -1,0 +1,173 @@
+/* Tree forward: the input part of every node's gates in one product over all
+ * nodes (hoisted, like a sequence's input projection), then per level one
+ * product over the level's gathered recurrent inputs and the cell update.
+ * A level's rows are split over threads; each row's sums run the same way on
+ * any split (kernels.h), so results are the same bits for any thread count. */
+#include <string.h>
+
+#include "internal.h"
+#include "kernels/kernels.h"
+#include "threads.h"
+#include "tree.h"
+
+typedef struct run {
+    const fs_tree *m;
+    const fs_kernels *k;
+    const fs_tree_forest *f;
+    const fs_tree_layout *lay;
+    const float *x;
+    float *ws;
+    int train;
+} run;
+
+/* The recurrent input of node v: the children's h summed in id order
+ * (child-sum) or [h_1; ...; h_arity] with absent children as zeros. */
+static void gather_input(const run *r, int32_t v, float *dst) {
+    const fs_tree *m = r->m;
+    const float *h = r->ws + r->lay->h_off;
+    const int32_t *ch = r->f->children + r->f->child_start[v];
+    const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
+    const size_t H = m->H;
+    memset(dst, 0, m->K * sizeof(float));
+    if (m->cfg.kind == FS_TREE_CHILD_SUM) {
+        for (int32_t c = 0; c < nc; c++)
+            for (size_t j = 0; j < H; j++) dst[j] += h[(size_t)ch[c] * H + j];
+    } else {
+        for (int32_t c = 0; c < nc; c++) memcpy(dst + (size_t)c * H, h + (size_t)ch[c] * H, H * sizeof(float));
+    }
+}
+
+/* Cell update of node v from its gate pre-activations `pre` ([GH]); writes
+ * h (hrow), c, and the activations over gx's row (child-sum: each child's
+ * forget gate into the child's f slot, which the child no longer needs). */
+static void cell(const run *r, int32_t v, const float *pre, float *hrow) {
+    const fs_tree *m = r->m;
+    const size_t H = m->H, GHp = fs__tree_r8(m->GH);
+    float *gx = r->ws + r->lay->gx_off, *act = gx + (size_t)v * GHp;
+    const int32_t *ch = r->f->children + r->f->child_start[v];
+    const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
+    if (m->cfg.kind == FS_TREE_RECURSIVE) {
+        for (size_t j = 0; j < H; j++) hrow[j] = m->cfg.relu ? (pre[j] > 0.0f ? pre[j] : 0.0f) : tanhf(pre[j]);
+        return;
+    }
+    float *c = r->ws + r->lay->c_off, *cv = c + (size_t)v * H;
+    const size_t gi = 0, gg = (m->G - 2) * H, go = (m->G - 1) * H;
+    for (size_t j = 0; j < H; j++) {
+        act[gi + j] = fs__tree_sigmoid(pre[gi + j]);
+        act[gg + j] = tanhf(pre[gg + j]);
+        act[go + j] = fs__tree_sigmoid(pre[go + j]);
+        cv[j] = act[gi + j] * act[gg + j];
+    }
+    if (m->cfg.kind == FS_TREE_CHILD_SUM) {
+        const float *uf = r->ws + r->lay->uf_off;
+        const size_t Hp = fs__tree_r8(H);
+        for (int32_t k = 0; k < nc; k++) {
+            float *fk = gx + (size_t)ch[k] * GHp + H;
+            const float *ufk = uf + (size_t)ch[k] * Hp, *ck = c + (size_t)ch[k] * H;
+            for (size_t j = 0; j < H; j++) {
+                fk[j] = fs__tree_sigmoid(act[H + j] + ufk[j]); /* act's f slot: still W_f x + b_f */
+                cv[j] += fk[j] * ck[j];
+            }
+        }
+    } else {
+        for (size_t l = 0; l < (size_t)m->cfg.arity; l++)
+            for (size_t j = 0; j < H; j++) act[(1 + l) * H + j] = fs__tree_sigmoid(pre[(1 + l) * H + j]);
+        for (int32_t k = 0; k < nc; k++) {
+            const float *ck = c + (size_t)ch[k] * H;
+            for (size_t j = 0; j < H; j++) cv[j] += act[(1 + (size_t)k) * H + j] * ck[j];
+        }
+    }
+    for (size_t j = 0; j < H; j++) hrow[j] = act[go + j] * tanhf(cv[j]);
+}
+
+/* Rows [lo, hi) of one level, in tiles. */
+static void level_rows(const run *r, size_t lo, size_t hi, float *tile) {
+    const fs_tree *m = r->m;
+    const size_t H = m->H, K = m->K, GHp = fs__tree_r8(m->GH), Hp = fs__tree_r8(H);
+    const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
+    float *in = tile, *acc = in + FS_TREE_TILE * wide, *ht = acc + FS_TREE_TILE * wide, *uft = ht + FS_TREE_TILE * Hp;
+    float *gx = r->ws + r->lay->gx_off, *h = r->ws + r->lay->h_off;
+    const int32_t *order = r->f->order;
+    const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
+    for (size_t t0 = lo; t0 < hi; t0 += FS_TREE_TILE) {
+        const size_t rows = hi - t0 < FS_TREE_TILE ? hi - t0 : FS_TREE_TILE;
+        for (size_t i = 0; i < rows; i++) {
+            gather_input(r, order[t0 + i], in + i * K);
+            if (cs && r->train) memcpy(r->ws + r->lay->hsum_off + (size_t)order[t0 + i] * H, in + i * K, H * sizeof(float));
+        }
+        r->k->gemm(rows, K, in, K, m->whh_p, 1, GHp / FS_NB, NULL, acc, GHp);
+        for (size_t i = 0; i < rows; i++) {
+            const int32_t v = order[t0 + i];
+            float *pre = acc + i * GHp;
+            const float *g = gx + (size_t)v * GHp;
+            for (size_t q = 0; q < m->GH; q++) pre[q] += g[q];
+            cell(r, v, pre, ht + i * Hp);
+            memcpy(h + (size_t)v * H, ht + i * Hp, H * sizeof(float));
+        }
+        if (cs) { /* U_f h of these rows, for their parents' forget gates */
+            r->k->gemm(rows, H, ht, Hp, m->uf_p, 1, Hp / FS_NB, NULL, uft, Hp);
+            for (size_t i = 0; i < rows; i++)
+                memcpy(r->ws + r->lay->uf_off + (size_t)order[t0 + i] * Hp, uft + i * Hp, Hp * sizeof(float));
+        }
+    }
+}
+
+static void worker(const run *r, int nth, int id) {
+    const fs_tree *m = r->m;
+    const size_t GHp = fs__tree_r8(m->GH), N = (size_t)r->f->n;
+    float *tile = r->ws + r->lay->tile_off + (size_t)id * r->lay->tile_floats;
+    size_t lo, hi;
+    fs__tree_split(0, N, nth, id, &lo, &hi);
+    if (hi > lo) /* every node's input part, gate rows in PyTorch order, biases folded in */
+        r->k->gemm(hi - lo, m->I, r->x + lo * m->I, m->I, m->wih_p, 1, GHp / FS_NB, m->bias,
+                   r->ws + r->lay->gx_off + lo * GHp, GHp);
+    FS_BARRIER(nth);
+    for (int32_t l = 0; l < r->f->levels; l++) {
+        fs__tree_split((size_t)r->f->level_start[l], (size_t)r->f->level_start[l + 1], nth, id, &lo, &hi);
+        level_rows(r, lo, hi, tile);
+        FS_BARRIER(nth);
+    }
+}
+
+static fs_status check_out(const char *name, const void *p, size_t count, size_t need, const char *shape) {
+    if (!p) return fs__fail(FS_ERR_NULL_ARG, "%s must not be NULL", name);
+    if (count != need) return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements (%s), got %zu", name, need, shape, count);
+    return FS_OK;
+}
+
+fs_status fs_tree_forward(const fs_tree *m, int32_t n, const float *x, size_t x_count, const int64_t *parent,
+                          size_t parent_count, float *h_out, size_t h_count, float *c_out, size_t c_count,
+                          void *workspace, size_t workspace_bytes, int32_t train) {
+    fs__clear_error();
+    if (!m) return fs__fail(FS_ERR_NULL_ARG, "model must not be NULL");
+    if (train != 0 && train != 1) return fs__fail(FS_ERR_INVALID_ARG, "train: expected 0 or 1, got %d", (int)train);
+    fs_tree_layout lay;
+    fs_status st = fs__tree_layout(m, n, train, fs__max_threads(), &lay);
+    if (st != FS_OK) return st;
+    const size_t N = (size_t)n;
+    if ((st = check_out("x", x, x_count, N * m->I, "n_nodes x input_size")) != FS_OK) return st;
+    if ((st = check_out("h_out", h_out, h_count, N * m->H, "n_nodes x hidden_size")) != FS_OK) return st;
+    if (m->cfg.kind == FS_TREE_RECURSIVE) {
+        if (c_out || c_count)
+            return fs__fail(FS_ERR_INVALID_ARG, "c_out: a recursive network has no cell state (expected NULL, 0)");
+    } else if ((st = check_out("c_out", c_out, c_count, N * m->H, "n_nodes x hidden_size")) != FS_OK) {
+        return st;
+    }
+    if ((st = fs__tree_check_ws(workspace, workspace_bytes, &lay)) != FS_OK) return st;
+    float *ws = workspace;
+    fs_tree_forest f;
+    if ((st = fs__tree_forest(m, n, parent, parent_count, (int32_t *)(ws + lay.ints_off), &f)) != FS_OK) return st;
+    run r = {m, fs__kernels(), &f, &lay, x, ws, train};
+    const int nth = fs__tree_threads(m, &f, lay.threads);
+    if (nth == 1) {
+        worker(&r, 1, 0);
+    } else {
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nth)
+        worker(&r, FS_THREAD_COUNT(), FS_THREAD_ID());
+#endif
+    }
+    memcpy(h_out, ws + lay.h_off, N * m->H * sizeof(float));
+    if (c_out) memcpy(c_out, ws + lay.c_off, N * m->H * sizeof(float));
+    return FS_OK;
+}
