@@ -36,13 +36,24 @@ class TreeTape:
 class _Tree:
     _params = _core.TREE_PARAMS
 
-    def __init__(self, model, seed):
+    def __init__(self, model, seed, config):
         self._model = model
+        self._config = config
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(model.hidden_size)  # torch's recurrent-layer initialisation
         for which in range(len(self._params)):
             shape = model.param_shape(which)
             model.set_param(which, rng.uniform(-bound, bound, size=shape).astype(np.float32))
+
+    def fastseq_config(self) -> Dict[str, Any]:
+        """The constructor's arguments (for files and copies).
+
+        Returns
+        -------
+        dict
+            Keyword arguments that rebuild this network's shape.
+        """
+        return dict(self._config)
 
     @property
     def input_size(self) -> int:
@@ -217,25 +228,16 @@ class TreeLSTM(_Tree):
                              f"expected None, got {arity!r}")
         self.kind = kind
         self.arity = arity
+        config = {"input_size": input_size, "hidden_size": hidden_size, "kind": kind}
+        if kind == "nary":
+            config["arity"] = arity
         super().__init__(_core.TreeModel(_KINDS[kind], _positive("input_size", input_size),
-                                         _positive("hidden_size", hidden_size), arity or 0), seed)
+                                         _positive("hidden_size", hidden_size), arity or 0), seed, config)
 
     def __call__(self, x: Any, parent: Any) -> Tuple[np.ndarray, np.ndarray]:
         """Every node's ``(h, c)``, each ``[N, hidden_size]`` float32 (a root's h is its tree's vector)."""
         h, c, _ = self._model.forward(*self._inputs(x, parent), False)
         return h, c
-
-    def fastseq_config(self) -> Dict[str, Any]:
-        """The constructor's arguments (for files and copies).
-
-        Returns
-        -------
-        dict
-        """
-        cfg = {"input_size": self.input_size, "hidden_size": self.hidden_size, "kind": self.kind}
-        if self.kind == "nary":
-            cfg["arity"] = self.arity
-        return cfg
 
     def __repr__(self) -> str:
         extra = f", arity={self.arity}" if self.kind == "nary" else ""
@@ -278,24 +280,16 @@ class RecursiveNN(_Tree):
             raise ValueError(f"nonlinearity: expected one of {list(_NONLINEARITIES)}, got {nonlinearity!r}")
         self.arity = _positive("arity", arity)
         self.nonlinearity = nonlinearity
+        config = {"input_size": input_size, "hidden_size": hidden_size, "arity": self.arity,
+                  "nonlinearity": nonlinearity}
         super().__init__(_core.TreeModel(_core.TREE_RECURSIVE, _positive("input_size", input_size),
                                          _positive("hidden_size", hidden_size), self.arity,
-                                         nonlinearity == "relu"), seed)
+                                         nonlinearity == "relu"), seed, config)
 
     def __call__(self, x: Any, parent: Any) -> np.ndarray:
         """Every node's h, ``[N, hidden_size]`` float32."""
         h, _, _ = self._model.forward(*self._inputs(x, parent), False)
         return h
-
-    def fastseq_config(self) -> Dict[str, Any]:
-        """The constructor's arguments (for files and copies).
-
-        Returns
-        -------
-        dict
-        """
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "arity": self.arity,
-                "nonlinearity": self.nonlinearity}
 
     def __repr__(self) -> str:
         return (f"RecursiveNN({self.input_size}, {self.hidden_size}, arity={self.arity}, "

@@ -74,6 +74,9 @@ fs_status fs__tree_check_ws(const void *ws, size_t bytes, const fs_tree_layout *
 /* Threads for a forest: one unless a level's product is large enough to split. */
 int fs__tree_threads(const fs_tree *m, const fs_tree_forest *f, int max_threads);
 
+/* Runs fn(arg, nth, id) on nth threads (directly when one does). */
+void fs__tree_launch(void (*fn)(const void *arg, int nth, int id), const void *arg, int nth);
+
 /* Worker id's share [*lo, *hi) of [lo0, hi0). */
 static inline void fs__tree_split(size_t lo0, size_t hi0, int nth, int id, size_t *lo, size_t *hi) {
     const size_t n = hi0 - lo0;

@@ -129,7 +129,8 @@ static void pack_inputs(const brun *r, size_t v0, size_t v1) {
     }
 }
 
-static void worker(const brun *r, int nth, int id) {
+static void worker(const void *arg, int nth, int id) {
+    const brun *r = arg;
     const fs_tree *m = r->m;
     const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I;
     const size_t Ip = fs__tree_r8(I), Kp = fs__tree_r8(m->K), Hp = fs__tree_r8(H);
@@ -230,14 +231,6 @@ fs_status fs_tree_backward(const fs_tree *m, int32_t n, const float *x, size_t x
     fs_tree_forest f;
     if ((st = fs__tree_forest(m, n, parent, parent_count, (int32_t *)(ws + lay.ints_off), &f)) != FS_OK) return st;
     brun r = {m, fs__kernels(), &f, &lay, x, dh, dc, dx, grad_w_ih, grad_w_hh, grad_bias, ws};
-    const int nth = fs__tree_threads(m, &f, lay.threads);
-    if (nth == 1) {
-        worker(&r, 1, 0);
-    } else {
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nth)
-        worker(&r, FS_THREAD_COUNT(), FS_THREAD_ID());
-#endif
-    }
+    fs__tree_launch(worker, &r, fs__tree_threads(m, &f, lay.threads));
     return FS_OK;
 }

@@ -143,3 +143,14 @@ int fs__tree_threads(const fs_tree *m, const fs_tree_forest *f, int max_threads)
     if (max_threads <= 1 || flops < FS_TREE_PARALLEL_MIN_FLOPS || rows < 2.0) return 1;
     return rows < max_threads ? (int)rows : max_threads;
 }
+
+void fs__tree_launch(void (*fn)(const void *arg, int nth, int id), const void *arg, int nth) {
+    if (nth == 1) {
+        fn(arg, 1, 0);
+        return;
+    }
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nth)
+    fn(arg, FS_THREAD_COUNT(), FS_THREAD_ID());
+#endif
+}

@@ -112,7 +112,8 @@ static void level_rows(const run *r, size_t lo, size_t hi, float *tile) {
     }
 }
 
-static void worker(const run *r, int nth, int id) {
+static void worker(const void *arg, int nth, int id) {
+    const run *r = arg;
     const fs_tree *m = r->m;
     const size_t GHp = fs__tree_r8(m->GH), N = (size_t)r->f->n;
     float *tile = r->ws + r->lay->tile_off + (size_t)id * r->lay->tile_floats;
@@ -158,15 +159,7 @@ fs_status fs_tree_forward(const fs_tree *m, int32_t n, const float *x, size_t x_
     fs_tree_forest f;
     if ((st = fs__tree_forest(m, n, parent, parent_count, (int32_t *)(ws + lay.ints_off), &f)) != FS_OK) return st;
     run r = {m, fs__kernels(), &f, &lay, x, ws, train};
-    const int nth = fs__tree_threads(m, &f, lay.threads);
-    if (nth == 1) {
-        worker(&r, 1, 0);
-    } else {
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(nth)
-        worker(&r, FS_THREAD_COUNT(), FS_THREAD_ID());
-#endif
-    }
+    fs__tree_launch(worker, &r, fs__tree_threads(m, &f, lay.threads));
     memcpy(h_out, ws + lay.h_off, N * m->H * sizeof(float));
     if (c_out) memcpy(c_out, ws + lay.c_off, N * m->H * sizeof(float));
     return FS_OK;
