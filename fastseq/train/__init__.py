@@ -22,8 +22,9 @@ from .optim import SGD, Adam, clip_grad_norm, clip_grad_value
 from .tbptt import tbptt
 from .teacher import generate, teacher_forcing_inputs
 from ._tape import Recorder, layer_backward
+from .tree import TreeModel, join_trees
 
 __all__ = ["SequenceModel", "PerStepLinear", "LastStepLinear", "MSELoss", "CrossEntropyLoss",
            "mask_from_lengths", "SGD", "Adam", "clip_grad_norm", "clip_grad_value", "tbptt",
            "fit", "History", "make_loss", "teacher_forcing_inputs", "generate", "to_torch", "Recorder",
-           "layer_backward"]
+           "layer_backward", "TreeModel", "join_trees"]

@@ -16,10 +16,11 @@ from .model import SequenceModel
 from .optim import clip_grad_norm, clip_grad_value, make_optimizer
 from .progress import EpochProgress
 from .tbptt import tbptt as run_tbptt
+from .tree import TreeModel, fit_trees
 
 
 def _check_fit_args(model, epochs, batch_size):
-    if not isinstance(model, SequenceModel):
+    if not isinstance(model, (SequenceModel, TreeModel)):
         raise TypeError(f"model: expected a fastseq.train.SequenceModel (wrap a layer: "
                         f"SequenceModel(layer, head)), got {type(model).__name__}")
     for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
@@ -47,10 +48,11 @@ def fit(model: SequenceModel, x: Any, y: Any, *,
 
     Parameters
     ----------
-    model : fastseq.train.SequenceModel
-        The layer and its head.
+    model : fastseq.train.SequenceModel or fastseq.train.TreeModel
+        The layer and its head (a TreeModel: see :func:`fastseq.train.tree.fit_trees`).
     x : array_like
-        ``[T, N, input_size]`` (``[N, T, input_size]`` if ``batch_first``).
+        ``[T, N, input_size]`` (``[N, T, input_size]`` if ``batch_first``); for a
+        TreeModel, a sequence of single-rooted ``(features, parent)`` trees.
     y : array_like
         Targets: per sequence ``[N, ...]`` for :class:`LastStepLinear`; per step, in the
         layer's layout, for :class:`PerStepLinear` or no head. Class indices for
@@ -99,6 +101,12 @@ def fit(model: SequenceModel, x: Any, y: Any, *,
     >>> len(train.fit(model, x, y, epochs=2, progress=False)["loss"])
     2
     """
+    if isinstance(model, TreeModel):  # x: a sequence of (features, parent) trees
+        if lengths is not None or tbptt is not None:
+            raise ValueError("fit: lengths and tbptt do not apply to a TreeModel")
+        return fit_trees(model, x, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                         batch_size=batch_size, shuffle=shuffle, seed=seed, clip_norm=clip_norm,
+                         clip_value=clip_value, progress=progress, callback=callback)
     _check_fit_args(model, epochs, batch_size)
     loss_fn = make_loss(loss)
     opt = make_optimizer(optimizer, model)
@@ -108,37 +116,52 @@ def fit(model: SequenceModel, x: Any, y: Any, *,
     per_step = not isinstance(model.head, LastStepLinear)
     bf = model.rnn.batch_first
     b_ax = 0 if bf else 1
+
+    def train_batch(idx):
+        idx = np.sort(idx)
+        xb = np.ascontiguousarray(np.take(x, idx, axis=b_ax))
+        yb = np.ascontiguousarray(np.take(y, idx, axis=b_ax)) if per_step else y[idx]
+        lb = None if lengths is None else lengths[idx]
+        if tbptt is not None:
+            chunk_losses, _ = run_tbptt(model, loss_fn, xb, yb, tbptt[0], tbptt[1], optimizer=opt,
+                                        clip_norm=clip_norm, clip_value=clip_value)
+            return float(np.mean(chunk_losses))
+        model.zero_grad()
+        pred, _ = model.forward(xb, None, lb)
+        mask = None
+        if per_step and lb is not None:
+            mask = mask_from_lengths(lb, xb.shape[1] if bf else xb.shape[0], bf)
+        batch_loss, grad = loss_fn(pred, yb, mask)
+        model.backward(grad)
+        update(model, opt, clip_norm, clip_value)
+        return batch_loss
+    return run_epochs(N, batch_size, epochs, shuffle, seed, progress, callback, train_batch)
+
+
+def update(model, opt, clip_norm, clip_value):
+    """Clip the model's gradients as asked, then take one optimizer step."""
+    if clip_norm is not None:
+        clip_grad_norm(model.grads, clip_norm)
+    if clip_value is not None:
+        clip_grad_value(model.grads, clip_value)
+    opt.step()
+
+
+def run_epochs(n, batch_size, epochs, shuffle, seed, progress, callback, train_batch):
+    """The epoch loop over n examples in mini-batches: `train_batch(indices)` trains on one
+    batch and returns its loss; progress bar, history and callback as `fit` documents."""
     rng = np.random.default_rng(seed)
-    n_batches = (N + batch_size - 1) // batch_size
+    n_batches = (n + batch_size - 1) // batch_size
     bar = EpochProgress(epochs, n_batches, progress)
     history = History(loss=[], batch_loss=[])
     for epoch in range(epochs):
         t0 = time.monotonic()
-        order = rng.permutation(N) if shuffle else np.arange(N)
+        order = rng.permutation(n) if shuffle else np.arange(n)
         total, count = 0.0, 0
         bar.start_epoch(epoch)
         for b in range(n_batches):
-            idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
-            xb = np.ascontiguousarray(np.take(x, idx, axis=b_ax))
-            yb = np.ascontiguousarray(np.take(y, idx, axis=b_ax)) if per_step else y[idx]
-            lb = None if lengths is None else lengths[idx]
-            if tbptt is not None:
-                chunk_losses, _ = run_tbptt(model, loss_fn, xb, yb, tbptt[0], tbptt[1], optimizer=opt,
-                                            clip_norm=clip_norm, clip_value=clip_value)
-                batch_loss = float(np.mean(chunk_losses))
-            else:
-                model.zero_grad()
-                pred, _ = model.forward(xb, None, lb)
-                mask = None
-                if per_step and lb is not None:
-                    mask = mask_from_lengths(lb, xb.shape[1] if bf else xb.shape[0], bf)
-                batch_loss, grad = loss_fn(pred, yb, mask)
-                model.backward(grad)
-                if clip_norm is not None:
-                    clip_grad_norm(model.grads, clip_norm)
-                if clip_value is not None:
-                    clip_grad_value(model.grads, clip_value)
-                opt.step()
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            batch_loss = train_batch(idx)
             history["batch_loss"].append(batch_loss)
             total += batch_loss * len(idx)
             count += len(idx)

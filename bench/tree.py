@@ -1,0 +1,94 @@
+"""Tree networks side by side: fastseq.TreeLSTM / RecursiveNN against the fastseq.torch
+reference modules (level-batched torch, autograd) on the same weights, forward and
+forward+backward, one process, alternating runs. JSON lines out, then a table.
+
+    python bench/tree.py                      # 256 trees of ~30 nodes, H = I = 128, 1 thread
+    python bench/tree.py --threads 2 --reps 5
+"""
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+import fastseq
+import fastseq.torch as reference
+
+sys.path.insert(0, __file__.rsplit("/bench/", 1)[0] + "/tests")
+from _forests import random_forest  # noqa: E402
+
+CASES = {
+    "child_sum": (lambda I, H: reference.ChildSumTreeLSTM(I, H), None),
+    "nary2": (lambda I, H: reference.NaryTreeLSTM(I, H, arity=2), 2),
+    "recursive2": (lambda I, H: reference.RecursiveNN(I, H, arity=2), 2),
+}
+
+
+def best_of(fn, reps):
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trees", type=int, default=256)
+    ap.add_argument("--nodes", type=int, default=30, help="mean nodes per tree")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--input", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    fastseq.set_num_threads(args.threads)
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=__file__.rsplit("/", 1)[0]).stdout.strip()
+    rows = []
+    for name, (factory, arity) in CASES.items():
+        rng = np.random.default_rng(0)
+        torch.manual_seed(0)
+        ref = factory(args.input, args.hidden)
+        layer = (fastseq.RecursiveNN if name.startswith("recursive") else fastseq.TreeLSTM).from_torch(ref)
+        parent = random_forest(rng, args.trees, args.nodes, arity)
+        x = rng.standard_normal((len(parent), args.input)).astype(np.float32)
+        xt = torch.from_numpy(x)
+        dh = np.ones((len(parent), args.hidden), np.float32)
+
+        def torch_fwd():
+            with torch.inference_mode():
+                ref(xt, parent)
+
+        def torch_train():
+            xg = xt.clone().requires_grad_(True)
+            out = ref(xg, parent)
+            (out[0] if isinstance(out, tuple) else out).sum().backward()
+
+        def fs_train():
+            *_, tape = layer.forward_train(x, parent)
+            layer.backward(tape, dh)
+
+        for mode, fs_fn, t_fn in (("forward", lambda: layer(x, parent), torch_fwd),
+                                  ("forward+backward", fs_train, torch_train)):
+            fs_s, t_s = best_of(fs_fn, args.reps), best_of(t_fn, args.reps)
+            row = {"case": f"tree_{name}", "mode": mode, "nodes": len(parent), "trees": args.trees,
+                   "H": args.hidden, "I": args.input, "threads": args.threads, "isa": fastseq.isa(),
+                   "fastseq_ms": round(fs_s * 1e3, 3), "torch_ms": round(t_s * 1e3, 3),
+                   "ratio": round(t_s / fs_s, 2), "cpu": platform.processor() or platform.machine(),
+                   "git": rev}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(f"\n{'case':<22}{'mode':<18}{'fastseq ms':>12}{'torch ms':>12}{'torch/fastseq':>15}")
+    for r in rows:
+        print(f"{r['case']:<22}{r['mode']:<18}{r['fastseq_ms']:>12.2f}{r['torch_ms']:>12.2f}{r['ratio']:>15.1f}")
+
+
+if __name__ == "__main__":
+    main()
