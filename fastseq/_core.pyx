@@ -8,6 +8,7 @@ import time
 
 import errno
 import os
+import threading
 
 import numpy as np
 
@@ -986,12 +987,14 @@ cdef class TreeModel:
     cdef readonly int kind, input_size, hidden_size, arity
     cdef readonly bint relu
     cdef readonly Gate gate
+    cdef object _local  # per thread: the inference workspace, kept between calls
 
     def __cinit__(self, int kind, int input_size, int hidden_size, int arity=0, bint relu=False):
         cdef c.fs_tree_config cfg
         cfg.kind, cfg.input_size, cfg.hidden_size = kind, input_size, hidden_size
         cfg.arity, cfg.relu = arity, relu
         self.gate = Gate()
+        self._local = threading.local()
         check(c.fs_tree_create(&cfg, &self.ptr))
         self.kind, self.input_size, self.hidden_size, self.arity, self.relu = \
             kind, input_size, hidden_size, arity, relu
@@ -1054,7 +1057,12 @@ cdef class TreeModel:
         _enter_model(self.gate)
         try:
             check(c.fs_tree_workspace_size(self.ptr, n, train, &nbytes))
-            ws = _aligned_bytes(nbytes)
+            ws = None if train else getattr(self._local, "ws", None)
+            if ws is None or <size_t>ws.size < nbytes:  # a tape owns its workspace
+                ws = _aligned_bytes(nbytes)
+                if not train:
+                    self._local.ws = ws
+            nbytes = ws.size
             pws = cnp.PyArray_DATA(ws)
             with nogil:
                 st = c.fs_tree_forward(self.ptr, n, px, nx, pp, npar, ph, nh, pc, nc, pws, nbytes, train)

@@ -45,11 +45,13 @@ static void fill(fs_isa isa, fs_kernels *k) {
     fs__gemm_init_generic(k);
     fs__cells_init_generic(k);
     fs__train_cells_init_generic(k);
+    fs__vact_init_generic(k);
 #if defined(FS_HAVE_AVX2)
     if (isa >= FS_ISA_AVX2) {
         fs__gemm_init_avx2(k);
         fs__cells_init_avx2(k);
         fs__train_cells_init_avx2(k);
+        fs__vact_init_avx2(k);
     }
 #endif
 #if defined(FS_HAVE_AVX512)

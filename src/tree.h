@@ -7,7 +7,6 @@
 #ifndef FS_TREE_H
 #define FS_TREE_H
 
-#include <math.h>
 #include <stdint.h>
 
 #include "fastseq.h"
@@ -83,7 +82,5 @@ static inline void fs__tree_split(size_t lo0, size_t hi0, int nth, int id, size_
     *lo = lo0 + n * (size_t)id / (size_t)nth;
     *hi = lo0 + n * (size_t)(id + 1) / (size_t)nth;
 }
-
-static inline float fs__tree_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 #endif /* FS_TREE_H */

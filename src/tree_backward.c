@@ -26,8 +26,9 @@ typedef struct brun {
 
 /* d loss / d pre-activations of node v (dpre[v]'s own slots); a Tree-LSTM also
  * passes the cell gradient to its children and leaves each child's forget-gate
- * gradient in the child's f slot (child-sum) or its own f_l slots (N-ary). */
-static void cell_backward(const brun *r, int32_t v) {
+ * gradient in the child's f slot (child-sum) or its own f_l slots (N-ary).
+ * tc: H floats of scratch. */
+static void cell_backward(const brun *r, int32_t v, float *tc) {
     const fs_tree *m = r->m;
     const size_t H = m->H, GH = m->GH, GHp = fs__tree_r8(GH);
     const float *dh = WS(r, dh) + (size_t)v * H, *h = WS(r, h) + (size_t)v * H;
@@ -43,10 +44,11 @@ static void cell_backward(const brun *r, int32_t v) {
     const int32_t *ch = r->f->children + r->f->child_start[v];
     const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
     const size_t gi = 0, gg = (m->G - 2) * H, go = (m->G - 1) * H;
+    r->k->vact(H, FS_ACT_TANH, cv, tc); /* as the forward computed it */
     for (size_t j = 0; j < H; j++) {
-        const float tc = tanhf(cv[j]), i = act[gi + j], g = act[gg + j], o = act[go + j];
-        const float dct = dc[(size_t)v * H + j] + dh[j] * o * (1.0f - tc * tc);
-        dp[go + j] = dh[j] * tc * o * (1.0f - o);
+        const float i = act[gi + j], g = act[gg + j], o = act[go + j];
+        const float dct = dc[(size_t)v * H + j] + dh[j] * o * (1.0f - tc[j] * tc[j]);
+        dp[go + j] = dh[j] * tc[j] * o * (1.0f - o);
         dp[gi + j] = dct * g * i * (1.0f - i);
         dp[gg + j] = dct * i * (1.0f - g * g);
         for (int32_t k = 0; k < nc; k++) {
@@ -62,8 +64,8 @@ static void cell_backward(const brun *r, int32_t v) {
     }
 }
 
-/* Rows [lo, hi) of one level, in tiles. */
-static void level_rows(const brun *r, size_t lo, size_t hi, float *tile) {
+/* Rows [lo, hi) of one level, in tiles; level 0 (the leaves) passes nothing down. */
+static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *tile) {
     const fs_tree *m = r->m;
     const size_t H = m->H, GH = m->GH, K = m->K, Kp = fs__tree_r8(K), Hp = fs__tree_r8(H);
     const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
@@ -81,9 +83,10 @@ static void level_rows(const brun *r, size_t lo, size_t hi, float *tile) {
                 for (size_t j = 0; j < H; j++) dh[(size_t)order[t0 + i] * H + j] += fo[i * Hp + j];
         }
         for (size_t i = 0; i < rows; i++) {
-            cell_backward(r, order[t0 + i]);
+            cell_backward(r, order[t0 + i], fo); /* fo is free again here */
             memcpy(in + i * GH, dpre + (size_t)order[t0 + i] * GH, GH * sizeof(float));
         }
+        if (leaves) continue;
         /* the gradient of each row's recurrent input (child-sum: U's f rows are zero here) */
         r->k->gemm(rows, GH, in, GH, m->whh_t, 1, Kp / FS_NB, NULL, out, Kp);
         for (size_t i = 0; i < rows; i++) {
@@ -151,7 +154,7 @@ static void worker(const void *arg, int nth, int id) {
     FS_BARRIER(nth);
     for (int32_t l = r->f->levels - 1; l >= 0; l--) {
         fs__tree_split((size_t)r->f->level_start[l], (size_t)r->f->level_start[l + 1], nth, id, &lo, &hi);
-        level_rows(r, lo, hi, tile);
+        level_rows(r, lo, hi, l == 0, tile);
         FS_BARRIER(nth);
     }
     fs__tree_split(0, N, nth, id, &lo, &hi);

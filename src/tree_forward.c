@@ -37,51 +37,54 @@ static void gather_input(const run *r, int32_t v, float *dst) {
     }
 }
 
-/* Cell update of node v from its gate pre-activations `pre` ([GH]); writes
- * h (hrow), c, and the activations over gx's row (child-sum: each child's
- * forget gate into the child's f slot, which the child no longer needs). */
-static void cell(const run *r, int32_t v, const float *pre, float *hrow) {
+/* Cell update of node v from its gate pre-activations `pre` ([GH], also
+ * scratch); writes h (hrow), c, and the activations over gx's row (child-sum:
+ * each child's forget gate into the child's f slot, which the child no longer needs). */
+static void cell(const run *r, int32_t v, float *pre, float *hrow) {
     const fs_tree *m = r->m;
+    const fs_kernels *k = r->k;
     const size_t H = m->H, GHp = fs__tree_r8(m->GH);
     float *gx = r->ws + r->lay->gx_off, *act = gx + (size_t)v * GHp;
     const int32_t *ch = r->f->children + r->f->child_start[v];
     const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
     if (m->cfg.kind == FS_TREE_RECURSIVE) {
-        for (size_t j = 0; j < H; j++) hrow[j] = m->cfg.relu ? (pre[j] > 0.0f ? pre[j] : 0.0f) : tanhf(pre[j]);
+        if (m->cfg.relu)
+            for (size_t j = 0; j < H; j++) hrow[j] = pre[j] > 0.0f ? pre[j] : 0.0f;
+        else
+            k->vact(H, FS_ACT_TANH, pre, hrow);
         return;
     }
     float *c = r->ws + r->lay->c_off, *cv = c + (size_t)v * H;
     const size_t gi = 0, gg = (m->G - 2) * H, go = (m->G - 1) * H;
-    for (size_t j = 0; j < H; j++) {
-        act[gi + j] = fs__tree_sigmoid(pre[gi + j]);
-        act[gg + j] = tanhf(pre[gg + j]);
-        act[go + j] = fs__tree_sigmoid(pre[go + j]);
-        cv[j] = act[gi + j] * act[gg + j];
-    }
+    k->vact(H, FS_ACT_SIGMOID, pre + gi, act + gi);
+    k->vact(H, FS_ACT_TANH, pre + gg, act + gg);
+    k->vact(H, FS_ACT_SIGMOID, pre + go, act + go);
+    for (size_t j = 0; j < H; j++) cv[j] = act[gi + j] * act[gg + j];
     if (m->cfg.kind == FS_TREE_CHILD_SUM) {
         const float *uf = r->ws + r->lay->uf_off;
         const size_t Hp = fs__tree_r8(H);
-        for (int32_t k = 0; k < nc; k++) {
-            float *fk = gx + (size_t)ch[k] * GHp + H;
-            const float *ufk = uf + (size_t)ch[k] * Hp, *ck = c + (size_t)ch[k] * H;
-            for (size_t j = 0; j < H; j++) {
-                fk[j] = fs__tree_sigmoid(act[H + j] + ufk[j]); /* act's f slot: still W_f x + b_f */
-                cv[j] += fk[j] * ck[j];
-            }
+        float *fpre = pre + H; /* the f slot of pre is not used by child-sum */
+        for (int32_t q = 0; q < nc; q++) {
+            float *fk = gx + (size_t)ch[q] * GHp + H;
+            const float *ufk = uf + (size_t)ch[q] * Hp, *ck = c + (size_t)ch[q] * H;
+            for (size_t j = 0; j < H; j++) fpre[j] = act[H + j] + ufk[j]; /* act's f slot: still W_f x + b_f */
+            k->vact(H, FS_ACT_SIGMOID, fpre, fk);
+            for (size_t j = 0; j < H; j++) cv[j] += fk[j] * ck[j];
         }
     } else {
-        for (size_t l = 0; l < (size_t)m->cfg.arity; l++)
-            for (size_t j = 0; j < H; j++) act[(1 + l) * H + j] = fs__tree_sigmoid(pre[(1 + l) * H + j]);
-        for (int32_t k = 0; k < nc; k++) {
-            const float *ck = c + (size_t)ch[k] * H;
-            for (size_t j = 0; j < H; j++) cv[j] += act[(1 + (size_t)k) * H + j] * ck[j];
+        k->vact((size_t)m->cfg.arity * H, FS_ACT_SIGMOID, pre + H, act + H);
+        for (int32_t q = 0; q < nc; q++) {
+            const float *ck = c + (size_t)ch[q] * H;
+            for (size_t j = 0; j < H; j++) cv[j] += act[(1 + (size_t)q) * H + j] * ck[j];
         }
     }
-    for (size_t j = 0; j < H; j++) hrow[j] = act[go + j] * tanhf(cv[j]);
+    k->vact(H, FS_ACT_TANH, cv, hrow);
+    for (size_t j = 0; j < H; j++) hrow[j] *= act[go + j];
 }
 
-/* Rows [lo, hi) of one level, in tiles. */
-static void level_rows(const run *r, size_t lo, size_t hi, float *tile) {
+/* Rows [lo, hi) of one level, in tiles. Level 0 holds exactly the leaves:
+ * no recurrent input, no product. */
+static void level_rows(const run *r, size_t lo, size_t hi, int leaves, float *tile) {
     const fs_tree *m = r->m;
     const size_t H = m->H, K = m->K, GHp = fs__tree_r8(m->GH), Hp = fs__tree_r8(H);
     const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
@@ -95,7 +98,10 @@ static void level_rows(const run *r, size_t lo, size_t hi, float *tile) {
             gather_input(r, order[t0 + i], in + i * K);
             if (cs && r->train) memcpy(r->ws + r->lay->hsum_off + (size_t)order[t0 + i] * H, in + i * K, H * sizeof(float));
         }
-        r->k->gemm(rows, K, in, K, m->whh_p, 1, GHp / FS_NB, NULL, acc, GHp);
+        if (leaves)
+            memset(acc, 0, rows * GHp * sizeof(float));
+        else
+            r->k->gemm(rows, K, in, K, m->whh_p, 1, GHp / FS_NB, NULL, acc, GHp);
         for (size_t i = 0; i < rows; i++) {
             const int32_t v = order[t0 + i];
             float *pre = acc + i * GHp;
@@ -125,7 +131,7 @@ static void worker(const void *arg, int nth, int id) {
     FS_BARRIER(nth);
     for (int32_t l = 0; l < r->f->levels; l++) {
         fs__tree_split((size_t)r->f->level_start[l], (size_t)r->f->level_start[l + 1], nth, id, &lo, &hi);
-        level_rows(r, lo, hi, tile);
+        level_rows(r, lo, hi, l == 0, tile);
         FS_BARRIER(nth);
     }
 }

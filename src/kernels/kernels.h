@@ -148,6 +148,9 @@ typedef struct fs_kernels {
     /* Blocking parameter: the gates per block (8 columns each) of the widest
      * B-operand panels backward's GEMMs run fastest on (1, 2 or 4). */
     size_t panel_gates;
+    /* y[i] = act(x[i]) for i < n, act FS_ACT_SIGMOID or FS_ACT_TANH (the tree
+     * cells' gates; any element computed the same way at any position). */
+    void (*vact)(size_t n, int act, const float *x, float *y);
     /* Training: per trainable cell kind (FS_TRAIN_*), see above. */
     fs_cell_record_fn cell_record[FS_TRAIN_KINDS];
     fs_cell_backward_fn cell_backward[FS_TRAIN_KINDS];
@@ -162,10 +165,12 @@ const fs_kernels *fs__kernels(void);
 void fs__gemm_init_generic(fs_kernels *k);
 void fs__cells_init_generic(fs_kernels *k);
 void fs__train_cells_init_generic(fs_kernels *k);
+void fs__vact_init_generic(fs_kernels *k);
 #if defined(FS_HAVE_AVX2)
 void fs__gemm_init_avx2(fs_kernels *k);
 void fs__cells_init_avx2(fs_kernels *k);
 void fs__train_cells_init_avx2(fs_kernels *k);
+void fs__vact_init_avx2(fs_kernels *k);
 #endif
 #if defined(FS_HAVE_AVX512)
 void fs__gemm_init_avx512(fs_kernels *k);
