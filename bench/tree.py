@@ -1,6 +1,8 @@
 """Tree networks side by side: fastseq.TreeLSTM / RecursiveNN against the fastseq.torch
 reference modules (level-batched torch, autograd) on the same weights, forward and
-forward+backward, one process, alternating runs. JSON lines out, then a table.
+forward+backward, one process, alternating runs; for the child-sum Tree-LSTM also against
+the common torch formulation that walks the tree node by node (Tai et al.'s reference code
+does; `torch_per_node_ms`). JSON lines out, then a table.
 
     python bench/tree.py                      # 256 trees of ~30 nodes, H = I = 128, 1 thread
     python bench/tree.py --threads 2 --reps 5
@@ -26,6 +28,32 @@ CASES = {
     "nary2": (lambda I, H: reference.NaryTreeLSTM(I, H, arity=2), 2),
     "recursive2": (lambda I, H: reference.RecursiveNN(I, H, arity=2), 2),
 }
+
+
+def child_sum_per_node(ref, x, parent):
+    """The child-sum Tree-LSTM one node at a time (children first), as torch code for trees
+    is commonly written: same equations and weights as ``ref``."""
+    H = ref.hidden_size
+    kids = [[] for _ in parent]
+    for v, p in enumerate(parent):
+        if p >= 0:
+            kids[p].append(v)
+    h, c = [None] * len(parent), [None] * len(parent)
+
+    def visit(v):
+        for k in kids[v]:
+            visit(k)
+        gx = x[v] @ ref.weight_ih.T + ref.bias_ih + ref.bias_hh
+        hk = torch.stack([h[k] for k in kids[v]]) if kids[v] else x.new_zeros(0, H)
+        ck = torch.stack([c[k] for k in kids[v]]) if kids[v] else x.new_zeros(0, H)
+        pre = gx + hk.sum(0) @ ref.weight_hh.T
+        i, g, o = torch.sigmoid(pre[:H]), torch.tanh(pre[2 * H:3 * H]), torch.sigmoid(pre[3 * H:])
+        f = torch.sigmoid(gx[H:2 * H] + hk @ ref.weight_hh[H:2 * H].T)
+        c[v] = i * g + (f * ck).sum(0)
+        h[v] = o * torch.tanh(c[v])
+    for root in np.flatnonzero(parent == -1):
+        visit(int(root))
+    return torch.stack(h), torch.stack(c)
 
 
 def best_of(fn, reps):
@@ -78,16 +106,33 @@ def main():
         for mode, fs_fn, t_fn in (("forward", lambda: layer(x, parent), torch_fwd),
                                   ("forward+backward", fs_train, torch_train)):
             fs_s, t_s = best_of(fs_fn, args.reps), best_of(t_fn, args.reps)
+            extra = {}
+            if name == "child_sum":
+                with torch.inference_mode():  # the per-node walk computes what the module does
+                    got, want = child_sum_per_node(ref, xt, parent)[0], ref(xt, parent)[0]
+                    assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), float((got - want).abs().max())
+
+                def per_node():
+                    if mode == "forward":
+                        with torch.inference_mode():
+                            child_sum_per_node(ref, xt, parent)
+                    else:
+                        xg = xt.clone().requires_grad_(True)
+                        child_sum_per_node(ref, xg, parent)[0].sum().backward()
+                node_s = best_of(per_node, 1)
+                extra = {"torch_per_node_ms": round(node_s * 1e3, 3), "ratio_per_node": round(node_s / fs_s, 1)}
             row = {"case": f"tree_{name}", "mode": mode, "nodes": len(parent), "trees": args.trees,
                    "H": args.hidden, "I": args.input, "threads": args.threads, "isa": fastseq.isa(),
                    "fastseq_ms": round(fs_s * 1e3, 3), "torch_ms": round(t_s * 1e3, 3),
                    "ratio": round(t_s / fs_s, 2), "cpu": platform.processor() or platform.machine(),
-                   "git": rev}
+                   "git": rev, **extra}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print(f"\n{'case':<22}{'mode':<18}{'fastseq ms':>12}{'torch ms':>12}{'torch/fastseq':>15}")
+    print(f"\n{'case':<22}{'mode':<18}{'fastseq ms':>12}{'torch ms':>12}{'torch/fastseq':>15}"
+          f"{'per-node torch/fastseq':>24}")
     for r in rows:
-        print(f"{r['case']:<22}{r['mode']:<18}{r['fastseq_ms']:>12.2f}{r['torch_ms']:>12.2f}{r['ratio']:>15.1f}")
+        print(f"{r['case']:<22}{r['mode']:<18}{r['fastseq_ms']:>12.2f}{r['torch_ms']:>12.2f}{r['ratio']:>15.1f}"
+              f"{r.get('ratio_per_node', ''):>24}")
 
 
 if __name__ == "__main__":

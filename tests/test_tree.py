@@ -29,7 +29,9 @@ def pair(kind, I, H, seed=0):
     torch.manual_seed(seed)
     ref = factory(I, H)
     cls = fastseq.RecursiveNN if kind.startswith("rnn") else fastseq.TreeLSTM
-    return ref, cls.from_torch(ref), arity
+    layer = cls.from_torch(ref)
+    assert type(fastseq.from_torch(ref)) is cls
+    return ref, layer, arity
 
 
 def states(out):
@@ -134,3 +136,24 @@ def test_bad_arguments_are_reported():
         layer(np.zeros((2, 2), np.float32), [-1.0, 0.0])
     with pytest.raises(ValueError, match=r"weight_hh: expected shape \(4, 8\)"):
         layer.load_state_dict({**layer.state_dict(), "weight_hh": np.zeros((4, 4), np.float32)})
+
+
+def test_random_parent_arrays_are_accepted_exactly_when_they_are_forests():
+    """The C checks against the reference module's own walk (fastseq._torch_tree)."""
+    from fastseq._torch_tree import forest_levels
+    rng = np.random.default_rng(5)
+    layer = fastseq.RecursiveNN(2, 3, arity=16)
+    for _ in range(400):
+        n = int(rng.integers(1, 12))
+        parent = rng.integers(-2, n + 1, size=n)
+        try:
+            forest_levels(parent)
+            valid = True
+        except ValueError:
+            valid = False
+        x = np.ones((n, 2), np.float32)
+        if valid:
+            assert layer(x, parent).shape == (n, 3)
+        else:
+            with pytest.raises(ValueError, match=r"node \d+|parent\[\d+\]"):
+                layer(x, parent)

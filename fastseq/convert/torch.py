@@ -2,7 +2,7 @@
 functions, never at `import fastseq`."""
 from types import SimpleNamespace
 
-from .. import cells, layers
+from .. import cells, layers, tree
 
 _TORCH_KINDS = ("LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell")
 # aten op of a traced sequence module -> (kind, RNN nonlinearity)
@@ -51,6 +51,10 @@ def _reference_builders():
         reference.PeepholeLSTM: lambda m: layers.LSTM(m.input_size, m.hidden_size, peephole=True, **_common(m)),
         reference.CoupledLSTM: lambda m: layers.LSTM(m.input_size, m.hidden_size, coupled=True, **_common(m)),
         reference.ResetBeforeGRU: lambda m: layers.GRU(m.input_size, m.hidden_size, reset_after=False, **_common(m)),
+        # tree networks (fastseq.tree): the reference module names its own configuration
+        reference.ChildSumTreeLSTM: lambda m: tree.TreeLSTM(**m.fastseq_config()),
+        reference.NaryTreeLSTM: lambda m: tree.TreeLSTM(**m.fastseq_config()),
+        reference.RecursiveNN: lambda m: tree.RecursiveNN(**m.fastseq_config()),
     }
 
 
@@ -124,7 +128,8 @@ def from_torch(module):
         nn.LSTM (with proj_size), nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell (eager,
         scripted with torch.jit.script, traced with torch.jit.trace, or loaded with
         torch.jit.load), or a reference module of fastseq.torch (FastRNN, FastGRNN,
-        PeepholeLSTM, CoupledLSTM, ResetBeforeGRU).
+        PeepholeLSTM, CoupledLSTM, ResetBeforeGRU; ChildSumTreeLSTM, NaryTreeLSTM and
+        RecursiveNN give a TreeLSTM or RecursiveNN).
 
     Returns
     -------

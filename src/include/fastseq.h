@@ -767,7 +767,7 @@ typedef enum fs_tree_kind {
 } fs_tree_kind;
 
 /** A tree model's shape. arity: the most children a node may have (NARY and
- * RECURSIVE, >= 1; CHILD_SUM: 0, any number); relu: RECURSIVE only, 1 for
+ * RECURSIVE, 1 to 64; CHILD_SUM: 0, any number); relu: RECURSIVE only, 1 for
  * relu, 0 for tanh. */
 typedef struct fs_tree_config {
     int32_t kind;
