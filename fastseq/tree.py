@@ -26,6 +26,14 @@ def _as_parent(parent: Any, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _like(x: Any, arrays: Tuple[np.ndarray, ...]) -> Tuple[Any, ...]:
+    """The results as torch tensors when x was one (torch in, torch out), else as they are."""
+    if not is_tensor(x):
+        return arrays
+    import torch
+    return tuple(torch.from_numpy(a) for a in arrays)
+
+
 class TreeTape:
     """What a training forward keeps for :meth:`backward` (the forest and the C workspace)."""
 
@@ -235,9 +243,10 @@ class TreeLSTM(_Tree):
                                          _positive("hidden_size", hidden_size), arity or 0), seed, config)
 
     def __call__(self, x: Any, parent: Any) -> Tuple[np.ndarray, np.ndarray]:
-        """Every node's ``(h, c)``, each ``[N, hidden_size]`` float32 (a root's h is its tree's vector)."""
+        """Every node's ``(h, c)``, each ``[N, hidden_size]`` float32 (a root's h is its tree's
+        vector); torch tensors when x is one."""
         h, c, _ = self._model.forward(*self._inputs(x, parent), False)
-        return h, c
+        return _like(x, (h, c))
 
     def __repr__(self) -> str:
         extra = f", arity={self.arity}" if self.kind == "nary" else ""
@@ -287,9 +296,9 @@ class RecursiveNN(_Tree):
                                          nonlinearity == "relu"), seed, config)
 
     def __call__(self, x: Any, parent: Any) -> np.ndarray:
-        """Every node's h, ``[N, hidden_size]`` float32."""
+        """Every node's h, ``[N, hidden_size]`` float32; a torch tensor when x is one."""
         h, _, _ = self._model.forward(*self._inputs(x, parent), False)
-        return h
+        return _like(x, (h,))[0]
 
     def __repr__(self) -> str:
         return (f"RecursiveNN({self.input_size}, {self.hidden_size}, arity={self.arity}, "

@@ -89,6 +89,16 @@ def test_results_are_the_same_bits_for_any_thread_count(kind, isa):
             np.testing.assert_array_equal(a, b)
 
 
+def test_torch_in_torch_out():
+    ref, layer, _ = pair("child_sum", 3, 5)
+    x = torch.randn(4, 3)
+    h, c = layer(x, torch.tensor([-1, 0, 0, 1]))
+    assert isinstance(h, torch.Tensor) and isinstance(c, torch.Tensor)
+    assert excess(h.numpy(), ref(x, [-1, 0, 0, 1])[0].detach()) <= 1
+    _, rnn, _ = pair("rnn_tanh", 3, 5)
+    assert isinstance(rnn(x, [-1, 0, 0, 1]), torch.Tensor)
+
+
 def test_node_order_does_not_matter():
     """The same forest under two numberings gives each node the same state (children
     keep their relative order, so the k-th child stays the k-th)."""
