@@ -20,6 +20,7 @@ from .losses import CrossEntropyLoss, MSELoss, make_loss, mask_from_lengths
 from .model import SequenceModel
 from .optim import SGD, Adam, clip_grad_norm, clip_grad_value
 from .tbptt import tbptt
+from .seq2seq import Seq2SeqTrainer, fit_seq2seq
 from .teacher import generate, teacher_forcing_inputs
 from ._tape import Recorder, layer_backward
 
@@ -27,3 +28,4 @@ __all__ = ["SequenceModel", "PerStepLinear", "LastStepLinear", "MSELoss", "Cross
            "mask_from_lengths", "SGD", "Adam", "clip_grad_norm", "clip_grad_value", "tbptt",
            "fit", "History", "make_loss", "teacher_forcing_inputs", "generate", "to_torch", "Recorder",
            "layer_backward"]
+__all__ += ["Seq2SeqTrainer", "fit_seq2seq"]
