@@ -318,3 +318,29 @@ cdef extern from "fastseq.h" nogil:
                                float *grad_w_ih, size_t grad_w_ih_count, float *grad_w_hh,
                                size_t grad_w_hh_count, float *grad_bias, size_t grad_bias_count,
                                void *workspace, size_t workspace_bytes)
+
+    # 8. Sequence to sequence: decode loops
+    ctypedef struct fs_decoder:
+        const fs_rnn *model
+        int32_t vocab
+        const float *head_weight
+        size_t head_weight_count
+        const float *head_bias
+        size_t head_bias_count
+        const float *embedding
+        size_t embedding_count
+
+    fs_status fs_decode_greedy(const fs_decoder *decoder, int32_t batch, const float *h0, size_t h0_count,
+                               const float *c0, size_t c0_count, int32_t max_len, int32_t bos, int32_t eos,
+                               int32_t *tokens_out, size_t tokens_count, int32_t *lengths_out,
+                               size_t lengths_count, float *scores_out, size_t scores_count)
+    fs_status fs_decode_beam(const fs_decoder *decoder, int32_t batch, int32_t beam_size, const float *h0,
+                             size_t h0_count, const float *c0, size_t c0_count, int32_t max_len, int32_t bos,
+                             int32_t eos, float length_penalty, int32_t *tokens_out, size_t tokens_count,
+                             int32_t *lengths_out, size_t lengths_count, float *scores_out,
+                             size_t scores_count)
+    fs_status fs_decode_continuous(const fs_decoder *decoder, int32_t batch, const float *h0,
+                                   size_t h0_count, const float *c0, size_t c0_count, const float *start,
+                                   size_t start_count, int32_t max_len, int32_t stop_channel,
+                                   float *outputs_out, size_t outputs_count, int32_t *lengths_out,
+                                   size_t lengths_count)

@@ -1112,3 +1112,83 @@ cdef class TreeModel:
             _leave_model(self.gate)
         check(st)
         return dx, gw_ih, gw_hh, gb
+
+
+# ---- sequence to sequence: decode loops in C (fastseq.h section 8) ---------------------
+
+cdef int _decoder(c.fs_decoder *d, Model model, int vocab, head_weight, head_bias, embedding) except -1:
+    cdef float *p
+    cdef size_t n
+    d.model, d.vocab = model.ptr, vocab
+    _fbuf(head_weight, &p, &n, False, "head weight")
+    d.head_weight, d.head_weight_count = p, n
+    _fbuf(head_bias, &p, &n, False, "head bias")
+    d.head_bias, d.head_bias_count = p, n
+    _fbuf(embedding, &p, &n, False, "embedding")
+    d.embedding, d.embedding_count = p, n
+    return 0
+
+
+def decode_tokens(Model model not None, int vocab, head_weight, head_bias, embedding, h0, c0,
+                  int batch, int max_len, int bos, int eos, int beam_size=0, float length_penalty=0.0):
+    """Greedy (beam_size 0) or beam decoding in C; returns tokens [batch, max_len] int32,
+    lengths [batch] int32 and scores [batch] float32 (log-probabilities)."""
+    cdef c.fs_decoder d
+    cdef float *hp
+    cdef float *cp
+    cdef size_t nh, nc
+    cdef c.fs_status st
+    _decoder(&d, model, vocab, head_weight, head_bias, embedding)
+    _fbuf(h0, &hp, &nh, False, "h0")
+    _fbuf(c0, &cp, &nc, False, "c0")
+    tokens = np.empty((max(batch, 0), max(max_len, 0)), dtype=np.int32)
+    lengths = np.empty(max(batch, 0), dtype=np.int32)
+    scores = np.empty(max(batch, 0), dtype=np.float32)
+    cdef int32_t *tp = <int32_t *>cnp.PyArray_DATA(tokens)
+    cdef int32_t *lp = <int32_t *>cnp.PyArray_DATA(lengths)
+    cdef float *sp = <float *>cnp.PyArray_DATA(scores)
+    cdef size_t nt = tokens.size, nl = lengths.size, ns = scores.size
+    cdef Gate gate = model.gate
+    _enter_model(gate)  # the weights, and the thread count the stream inside is sized by
+    try:
+        with nogil:
+            if beam_size == 0:
+                st = c.fs_decode_greedy(&d, batch, hp, nh, cp, nc, max_len, bos, eos, tp, nt, lp, nl,
+                                        sp, ns)
+            else:
+                st = c.fs_decode_beam(&d, batch, beam_size, hp, nh, cp, nc, max_len, bos, eos,
+                                      length_penalty, tp, nt, lp, nl, sp, ns)
+    finally:
+        _leave_model(gate)
+    check(st)
+    return tokens, lengths, scores
+
+
+def decode_continuous(Model model not None, int vocab, head_weight, head_bias, h0, c0, start,
+                      int batch, int max_len, int stop_channel):
+    """Continuous decoding in C: outputs [batch, max_len, vocab] float32, lengths [batch] int32."""
+    cdef c.fs_decoder d
+    cdef float *hp
+    cdef float *cp
+    cdef float *xp
+    cdef size_t nh, nc, nx
+    cdef c.fs_status st
+    _decoder(&d, model, vocab, head_weight, head_bias, None)
+    _fbuf(h0, &hp, &nh, False, "h0")
+    _fbuf(c0, &cp, &nc, False, "c0")
+    _fbuf(start, &xp, &nx, False, "start")
+    outputs = np.empty((max(batch, 0), max(max_len, 0), max(vocab, 0)), dtype=np.float32)
+    lengths = np.empty(max(batch, 0), dtype=np.int32)
+    cdef float *op = <float *>cnp.PyArray_DATA(outputs)
+    cdef int32_t *lp = <int32_t *>cnp.PyArray_DATA(lengths)
+    cdef size_t no = outputs.size, nl = lengths.size
+    cdef Gate gate = model.gate
+    _enter_model(gate)
+    try:
+        with nogil:
+            st = c.fs_decode_continuous(&d, batch, hp, nh, cp, nc, xp, nx, max_len, stop_channel,
+                                        op, no, lp, nl)
+    finally:
+        _leave_model(gate)
+    check(st)
+    return outputs, lengths

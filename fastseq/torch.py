@@ -389,3 +389,84 @@ class ResetBeforeGRU(_Gated):
 from ._torch_tree import ChildSumTreeLSTM, NaryTreeLSTM, RecursiveNN  # noqa: E402
 
 __all__ += ["ChildSumTreeLSTM", "NaryTreeLSTM", "RecursiveNN"]
+
+
+# ---- encoder-decoder (fastseq.Seq2Seq's reference) ----------------------------------------
+
+__all__ += ["Seq2Seq"]
+
+
+class Seq2Seq(nn.Module):
+    """Reference encoder-decoder for :class:`fastseq.Seq2Seq`, trainable with autograd.
+
+    `encoder` and `decoder` are torch sequence layers (nn.LSTM / GRU / RNN or a module of
+    this file; the decoder unidirectional, both with the same num_layers); `head` an
+    nn.Linear(F_dec, V); `embedding` an nn.Embedding(V, E) for tokens, or None for
+    continuous outputs (the previous head output is the next input); `bridge` an
+    nn.Linear(D * F_enc, F_dec) applied to each layer's final h (directions concatenated,
+    forward first) and, between two LSTMs, to c; None copies the states.
+
+    ``logits = m(x, dec_in, lengths)`` is teacher forcing (dec_in: the previous tokens,
+    [T_out, B] or [B, T_out] following the decoder's batch_first; continuous: its inputs);
+    ``m.greedy(x, lengths, max_len=..., bos=..., eos=...)`` a plain Python decode loop.
+    """
+
+    def __init__(self, encoder, decoder, head, embedding=None, bridge=None):
+        super().__init__()
+        self.encoder, self.decoder, self.head = encoder, decoder, head
+        self.embedding, self.bridge = embedding, bridge
+
+    def _encode_raw(self, x, lengths):
+        if lengths is None:
+            return self.encoder(x)[1]
+        if isinstance(self.encoder, (nn.LSTM, nn.GRU, nn.RNN)):
+            packed = nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(lengths).cpu(),
+                                                       batch_first=self.encoder.batch_first, enforce_sorted=False)
+            return self.encoder(packed)[1]
+        return self.encoder(x, lengths=lengths)[1]
+
+    def initial_states(self, x, lengths=None):
+        """The decoder's initial state (h, or (h, c) for an LSTM decoder) from the encoder."""
+        state = self._encode_raw(x, lengths)
+        enc_h, enc_c = state if isinstance(state, tuple) else (state, None)
+        L, D, B = self.encoder.num_layers, 2 if self.encoder.bidirectional else 1, enc_h.shape[1]
+
+        def per_layer(s):
+            s = s.reshape(L, D, B, -1).transpose(1, 2).reshape(L, B, -1)
+            return s if self.bridge is None else self.bridge(s)
+
+        h0 = per_layer(enc_h)
+        if not isinstance(self.decoder, (nn.LSTM, PeepholeLSTM, CoupledLSTM)):
+            return h0
+        c0 = per_layer(enc_c) if enc_c is not None else h0.new_zeros(L, B, self.decoder.hidden_size)
+        return h0, c0
+
+    def _input(self, prev):
+        return self.embedding(prev) if self.embedding is not None else prev
+
+    def forward(self, x, dec_in, lengths=None):
+        """Teacher forcing: logits [T_out, B, V] ([B, T_out, V] if the decoder is batch_first)."""
+        out = self.decoder(self._input(dec_in), self.initial_states(x, lengths))[0]
+        return self.head(out)
+
+    @torch.no_grad()
+    def greedy(self, x, lengths=None, *, max_len, bos=0, eos=None):
+        """A torch greedy loop: a list of int64 token tensors (eos excluded), one per sequence."""
+        state = self.initial_states(x, lengths)
+        B = (state[0] if isinstance(state, tuple) else state).shape[1]
+        prev = torch.full((B,), bos, dtype=torch.long)
+        steps, done = [], torch.zeros(B, dtype=torch.bool)
+        for _ in range(max_len):
+            inp = self._input(prev).unsqueeze(1 if self.decoder.batch_first else 0)
+            out, state = self.decoder(inp, state)
+            prev = self.head(out.squeeze(1 if self.decoder.batch_first else 0)).argmax(-1)
+            steps.append(prev)
+            done = done | (prev == eos) if eos is not None else done
+            if bool(done.all()):
+                break
+        toks = torch.stack(steps, 1)
+        result = []
+        for row in toks:
+            stop = (row == eos).nonzero() if eos is not None else row.new_zeros(0)
+            result.append(row[:int(stop[0])] if len(stop) else row)
+        return result

@@ -128,17 +128,22 @@ def from_torch(module):
         nn.LSTM (with proj_size), nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell (eager,
         scripted with torch.jit.script, traced with torch.jit.trace, or loaded with
         torch.jit.load), or a reference module of fastseq.torch (FastRNN, FastGRNN,
-        PeepholeLSTM, CoupledLSTM, ResetBeforeGRU; ChildSumTreeLSTM, NaryTreeLSTM and
+        PeepholeLSTM, CoupledLSTM, ResetBeforeGRU, Seq2Seq; ChildSumTreeLSTM, NaryTreeLSTM and
         RecursiveNN give a TreeLSTM or RecursiveNN).
 
     Returns
     -------
     fastseq layer or cell
-        LSTM, GRU, RNN, FastRNN or FastGRNN; LSTMCell, GRUCell or RNNCell for a cell.
+        LSTM, GRU, RNN, FastRNN or FastGRNN; LSTMCell, GRUCell or RNNCell for a cell;
+        fastseq.Seq2Seq for a fastseq.torch.Seq2Seq.
         Dropout is a training-time effect and is dropped.
     """
     import torch
 
+    from ..torch import Seq2Seq as ReferenceSeq2Seq
+    if isinstance(module, ReferenceSeq2Seq):
+        from ..seq2seq import Seq2Seq
+        return Seq2Seq.from_torch(module)
     if isinstance(module, torch.jit.ScriptModule):
         kind, facts = _script_facts(module)
         target = _builders()[kind](SimpleNamespace(**facts))

@@ -20,6 +20,7 @@ from .losses import CrossEntropyLoss, MSELoss, make_loss, mask_from_lengths
 from .model import SequenceModel
 from .optim import SGD, Adam, clip_grad_norm, clip_grad_value
 from .tbptt import tbptt
+from .seq2seq import Seq2SeqTrainer, fit_seq2seq
 from .teacher import generate, teacher_forcing_inputs
 from ._tape import Recorder, layer_backward
 from .tree import TreeModel, join_trees
@@ -27,4 +28,4 @@ from .tree import TreeModel, join_trees
 __all__ = ["SequenceModel", "PerStepLinear", "LastStepLinear", "MSELoss", "CrossEntropyLoss",
            "mask_from_lengths", "SGD", "Adam", "clip_grad_norm", "clip_grad_value", "tbptt",
            "fit", "History", "make_loss", "teacher_forcing_inputs", "generate", "to_torch", "Recorder",
-           "layer_backward", "TreeModel", "join_trees"]
+           "layer_backward", "TreeModel", "join_trees", "Seq2SeqTrainer", "fit_seq2seq"]

@@ -12,6 +12,7 @@
  *   5. Model file: load a .fsq file
  *   6. Training: tape, backward, optimizer steps, heads and losses
  *   7. Tree networks: child-sum / N-ary Tree-LSTM, recursive networks
+ *   8. Sequence to sequence: greedy, beam and continuous decode loops
  *
  * Conventions:
  *   - every function returns an fs_status (FS_OK == 0) unless stated;
@@ -830,6 +831,81 @@ FS_API fs_status fs_tree_backward(const fs_tree *model, int32_t n_nodes, const f
                                   size_t dx_count, float *grad_w_ih, size_t grad_w_ih_count,
                                   float *grad_w_hh, size_t grad_w_hh_count, float *grad_bias,
                                   size_t grad_bias_count, void *workspace, size_t workspace_bytes);
+
+/* ------------------------------------------------------------------------ */
+/* 8. Sequence to sequence: decode loops                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A decoder: a unidirectional model (its stream step runs every layer), a
+ * linear head to V outputs, and the input it is fed back. Token decoding: an
+ * embedding [V, input_size]; the input of step t is the embedding row of the
+ * token chosen at t - 1 (bos at t = 0). Continuous decoding: no embedding,
+ * input_size == V, the input of step t is the head output of t - 1 (`start`,
+ * or zeros, at t = 0). The initial states h0 [num_layers, batch, R] and c0
+ * [num_layers, batch, hidden_size] (LSTM; NULL: zeros) are the caller's (an
+ * encoder's final states through a bridge). Every array is the caller's, read
+ * only, with its element count; the calls allocate their scratch and free it
+ * before they return. Rows of a batch are independent: their results do not
+ * depend on the batch they run in. Bit-for-bit deterministic for any thread count.
+ */
+typedef struct fs_decoder {
+    const fs_rnn *model;        /* unidirectional, any cell; borrowed for the call */
+    int32_t vocab;              /* V >= 1: head outputs (tokens, or continuous features) */
+    const float *head_weight;   /* [V, R] (torch's nn.Linear layout), V * R floats */
+    size_t head_weight_count;
+    const float *head_bias;     /* [V]; NULL (count 0): none */
+    size_t head_bias_count;
+    const float *embedding;     /* [V, input_size]; NULL (count 0): continuous outputs */
+    size_t embedding_count;
+} fs_decoder;
+
+/**
+ * Greedy token decoding: each step feeds the embedding of the previous token,
+ * steps every layer, applies the head and takes the argmax (ties: the lowest
+ * index). A row stops at its own `eos` (-1: never) or after max_len tokens.
+ * tokens_out [batch, max_len]: a row's tokens, then eos at its length (when it
+ * stopped there) and eos (or 0 with eos -1) after; lengths_out [batch]: tokens
+ * before eos; scores_out [batch] (NULL: not wanted): the sum of log-softmax
+ * probabilities of the tokens taken, eos included. bos in [0, V), eos in [-1, V).
+ */
+FS_API fs_status fs_decode_greedy(const fs_decoder *decoder, int32_t batch, const float *h0, size_t h0_count,
+                                  const float *c0, size_t c0_count, int32_t max_len, int32_t bos, int32_t eos,
+                                  int32_t *tokens_out, size_t tokens_count, int32_t *lengths_out,
+                                  size_t lengths_count, float *scores_out, size_t scores_count);
+
+/**
+ * Beam search over tokens: keeps beam_size hypotheses per row (batch x
+ * beam_size states, reordered every step). Each step ranks the 2 x beam_size
+ * best extensions by total log-probability (ties: lowest hypothesis x V +
+ * token); one ending in eos among the first beam_size is finished, scored by
+ * GNMT's length penalty: log P / ((5 + n) / 6)^length_penalty, n = its tokens,
+ * eos included (length_penalty 0: log P); the others, in rank order, form
+ * the next beam. Hypotheses alive after max_len steps are finished as they
+ * are. A row stops once no alive hypothesis can beat its best finished one.
+ * Outputs as fs_decode_greedy, for each row's best finished hypothesis;
+ * scores_out: its log P (without the penalty). beam_size 1 with
+ * length_penalty 0 gives greedy's tokens and scores.
+ */
+FS_API fs_status fs_decode_beam(const fs_decoder *decoder, int32_t batch, int32_t beam_size, const float *h0,
+                                size_t h0_count, const float *c0, size_t c0_count, int32_t max_len, int32_t bos,
+                                int32_t eos, float length_penalty, int32_t *tokens_out, size_t tokens_count,
+                                int32_t *lengths_out, size_t lengths_count, float *scores_out,
+                                size_t scores_count);
+
+/**
+ * Continuous decoding (decoder without embedding): the head output of each
+ * step is the next step's input. start [batch, V] is the first input (NULL:
+ * zeros). A row stops after the first step whose output at stop_channel is
+ * above 0 (a stop logit, sigmoid > 0.5; -1: never) or after max_len steps.
+ * outputs_out [batch, max_len, V]: each row's outputs, zeros after its
+ * length; lengths_out [batch]: steps produced, the stopping one included.
+ */
+FS_API fs_status fs_decode_continuous(const fs_decoder *decoder, int32_t batch, const float *h0,
+                                      size_t h0_count, const float *c0, size_t c0_count, const float *start,
+                                      size_t start_count, int32_t max_len, int32_t stop_channel,
+                                      float *outputs_out, size_t outputs_count, int32_t *lengths_out,
+                                      size_t lengths_count);
 
 #ifdef __cplusplus
 }
