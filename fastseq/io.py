@@ -211,6 +211,7 @@ def sequence_layer(model):
 
 
 _GATE_FIELDS = ("act", "act_alpha", "act_beta", "clip")  # fs_rnn_config arrays, as file entries
+_PRECISION_FIELDS = ("dtype", "group_size")  # fp32 files: not written
 
 
 def layer_parts(model):
@@ -219,9 +220,12 @@ def layer_parts(model):
     tensors from the layer's state_dict."""
     layer = sequence_layer(model)
     cfg = layer.c_model.config()
+    if cfg["dtype"]:
+        raise NotImplementedError(f"saving a {layer.dtype} layer: .fsq files hold fp32 layers so far; "
+                                  f"save the fp32 layer and quantise it after loading (fastseq.quantize)")
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
     config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items()
-              if k != "cell" and k not in _GATE_FIELDS}
+              if k != "cell" and k not in _GATE_FIELDS + _PRECISION_FIELDS}
     config.update(_activations.file_entries(cfg))
     config["batch_first"] = int(layer.batch_first)
     return _core.CELL_NAMES[cfg["cell"]], config, layer.state_dict()
@@ -291,7 +295,7 @@ def decode(data, source="<bytes>"):
         metadata = _core.model_metadata(data)
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{source}: {exc}") from None
-    config = {k: v for k, v in desc["config"].items() if k not in _GATE_FIELDS}
+    config = {k: v for k, v in desc["config"].items() if k not in _GATE_FIELDS + _PRECISION_FIELDS}
     config.update(_activations.file_entries(desc["config"]))  # as the file spells them
     config["batch_first"] = desc["batch_first"]
     return ModelFile(desc["kind"], config, desc["format_version"], len(data), desc["param_count"], data,

@@ -4,14 +4,14 @@
  * one against a double-precision sum of the dequantised weights; fs_rnn_quantize's
  * int8 / int4 / bf16 numerics against an independent quantisation here.
  *
- * Sizes are odd on purpose: m 1..5 and 7 (row tiles and their remainders),
+ * Sizes are odd on purpose: m 1..5, 7 and 9 (row tiles, several, and remainders),
  * k 1, 2, 3, 31, 33, 64, 65, 100 (odd k: a lone low nibble; partial last
  * int4 groups), g 1..4, 1 or 3 blocks, groups of 32 and 64, with and without
  * bias, lda and ldc wider than the data. The bound (docs/quantization.md):
  * |level - generic| <= 1e-5 * (|bias| + sum_k |a_k * w_k|), w the dequantised
  * weight; the ldc padding untouched; bf16 bit-identical to the same level's
  * fp32 gemm on the widened weights; each row's bits independent of the call
- * (the row alone, m = 1, gives the same bits).
+ * (the row alone, m = 1, gives the same bits); AVX-512 gives AVX2's bits.
  */
 #include "check.h"
 #include "kernels.h"
@@ -130,7 +130,7 @@ static void check_shape(const char *isa, const fs_kernels *ref, const fs_kernels
 }
 
 static void check_levels(void) {
-    static const size_t ms[] = {1, 2, 3, 4, 5, 7}, ks[] = {1, 2, 3, 31, 33, 64, 65, 100};
+    static const size_t ms[] = {1, 2, 3, 4, 5, 7, 9}, ks[] = {1, 2, 3, 31, 33, 64, 65, 100};
     if (fs_set_isa(FS_ISA_GENERIC) != FS_OK) return;
     const fs_kernels ref = *fs__kernels();
     for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++) {
@@ -145,6 +145,31 @@ static void check_levels(void) {
                                 check_shape(fs_isa_name(isa), &ref, &opt, dt, ms[mi], ks[ki], g, nb, group,
                                             (int)((mi + ki + g) % 2));
     }
+}
+
+/* The AVX-512 level pairs panels across blocks but keeps AVX2's per-element
+ * order: the same bits. */
+static void check_avx512_is_avx2(void) {
+    if (!fs_isa_supported(FS_ISA_AVX512) || fs_set_isa(FS_ISA_AVX2) != FS_OK) return;
+    const fs_kernels avx2 = *fs__kernels();
+    fs_set_isa(FS_ISA_AVX512);
+    const fs_kernels avx512 = *fs__kernels();
+    for (int dt = Q8; dt <= BF16; dt++)
+        for (size_t g = 1; g <= 4; g++)
+            for (size_t m = 1; m <= 9; m += 4)
+                for (size_t k = 1; k <= 69; k += 17) {
+                    const size_t width = g * FS_NB, nb = 3, n = nb * width, group = 32;
+                    qmat q = make_qmat(dt, k, width, nb, group);
+                    float *a = xmalloc(m * k * sizeof(float)), *bias = xmalloc(n * sizeof(float));
+                    float *c1 = xmalloc(m * n * sizeof(float)), *c2 = xmalloc(m * n * sizeof(float));
+                    for (size_t i = 0; i < m * k; i++) a[i] = urand(1.0f);
+                    for (size_t i = 0; i < n; i++) bias[i] = urand(1.0f);
+                    run(&avx2, dt, m, k, a, k, &q, group, g, nb, bias, c1, n);
+                    run(&avx512, dt, m, k, a, k, &q, group, g, nb, bias, c2, n);
+                    CHECK(memcmp(c1, c2, m * n * sizeof(float)) == 0, "avx512 %s: m=%zu k=%zu g=%zu: not avx2's bits",
+                          NAMES[dt], m, k, g);
+                    free(q.b), free(q.scale), free(q.w), free(a), free(bias), free(c1), free(c2);
+                }
 }
 
 /* fs_rnn_quantize's numerics on one matrix, recomputed here: a weight of
@@ -214,6 +239,7 @@ static void check_quantize(void) {
 
 int main(void) {
     check_levels();
+    check_avx512_is_avx2();
     check_quantize();
     printf("test_quant: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
