@@ -318,6 +318,22 @@ cdef class Model:
         check(st)
         return _wrap(ptr)
 
+    def get_param_raw(self, int layer, int direction, int which):
+        """A quantised model's weight matrix in its stored form (fs_rnn_get_param_raw), as bytes."""
+        cdef size_t n = 0
+        cdef c.fs_status st
+        check(c.fs_rnn_param_raw_size(self.ptr, layer, direction, <c.fs_param>which, &n))
+        out = bytearray(n)
+        cdef unsigned char[::1] view = out
+        _enter(self.gate)
+        try:
+            with nogil:
+                st = c.fs_rnn_get_param_raw(self.ptr, layer, direction, <c.fs_param>which, &view[0], n)
+        finally:
+            _leave(self.gate)
+        check(st)
+        return bytes(out)
+
     def param_shape(self, int layer, int direction, int which):
         """PyTorch shape of one parameter: 2-D for matrices, 1-D for vectors and scalars."""
         cdef size_t rows = 0, cols = 0

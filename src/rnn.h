@@ -72,4 +72,15 @@ void fs__quant_pack(int32_t dtype, size_t group, const float *w, void *base, flo
 void fs__quant_unpack(int32_t dtype, size_t group, const void *base, const float *scale, size_t g_count,
                       size_t h, size_t k, float *w);
 
+/* The stored form of a quantised [g_count*h][k] matrix (fs_rnn_get_param_raw):
+ * per row fs__raw_scales_per_row little-endian fp32 scales (all rows' first),
+ * then per row fs__raw_row_bytes of codes. mode FS_RAW_READ: packed -> (scales,
+ * codes); FS_RAW_CHECK: 0 if a stored value is out of range (nothing written);
+ * FS_RAW_STORE: (scales, codes) -> packed, checked before. */
+enum { FS_RAW_READ, FS_RAW_CHECK, FS_RAW_STORE };
+size_t fs__raw_scales_per_row(int32_t dtype, size_t group, size_t k);
+size_t fs__raw_row_bytes(int32_t dtype, size_t k);
+int fs__quant_raw(int32_t dtype, size_t group, void *base, float *scale, size_t g_count, size_t h, size_t k,
+                  unsigned char *scales, unsigned char *codes, int mode);
+
 #endif /* FS_RNN_H */

@@ -540,6 +540,83 @@ fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction
     return FS_OK;
 }
 
+/* ---- quantised matrices in their stored form (rnn_quant.c) ---- */
+
+/* The parts of a quantised model's matrix parameter, its rows, and its raw
+ * byte count checked against `bytes` (buf: the caller's buffer, not NULL). */
+static fs_status raw_parts(const fs_rnn *m, int32_t layer, int32_t dir, fs_param param, const void *buf,
+                           size_t bytes, packed_part part[2], int *n, size_t *rows, size_t *need) {
+    fs_rnn_unit *u = NULL;
+    size_t cols = 0;
+    fs_status st = locate(m, layer, dir, param, &u, rows, &cols);
+    if (st != FS_OK) return st;
+    if (m->cfg.dtype == FS_DTYPE_F32 || !(*n = packed_parts(m, u, param, part)))
+        return fs__fail(FS_ERR_INVALID_ARG, "param %d: the raw form is that of a quantised model's weight matrix; "
+                        "this is %s", (int)param, m->cfg.dtype == FS_DTYPE_F32 ? "an fp32 model" : "a vector");
+    const size_t g = (size_t)m->cfg.group_size;
+    *need = *rows * (fs__raw_scales_per_row(m->cfg.dtype, g, cols) * 4 + fs__raw_row_bytes(m->cfg.dtype, cols));
+    if (!buf) return fs__fail(FS_ERR_NULL_ARG, "the raw buffer must not be NULL");
+    if (bytes != *need)
+        return fs__fail(FS_ERR_SHAPE, "param %d raw form: expected %zu bytes, got %zu", (int)param, *need, bytes);
+    return FS_OK;
+}
+
+/* Walks the parts, rows of part i after those of the parts before it. */
+static int raw_walk(const fs_rnn *m, const packed_part *part, int n, size_t rows, unsigned char *raw, int mode) {
+    const int32_t dt = m->cfg.dtype;
+    const size_t g = (size_t)m->cfg.group_size, k = part[0].k;
+    const size_t spr = fs__raw_scales_per_row(dt, g, k), rb = fs__raw_row_bytes(dt, k);
+    unsigned char *codes = raw + rows * spr * 4;
+    for (int i = 0, r0 = 0; i < n; r0 += (int)(part[i].g_count * part[i].h), i++)
+        if (!fs__quant_raw(dt, g, part[i].base, part[i].scale, part[i].g_count, part[i].h, k, raw + (size_t)r0 * spr * 4,
+                           codes + (size_t)r0 * rb, mode))
+            return 0;
+    return 1;
+}
+
+fs_status fs_rnn_param_raw_size(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                size_t *bytes_out) {
+    fs__clear_error();
+    packed_part part[2];
+    int n = 0;
+    size_t rows = 0;
+    if (!bytes_out) return fs__fail(FS_ERR_NULL_ARG, "bytes_out must not be NULL");
+    fs_status st = raw_parts(model, layer, direction, param, bytes_out, 0, part, &n, &rows, bytes_out);
+    return st == FS_ERR_SHAPE ? (fs__clear_error(), FS_OK) : st; /* only the size was asked for */
+}
+
+fs_status fs_rnn_get_param_raw(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param, void *out,
+                               size_t bytes) {
+    fs__clear_error();
+    packed_part part[2];
+    int n = 0;
+    size_t rows = 0, need = 0;
+    fs_status st = raw_parts(model, layer, direction, param, out, bytes, part, &n, &rows, &need);
+    if (st != FS_OK) return st;
+    memset(out, 0, bytes);
+    raw_walk(model, part, n, rows, out, FS_RAW_READ);
+    return FS_OK;
+}
+
+fs_status fs_rnn_set_param_raw(fs_rnn *model, int32_t layer, int32_t direction, fs_param param, const void *data,
+                               size_t bytes) {
+    fs__clear_error();
+    packed_part part[2];
+    int n = 0;
+    size_t rows = 0, need = 0;
+    fs_status st = raw_parts(model, layer, direction, param, data, bytes, part, &n, &rows, &need);
+    if (st != FS_OK) return st;
+    if (model->readonly)
+        return fs__fail(FS_ERR_UNSUPPORTED, "this model runs over caller-owned const weights "
+                        "(fs_rnn_init_static_weights): its parameters cannot change");
+    /* every part checked before any is stored: a bad value leaves the model as it was */
+    unsigned char *raw = (unsigned char *)(uintptr_t)data; /* only read when storing */
+    if (!raw_walk(model, part, n, rows, raw, FS_RAW_CHECK) || !raw_walk(model, part, n, rows, raw, FS_RAW_STORE))
+        return fs__fail(FS_ERR_INVALID_ARG, "param %d raw form: a scale is negative or not finite, or a code is out "
+                        "of range (int8 -128, int4 nibble 0, a used or unused nibble wrong, bf16 inf/NaN)", (int)param);
+    return FS_OK;
+}
+
 /* ---- names of the enums (the bindings read them here rather than copy them) ---- */
 
 static const char *const PARAM_NAMES[FS_PARAM_COUNT] = {

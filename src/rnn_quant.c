@@ -153,3 +153,75 @@ fs_status fs_rnn_quantize(const fs_rnn *src, int32_t dtype, int32_t group_size, 
     *out = dst;
     return FS_OK;
 }
+
+/* ---- the stored ("raw") form of a quantised matrix (.fsq tensors) ---- */
+
+static void put_le32(unsigned char *p, float f) {
+    uint32_t v;
+    memcpy(&v, &f, 4);
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static float get_le32(const unsigned char *p) {
+    const uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float f;
+    memcpy(&f, &v, 4);
+    return f;
+}
+
+size_t fs__raw_scales_per_row(int32_t dtype, size_t group, size_t k) {
+    return dtype == FS_DTYPE_INT8 ? 1 : dtype == FS_DTYPE_INT4 ? (k + group - 1) / group : 0;
+}
+size_t fs__raw_row_bytes(int32_t dtype, size_t k) {
+    return dtype == FS_DTYPE_INT8 ? k : dtype == FS_DTYPE_INT4 ? (k + 1) / 2 : 2 * k;
+}
+
+int fs__quant_raw(int32_t dtype, size_t group, void *base, float *scale, size_t g_count, size_t h, size_t k,
+                  unsigned char *scales, unsigned char *codes, int mode) {
+    const int to_raw = mode == FS_RAW_READ;
+    const size_t kp = (k + 1) / 2, spr = fs__raw_scales_per_row(dtype, group, k), rb = fs__raw_row_bytes(dtype, k);
+    for (size_t r = 0; mode == FS_RAW_CHECK && r < g_count * h; r++) {
+        for (size_t i = 0; i < spr; i++) {
+            const float s = get_le32(scales + (r * spr + i) * 4);
+            if (!isfinite(s) || s < 0.0f) return 0;
+        }
+        for (size_t b = 0; b < rb; b++) {
+            const unsigned char v = codes[r * rb + b];
+            const int high_used = b * 2 + 1 < k;
+            if ((dtype == FS_DTYPE_INT8 && v == 0x80) ||
+                (dtype == FS_DTYPE_INT4 && ((v & 15) == 0 || (high_used ? v >> 4 == 0 : v >> 4 != 0))) ||
+                (dtype == FS_DTYPE_BF16 && b % 2 == 1 && (v & 0x7F) == 0x7F && (codes[r * rb + b - 1] & 0x80)))
+                return 0;
+        }
+    }
+    if (mode == FS_RAW_CHECK) return 1;
+    for (size_t g = 0; g < g_count; g++)
+        for (size_t j = 0; j < h; j++) {
+            const size_t r = g * h + j;
+            const colpos p = pos_of(g_count, g, j);
+            unsigned char *row = codes + r * rb;
+            for (size_t i = 0; i < spr; i++) {
+                float *s = dtype == FS_DTYPE_INT8 ? &scale[p.jb * p.width + p.col]
+                                                  : &scale[(p.jb * spr + i) * p.width + p.col];
+                if (to_raw) put_le32(scales + (r * spr + i) * 4, *s);
+                else *s = get_le32(scales + (r * spr + i) * 4);
+            }
+            for (size_t kk = 0; kk < k; kk++) {
+                if (dtype == FS_DTYPE_INT8) {
+                    int8_t *q = (int8_t *)base + (p.jb * k + kk) * p.width + p.col;
+                    if (to_raw) row[kk] = (unsigned char)*q;
+                    else *q = (int8_t)row[kk];
+                } else if (dtype == FS_DTYPE_INT4) {
+                    uint8_t *q = (uint8_t *)base + (p.jb * kp + kk / 2) * p.width + p.col;
+                    const int shift = (int)(kk % 2) * 4;
+                    if (to_raw) row[kk / 2] = (unsigned char)((row[kk / 2] & ~(15 << shift)) | (((*q >> shift) & 15) << shift));
+                    else *q = (uint8_t)((*q & ~(15 << shift)) | (((row[kk / 2] >> shift) & 15) << shift));
+                } else {
+                    uint16_t *q = (uint16_t *)base + (p.jb * k + kk) * p.width + p.col;
+                    if (to_raw) row[2 * kk] = (unsigned char)*q, row[2 * kk + 1] = (unsigned char)(*q >> 8);
+                    else *q = (uint16_t)(row[2 * kk] | row[2 * kk + 1] << 8);
+                }
+            }
+            if (to_raw && dtype == FS_DTYPE_INT4 && k % 2) row[kp - 1] &= 15; /* the unused high nibble: 0 */
+        }
+    return 1;
+}

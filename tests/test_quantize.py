@@ -134,8 +134,35 @@ def test_repr_and_errors():
     bad["weight_hh_l0"][0, 0] = np.nan
     with pytest.raises(ValueError, match="quantises only finite weights"):
         q.load_state_dict(bad)
-    with pytest.raises(NotImplementedError, match="save the fp32 layer and quantise it after loading"):
-        fastseq.save(q, "unused.fsq")
+
+
+@pytest.mark.parametrize("dtype, group", DTYPES)
+def test_files_and_pickles_keep_the_quantised_weights(tmp_path, dtype, group):
+    """Format version 3 (docs/fsq-format.md): the stored codes and scales, read back by the
+    C reader bit for bit; fp32 files stay version 2; a code out of range is refused."""
+    import pickle
+    from fastseq import io
+    layer = fastseq.GRU(37, 45, num_layers=2, bidirectional=True, reset_after=False, seed=1)
+    q = fastseq.quantize(layer, dtype, group_size=group)
+    fastseq.save(q, tmp_path / "q.fsq")
+    fastseq.save(layer, tmp_path / "f.fsq")
+    back = fastseq.load(tmp_path / "q.fsq")
+    x = np.random.default_rng(0).standard_normal((5, 2, 37)).astype(np.float32)
+    assert repr(back) == repr(q) and np.array_equal(back(x)[0], q(x)[0])
+    assert all(np.array_equal(a, b) for a, b in zip(back.state_dict().values(), q.state_dict().values()))
+    assert np.array_equal(pickle.loads(pickle.dumps(q))(x)[0], q(x)[0])
+    info = io.read(tmp_path / "q.fsq")
+    assert info.version == 3 and info.config["dtype"] == dtype and io.read(tmp_path / "f.fsq").version == 2
+    ratio = (tmp_path / "q.fsq").stat().st_size / (tmp_path / "f.fsq").stat().st_size
+    assert ratio < {"int8": 0.3, "int4": 0.2, "bf16": 0.55}[dtype], ratio
+    if dtype == "int8":  # the first code of weight_ih_l0 set to -128: refused by the C reader
+        kind, config, tensors = io.layer_parts(q)
+        t = tensors["weight_ih_l0"]
+        raw = bytearray(t.data)
+        raw[4 * t.shape[0]] = 0x80
+        tensors["weight_ih_l0"] = io.QuantisedTensor("int8", t.shape, raw)
+        with pytest.raises(ValueError, match="code is out of range"):
+            io.build(io.decode(io.encode(kind, config, tensors)))
 
 
 def test_demo_model_bits_per_char_stay_close():

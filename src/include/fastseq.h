@@ -376,6 +376,25 @@ FS_API fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t di
 FS_API fs_status fs_rnn_quantize(const fs_rnn *src, int32_t dtype, int32_t group_size, fs_rnn **out);
 
 /**
+ * A quantised model's weight matrix in its stored form (the .fsq tensors of
+ * dtype int8 / int4 / bf16, docs/fsq-format.md), rows and columns as in
+ * PyTorch's layout ([rows][cols], fs_rnn_param_shape): int8: rows fp32 scales,
+ * then rows*cols int8 codes; int4: rows*ceil(cols/group_size) fp32 scales (row
+ * major), then per row ceil(cols/2) bytes (column 2i in the low nibble, 2i+1
+ * in the high one, each code + 8; an unused last high nibble 0); bf16:
+ * rows*cols uint16. Little-endian. bytes must be fs_rnn_param_raw_size's.
+ * fs_rnn_set_param_raw checks every value first (scales finite and >= 0,
+ * codes in [-127, 127] / [-7, 7], bf16 finite): FS_ERR_INVALID_ARG changes
+ * nothing. An fp32 model or a vector parameter is FS_ERR_INVALID_ARG.
+ */
+FS_API fs_status fs_rnn_param_raw_size(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                       size_t *bytes_out);
+FS_API fs_status fs_rnn_get_param_raw(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                      void *out, size_t bytes);
+FS_API fs_status fs_rnn_set_param_raw(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                      const void *data, size_t bytes);
+
+/**
  * Arguments of one forward pass over a batch of sequences.
  * Let T = seq_len, B = batch, I = input_size, H = hidden_size,
  * D = 2 if bidirectional else 1, L = num_layers.
@@ -497,7 +516,7 @@ FS_API fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, 
 /** The newest .fsq format version this library reads; it reads versions 1
  * (configuration as Python constructor arguments) to this one (configuration
  * as the fs_rnn_config fields; sections bound to their file). */
-#define FS_MODEL_FORMAT_VERSION 2
+#define FS_MODEL_FORMAT_VERSION 3
 
 /** The format's limits: a reader rejects a file beyond any of them as malformed
  * (and a writer must not write one). */

@@ -237,10 +237,63 @@ static void check_quantize(void) {
     free(w), free(got);
 }
 
+/* The stored form (fs_rnn_get_param_raw / set_param_raw): a round trip into a
+ * fresh model of the same configuration gives the same weights; a bad value
+ * or size is refused and changes nothing. GRU reset-before: W_hh is two
+ * packed parts (r, z rows, then n rows). */
+static void check_raw(void) {
+    fs_rnn_config cfg = make_config(FS_CELL_GRU, 37, 11, 1, 0, 1);
+    cfg.reset_before = 1;
+    fs_rnn *src = NULL;
+    CHECK_STATUS(fs_rnn_create(&cfg, &src), FS_OK);
+    if (!src) return;
+    const size_t n = 3 * 11 * 11;
+    float *w = xmalloc(n * sizeof(float)), *a = xmalloc(n * sizeof(float)), *b = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) w[i] = urand(1.0f);
+    CHECK_STATUS(fs_rnn_set_param(src, 0, 0, FS_PARAM_WEIGHT_HH, w, n), FS_OK);
+    size_t bytes = 0;
+    CHECK_STATUS(fs_rnn_param_raw_size(src, 0, 0, FS_PARAM_WEIGHT_HH, &bytes), FS_ERR_INVALID_ARG); /* fp32 */
+    for (int32_t dt = FS_DTYPE_INT8; dt <= FS_DTYPE_BF16; dt++) {
+        fs_rnn *q = NULL, *dst = NULL;
+        CHECK_STATUS(fs_rnn_quantize(src, dt, dt == FS_DTYPE_INT4 ? 32 : 0, &q), FS_OK);
+        fs_rnn_config qc = cfg;
+        qc.dtype = dt, qc.group_size = dt == FS_DTYPE_INT4 ? 32 : 0;
+        CHECK_STATUS(fs_rnn_create(&qc, &dst), FS_OK);
+        if (!q || !dst) continue;
+        CHECK_STATUS(fs_rnn_param_raw_size(q, 0, 0, FS_PARAM_WEIGHT_HH, &bytes), FS_OK);
+        const size_t expect = 33 * (dt == FS_DTYPE_INT8 ? 4 + 11 : dt == FS_DTYPE_INT4 ? 4 + 6 : 22);
+        CHECK(bytes == expect, "%s raw size %zu, expected %zu", fs_dtype_name(dt), bytes, expect);
+        unsigned char *raw = xmalloc(bytes);
+        CHECK_STATUS(fs_rnn_get_param_raw(q, 0, 0, FS_PARAM_WEIGHT_HH, raw, bytes), FS_OK);
+        CHECK_STATUS(fs_rnn_set_param_raw(dst, 0, 0, FS_PARAM_WEIGHT_HH, raw, bytes - 1), FS_ERR_SHAPE);
+        CHECK_STATUS(fs_rnn_set_param_raw(dst, 0, 0, FS_PARAM_WEIGHT_HH, raw, bytes), FS_OK);
+        CHECK_STATUS(fs_rnn_get_param(q, 0, 0, FS_PARAM_WEIGHT_HH, a, n), FS_OK);
+        CHECK_STATUS(fs_rnn_get_param(dst, 0, 0, FS_PARAM_WEIGHT_HH, b, n), FS_OK);
+        CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s: raw round trip changed the weights", fs_dtype_name(dt));
+        /* the last row's (an n row's) last value made invalid: refused, nothing changed */
+        if (dt == FS_DTYPE_BF16) raw[bytes - 1] = 0x7F, raw[bytes - 2] = 0x80; /* +inf */
+        else if (dt == FS_DTYPE_INT8) raw[bytes - 1] = 0x80;                     /* -128 */
+        else raw[bytes - 1] &= 0xF0;                                           /* nibble 0 */
+        memset(b, 0, n * sizeof(float));
+        CHECK_STATUS(fs_rnn_set_param(dst, 0, 0, FS_PARAM_WEIGHT_HH, b, n), FS_OK); /* all zero now */
+        CHECK_STATUS(fs_rnn_set_param_raw(dst, 0, 0, FS_PARAM_WEIGHT_HH, raw, bytes), FS_ERR_INVALID_ARG);
+        CHECK_STATUS(fs_rnn_get_param(dst, 0, 0, FS_PARAM_WEIGHT_HH, b, n), FS_OK);
+        int untouched = 1;
+        for (size_t i = 0; i < n; i++) untouched &= b[i] == 0.0f;
+        CHECK(untouched, "%s: a refused raw form changed the model", fs_dtype_name(dt));
+        free(raw);
+        fs_rnn_free(q);
+        fs_rnn_free(dst);
+    }
+    fs_rnn_free(src);
+    free(w), free(a), free(b);
+}
+
 int main(void) {
     check_levels();
     check_avx512_is_avx2();
     check_quantize();
+    check_raw();
     printf("test_quant: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }
