@@ -234,7 +234,22 @@ def onnx_model(case, module, with_state):
     return model
 
 
-def make_ort(case, module, x, threads):
+def ort_int8(model):
+    """`model` through onnxruntime.quantization.quantize_dynamic(weight_type=QInt8): ORT's
+    dynamic int8 (DynamicQuantizeLSTM for an LSTM; a GRU or RNN stays fp32)."""
+    import os
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
+        onnx.save(model, src)
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        return onnx.load(dst)
+
+
+def make_ort(case, module, x, threads, int8=False):
     if case.train:
         raise Skip("no training (inference runtime)")
     if case.cell in EDGEML_CELLS:
@@ -242,6 +257,8 @@ def make_ort(case, module, x, threads):
     try:
         import onnxruntime as ort
         model = onnx_model(case, module, with_state=case.stream)   # needs the onnx package
+        if int8:
+            model = ort_int8(model)
     except ImportError as e:
         raise Skip(f"onnx/onnxruntime not importable ({e})")
     opts = ort.SessionOptions()

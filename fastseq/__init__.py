@@ -26,13 +26,14 @@ from .layers import GRU, LSTM, RNN, FastGRNN, FastRNN
 from .io import load, save
 from .seq2seq import Seq2Seq
 from .tree import RecursiveNN, TreeLSTM
+from .quantization import quantize
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN", "LSTMCell", "GRUCell", "RNNCell",
            "from_torch", "from_edgeml", "from_onnx", "from_keras", "from_checkpoint", "isa", "set_isa", "available_isas",
            "set_num_threads", "get_num_threads", "save", "load", "get_include", "get_library_dir",
-           "__version__", "TreeLSTM", "RecursiveNN", "Seq2Seq"]
+           "quantize", "__version__", "TreeLSTM", "RecursiveNN", "Seq2Seq"]
 
 _LAZY_SUBMODULES = {"train", "torch", "dask", "export_c", "cli"}
 

@@ -67,6 +67,8 @@ cdef extern from "fastseq.h" nogil:
         float act_alpha[3]
         float act_beta[3]
         float clip
+        int32_t dtype
+        int32_t group_size
 
     ctypedef enum fs_param:
         FS_PARAM_WEIGHT_IH
@@ -106,6 +108,14 @@ cdef extern from "fastseq.h" nogil:
     const char *fs_param_name(fs_param param)
     const char *fs_cell_name(fs_cell cell)
     const char *fs_act_name(fs_act act)
+    const char *fs_dtype_name(int32_t dtype)
+    fs_status fs_rnn_quantize(const fs_rnn *src, int32_t dtype, int32_t group_size, fs_rnn **out)
+    fs_status fs_rnn_param_raw_size(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                    size_t *bytes_out)
+    fs_status fs_rnn_get_param_raw(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                   void *out, size_t bytes)
+    fs_status fs_rnn_set_param_raw(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                   const void *data, size_t bytes)
     int32_t fs_param_ndim(fs_param param)
     fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out)
     fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t direction,

@@ -30,6 +30,7 @@ PARAM_COUNT = c.FS_PARAM_COUNT
 PARAM_NAMES = tuple(c.fs_param_name(<c.fs_param>p).decode() for p in range(c.FS_PARAM_COUNT))
 CELL_NAMES = {cell: c.fs_cell_name(<c.fs_cell>cell).decode()
               for cell in range(c.FS_CELL_RNN_TANH, c.FS_CELL_FASTGRNN + 1)}
+DTYPES = {c.fs_dtype_name(d).decode(): d for d in range(4)}  # fs_dtype by name
 ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_RELU + 1)}
 # the gate roles' choices (fs_rnn_config.act holds 1 + these; 0: the role's usual one)
 ROLE_ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a
@@ -279,6 +280,8 @@ cdef class Model:
         for i in range(3):
             cfg.act[i], cfg.act_alpha[i], cfg.act_beta[i] = act[i], act_alpha[i], act_beta[i]
         cfg.clip = clip
+        cfg.dtype = 0
+        cfg.group_size = 0
         self.gate = Gate()
         check(c.fs_rnn_create(&cfg, &self.ptr))
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
@@ -293,6 +296,44 @@ cdef class Model:
         cdef c.fs_rnn_config cfg
         check(c.fs_rnn_get_config(self.ptr, &cfg))
         return cfg
+
+    @property
+    def dtype(self):
+        """The weights' element type (fs_dtype_name): "f32", "int8", "int4" or "bf16"."""
+        cdef c.fs_rnn_config cfg
+        check(c.fs_rnn_get_config(self.ptr, &cfg))
+        return c.fs_dtype_name(cfg.dtype).decode()
+
+    def quantize(self, dtype, int group_size=0):
+        """A new Model: this fp32 model's weights quantised (fs_rnn_quantize); dtype a name
+        of DTYPES."""
+        cdef c.fs_rnn *ptr = NULL
+        cdef int32_t code = DTYPES.get(dtype, -1)
+        cdef c.fs_status st
+        _enter(self.gate)
+        try:
+            with nogil:
+                st = c.fs_rnn_quantize(self.ptr, code, group_size, &ptr)
+        finally:
+            _leave(self.gate)
+        check(st)
+        return _wrap(ptr)
+
+    def get_param_raw(self, int layer, int direction, int which):
+        """A quantised model's weight matrix in its stored form (fs_rnn_get_param_raw), as bytes."""
+        cdef size_t n = 0
+        cdef c.fs_status st
+        check(c.fs_rnn_param_raw_size(self.ptr, layer, direction, <c.fs_param>which, &n))
+        out = bytearray(n)
+        cdef unsigned char[::1] view = out
+        _enter(self.gate)
+        try:
+            with nogil:
+                st = c.fs_rnn_get_param_raw(self.ptr, layer, direction, <c.fs_param>which, &view[0], n)
+        finally:
+            _leave(self.gate)
+        check(st)
+        return bytes(out)
 
     def param_shape(self, int layer, int direction, int which):
         """PyTorch shape of one parameter: 2-D for matrices, 1-D for vectors and scalars."""
@@ -729,6 +770,7 @@ cdef Model _wrap(c.fs_rnn *ptr):
     cdef Model m = Model.__new__(Model, _wrapping=True)
     c.fs_rnn_get_config(ptr, &cfg)
     m.ptr = ptr
+    m.gate = Gate()  # __cinit__ returned before making one
     m.cell, m.input_size, m.hidden_size, m.num_layers = cfg.cell, cfg.input_size, cfg.hidden_size, cfg.num_layers
     m.bidirectional, m.bias = cfg.bidirectional, cfg.bias
     m.features = cfg.proj_size if cfg.proj_size else cfg.hidden_size

@@ -167,7 +167,13 @@ class _Cell:
         return unbatched, x2, states
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + ")"
+        text = f"{type(self).__name__}({self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + ")"
+        return text if self.dtype == "f32" else f"fastseq.quantize({text}, {self.dtype!r})"
+
+    @property
+    def dtype(self) -> str:
+        """The weights' element type: ``"f32"``, or that of :func:`fastseq.quantize`."""
+        return self._layer.dtype
 
 
 def _like_input(x, value):

@@ -45,6 +45,15 @@ def _float_array(name, arr, comment):
     return f"/* {comment} */\nstatic const FS_ALIGN64 float {name}[{len(values)}] = {{\n    {body}\n}};\n"
 
 
+def _byte_array(name, data, comment):
+    """A quantised model's block (int8 / int4 / bf16 elements and fp32 scales, as the library
+    lays them out) as bytes: C float constants cannot spell its mixed contents."""
+    values = [f"0x{b:02x}" for b in data]
+    lines = [", ".join(values[i:i + 16]) for i in range(0, len(values), 16)]
+    body = ",\n    ".join(lines)
+    return f"/* {comment} */\nstatic const FS_ALIGN64 unsigned char {name}[{len(values)}] = {{\n    {body}\n}};\n"
+
+
 def _sizes(layer, batch, max_steps, threads):
     """Exact byte sizes from the C library, for `threads` threads."""
     import fastseq
@@ -180,7 +189,8 @@ fs_status {p}_step(fs_rnn_stream *stream, const float *x, float *y);
 #endif /* {P}_H_ */
 """
 
-    if not np.all(np.isfinite(weights)):
+    quantised = cfg["dtype"] != 0
+    if not quantised and not np.all(np.isfinite(weights)):
         bad = next(k for k, v in layer.state_dict().items() if not np.all(np.isfinite(v)))
         raise ValueError(f"{bad}: holds NaN or infinity, which C float constants cannot express")
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
@@ -214,7 +224,7 @@ fs_status {p}_step(fs_rnn_stream *stream, const float *x, float *y);
 #error "{p}.c: no way known to align {p}_weights to 64 bytes with this compiler"
 #endif
 
-{_float_array(f"{p}_weights", weights, f"the packed weights of {layer!r} (fs_rnn_weights, fastseq {__version__})")}
+{(_byte_array if quantised else _float_array)(f"{p}_weights", weights.tobytes() if quantised else weights, f"the packed weights of {layer!r} (fs_rnn_weights, fastseq {__version__})")}
 /* Moves `buffer` up to a 64-byte boundary, taking the padding off *bytes. */
 static void *{p}_align(void *buffer, size_t *bytes) {{
     const size_t pad = (size_t)((64u - (uintptr_t)buffer % 64u) % 64u);

@@ -28,7 +28,8 @@ __all__ = ["save", "load", "read", "encode", "decode", "layer_parts", "ModelFile
            "FORMAT_VERSION"]
 
 MAGIC = b"\x89FSQ\r\n\x1a\n"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 2   # what fp32 layers are written as; a quantised layer needs version 3
+QUANTISED_VERSION = 3
 HEADER_BYTES = 32
 SECTION_HEADER_BYTES = 24
 SEC_CONFIG, SEC_TENSOR = 1, 2
@@ -36,6 +37,16 @@ SEC_HEAD, SEC_HEAD_TENSOR, SEC_METADATA = 3, 4, 5  # optional: fs_model_load ski
 FLAG_OPTIONAL = 1
 VAL_INT32, VAL_FLOAT32, VAL_STRING, VAL_FLOAT64, VAL_NONE = 1, 2, 3, 4, 5
 DTYPE_FLOAT32 = 1
+TENSOR_DTYPES = {"int8": 2, "int4": 3, "bf16": 4}  # version 3: a quantised matrix's stored form
+
+
+class QuantisedTensor:
+    """A quantised weight matrix as a .fsq tensor stores it: `dtype` ("int8", "int4",
+    "bf16"), torch's `shape` [rows, cols], and `data`, the C library's stored form
+    (fs_rnn_get_param_raw: the scales, then the codes)."""
+
+    def __init__(self, dtype, shape, data):
+        self.dtype, self.shape, self.data = dtype, tuple(shape), bytes(data)
 DATA_ALIGN = 64
 # What the writer refuses to write: the C reader's limits (FS_MODEL_MAX_*)
 MAX_SECTIONS, MAX_TENSORS, MAX_NAME, MAX_STRING, MAX_ENTRIES, MAX_NDIM, MAX_DIM = (
@@ -134,25 +145,28 @@ def _tensor_payload(name, value, payload_at):
     if not isinstance(name, str) or not _valid_name(name):
         raise ValueError(f"tensor name {name!r}: expected letters, digits, '_' or '.', "
                          f"at most {MAX_NAME} bytes")
-    arr = np.ascontiguousarray(value, dtype="<f4")
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim > MAX_NDIM or any(d > MAX_DIM for d in arr.shape):
-        raise ValueError(f"tensor {name!r}: shape {arr.shape} is beyond the format's limits "
+    if isinstance(value, QuantisedTensor):
+        dtype, shape, data = TENSOR_DTYPES[value.dtype], value.shape, value.data
+    else:
+        arr = np.ascontiguousarray(value, dtype="<f4")
+        dtype, shape, data = DTYPE_FLOAT32, arr.shape or (1,), arr.tobytes()
+    if len(shape) > MAX_NDIM or any(d > MAX_DIM for d in shape):
+        raise ValueError(f"tensor {name!r}: shape {shape} is beyond the format's limits "
                          f"({MAX_NDIM} dimensions of at most {MAX_DIM})")
-    head = (_pack_str(name, MAX_NAME, "tensor name") + struct.pack("<II", DTYPE_FLOAT32, arr.ndim)
-            + struct.pack(f"<{arr.ndim}Q", *arr.shape))
+    head = (_pack_str(name, MAX_NAME, "tensor name") + struct.pack("<II", dtype, len(shape))
+            + struct.pack(f"<{len(shape)}Q", *shape))
     data_offset = len(head) + 8
     data_offset += -(payload_at + data_offset) % DATA_ALIGN
     head += struct.pack("<Q", data_offset)
-    return head + bytes(data_offset - len(head)) + arr.tobytes()
+    return head + bytes(data_offset - len(head)) + data
 
 
 def encode(kind, config, tensors, head=None, metadata=None):
-    """The bytes of a .fsq file (format version 2) holding a layer of cell `kind`
-    (fs_cell_name: "LSTM", "RNN_TANH", ...), configuration `config` (fs_rnn_config field
-    names and batch_first; activations by name) and float32 `tensors` (torch's state_dict
-    names -> arrays, written in the given order); optionally an output `head` (a Head)
+    """The bytes of a .fsq file (format version 2; 3 when `config` has a `dtype`) holding a
+    layer of cell `kind` (fs_cell_name: "LSTM", "RNN_TANH", ...), configuration `config`
+    (fs_rnn_config field names and batch_first; activations and dtype by name) and
+    `tensors` (torch's state_dict names -> float32 arrays, or QuantisedTensor for a
+    quantised layer's matrices; written in the given order); optionally an output `head` (a Head)
     and `metadata` (a dict of int / bool / float / str / None values), each in optional
     sections after the layer's. Every section's checksum starts from the file id, the
     CRC-32 of all payloads, so a section taken from another file does not verify."""
@@ -185,7 +199,8 @@ def encode(kind, config, tensors, head=None, metadata=None):
     for _stype, payload, _flags in parts:
         file_id = zlib.crc32(payload, file_id)
     seed = zlib.crc32(struct.pack("<I", file_id))
-    header = MAGIC + struct.pack("<IIQI", FORMAT_VERSION, len(parts), at, file_id)
+    version = QUANTISED_VERSION if config.get("dtype", "f32") != "f32" else FORMAT_VERSION
+    header = MAGIC + struct.pack("<IIQI", version, len(parts), at, file_id)
     header += struct.pack("<I", zlib.crc32(header))
     return b"".join([header] + [_section(t, p, seed, f) for t, p, f in parts])
 
@@ -211,6 +226,7 @@ def sequence_layer(model):
 
 
 _GATE_FIELDS = ("act", "act_alpha", "act_beta", "clip")  # fs_rnn_config arrays, as file entries
+_PRECISION_FIELDS = ("dtype", "group_size")  # written for quantised layers only (version 3)
 
 
 def layer_parts(model):
@@ -221,10 +237,17 @@ def layer_parts(model):
     cfg = layer.c_model.config()
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
     config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items()
-              if k != "cell" and k not in _GATE_FIELDS}
+              if k != "cell" and k not in _GATE_FIELDS + _PRECISION_FIELDS}
     config.update(_activations.file_entries(cfg))
     config["batch_first"] = int(layer.batch_first)
-    return _core.CELL_NAMES[cfg["cell"]], config, layer.state_dict()
+    tensors = layer.state_dict()
+    if cfg["dtype"]:  # version 3: the matrices as stored, not dequantised
+        config["dtype"], config["group_size"] = layer.dtype, cfg["group_size"]
+        for key, (lay, d, which) in layer.param_index().items():
+            if tensors[key].ndim == 2:
+                raw = layer.c_model.get_param_raw(lay, d, which)
+                tensors[key] = QuantisedTensor(layer.dtype, tensors[key].shape, raw)
+    return _core.CELL_NAMES[cfg["cell"]], config, tensors
 
 
 def _is_sequence_model(obj):
@@ -291,7 +314,10 @@ def decode(data, source="<bytes>"):
         metadata = _core.model_metadata(data)
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{source}: {exc}") from None
-    config = {k: v for k, v in desc["config"].items() if k not in _GATE_FIELDS}
+    config = {k: v for k, v in desc["config"].items() if k not in _GATE_FIELDS + _PRECISION_FIELDS}
+    if desc["config"]["dtype"]:
+        config["dtype"] = {v: k for k, v in _core.DTYPES.items()}[desc["config"]["dtype"]]
+        config["group_size"] = desc["config"]["group_size"]
     config.update(_activations.file_entries(desc["config"]))  # as the file spells them
     config["batch_first"] = desc["batch_first"]
     return ModelFile(desc["kind"], config, desc["format_version"], len(data), desc["param_count"], data,

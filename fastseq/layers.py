@@ -394,7 +394,17 @@ class _Recurrent:
             if key not in defaults and value == type(self)._DEFAULTS.get(key):
                 continue
             args.append(f"{key}={value!r}")
-        return f"{type(self).__name__}({', '.join(args)})"
+        text = f"{type(self).__name__}({', '.join(args)})"
+        if self.dtype == "f32":
+            return text
+        group = self._model.config()["group_size"]
+        return f"fastseq.quantize({text}, {self.dtype!r}" + (f", group_size={group})" if group else ")")
+
+    @property
+    def dtype(self) -> str:
+        """The weights' element type: ``"f32"``, or ``"int8"``, ``"int4"``, ``"bf16"`` for a
+        layer made by :func:`fastseq.quantize`."""
+        return self._model.dtype
 
     _DEFAULTS = {}
 

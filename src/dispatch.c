@@ -46,9 +46,11 @@ static void fill(fs_isa isa, fs_kernels *k) {
     fs__cells_init_generic(k);
     fs__train_cells_init_generic(k);
     fs__vact_init_generic(k);
+    fs__quant_init_generic(k);
 #if defined(FS_HAVE_AVX2)
     if (isa >= FS_ISA_AVX2) {
         fs__gemm_init_avx2(k);
+        fs__quant_init_avx2(k);
         fs__cells_init_avx2(k);
         fs__train_cells_init_avx2(k);
         fs__vact_init_avx2(k);
@@ -59,6 +61,7 @@ static void fill(fs_isa isa, fs_kernels *k) {
         fs__gemm_init_avx512(k);
         fs__cells_init_avx512(k);
         fs__step1_init_avx512(k);
+        fs__quant_init_avx512(k);
     }
 #endif
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rnn.h"
 
 /* ---- format constants (docs/fsq-format.md) ------------------------------- */
 
@@ -38,7 +39,7 @@ enum {
     FSQ_VAL_STRING = 3,
     FSQ_VAL_FLOAT64 = 4,
     FSQ_VAL_NONE = 5,
-    FSQ_DTYPE_FLOAT32 = 1,
+    FSQ_DTYPE_FLOAT32 = 1, /* 2, 3, 4: int8, int4, bf16 (fs_dtype + 1), version 3 */
     FSQ_DATA_ALIGN = 64,
     /* limits: a reader rejects anything beyond them as malformed */
     FSQ_MAX_SECTIONS = FS_MODEL_MAX_SECTIONS,
@@ -234,6 +235,10 @@ static const fsq_choice ROLE_ACTS[] = {{"tanh", 1 + FS_ACT_TANH}, {"sigmoid", 1 
                                        {"softsign", 1 + FS_ACT_SOFTSIGN}, {"hard_tanh", 1 + FS_ACT_HARD_TANH},
                                        {NULL, 0}};
 
+/* fs_rnn_config.dtype (version 3) */
+static const fsq_choice DTYPES[] = {{"f32", FS_DTYPE_F32}, {"int8", FS_DTYPE_INT8}, {"int4", FS_DTYPE_INT4},
+                                    {"bf16", FS_DTYPE_BF16}, {NULL, 0}};
+
 /* Value kinds a key accepts. */
 typedef enum fsq_vkind {
     V_INT,    /* int32 in [lo, hi]; also `none` (meaning the default) when nullable */
@@ -306,6 +311,8 @@ static const fsq_key KEYS_V2[] = {
     {"act_beta_g", K_ALL, V_FLOAT, OFF(cfg.act_beta[1]), 0, 0, 0, 0, 0, NULL},
     {"act_beta_h", K_ALL, V_FLOAT, OFF(cfg.act_beta[2]), 0, 0, 0, 0, 0, NULL},
     {"clip", K_ALL, V_FLOAT, OFF(cfg.clip), 0, 0, 0, 0, 0, NULL},
+    {"dtype", K_ALL, V_CHOICE, OFF(cfg.dtype), 0, 0, FS_DTYPE_F32, 0, 0, DTYPES},
+    {"group_size", K_ALL, V_INT, OFF(cfg.group_size), 0, 64, 0, 0, 0, NULL},
 };
 #undef OFF
 
@@ -541,7 +548,7 @@ static fs_status parse_config(const fsq_file *f, const fsq_section *s, const fsq
     if (s->flags != 0) return config_error(s, "flags must be 0");
     if (!rd_str(&c, FSQ_MAX_NAME, &kind_name) || !valid_name(kind_name))
         return config_error(s, "the layer kind is missing or malformed");
-    const fsq_tables *tb = &TABLES[f->version - 1];
+    const fsq_tables *tb = &TABLES[f->version == 1 ? 0 : 1]; /* version 3: version 2's tables */
     const fsq_key *KEYS = tb->keys;
     const size_t N_KEYS = tb->n_keys;
     const fsq_kind *kind = NULL;
@@ -655,7 +662,9 @@ typedef struct fsq_tensor {
     int32_t layer, direction;
     uint64_t slot;       /* (layer * D + direction) * N_TENSOR_RULES + rule index */
     const unsigned char *data;
-    size_t count;        /* floats */
+    size_t count;        /* elements */
+    int32_t dtype;       /* fs_dtype of the data (version 3: a quantised matrix) */
+    size_t bytes;        /* of the data */
 } fsq_tensor;
 
 /* Splits <prefix>_l<digits>[_reverse]; 1 on success. */
@@ -695,10 +704,22 @@ typedef struct fsq_raw_tensor {
     uint32_t ndim;
     uint64_t dims[FSQ_MAX_NDIM];
     const unsigned char *data;
-    size_t count; /* floats */
+    size_t count; /* elements */
+    int32_t dtype; /* fs_dtype */
+    size_t bytes;  /* of the data */
 } fsq_raw_tensor;
 
-static fs_status read_tensor(const fsq_file *f, const fsq_section *s, fsq_raw_tensor *t) {
+/* Bytes of a tensor's data: float32 4 per element; a quantised matrix (rows x
+ * cols, fs_rnn_get_param_raw's form) its scales and codes. count <= 2 * the
+ * section's bytes (checked), so this cannot overflow. */
+static uint64_t data_bytes(int32_t dtype, int32_t group, const uint64_t *dims, uint64_t count) {
+    if (dtype == FS_DTYPE_F32) return count * 4;
+    const size_t cols = (size_t)dims[1];
+    return dims[0] * (fs__raw_scales_per_row(dtype, (size_t)group, cols) * 4 + fs__raw_row_bytes(dtype, cols));
+}
+
+/* p: the layer's configuration (its dtype allows quantised matrices), NULL for a head tensor. */
+static fs_status read_tensor(const fsq_file *f, const fsq_section *s, const fsq_parsed *p, fsq_raw_tensor *t) {
     cursor c = {f->data + s->payload, s->length, 0};
     fsq_str name;
     uint32_t dtype, ndim;
@@ -708,9 +729,12 @@ static fs_status read_tensor(const fsq_file *f, const fsq_section *s, fsq_raw_te
     const int nl = (int)name.n;
     if (!rd_u32(&c, &dtype) || !rd_u32(&c, &ndim))
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: truncated before its shape", nl, name.s, s->at);
-    if (dtype != FSQ_DTYPE_FLOAT32)
-        return fs__fail(FS_ERR_UNSUPPORTED, "tensor '%.*s' at offset %zu: dtype %u is not supported (this fastseq reads 1 = float32)",
-                        nl, name.s, s->at, (unsigned)dtype);
+    const int32_t want = p && f->version >= 3 ? p->cfg.dtype : FS_DTYPE_F32; /* the quantised dtype allowed */
+    if (dtype != FSQ_DTYPE_FLOAT32 && (want == FS_DTYPE_F32 || dtype != (uint32_t)want + 1))
+        return fs__fail(FS_ERR_UNSUPPORTED, "tensor '%.*s' at offset %zu: dtype %u is not supported here (this fastseq reads "
+                        "1 = float32%s)", nl, name.s, s->at, (unsigned)dtype,
+                        want == FS_DTYPE_INT8 ? ", 2 = int8" : want == FS_DTYPE_INT4 ? ", 3 = int4" : want == FS_DTYPE_BF16 ? ", 4 = bf16" : "");
+    const int32_t dt = dtype == FSQ_DTYPE_FLOAT32 ? FS_DTYPE_F32 : want;
     if (ndim < 1 || ndim > FSQ_MAX_NDIM)
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: %u dimensions, expected 1..%d", nl, name.s,
                         s->at, (unsigned)ndim, FSQ_MAX_NDIM);
@@ -722,17 +746,22 @@ static fs_status read_tensor(const fsq_file *f, const fsq_section *s, fsq_raw_te
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: dimension %u is %llu, above the limit %u",
                             nl, name.s, s->at, (unsigned)d, (unsigned long long)dims[d], (unsigned)FS_MODEL_MAX_DIM);
         /* the elements can never outnumber the section's bytes: stop before overflow */
-        if (dims[d] != 0 && count > (uint64_t)s->length / dims[d])
+        if (dims[d] != 0 && count > 2 * (uint64_t)s->length / dims[d]) /* int4: two elements a byte */
             return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: shape product exceeds its section (%zu bytes)",
                             nl, name.s, s->at, s->length);
         count *= dims[d];
     }
     if (!rd_u64(&c, &data_offset))
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: truncated before its data offset", nl, name.s, s->at);
-    if (data_offset < c.at || data_offset > s->length || count > ((uint64_t)s->length - data_offset) / 4 ||
-        data_offset + count * 4 != (uint64_t)s->length)
-        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: data offset %llu and %llu floats do not fill its %zu-byte section",
-                        nl, name.s, s->at, (unsigned long long)data_offset, (unsigned long long)count, s->length);
+    if (dt != FS_DTYPE_F32 && ndim != 2)
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: a %s tensor is a matrix, got %u dimensions", nl,
+                        name.s, s->at, fs_dtype_name((fs_dtype)dt), (unsigned)ndim);
+    const uint64_t bytes = data_bytes(dt, p ? p->cfg.group_size : 0, dims, count);
+    if (data_offset < c.at || data_offset > s->length || bytes > (uint64_t)s->length - data_offset ||
+        data_offset + bytes != (uint64_t)s->length)
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' at offset %zu: data offset %llu and %llu %s elements do not fill its %zu-byte section",
+                        nl, name.s, s->at, (unsigned long long)data_offset, (unsigned long long)count,
+                        fs_dtype_name((fs_dtype)dt), s->length);
     if ((s->payload + (size_t)data_offset) % FSQ_DATA_ALIGN != 0)
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': data at file offset %zu is not %d-byte aligned", nl, name.s,
                         s->payload + (size_t)data_offset, FSQ_DATA_ALIGN);
@@ -744,6 +773,8 @@ static fs_status read_tensor(const fsq_file *f, const fsq_section *s, fsq_raw_te
     t->ndim = ndim;
     t->data = c.p + data_offset;
     t->count = (size_t)count;
+    t->dtype = dt;
+    t->bytes = (size_t)bytes;
     return FS_OK;
 }
 
@@ -760,7 +791,7 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
     fsq_raw_tensor raw;
     if (s->flags != 0)
         return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: flags must be 0", s->at);
-    fs_status st = read_tensor(f, s, &raw);
+    fs_status st = read_tensor(f, s, p, &raw);
     if (st != FS_OK) return st;
     const fsq_str name = raw.name;
     const int nl = (int)name.n;
@@ -781,8 +812,14 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu, %llu], got %s", nl, name.s,
                         (unsigned long long)rows, (unsigned long long)cols, got);
     }
+    if ((raw.dtype != FS_DTYPE_F32) != (p->cfg.dtype != FS_DTYPE_F32 && want_ndim == 2))
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected %s data (the layer's dtype is %s), got %s", nl, name.s,
+                        want_ndim == 2 ? fs_dtype_name((fs_dtype)p->cfg.dtype) : "f32",
+                        fs_dtype_name((fs_dtype)p->cfg.dtype), fs_dtype_name((fs_dtype)raw.dtype));
     t->data = raw.data;
     t->count = raw.count;
+    t->dtype = raw.dtype;
+    t->bytes = raw.bytes;
     return FS_OK;
 }
 
@@ -796,6 +833,8 @@ static int host_is_little_endian(void) {
 }
 
 static fs_status set_tensor(fs_rnn *model, const fsq_tensor *t) {
+    if (t->dtype != FS_DTYPE_F32) /* read byte by byte: any host, any alignment */
+        return fs_rnn_set_param_raw(model, t->layer, t->direction, t->rule->param, t->data, t->bytes);
     const int direct = host_is_little_endian() && (uintptr_t)t->data % sizeof(float) == 0;
     if (direct)
         return fs_rnn_set_param(model, t->layer, t->direction, t->rule->param, (const float *)(const void *)t->data,
@@ -837,6 +876,9 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
         if (s.type == FSQ_SEC_CONFIG) {
             if (i != 0) return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: a second config section", (unsigned)i, s.at);
             if ((st = parse_config(&f, &s, &kind, &parsed)) != FS_OK) return st;
+            if (parsed.cfg.dtype != FS_DTYPE_F32 && f.version < 3)
+                return fs__fail(FS_ERR_FORMAT, "config section at offset %zu: a %s layer needs format version 3, the file is version %u",
+                                s.at, fs_dtype_name((fs_dtype)parsed.cfg.dtype), (unsigned)f.version);
             const uint64_t units = (uint64_t)parsed.cfg.num_layers * (parsed.cfg.bidirectional ? 2u : 1u);
             size_t per_unit = 0;
             for (size_t r = 0; r < N_TENSOR_RULES; r++) per_unit += rule_applies(&TENSORS[r], kind, &parsed);
@@ -1052,7 +1094,7 @@ static fs_status visit_head(void *ctx, const fsq_file *f, const fsq_section *s) 
         if (!h->heads)
             return fs__fail(FS_ERR_FORMAT, "section %u (head tensor) at offset %zu: a head tensor before the head section",
                             (unsigned)s->index, s->at);
-        if ((st = read_tensor(f, s, &t)) != FS_OK) return st;
+        if ((st = read_tensor(f, s, NULL, &t)) != FS_OK) return st;
         const int is_w = str_is(t.name, "weight"), is_b = str_is(t.name, "bias");
         const int64_t in = h->desc->in_features, out = h->desc->out_features;
         if ((!is_w && !is_b) || (is_b && !h->desc->bias))

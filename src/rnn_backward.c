@@ -250,6 +250,10 @@ static size_t header_bytes(void) { return fs__align_up(sizeof(struct fs_rnn_tape
 fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch, size_t *bytes_out) {
     fs__clear_error();
     if (!model || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "model and bytes_out must not be NULL");
+    if (model->cfg.dtype != FS_DTYPE_F32)
+        return fs__fail(FS_ERR_UNSUPPORTED, "training: expected an fp32 model, got dtype %s (quantised models "
+                        "run inference only: train the fp32 model, then quantise it)",
+                        fs_dtype_name((fs_dtype)model->cfg.dtype));
     tplan p;
     fs_status st = make_plan(model, seq_len, batch, fs__max_threads(), &p);
     if (st != FS_OK) return st;

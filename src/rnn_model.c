@@ -80,7 +80,13 @@ static fs_status check_config(const fs_rnn_config *c) {
                             fast ? " or a positive value in range" : " (only FastRNN / FastGRNN use it)",
                             (int)nums[i].v);
     }
-    return check_acts(c, fast);
+    if ((st = check_acts(c, fast)) != FS_OK) return st;
+    if (c->dtype < FS_DTYPE_F32 || c->dtype > FS_DTYPE_BF16)
+        return fs__fail(FS_ERR_INVALID_ARG, "dtype: expected 0..3 (f32, int8, int4, bf16), got %d", (int)c->dtype);
+    if (c->dtype == FS_DTYPE_INT4 ? c->group_size != 32 && c->group_size != 64 : c->group_size != 0)
+        return fs__fail(FS_ERR_INVALID_ARG, "group_size: expected %s, got %d",
+                        c->dtype == FS_DTYPE_INT4 ? "32 or 64 (int4)" : "0 (only int4 has groups)", (int)c->group_size);
+    return FS_OK;
 }
 
 /* Shape of a parameter for a unit with `in` inputs; 0 when the config has none. */
@@ -147,12 +153,17 @@ static void shape(const fs_rnn_config *c, fs_rnn *m) {
     resolve_acts(c, m);
 }
 
-/* Reserves n floats at *at (64-byte aligned); returns the address when carving. */
+/* Reserves `bytes` at *at (64-byte aligned); returns the address when carving. */
+static int take_bytes(char *base, size_t *at, size_t bytes, float **slot) {
+    if (bytes > SIZE_MAX - FS_ALIGN) return 0;
+    if (slot) *slot = base && bytes ? (float *)(base + *at) : NULL;
+    return fs__add(*at, fs__align_up(bytes), at);
+}
+
+/* Reserves n floats at *at, as take_bytes. */
 static int take(char *base, size_t *at, size_t n, float **slot) {
     size_t bytes;
-    if (!fs__mul(n, sizeof(float), &bytes) || bytes > SIZE_MAX - FS_ALIGN) return 0;
-    if (slot) *slot = base && n ? (float *)(base + *at) : NULL;
-    return fs__add(*at, fs__align_up(bytes), at);
+    return fs__mul(n, sizeof(float), &bytes) && take_bytes(base, at, bytes, slot);
 }
 
 /* One unit's arrays, reserved from *at in the weight block (64-byte aligned
@@ -166,12 +177,18 @@ static int layout_unit(const fs_rnn *m, size_t in, char *base, size_t *at, fs_rn
     const int rb = c->cell == FS_CELL_GRU && c->reset_before, torch_bias = !is_fast(c->cell) && c->bias;
     const int grnn = c->cell == FS_CELL_FASTGRNN;
     const size_t peep = c->peephole || c->coupled ? hp : 0; /* the training cells read zeros when coupled */
-    size_t n;
+    size_t n, scales;
     u->in_size = in;
-    const struct { size_t a, b; float **slot; } arrays[] = {
+    /* the matrices, FS_MAT_* order: columns, inputs; in the model's dtype */
+    const struct { size_t cols, k; float **slot; } mats[FS_MAT_COUNT] = {
         {G * hp, kx, &u->w_ih_packed},      {m->wrp, in, &u->w_ih_a_packed},
         {m->gh * hp, kh, &u->w_hh_packed},  {rb ? hp : 0, m->r, &u->w_hn_packed},
-        {m->urp, H, &u->w_hh_a_packed},     {c->proj_size ? m->rp : 0, H, &u->w_hr_packed},
+        {m->urp, H, &u->w_hh_a_packed},     {c->proj_size ? m->rp : 0, H, &u->w_hr_packed}};
+    for (size_t k = 0; k < FS_MAT_COUNT; k++)
+        if (!fs__mat_sizes(c->dtype, (size_t)c->group_size, mats[k].cols, mats[k].k, &n, &scales) ||
+            !take_bytes(base, at, n, mats[k].slot) || !take(base, at, scales, &u->scale[k]))
+            return 0;
+    const struct { size_t a, b; float **slot; } arrays[] = {
         {G, hp, &u->bias_x},                {G, hp, &u->bias_h},
         {peep, 1, &u->vec[FS_VEC_PI]},      {peep, 1, &u->vec[FS_VEC_PF]},
         {peep, 1, &u->vec[FS_VEC_PO]},      {grnn ? hp : 0, 1, &u->vec[FS_VEC_BIAS_GATE]},
@@ -364,23 +381,25 @@ fs_status fs_rnn_param_shape(const fs_rnn *model, int32_t layer, int32_t directi
 typedef struct packed_part {
     float *base;
     size_t g_count, h, k;
+    float *scale; /* int8 / int4 models: the matrix's scales */
 } packed_part;
 
 /* The packed parts of matrix parameter p (0 for a vector or scalar). */
 static int packed_parts(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, packed_part part[2]) {
     const fs_rnn_config *c = &m->cfg;
     const size_t H = (size_t)c->hidden_size, in = u->in_size, wr = (size_t)c->w_rank, ur = (size_t)c->u_rank;
+    float *const *sc = u->scale;
     switch (p) {
-    case FS_PARAM_WEIGHT_IH: part[0] = (packed_part){u->w_ih_packed, m->gates, H, in}; return 1;
-    case FS_PARAM_WEIGHT_IH_A: part[0] = (packed_part){u->w_ih_a_packed, 1, wr, in}; return 1;
-    case FS_PARAM_WEIGHT_IH_B: part[0] = (packed_part){u->w_ih_packed, 1, H, wr}; return 1;
+    case FS_PARAM_WEIGHT_IH: part[0] = (packed_part){u->w_ih_packed, m->gates, H, in, sc[FS_MAT_IH]}; return 1;
+    case FS_PARAM_WEIGHT_IH_A: part[0] = (packed_part){u->w_ih_a_packed, 1, wr, in, sc[FS_MAT_IH_A]}; return 1;
+    case FS_PARAM_WEIGHT_IH_B: part[0] = (packed_part){u->w_ih_packed, 1, H, wr, sc[FS_MAT_IH]}; return 1;
     case FS_PARAM_WEIGHT_HH:
-        part[0] = (packed_part){u->w_hh_packed, m->gh, H, m->r};
-        part[1] = (packed_part){u->w_hn_packed, 1, H, m->r};
+        part[0] = (packed_part){u->w_hh_packed, m->gh, H, m->r, sc[FS_MAT_HH]};
+        part[1] = (packed_part){u->w_hn_packed, 1, H, m->r, sc[FS_MAT_HN]};
         return u->w_hn_packed ? 2 : 1;
-    case FS_PARAM_WEIGHT_HH_A: part[0] = (packed_part){u->w_hh_a_packed, 1, ur, H}; return 1;
-    case FS_PARAM_WEIGHT_HH_B: part[0] = (packed_part){u->w_hh_packed, 1, H, ur}; return 1;
-    case FS_PARAM_WEIGHT_HR: part[0] = (packed_part){u->w_hr_packed, 1, m->r, H}; return 1;
+    case FS_PARAM_WEIGHT_HH_A: part[0] = (packed_part){u->w_hh_a_packed, 1, ur, H, sc[FS_MAT_HH_A]}; return 1;
+    case FS_PARAM_WEIGHT_HH_B: part[0] = (packed_part){u->w_hh_packed, 1, H, ur, sc[FS_MAT_HH]}; return 1;
+    case FS_PARAM_WEIGHT_HR: part[0] = (packed_part){u->w_hr_packed, 1, m->r, H, sc[FS_MAT_HR]}; return 1;
     default: return 0;
     }
 }
@@ -410,7 +429,11 @@ static size_t packed_at(const packed_part *pp, size_t g, size_t j) {
 }
 
 /* w: [g_count*h][k] PyTorch rows <-> packed blocks. Padding stays zero. */
-static void pack(const float *w, const packed_part *pp) {
+static void pack(const fs_rnn *m, const float *w, const packed_part *pp) {
+    if (m->cfg.dtype != FS_DTYPE_F32) {
+        fs__quant_pack(m->cfg.dtype, (size_t)m->cfg.group_size, w, pp->base, pp->scale, pp->g_count, pp->h, pp->k);
+        return;
+    }
     const size_t width = pp->g_count * FS_NB;
     for (size_t g = 0; g < pp->g_count; g++)
         for (size_t j = 0; j < pp->h; j++) {
@@ -420,7 +443,11 @@ static void pack(const float *w, const packed_part *pp) {
         }
 }
 
-static void unpack(const packed_part *pp, float *w) {
+static void unpack(const fs_rnn *m, const packed_part *pp, float *w) {
+    if (m->cfg.dtype != FS_DTYPE_F32) {
+        fs__quant_unpack(m->cfg.dtype, (size_t)m->cfg.group_size, pp->base, pp->scale, pp->g_count, pp->h, pp->k, w);
+        return;
+    }
     const size_t width = pp->g_count * FS_NB;
     for (size_t g = 0; g < pp->g_count; g++)
         for (size_t j = 0; j < pp->h; j++) {
@@ -435,7 +462,7 @@ void fs__unpack_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, float *
     size_t rows = 0, cols = 0;
     const int n = packed_parts(m, u, p, part);
     for (int i = 0; i < n; i++) {
-        unpack(&part[i], dst);
+        unpack(m, &part[i], dst);
         dst += part[i].g_count * part[i].h * part[i].k;
     }
     if (!n && param_dims(m, u->in_size, p, &rows, &cols)) memcpy(dst, vector_of(u, p), rows * sizeof(float));
@@ -481,8 +508,13 @@ fs_status fs_rnn_set_param(fs_rnn *model, int32_t layer, int32_t direction, fs_p
                         "(fs_rnn_init_static_weights): its parameters cannot change");
     packed_part part[2];
     const int n = packed_parts(model, u, param, part);
+    if (n && model->cfg.dtype != FS_DTYPE_F32)
+        for (size_t i = 0; i < count; i++)
+            if (!isfinite(data[i]))
+                return fs__fail(FS_ERR_INVALID_ARG, "parameter %d: element %zu is %g: a %s model quantises only finite weights",
+                                (int)param, i, (double)data[i], fs_dtype_name((fs_dtype)model->cfg.dtype));
     for (int i = 0; i < n; i++) {
-        pack(data, &part[i]);
+        pack(model, data, &part[i]);
         data += part[i].g_count * part[i].h * part[i].k;
     }
     if (n) return FS_OK;
@@ -505,6 +537,83 @@ fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t direction
         return fs__fail(FS_ERR_SHAPE, "parameter %d of layer %d direction %d: expected %zu elements (%zu x %zu), got %zu",
                         (int)param, (int)layer, (int)direction, rows * cols, rows, cols, count);
     fs__unpack_param(model, u, param, out);
+    return FS_OK;
+}
+
+/* ---- quantised matrices in their stored form (rnn_quant.c) ---- */
+
+/* The parts of a quantised model's matrix parameter, its rows, and its raw
+ * byte count checked against `bytes` (buf: the caller's buffer, not NULL). */
+static fs_status raw_parts(const fs_rnn *m, int32_t layer, int32_t dir, fs_param param, const void *buf,
+                           size_t bytes, packed_part part[2], int *n, size_t *rows, size_t *need) {
+    fs_rnn_unit *u = NULL;
+    size_t cols = 0;
+    fs_status st = locate(m, layer, dir, param, &u, rows, &cols);
+    if (st != FS_OK) return st;
+    if (m->cfg.dtype == FS_DTYPE_F32 || !(*n = packed_parts(m, u, param, part)))
+        return fs__fail(FS_ERR_INVALID_ARG, "param %d: the raw form is that of a quantised model's weight matrix; "
+                        "this is %s", (int)param, m->cfg.dtype == FS_DTYPE_F32 ? "an fp32 model" : "a vector");
+    const size_t g = (size_t)m->cfg.group_size;
+    *need = *rows * (fs__raw_scales_per_row(m->cfg.dtype, g, cols) * 4 + fs__raw_row_bytes(m->cfg.dtype, cols));
+    if (!buf) return fs__fail(FS_ERR_NULL_ARG, "the raw buffer must not be NULL");
+    if (bytes != *need)
+        return fs__fail(FS_ERR_SHAPE, "param %d raw form: expected %zu bytes, got %zu", (int)param, *need, bytes);
+    return FS_OK;
+}
+
+/* Walks the parts, rows of part i after those of the parts before it. */
+static int raw_walk(const fs_rnn *m, const packed_part *part, int n, size_t rows, unsigned char *raw, int mode) {
+    const int32_t dt = m->cfg.dtype;
+    const size_t g = (size_t)m->cfg.group_size, k = part[0].k;
+    const size_t spr = fs__raw_scales_per_row(dt, g, k), rb = fs__raw_row_bytes(dt, k);
+    unsigned char *codes = raw + rows * spr * 4;
+    for (int i = 0, r0 = 0; i < n; r0 += (int)(part[i].g_count * part[i].h), i++)
+        if (!fs__quant_raw(dt, g, part[i].base, part[i].scale, part[i].g_count, part[i].h, k, raw + (size_t)r0 * spr * 4,
+                           codes + (size_t)r0 * rb, mode))
+            return 0;
+    return 1;
+}
+
+fs_status fs_rnn_param_raw_size(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                size_t *bytes_out) {
+    fs__clear_error();
+    packed_part part[2];
+    int n = 0;
+    size_t rows = 0;
+    if (!bytes_out) return fs__fail(FS_ERR_NULL_ARG, "bytes_out must not be NULL");
+    fs_status st = raw_parts(model, layer, direction, param, bytes_out, 0, part, &n, &rows, bytes_out);
+    return st == FS_ERR_SHAPE ? (fs__clear_error(), FS_OK) : st; /* only the size was asked for */
+}
+
+fs_status fs_rnn_get_param_raw(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param, void *out,
+                               size_t bytes) {
+    fs__clear_error();
+    packed_part part[2];
+    int n = 0;
+    size_t rows = 0, need = 0;
+    fs_status st = raw_parts(model, layer, direction, param, out, bytes, part, &n, &rows, &need);
+    if (st != FS_OK) return st;
+    memset(out, 0, bytes);
+    raw_walk(model, part, n, rows, out, FS_RAW_READ);
+    return FS_OK;
+}
+
+fs_status fs_rnn_set_param_raw(fs_rnn *model, int32_t layer, int32_t direction, fs_param param, const void *data,
+                               size_t bytes) {
+    fs__clear_error();
+    packed_part part[2];
+    int n = 0;
+    size_t rows = 0, need = 0;
+    fs_status st = raw_parts(model, layer, direction, param, data, bytes, part, &n, &rows, &need);
+    if (st != FS_OK) return st;
+    if (model->readonly)
+        return fs__fail(FS_ERR_UNSUPPORTED, "this model runs over caller-owned const weights "
+                        "(fs_rnn_init_static_weights): its parameters cannot change");
+    /* every part checked before any is stored: a bad value leaves the model as it was */
+    unsigned char *raw = (unsigned char *)(uintptr_t)data; /* only read when storing */
+    if (!raw_walk(model, part, n, rows, raw, FS_RAW_CHECK) || !raw_walk(model, part, n, rows, raw, FS_RAW_STORE))
+        return fs__fail(FS_ERR_INVALID_ARG, "param %d raw form: a scale is negative or not finite, or a code is out "
+                        "of range (int8 -128, int4 nibble 0, a used or unused nibble wrong, bf16 inf/NaN)", (int)param);
     return FS_OK;
 }
 

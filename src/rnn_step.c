@@ -23,20 +23,40 @@ size_t fs__tile_floats(const fs_rnn *m, size_t batch) {
     return batch == 1 ? m->gates * m->hp : batch * m->gates * FS_NB;
 }
 
+void fs__wgemm(const fs_rnn *m, const fs_kernels *k, const float *w, const float *scale, size_t rows, size_t kk,
+               const float *a, size_t lda, size_t g, size_t jb, size_t nb, const float *bias, float *c, size_t ldc) {
+    const size_t width = g * FS_NB, group = (size_t)m->cfg.group_size;
+    switch (m->cfg.dtype) {
+    case FS_DTYPE_INT8:
+        k->gemm_q8(rows, kk, a, lda, (const int8_t *)w + jb * kk * width, scale + jb * width, g, nb, bias, c, ldc);
+        break;
+    case FS_DTYPE_INT4:
+        k->gemm_q4(rows, kk, a, lda, (const uint8_t *)w + jb * (kk / 2 + kk % 2) * width,
+                   scale + jb * ((kk + group - 1) / group) * width, group, g, nb, bias, c, ldc);
+        break;
+    case FS_DTYPE_BF16:
+        k->gemm_bf16(rows, kk, a, lda, (const uint16_t *)w + jb * kk * width, g, nb, bias, c, ldc);
+        break;
+    default: k->gemm(rows, kk, a, lda, w + jb * kk * width, g, nb, bias, c, ldc);
+    }
+}
+
 void fs__project_blocks(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                         const float *in, size_t ld_in, float *gx, size_t jb0, size_t jb1) {
     const size_t w = m->gates * FS_NB;
     if (jb1 > jb0)
-        k->gemm(rows, u->in_size, in, ld_in, u->w_ih_packed + jb0 * u->in_size * w, m->gates, jb1 - jb0,
-                u->bias_x + jb0 * w, gx + jb0 * w, m->gates * m->hp);
+        fs__wgemm(m, k, u->w_ih_packed, u->scale[FS_MAT_IH], rows, u->in_size, in, ld_in, m->gates, jb0, jb1 - jb0,
+                  u->bias_x + jb0 * w, gx + jb0 * w, m->gates * m->hp);
 }
 
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                  const float *in, size_t ld_in, float *xa, float *gx) {
     const size_t G = m->gates, hp = m->hp;
     if (m->cfg.w_rank) {
-        k->gemm(rows, u->in_size, in, ld_in, u->w_ih_a_packed, 1, m->wrp / FS_NB, NULL, xa, m->wrp);
-        k->gemm(rows, (size_t)m->cfg.w_rank, xa, m->wrp, u->w_ih_packed, G, hp / FS_NB, u->bias_x, gx, G * hp);
+        fs__wgemm(m, k, u->w_ih_a_packed, u->scale[FS_MAT_IH_A], rows, u->in_size, in, ld_in, 1, 0, m->wrp / FS_NB,
+                  NULL, xa, m->wrp);
+        fs__wgemm(m, k, u->w_ih_packed, u->scale[FS_MAT_IH], rows, (size_t)m->cfg.w_rank, xa, m->wrp, G, 0,
+                  hp / FS_NB, u->bias_x, gx, G * hp);
     } else {
         fs__project_blocks(m, k, u, rows, in, ld_in, gx, 0, hp / FS_NB);
     }
@@ -184,7 +204,7 @@ int fs__step_fused(const fs_step *s) {
     const fs_rnn_unit *u = s->unit;
     const size_t nb = m->hp / FS_NB;
     if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size || s->rec_acc ||
-        m->custom_acts) /* the fused steps serve the usual activations only */
+        m->custom_acts || c->dtype != FS_DTYPE_F32) /* the fused steps serve fp32 and the usual activations only */
         return 0;
     switch (c->cell) {
     case FS_CELL_RNN_TANH:
@@ -212,8 +232,8 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
     const size_t B = s->batch, H = (size_t)m->cfg.hidden_size, hp = m->hp, gh = m->gh;
     if (hi <= lo) return;
     if (phase == FS_PHASE_LOWRANK) { /* straight into t_low: no epilogue */
-        s->k->gemm(B, m->r, s->h_prev, m->rp, u->w_hh_a_packed + lo * m->r * FS_NB, 1, hi - lo, NULL,
-                   s->t_low + lo * FS_NB, m->urp);
+        fs__wgemm(m, s->k, u->w_hh_a_packed, u->scale[FS_MAT_HH_A], B, m->r, s->h_prev, m->rp, 1, lo, hi - lo, NULL,
+                  s->t_low + lo * FS_NB, m->urp);
         return;
     }
     const int rb = m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before;
@@ -227,17 +247,17 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
             const int low = m->cfg.u_rank != 0;
             const size_t kk = low ? (size_t)m->cfg.u_rank : m->r;
             const float *bias_h = m->cfg.cell == FS_CELL_GRU && !rb ? u->bias_h + jb * width : NULL;
-            s->k->gemm(B, kk, low ? s->t_low : s->h_prev, low ? m->urp : m->rp,
-                       u->w_hh_packed + jb * kk * width, gh, nb, bias_h, tile, nb * width);
+            fs__wgemm(m, s->k, u->w_hh_packed, u->scale[FS_MAT_HH], B, kk, low ? s->t_low : s->h_prev,
+                      low ? m->urp : m->rp, gh, jb, nb, bias_h, tile, nb * width);
             if (s->rec_acc) { /* what the cell reads, and c before it changes */
                 record_cols(s, s->rec_acc, gh * hp, tile, nb * width, jb * width, nb * width);
                 if (s->rec_c) record_cols(s, s->rec_c, hp, s->c + jb * FS_NB, hp, jb * FS_NB, nb * FS_NB);
             }
         } else if (phase == FS_PHASE_PROJ) {
-            s->k->gemm(B, H, s->mid, hp, u->w_hr_packed + jb * H * FS_NB, 1, nb, NULL, tile, nb * width);
+            fs__wgemm(m, s->k, u->w_hr_packed, u->scale[FS_MAT_HR], B, H, s->mid, hp, 1, jb, nb, NULL, tile, nb * width);
             rows = proj_rows;
         } else {
-            s->k->gemm(B, H, s->mid, hp, u->w_hn_packed + jb * H * FS_NB, 1, nb, NULL, tile, nb * width);
+            fs__wgemm(m, s->k, u->w_hn_packed, u->scale[FS_MAT_HN], B, H, s->mid, hp, 1, jb, nb, NULL, tile, nb * width);
             if (s->rec_hn) record_cols(s, s->rec_hn, hp, tile, nb * width, jb * FS_NB, nb * FS_NB);
             rows = gru_n_rows;
         }

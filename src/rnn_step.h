@@ -51,6 +51,12 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
  * Returns 0 when this model, row or ISA has none: run the phases. */
 int fs__step_fused(const fs_step *s);
 
+/* The product of packed matrix w (a unit's w_*_packed, with its scale[FS_MAT_*])
+ * in the model's dtype, blocks [jb, jb + nb): kernels.h's gemm (or its
+ * quantised slot) c = bias + a w over `rows` rows of kk inputs, g gates. */
+void fs__wgemm(const fs_rnn *m, const fs_kernels *k, const float *w, const float *scale, size_t rows, size_t kk,
+               const float *a, size_t lda, size_t g, size_t jb, size_t nb, const float *bias, float *c, size_t ldc);
+
 /* gx rows [0, rows) = input projection of `in` (rows ld_in apart), biases
  * folded; xa: [rows][wrp] scratch for a low-rank W (unused otherwise). */
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,

@@ -20,7 +20,7 @@ NAMES = ([f"fastseq.{c}" for c in LAYERS]
          + [f"fastseq.layers.{c}.{m}" for c in LAYERS[:1] for m in LAYER_METHODS]
          + [f"fastseq.{c}" for c in CELLS]
          + [f"fastseq.cells.LSTMCell.{m}" for m in CELL_METHODS] + ["fastseq.cells.RNNCell.__call__"]
-         + [f"fastseq.train.{n}" for n in TRAIN] + ["fastseq.dask.score"])
+         + [f"fastseq.train.{n}" for n in TRAIN] + ["fastseq.dask.score", "fastseq.quantize"])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -33,7 +33,7 @@ def test_numpydoc_sections(name):
                                     "fastseq.train.tbptt", "fastseq.train.history",
                                     "fastseq.train.losses", "fastseq.train.model",
                                     "fastseq.train.heads", "fastseq.train.optim",
-                                    "fastseq.train.teacher"])
+                                    "fastseq.train.teacher", "fastseq.quantization"])
 def test_examples_run(module):
     import doctest
     import importlib

@@ -133,6 +133,11 @@ CASES = {
                                                  activation_alpha=(1 / 6, None, None), clip=1.5), 2, 9),
     "gru_reset_before_gate_acts": (lambda: fastseq.GRU(3, 10, reset_after=False, seed=7,
                                                        activations=("hard_sigmoid", "relu"), clip=2.0), 1, 8),
+    # quantised weights (issue 12): the block as bytes, used in place
+    "lstm_int8": (lambda: fastseq.quantize(fastseq.LSTM(5, 12, num_layers=2, seed=8), "int8"), 1, 17),
+    "gru_bidir_int4": (lambda: fastseq.quantize(fastseq.GRU(37, 9, bidirectional=True, seed=9), "int4"), 2, 7),
+    "fastgrnn_lowrank_bf16": (lambda: fastseq.quantize(fastseq.FastGRNN(6, 16, w_rank=3, u_rank=4, seed=10), "bf16"),
+                              2, 9),
 }
 
 

@@ -318,7 +318,7 @@ CRAFTED = {
     "wrong magic": (lambda: b"NOTFSQ!!" + _good()[8:], "not a .fsq model file", "not a .fsq model file"),
     "a text file": (lambda: b"weight_ih_l0,0.1,0.2\n" * 3, "wrong magic", "wrong magic"),
     "empty": (lambda: b"", "truncated", "truncated"),
-    "newer version": (lambda: _file("RNN", RNN_ENTRIES, RNN_TENSORS, version=3), "version 3", "version 3"),
+    "newer version": (lambda: _file("RNN", RNN_ENTRIES, RNN_TENSORS, version=4), "version 4", "version 4"),
     "truncated": (lambda: _good()[:-5], "truncated", "truncated"),
     "trailing bytes": (lambda: _good() + b"\0" * 8, "trailing bytes", "trailing bytes"),
     "header corrupted": (lambda: _good()[:13] + b"\x07" + _good()[14:], "header checksum", "header checksum"),

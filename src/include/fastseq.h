@@ -205,7 +205,29 @@ typedef struct fs_rnn_config {
     float clip;             /* RNN, LSTM, GRU: the inputs of the f and g activations are
                                clipped to [-clip, clip] (ONNX `clip`, as ONNX Runtime runs
                                it: an LSTM's h reads c unclipped); 0: none, else > 0 */
+    /* Weight precision of the matrices (fs_dtype; 0: fp32), inference only;
+     * group_size: int4's group along the reduction, 32 or 64 (0 for the others). */
+    int32_t dtype;
+    int32_t group_size;
 } fs_rnn_config;
+
+/**
+ * Element type of a model's weight matrices (docs/quantization.md). Vectors
+ * (biases, peepholes, scalars) stay fp32, and so do activations and states.
+ * int8: symmetric, one fp32 scale per output row; int4: symmetric [-7, 7],
+ * one fp32 scale per group of group_size inputs and output row; bf16: fp32
+ * rounded to nearest even. A quantised model runs forward, streams and steps;
+ * training it is FS_ERR_UNSUPPORTED.
+ */
+typedef enum fs_dtype {
+    FS_DTYPE_F32 = 0,
+    FS_DTYPE_INT8 = 1,
+    FS_DTYPE_INT4 = 2,
+    FS_DTYPE_BF16 = 3
+} fs_dtype;
+
+/** "f32", "int8", "int4", "bf16"; "unknown" for other values. */
+FS_API const char *fs_dtype_name(fs_dtype dtype);
 
 /**
  * Parameters of one layer and direction, in PyTorch's layout (y = W x).
@@ -345,6 +367,36 @@ FS_API fs_status fs_rnn_get_param(const fs_rnn *model, int32_t layer, int32_t di
                                   fs_param param, float *out, size_t count);
 
 /**
+ * A quantised copy of an fp32 model: the same configuration with dtype (and,
+ * for int4, group_size 32 or 64; else 0), every weight matrix quantised
+ * (fs_dtype), the rest copied. src is only read. On a quantised model,
+ * fs_rnn_set_param quantises what it is given and fs_rnn_get_param returns
+ * the dequantised values (scale * q). Errors: FS_ERR_INVALID_ARG for a bad
+ * dtype or group size, FS_ERR_UNSUPPORTED when src is already quantised.
+ * @param out  receives the new model; the caller owns it (fs_rnn_free)
+ */
+FS_API fs_status fs_rnn_quantize(const fs_rnn *src, int32_t dtype, int32_t group_size, fs_rnn **out);
+
+/**
+ * A quantised model's weight matrix in its stored form (the .fsq tensors of
+ * dtype int8 / int4 / bf16, docs/fsq-format.md), rows and columns as in
+ * PyTorch's layout ([rows][cols], fs_rnn_param_shape): int8: rows fp32 scales,
+ * then rows*cols int8 codes; int4: rows*ceil(cols/group_size) fp32 scales (row
+ * major), then per row ceil(cols/2) bytes (column 2i in the low nibble, 2i+1
+ * in the high one, each code + 8; an unused last high nibble 0); bf16:
+ * rows*cols uint16. Little-endian. bytes must be fs_rnn_param_raw_size's.
+ * fs_rnn_set_param_raw checks every value first (scales finite and >= 0,
+ * codes in [-127, 127] / [-7, 7], bf16 finite): FS_ERR_INVALID_ARG changes
+ * nothing. An fp32 model or a vector parameter is FS_ERR_INVALID_ARG.
+ */
+FS_API fs_status fs_rnn_param_raw_size(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                       size_t *bytes_out);
+FS_API fs_status fs_rnn_get_param_raw(const fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                      void *out, size_t bytes);
+FS_API fs_status fs_rnn_set_param_raw(fs_rnn *model, int32_t layer, int32_t direction, fs_param param,
+                                      const void *data, size_t bytes);
+
+/**
  * Arguments of one forward pass over a batch of sequences.
  * Let T = seq_len, B = batch, I = input_size, H = hidden_size,
  * D = 2 if bidirectional else 1, L = num_layers.
@@ -466,7 +518,7 @@ FS_API fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, 
 /** The newest .fsq format version this library reads; it reads versions 1
  * (configuration as Python constructor arguments) to this one (configuration
  * as the fs_rnn_config fields; sections bound to their file). */
-#define FS_MODEL_FORMAT_VERSION 2
+#define FS_MODEL_FORMAT_VERSION 3
 
 /** The format's limits: a reader rejects a file beyond any of them as malformed
  * (and a writer must not write one). */

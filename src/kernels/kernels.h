@@ -8,11 +8,22 @@
  * a block is one sequential stream for the kernel. Blocks follow each other
  * (block stride K*G*8). Hidden sizes are padded to a multiple of 8 with zero
  * weights. Outputs and biases use the matching [jb][G][8] column order.
+ *
+ * Quantised layout (models of dtype int8, int4, bf16): the same [K][G][8]
+ * blocks with narrower elements. int8 and bf16: one int8_t / uint16_t (the
+ * upper half of the fp32 bits) per element, block stride K*G*8 elements;
+ * int8 has one float scale per column, in the biases' [jb][G][8] order.
+ * int4: byte (kp, col) of a block, kp < (K + 1) / 2, holds k = 2 kp in its
+ * low nibble and k = 2 kp + 1 in its high one, each q + 8 for q in [-7, 7]
+ * (block stride (K + 1) / 2 * G * 8 bytes); scales per group of `group`
+ * consecutive k (32 or 64; the last may be shorter) and column: per block
+ * [ceil(K / group)][G][8] floats. The value of an element is scale * q.
  */
 #ifndef FS_KERNELS_H
 #define FS_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "fastseq.h"
 
 #define FS_NB 8
@@ -145,6 +156,23 @@ typedef struct fs_kernels {
                        float *h_new, float *c);
     void (*gru_step1)(size_t k, size_t nblocks, const float *w, const float *bias_h, const float *gx,
                       const float *h_prev, float *h_new);
+    /* Quantised weights (the quantised layout below): the products of gemm
+     * with narrower elements, for m rows and nblocks blocks of g gates.
+     * gemm_q8: c[i*ldc + q] = bias[q] + scale[q] * sum_k a[i*lda + k] * b8(k, q);
+     * gemm_q4: c[i*ldc + q] = bias[q] + sum_grp scale[grp][q] * sum_{k in grp} a[i*lda + k] * b4(k, q);
+     * gemm_bf16: as gemm, b's elements bf16 (widened exactly to fp32).
+     * bias may be NULL (zero). The generic level sums in order (int4: each
+     * group in order, then the groups in order); SIMD levels keep the bf16
+     * order of gemm (FS_PARTIALS) and, for int8 / int4, sum each element's
+     * products in a fixed order that depends on k only (so any split of rows
+     * or blocks over threads gives the same bits), within
+     * docs/quantization.md's bound of the generic level. */
+    void (*gemm_q8)(size_t m, size_t k, const float *a, size_t lda, const int8_t *b, const float *scale,
+                    size_t g, size_t nblocks, const float *bias, float *c, size_t ldc);
+    void (*gemm_q4)(size_t m, size_t k, const float *a, size_t lda, const uint8_t *b, const float *scale,
+                    size_t group, size_t g, size_t nblocks, const float *bias, float *c, size_t ldc);
+    void (*gemm_bf16)(size_t m, size_t k, const float *a, size_t lda, const uint16_t *b, size_t g,
+                      size_t nblocks, const float *bias, float *c, size_t ldc);
     /* Blocking parameter: the gates per block (8 columns each) of the widest
      * B-operand panels backward's GEMMs run fastest on (1, 2 or 4). */
     size_t panel_gates;
@@ -166,7 +194,9 @@ void fs__gemm_init_generic(fs_kernels *k);
 void fs__cells_init_generic(fs_kernels *k);
 void fs__train_cells_init_generic(fs_kernels *k);
 void fs__vact_init_generic(fs_kernels *k);
+void fs__quant_init_generic(fs_kernels *k);
 #if defined(FS_HAVE_AVX2)
+void fs__quant_init_avx2(fs_kernels *k);
 void fs__gemm_init_avx2(fs_kernels *k);
 void fs__cells_init_avx2(fs_kernels *k);
 void fs__train_cells_init_avx2(fs_kernels *k);
@@ -176,6 +206,7 @@ void fs__vact_init_avx2(fs_kernels *k);
 void fs__gemm_init_avx512(fs_kernels *k);
 void fs__cells_init_avx512(fs_kernels *k); /* the plain cells; peephole/coupled LSTM, FastGRNN, training stay avx2 */
 void fs__step1_init_avx512(fs_kernels *k); /* the fused batch-1 steps */
+void fs__quant_init_avx512(fs_kernels *k);
 #endif
 
 #endif /* FS_KERNELS_H */

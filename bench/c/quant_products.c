@@ -1,0 +1,58 @@
+/*
+ * quant_products -- the quantised product slots against fp32 gemm, the C
+ * kernels alone: best-of-REPS µs per call, calls interleaved, for each ISA
+ * level the CPU has (docs/quantization.md, "Speed").
+ *
+ *   quant_products ROWS K H [REPS]
+ *
+ * One packed LSTM matrix: 4 gates, H units (a multiple of 8), K inputs; int4
+ * groups of 32. Weights are zero (the kernels' time does not depend on them).
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench_util.h"
+#include "kernels.h"
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: quant_products ROWS K H [REPS]\n");
+        return 2;
+    }
+    const size_t m = (size_t)atol(argv[1]), k = (size_t)atol(argv[2]), H = (size_t)atol(argv[3]);
+    const int reps = argc > 4 ? atoi(argv[4]) : 300;
+    if (m < 1 || k < 1 || H < 8 || H % 8 || reps < 1) {
+        fprintf(stderr, "quant_products: ROWS, K >= 1, H a multiple of 8, REPS >= 1\n");
+        return 2;
+    }
+    const size_t g = 4, nb = H / 8, n = nb * g * 8;
+    float *a = calloc(m * k, sizeof(float)), *b = calloc(k * n, sizeof(float)), *c = calloc(m * n, sizeof(float));
+    float *s = calloc(n * ((k + 31) / 32), sizeof(float));
+    int8_t *q8 = calloc(k * n, 1);
+    uint8_t *q4 = calloc((k + 1) / 2 * n, 1);
+    uint16_t *h = calloc(k * n, 2);
+    if (!a || !b || !c || !s || !q8 || !q4 || !h) return bench_fail("quant_products", "out of memory");
+    for (size_t i = 0; i < m * k; i++) a[i] = uniform(-1.0f, 1.0f);
+    static const char *const names[4] = {"f32", "int8", "int4", "bf16"};
+    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++) {
+        if (!fs_isa_supported(isa) || fs_set_isa(isa) != FS_OK) continue;
+        const fs_kernels *t = fs__kernels();
+        double best[4] = {1e30, 1e30, 1e30, 1e30};
+        for (int r = 0; r < reps; r++)
+            for (int w = 0; w < 4; w++) {
+                const double t0 = now_us();
+                if (w == 0) t->gemm(m, k, a, k, b, g, nb, NULL, c, n);
+                else if (w == 1) t->gemm_q8(m, k, a, k, q8, s, g, nb, NULL, c, n);
+                else if (w == 2) t->gemm_q4(m, k, a, k, q4, s, 32, g, nb, NULL, c, n);
+                else t->gemm_bf16(m, k, a, k, h, g, nb, NULL, c, n);
+                const double d = now_us() - t0;
+                if (d < best[w]) best[w] = d;
+            }
+        printf("%-8s rows %zu k %zu H %zu:", fs_isa_name(isa), m, k, H);
+        for (int w = 0; w < 4; w++) printf("  %s %.1f us", names[w], best[w]);
+        printf("\n");
+    }
+    free(a), free(b), free(c), free(s), free(q8), free(q4), free(h);
+    return 0;
+}
