@@ -6,7 +6,11 @@
 
 #include "internal.h"
 
+#if defined(FASTSEQ_BARE_METAL)
+static char last_error[256]; /* one thread, and RAM is scarce */
+#else
 static _Thread_local char last_error[512];
+#endif
 
 const char *fs_status_str(fs_status status) {
     switch (status) {
@@ -59,6 +63,15 @@ int fs__add(size_t a, size_t b, size_t *out) {
 
 size_t fs__align_up(size_t bytes) { return (bytes + (FS_ALIGN - 1)) & ~(size_t)(FS_ALIGN - 1); }
 
+#if defined(FASTSEQ_BARE_METAL)
+/* No heap: the *_init_static functions place everything in caller memory. */
+void *fs__alloc(size_t bytes) {
+    (void)bytes;
+    return NULL;
+}
+
+void fs__free(void *p) { (void)p; }
+#else
 void *fs__alloc(size_t bytes) {
     if (bytes == 0) bytes = FS_ALIGN;
     if (bytes > SIZE_MAX - FS_ALIGN) return NULL;
@@ -66,3 +79,4 @@ void *fs__alloc(size_t bytes) {
 }
 
 void fs__free(void *p) { free(p); }
+#endif
