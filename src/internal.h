@@ -2,6 +2,7 @@
 #ifndef FS_INTERNAL_H
 #define FS_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include "fastseq.h"
 
@@ -13,6 +14,8 @@
 
 /* Records a detailed message for fs_last_error() and returns status. */
 fs_status fs__fail(fs_status status, const char *fmt, ...) FS_PRINTF(2, 3);
+/* vsnprintf for fastseq's messages (%zu works on a bare-metal newlib too). */
+int fs__vformat(char *buf, size_t bytes, const char *fmt, va_list ap);
 /* Called on entry by every public function that can fail. */
 void fs__clear_error(void);
 

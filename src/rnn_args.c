@@ -14,7 +14,7 @@ fs_status fs__check_count(const char *name, const void *ptr, size_t given, size_
     char shape[160];
     va_list ap;
     va_start(ap, shape_fmt);
-    vsnprintf(shape, sizeof shape, shape_fmt, ap);
+    fs__vformat(shape, sizeof shape, shape_fmt, ap);
     va_end(ap);
     return fs__fail(FS_ERR_SHAPE, "%s: expected %zu elements %s, got %zu", name, expected, shape, given);
 }

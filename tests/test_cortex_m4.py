@@ -5,6 +5,7 @@ to 1e-5 -- the whole-sequence forward in its smallest workspace and the stream a
 time. Skipped without the toolchain (fails under CI=true, where .ci/run installs it)."""
 import importlib.util
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def _run_case(case, tmp_path, build_dir):
     elf = m4.build(model_dir, build_dir)
     out = m4.run(elf)
     assert out.rstrip().endswith("done"), out
+    # refused, and newlib's printf (no C99 %zu) still shows the sizes
+    need = m4.target_sizes(out)["workspace_min"]
+    assert re.search(rf"short workspace: .*expected at least {need} bytes, got \d+\)", out), out
     layer = fastseq.io.sequence_layer(fastseq.load(source) if isinstance(source, str) else source)
     return layer, batch, steps, m4.parse(out), elf, model_dir
 

@@ -88,6 +88,22 @@ def elf_sizes(elf):
     return tuple(int(v) for v in last[:3])
 
 
+def text_by_origin(map_path):
+    """Flash bytes (.text, .rodata, ...) of the link, by where they come from: "fastseq" (the
+    library), "model" (model.c: the weights), "harness" (main.c, startup.c), "libgcc",
+    "libc" (newlib), read off the linker's map."""
+    text = Path(map_path).read_text().split("Linker script and memory map", 1)[1]
+    sizes = {}
+    for sec, size, src in re.findall(r"^ (\.\S+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)", text, re.M):
+        if not re.match(r"\.(text|rodata|vectors|ARM\.exidx)", sec):
+            continue
+        origin = next((name for key, name in (("libfastseq", "fastseq"), ("model.c", "model"), ("main.c", "harness"),
+                                              ("startup.c", "harness"), ("libgcc", "libgcc"))
+                       if key in src), "libc")
+        sizes[origin] = sizes.get(origin, 0) + int(size, 16)
+    return sizes
+
+
 def symbol_sizes(elf):
     """{symbol: (address, bytes)} of the ELF's sized symbols."""
     out = {}
@@ -129,8 +145,10 @@ def sizes():
             elf = build(model_dir, build_dir)
             text, data, bss = elf_sizes(elf)
             target = target_sizes(run(elf))
+            origins = text_by_origin(build_dir / "harness.map")
             print(f"| {label} | {target['weights']} | {text} | {data} | {bss} | {target['header']} + "
                   f"{target['stream']} + {target['workspace_min']} |")
+            print("  text by origin: " + ", ".join(f"{k} {v}" for k, v in sorted(origins.items())), file=sys.stderr)
 
 
 def main(argv=None):

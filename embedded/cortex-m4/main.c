@@ -73,6 +73,9 @@ int main(void) {
                (unsigned long)header, (unsigned long)stream, (unsigned long)workspace);
     }
 
+    /* a workspace short of what model.h promises is refused, with the sizes in the message */
+    st = model_forward(model, x, HARNESS_STEPS, y, h_n, workspace_mem, sizeof workspace_mem - 65);
+    printf("short workspace: %s (%s)\n", fs_status_str(st), fs_last_error());
     st = model_forward(model, x, HARNESS_STEPS, y, h_n, workspace_mem, sizeof workspace_mem);
     if (st != FS_OK) return failed("forward", st);
     for (t = 0; t < HARNESS_STEPS; t++)
