@@ -147,6 +147,8 @@ cdef extern from "fastseq.h" nogil:
     fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args)
     fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
                                             size_t *bytes_out)
+    fs_status fs_rnn_forward_workspace_min_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                                                size_t *bytes_out)
     fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
                                 void *workspace, size_t workspace_bytes)
 

@@ -898,6 +898,14 @@ def forward_workspace_size(Model model not None, int seq_len, int batch):
     return n
 
 
+def forward_workspace_min_size(Model model not None, int seq_len, int batch):
+    """Bytes of the smallest workspace fs_rnn_forward_ws runs in (a step's input
+    projection at a time; for the thread count allowed now)."""
+    cdef size_t n = 0
+    check(c.fs_rnn_forward_workspace_min_size(model.ptr, seq_len, batch, &n))
+    return n
+
+
 # ---- 6. Training: heads and losses (sizes checked here: the C calls take shapes) -------
 
 cdef inline size_t _size(a):

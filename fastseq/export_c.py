@@ -65,9 +65,10 @@ def _sizes(layer, batch, max_steps, threads):
         model = _core.model_header_size(layer.c_model)
         stream = 0 if layer.bidirectional else _core.stream_memory_size(layer.c_model, batch)
         workspace = _core.forward_workspace_size(layer.c_model, max_steps, batch)
+        workspace_min = _core.forward_workspace_min_size(layer.c_model, max_steps, batch)
     finally:
         fastseq.set_num_threads(previous)
-    return model, stream, workspace
+    return model, stream, workspace, workspace_min
 
 
 def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, source=None):
@@ -89,7 +90,7 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
     cfg = layer.c_model.config()
     weights = np.frombuffer(_core.model_weights(layer.c_model), dtype=np.float32)
     try:
-        mem, stream_bytes, ws = _sizes(layer, batch, max_steps, threads)
+        mem, stream_bytes, ws, ws_min = _sizes(layer, batch, max_steps, threads)
     except (ValueError, RuntimeError, MemoryError) as exc:
         raise ValueError(f"sizing the buffers: {exc}") from None
     D, L = layer.num_directions, layer.num_layers
@@ -108,7 +109,7 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
         ("DIRECTIONS", D, ""),
         ("OUTPUT_SIZE", D * R, "features of one output step: directions * features"),
         ("BATCH", batch, "sequences per call"),
-        ("MAX_STEPS", max_steps, f"longest sequence {p}_forward's workspace holds"),
+        ("MAX_STEPS", max_steps, f"longest sequence {p}_forward's workspace holds (1 layer: any)"),
         ("BATCH_FIRST", int(layer.batch_first), f"1: x and y of {p}_forward are [batch, steps, features]"),
         ("THREADS", threads, f"{p}_init sets fastseq to this many threads"),
         ("CAN_STREAM", int(can_stream), "0 for a bidirectional model"),
@@ -119,6 +120,8 @@ def export_c(layer, out_dir, name="model", batch=1, max_steps=100, threads=1, so
         ("STREAM_BYTES", stream_bytes + _SLACK if can_stream else 0,
          f"a stream: {stream_bytes} + {_SLACK}" if can_stream else "no stream"),
         ("WORKSPACE_BYTES", ws + _SLACK, f"{p}_forward's workspace: {ws} + {_SLACK}"),
+        ("WORKSPACE_MIN_BYTES", ws_min + _SLACK,
+         f"the least it runs in (a step's input projection at a time): {ws_min} + {_SLACK}"),
     ]
     width = max(len(P) + len(m[0]) + len(str(m[1])) for m in macros if m[0]) + 10
     macros = "\n".join("" if m is None else
@@ -167,7 +170,9 @@ fs_status {p}_init(void *buffer, size_t buffer_bytes, fs_rnn **model_out);
  * Run a sequence: x [steps, {P}_BATCH, {P}_INPUT_SIZE] (batch first when
  * {P}_BATCH_FIRST), steps in 1..{P}_MAX_STEPS; y [steps, {P}_BATCH, {P}_OUTPUT_SIZE]
  * likewise; h_n ({P}_STATE_COUNT floats, [layers * directions, batch, features]) or
- * NULL. States start at zero. workspace: {P}_WORKSPACE_BYTES, any alignment.
+ * NULL. States start at zero. workspace: {P}_WORKSPACE_BYTES, any alignment; one of
+ * {P}_WORKSPACE_MIN_BYTES to {P}_WORKSPACE_BYTES projects the input a step at a time
+ * (the least RAM; on a microcontroller as fast).
  */
 fs_status {p}_forward(const fs_rnn *model, const float *x, int32_t steps, float *y, float *h_n,
                       void *workspace, size_t workspace_bytes);

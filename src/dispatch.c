@@ -69,7 +69,7 @@ static void fill(fs_isa isa, fs_kernels *k) {
 /* The cap FASTSEQ_ISA sets: exactly a level's name. Anything else is reported on
  * stderr and ignored (read at first use, there is no caller to return an error to). */
 static fs_isa env_cap(void) {
-    const char *env = getenv("FASTSEQ_ISA");
+    const char *env = fs__getenv("FASTSEQ_ISA");
     if (!env) return FS_ISA_AVX512;
     for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++)
         if (strcmp(env, fs_isa_name(isa)) == 0) return isa;

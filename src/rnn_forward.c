@@ -37,7 +37,10 @@ static int reserve(size_t *cursor, size_t a, size_t b, size_t *off) {
     return 1;
 }
 
-static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int threads, int record, plan *p) {
+/* per_step: project the input one step at a time (the least workspace) rather
+ * than a chunk of steps ahead. */
+static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int threads, int record,
+                           int per_step, plan *p) {
     if (seq_len < 1) return fs__fail(FS_ERR_INVALID_ARG, "seq_len: expected >= 1, got %d", (int)seq_len);
     if (batch < 1) return fs__fail(FS_ERR_INVALID_ARG, "batch: expected >= 1, got %d", (int)batch);
     p->T = (size_t)seq_len;
@@ -56,6 +59,7 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int 
     const size_t step_bytes = p->B * m->gates * m->hp * sizeof(float);
     p->chunk = step_bytes >= FS_PROJ_CHUNK_BYTES ? 1 : FS_PROJ_CHUNK_BYTES / step_bytes;
     if (p->chunk > p->T || record) p->chunk = p->T; /* a record keeps every step's gx */
+    if (per_step && !record) p->chunk = 1;
     ok = ok && reserve(&cur, record ? 0 : p->chunk * p->B, m->gates * m->hp, &p->gx_off);
     ok = ok && reserve(&cur, p->chunk * p->B, m->wrp, &p->xa_off);
     /* inner layers ping-pong between two buffers; the last layer writes y */
@@ -80,18 +84,28 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int 
 size_t fs__forward_ws_floats(const fs_rnn *m, int32_t seq_len, int32_t batch, int threads, int record) {
     plan p = {0};
     if (seq_len < 1 || batch < 1) return 0;
-    return make_plan(m, seq_len, batch, threads, record, &p) == FS_OK ? p.total_floats : 0;
+    return make_plan(m, seq_len, batch, threads, record, 0, &p) == FS_OK ? p.total_floats : 0;
+}
+
+static fs_status workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch, int per_step,
+                                size_t *bytes_out) {
+    fs__clear_error();
+    if (!model || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "model and bytes_out must not be NULL");
+    plan p;
+    fs_status st = make_plan(model, seq_len, batch, fs__max_threads(), 0, per_step, &p);
+    if (st != FS_OK) return st;
+    *bytes_out = p.total_floats * sizeof(float);
+    return FS_OK;
 }
 
 fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
                                         size_t *bytes_out) {
-    fs__clear_error();
-    if (!model || !bytes_out) return fs__fail(FS_ERR_NULL_ARG, "model and bytes_out must not be NULL");
-    plan p;
-    fs_status st = make_plan(model, seq_len, batch, fs__max_threads(), 0, &p);
-    if (st != FS_OK) return st;
-    *bytes_out = p.total_floats * sizeof(float);
-    return FS_OK;
+    return workspace_size(model, seq_len, batch, 0, bytes_out);
+}
+
+fs_status fs_rnn_forward_workspace_min_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                                            size_t *bytes_out) {
+    return workspace_size(model, seq_len, batch, 1, bytes_out);
 }
 
 /* Row of (t, b) in a [T, B, *] or [B, T, *] array. */
@@ -261,19 +275,29 @@ static void run_unit(const fs_rnn *m, const fs_kernels *k, const plan *p, size_t
     if (m->cfg.cell == FS_CELL_LSTM) fs__store_state(c, B, p->H, hp, a->c_n ? a->c_n + unit_at * B * p->H : NULL);
 }
 
+/* A workspace sized for fewer threads (fs_set_num_threads raised since) runs on
+ * as many as it holds tiles for: the tiles come last. Returns the floats needed. */
+static size_t fit_threads(const fs_rnn *m, plan *p, size_t ws_floats) {
+    const size_t tile = fs__tile_floats(m, p->B), align = FS_ALIGN / sizeof(float);
+    size_t need = p->total_floats;
+    while (p->threads > 1 && ws_floats < need)
+        need = p->tile_off + ((size_t)--p->threads * tile + align - 1) / align * align;
+    return need;
+}
+
 fs_status fs__rnn_forward_run(const fs_rnn *model, const fs_seq_args *args, const fs_kernels *k, int threads,
                               float *ws, size_t ws_floats, const fs_record *rec) {
     plan p;
-    fs_status st = make_plan(model, args->seq_len, args->batch, threads, rec != NULL, &p);
+    fs_status st = make_plan(model, args->seq_len, args->batch, threads, rec != NULL, 0, &p);
     if (st != FS_OK) return st;
-    p.batch_first = args->batch_first;
     if ((st = fs__check_seq_args(model, args)) != FS_OK) return st;
-    /* A workspace sized for fewer threads (fs_set_num_threads raised since)
-     * runs on as many as it holds tiles for: the tiles come last. */
-    const size_t tile = fs__tile_floats(model, p.B), align = FS_ALIGN / sizeof(float);
-    size_t need = p.total_floats;
-    while (p.threads > 1 && ws_floats < need)
-        need = p.tile_off + ((size_t)--p.threads * tile + align - 1) / align * align;
+    size_t need = fit_threads(model, &p, ws_floats);
+    /* one too small for the chunked input projection projects a step at a time */
+    if (ws_floats < need && !rec && p.chunk > 1) {
+        make_plan(model, args->seq_len, args->batch, threads, 0, 1, &p);
+        need = fit_threads(model, &p, ws_floats);
+    }
+    p.batch_first = args->batch_first;
     if ((st = fs__check_buffer("workspace", ws, ws_floats * sizeof(float), need * sizeof(float))) != FS_OK)
         return st;
     const float *in = args->x;
@@ -300,7 +324,7 @@ fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args) {
     if (!model || !args) return fs__fail(FS_ERR_NULL_ARG, "model and args must not be NULL");
     const int threads = fs__max_threads(); /* read once: the size and the run agree */
     plan p;
-    fs_status st = make_plan(model, args->seq_len, args->batch, threads, 0, &p);
+    fs_status st = make_plan(model, args->seq_len, args->batch, threads, 0, 0, &p);
     if (st != FS_OK) return st;
     const size_t bytes = p.total_floats * sizeof(float);
     void *ws = fs__alloc(bytes);

@@ -52,7 +52,7 @@ static fs_status check_acts(const fs_rnn_config *c, int fast) {
 }
 
 static fs_status check_config(const fs_rnn_config *c) {
-    if (c->cell < FS_CELL_RNN_TANH || c->cell > FS_CELL_FASTGRNN)
+    if (!FS_ENUM_IN(c->cell, FS_CELL_FASTGRNN))
         return fs__fail(FS_ERR_INVALID_ARG, "cell: expected 0..5 (RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN), got %d",
                         (int)c->cell);
     if (c->input_size <= 0)
@@ -353,12 +353,12 @@ static fs_status locate(const fs_rnn *m, int32_t layer, int32_t dir, fs_param pa
                         fs_rnn_unit **unit_out, size_t *rows, size_t *cols) {
     if (!m) return fs__fail(FS_ERR_NULL_ARG, "model must not be NULL");
     if (layer < 0 || layer >= m->cfg.num_layers)
-        return fs__fail(FS_ERR_INVALID_ARG, "layer: expected 0..%d, got %d", m->cfg.num_layers - 1,
+        return fs__fail(FS_ERR_INVALID_ARG, "layer: expected 0..%d, got %d", (int)m->cfg.num_layers - 1,
                         (int)layer);
     if (dir < 0 || (size_t)dir >= m->dirs)
         return fs__fail(FS_ERR_INVALID_ARG, "direction: expected 0..%d, got %d", (int)m->dirs - 1,
                         (int)dir);
-    if ((int)param < 0 || param >= FS_PARAM_COUNT)
+    if (!FS_ENUM_IN(param, FS_PARAM_COUNT - 1))
         return fs__fail(FS_ERR_INVALID_ARG, "param: expected 0..%d, got %d", FS_PARAM_COUNT - 1, (int)param);
     fs_rnn_unit *u = &m->units[(size_t)layer * m->dirs + (size_t)dir];
     if (!param_dims(m, u->in_size, param, rows, cols))
@@ -625,11 +625,11 @@ static const char *const PARAM_NAMES[FS_PARAM_COUNT] = {
     "bias_gate", "bias_update", "alpha", "beta", "zeta", "nu"};
 
 const char *fs_param_name(fs_param param) {
-    return (int)param >= 0 && param < FS_PARAM_COUNT ? PARAM_NAMES[param] : "unknown";
+    return FS_ENUM_IN(param, FS_PARAM_COUNT - 1) ? PARAM_NAMES[param] : "unknown";
 }
 
 int32_t fs_param_ndim(fs_param param) {
-    if ((int)param < 0 || param >= FS_PARAM_COUNT) return 0;
+    if (!FS_ENUM_IN(param, FS_PARAM_COUNT - 1)) return 0;
     switch (param) {
     case FS_PARAM_WEIGHT_IH: case FS_PARAM_WEIGHT_HH: case FS_PARAM_WEIGHT_IH_A: case FS_PARAM_WEIGHT_IH_B:
     case FS_PARAM_WEIGHT_HH_A: case FS_PARAM_WEIGHT_HH_B: case FS_PARAM_WEIGHT_HR: return 2;
@@ -639,10 +639,10 @@ int32_t fs_param_ndim(fs_param param) {
 
 const char *fs_cell_name(fs_cell cell) {
     static const char *const names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU", "FASTRNN", "FASTGRNN"};
-    return (int)cell >= 0 && cell <= FS_CELL_FASTGRNN ? names[cell] : "unknown";
+    return FS_ENUM_IN(cell, FS_CELL_FASTGRNN) ? names[cell] : "unknown";
 }
 
 const char *fs_act_name(fs_act act) {
     static const char *const names[] = {"tanh", "sigmoid", "relu", "hard_sigmoid", "softsign", "hard_tanh"};
-    return (int)act >= 0 && act <= FS_ACT_HARD_TANH ? names[act] : "unknown";
+    return FS_ENUM_IN(act, FS_ACT_HARD_TANH) ? names[act] : "unknown";
 }

@@ -16,7 +16,7 @@ static int configured; /* 0: not set; read with relaxed atomics */
  * Anything else ("1e3", "4 ", "-2", "99999") is reported on stderr and ignored: a
  * setting read at first use has no caller to return an error to. */
 static int env_threads(void) {
-    const char *env = getenv("FASTSEQ_NUM_THREADS");
+    const char *env = fs__getenv("FASTSEQ_NUM_THREADS");
     if (!env) return 0;
     char *end = NULL;
     errno = 0;

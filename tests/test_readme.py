@@ -28,6 +28,9 @@ NOT_RUN = {
         "compiles the user's own main.c: tests/test_packaging.py compiles and runs a program "
         "against get_include()/get_library_dir() with the shipped pkg-config flags, and "
         "tests/test_export_c.py compiles and runs export-c output",
+    "fastseq export-c model.fsq out/ --max-steps 8":
+        "needs arm-none-eabi-gcc and qemu-system-arm: tests/test_cortex_m4.py builds and runs "
+        "the Cortex-M4 harness the same way",
 }
 CLI_FIRST = "fastseq convert lstm.pt model.fsq"
 

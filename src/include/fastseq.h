@@ -439,11 +439,19 @@ FS_API fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args);
 FS_API fs_status fs_rnn_forward_workspace_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
                                                size_t *bytes_out);
 
+/** Bytes of the smallest workspace fs_rnn_forward_ws runs in at the thread count
+ * set now: the input projection one step at a time instead of a chunk of steps
+ * ahead (independent of T for one layer). What a microcontroller wants; on a
+ * host with caches the chunked workspace is a little faster. */
+FS_API fs_status fs_rnn_forward_workspace_min_size(const fs_rnn *model, int32_t seq_len, int32_t batch,
+                                                   size_t *bytes_out);
+
 /**
  * fs_rnn_forward with caller-provided workspace (no allocation at all).
  * workspace must be 64-byte aligned and at least workspace_bytes long; a
  * workspace sized for fewer threads than set now runs on as many as it holds
- * tiles for (FS_ERR_SHAPE below the one-thread size).
+ * tiles for, one below the chunked size projects a step at a time (FS_ERR_SHAPE
+ * below fs_rnn_forward_workspace_min_size at one thread).
  */
 FS_API fs_status fs_rnn_forward_ws(const fs_rnn *model, const fs_seq_args *args,
                                    void *workspace, size_t workspace_bytes);

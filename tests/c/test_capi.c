@@ -353,15 +353,20 @@ static void check_forward(const params *P, fs_rnn *m, const run_case *rc, const 
     if (s == FS_OK)
         CHECK(memcmp(y, y2, ny * sizeof(float)) == 0, "%s: forward_ws output differs", what);
     if (bytes > 0) {
-        /* a workspace sized for fewer threads runs on fewer; below one thread's size it fails */
+        /* a workspace sized for fewer threads runs on fewer; below one thread's size the
+         * input is projected a step at a time; below the smallest workspace it fails */
         const int32_t threads = fs_get_num_threads();
-        size_t bytes1 = 0;
+        size_t bytes1 = 0, bytes_min = 0;
         CHECK_STATUS(fs_set_num_threads(1), FS_OK);
         CHECK_STATUS(fs_rnn_forward_workspace_size(m, T, B, &bytes1), FS_OK);
+        CHECK_STATUS(fs_rnn_forward_workspace_min_size(m, T, B, &bytes_min), FS_OK);
         CHECK_STATUS(fs_set_num_threads(threads), FS_OK);
         CHECK_STATUS(fs_rnn_forward_ws(m, &a, ws, bytes1), FS_OK);
         CHECK(memcmp(y, y2, ny * sizeof(float)) == 0, "%s: forward_ws on one thread's workspace differs", what);
-        CHECK_STATUS2(fs_rnn_forward_ws(m, &a, ws, bytes1 - 1), FS_ERR_SHAPE, FS_ERR_INVALID_ARG);
+        fill_const(y2, ny, -7.0f);
+        CHECK_STATUS(fs_rnn_forward_ws(m, &a, ws, bytes_min), FS_OK);
+        CHECK(memcmp(y, y2, ny * sizeof(float)) == 0, "%s: forward_ws in the smallest workspace differs", what);
+        CHECK_STATUS2(fs_rnn_forward_ws(m, &a, ws, bytes_min - 1), FS_ERR_SHAPE, FS_ERR_INVALID_ARG);
         if (alloc >= bytes + 64) { /* misaligned pointer, enough bytes */
             CHECK_STATUS2(fs_rnn_forward_ws(m, &a, (char *)ws + 4, bytes), FS_ERR_INVALID_ARG,
                           FS_ERR_SHAPE);
