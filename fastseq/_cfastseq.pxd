@@ -67,6 +67,7 @@ cdef extern from "fastseq.h" nogil:
         float act_alpha[3]
         float act_beta[3]
         float clip
+        int32_t residual
 
     ctypedef enum fs_param:
         FS_PARAM_WEIGHT_IH

@@ -306,6 +306,7 @@ static const fsq_key KEYS_V2[] = {
     {"act_beta_g", K_ALL, V_FLOAT, OFF(cfg.act_beta[1]), 0, 0, 0, 0, 0, NULL},
     {"act_beta_h", K_ALL, V_FLOAT, OFF(cfg.act_beta[2]), 0, 0, 0, 0, 0, NULL},
     {"clip", K_ALL, V_FLOAT, OFF(cfg.clip), 0, 0, 0, 0, 0, NULL},
+    {"residual", K_ALL, V_INT, OFF(cfg.residual), 0, 1, 0, 0, 0, NULL},
 };
 #undef OFF
 

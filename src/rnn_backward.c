@@ -866,6 +866,8 @@ fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_
         if (args->grad_params) transpose_tm(p, weights_threads(p, threads), XROWS, x, in_f, in_f, ws + p->xt_off, p->tbias);
         for (size_t d = 0; d < p->D; d++)
             if ((st = backward_unit(model, k, threads, ct, tape, l, d, x, dout, dx, args)) != FS_OK) return st;
+        if (l && model->cfg.residual && dout) /* output = layer(x) + x: x's gradient gains dout */
+            for (size_t i = 0; i < N * DR; i++) dx[i] += dout[i];
     }
     return FS_OK;
 }

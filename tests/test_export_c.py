@@ -133,6 +133,7 @@ CASES = {
                                                  activation_alpha=(1 / 6, None, None), clip=1.5), 2, 9),
     "gru_reset_before_gate_acts": (lambda: fastseq.GRU(3, 10, reset_after=False, seed=7,
                                                        activations=("hard_sigmoid", "relu"), clip=2.0), 1, 8),
+    "lstm_residual": (lambda: fastseq.LSTM(5, 8, num_layers=3, residual=True, seed=8), 2, 9),
 }
 
 

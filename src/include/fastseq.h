@@ -203,6 +203,8 @@ typedef struct fs_rnn_config {
     float clip;             /* RNN, LSTM, GRU: the inputs of the f and g activations are
                                clipped to [-clip, clip] (ONNX `clip`, as ONNX Runtime runs
                                it: an LSTM's h reads c unclipped); 0: none, else > 0 */
+    int32_t residual;       /* 1: every layer after the first adds its input to its output
+                               (GNMT-style; needs num_layers >= 2); states are not changed */
 } fs_rnn_config;
 
 /**
