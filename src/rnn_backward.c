@@ -238,9 +238,10 @@ fs_cell_params fs__cell_params(const fs_rnn *m, const fs_rnn_unit *u) {
 }
 
 int fs__param_shape(const fs_rnn *m, size_t layer, size_t dir, fs_param q, size_t *rows, size_t *cols) {
-    if (fs_rnn_param_shape(m, (int32_t)layer, (int32_t)dir, q, rows, cols) == FS_OK) return 1;
-    fs__clear_error(); /* absent is an answer here, not an error of the caller's call */
-    return 0;
+    /* not fs_rnn_param_shape: absent is an answer here, not an error to format (the
+     * flat offsets ask about every parameter of every unit, on every backward call) */
+    if (layer >= (size_t)m->cfg.num_layers || dir >= m->dirs || (int)q < 0 || q >= FS_PARAM_COUNT) return 0;
+    return fs__unit_param_shape(m, &m->units[layer * m->dirs + dir], q, rows, cols);
 }
 
 /* ---- the tape ---------------------------------------------------------------------- */

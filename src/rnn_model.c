@@ -337,6 +337,10 @@ int fs__has_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p) {
     return param_dims(m, u->in_size, p, &rows, &cols);
 }
 
+int fs__unit_param_shape(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, size_t *rows, size_t *cols) {
+    return param_dims(m, u->in_size, p, rows, cols);
+}
+
 /* Looks up one parameter: its unit and shape. */
 static fs_status locate(const fs_rnn *m, int32_t layer, int32_t dir, fs_param param,
                         fs_rnn_unit **unit_out, size_t *rows, size_t *cols) {
