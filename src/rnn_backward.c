@@ -316,16 +316,16 @@ static int active(const int32_t *len, size_t t, size_t b) { return !len || t < (
  * = W[r][jb*W + l], zero past K, read from W's packed copy w ([n/8 blocks][K]
  * [G][8], kernels.h): the backward's transposed products reduce over W's rows. */
 static void panels_from_packed(const float *w, size_t G, size_t n, size_t K, size_t rows, size_t g, float *dst) {
-    const size_t W = g * FS_NB, nb = (K + W - 1) / W;
-    for (size_t r = 0; r < rows; r++) {
-        const size_t q = r / n, j = r % n;
-        const float *src = w + (j / FS_NB) * K * G * FS_NB + q * FS_NB + j % FS_NB;
-        for (size_t jb = 0; jb < nb; jb++) {
-            float *d = dst + (jb * rows + r) * W;
-            for (size_t l = 0; l < W; l++) {
-                const size_t kc = jb * W + l;
-                d[l] = kc < K ? src[kc * G * FS_NB] : 0.0f;
-            }
+    const size_t W = g * FS_NB, nb = (K + W - 1) / W, pad = nb * W - K;
+    for (size_t r = 0; pad && r < rows; r++) memset(dst + ((nb - 1) * rows + r) * W + W - pad, 0, pad * sizeof(float));
+    /* w in its own order (a sequential read): unit block, input k, gate, lane */
+    for (size_t j0 = 0; j0 < n; j0 += FS_NB) {
+        const size_t lanes = n - j0 < FS_NB ? n - j0 : FS_NB;
+        for (size_t kc = 0; kc < K; kc++) {
+            const float *src = w + (j0 * K + kc * FS_NB) * G;
+            float *d = dst + (kc / W * rows + j0) * W + kc % W;
+            for (size_t q = 0; q < rows / n; q++)
+                for (size_t l = 0; l < lanes; l++) d[(q * n + l) * W] = src[q * FS_NB + l];
         }
     }
 }
