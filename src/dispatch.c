@@ -57,6 +57,7 @@ static void fill(fs_isa isa, fs_kernels *k) {
         fs__gemm_init_avx512(k);
         fs__cells_init_avx512(k);
         fs__step1_init_avx512(k);
+        fs__train_cells_init_avx512(k);
     }
 #endif
 }
