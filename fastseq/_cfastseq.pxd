@@ -69,6 +69,7 @@ cdef extern from "fastseq.h" nogil:
         float clip
         int32_t dtype
         int32_t group_size
+        int32_t residual
 
     ctypedef enum fs_param:
         FS_PARAM_WEIGHT_IH

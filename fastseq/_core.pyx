@@ -259,7 +259,8 @@ cdef class Model:
                   bint bidirectional=False, bint bias=True, int proj_size=0, bint peephole=False,
                   bint coupled=False, bint reset_before=False, int update_act=0, int gate_act=0,
                   int w_rank=0, int u_rank=0, act=(0, 0, 0), act_alpha=(0.0, 0.0, 0.0),
-                  act_beta=(0.0, 0.0, 0.0), float clip=0.0, bint _wrapping=False):
+                  act_beta=(0.0, 0.0, 0.0), float clip=0.0, bint residual=False,
+                  bint _wrapping=False):
         cdef c.fs_rnn_config cfg
         if _wrapping:  # _wrap fills in a model the C library made
             return
@@ -282,6 +283,7 @@ cdef class Model:
         cfg.clip = clip
         cfg.dtype = 0
         cfg.group_size = 0
+        cfg.residual = residual
         self.gate = Gate()
         check(c.fs_rnn_create(&cfg, &self.ptr))
         self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size

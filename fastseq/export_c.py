@@ -285,7 +285,7 @@ fs_status {p}_step(fs_rnn_stream *stream, const float *x, float *y) {{
 """
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"{p}.h"), os.path.join(out_dir, f"{p}.c")]
+    from .io import write_atomic  # whole files only: a build never sees half a model.h
     for path, text in zip(paths, (header, source_c)):
-        with open(path, "w", encoding="ascii") as f:
-            f.write(text)
+        write_atomic(path, text.encode("ascii"))
     return paths

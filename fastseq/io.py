@@ -227,6 +227,9 @@ def sequence_layer(model):
 
 _GATE_FIELDS = ("act", "act_alpha", "act_beta", "clip")  # fs_rnn_config arrays, as file entries
 _PRECISION_FIELDS = ("dtype", "group_size")  # written for quantised layers only (version 3)
+# Written only when set: files without them stay what earlier versions wrote, and a reader
+# that predates them refuses a file that needs them ("unknown key") instead of ignoring them.
+_IF_SET_FIELDS = ("residual",)
 
 
 def layer_parts(model):
@@ -237,7 +240,7 @@ def layer_parts(model):
     cfg = layer.c_model.config()
     names = {v: k for k, v in _core.ACTIVATIONS.items()}
     config = {k: names[v] if k.endswith("_act") else int(v) for k, v in cfg.items()
-              if k != "cell" and k not in _GATE_FIELDS + _PRECISION_FIELDS}
+              if k != "cell" and k not in _GATE_FIELDS + _PRECISION_FIELDS and (v or k not in _IF_SET_FIELDS)}
     config.update(_activations.file_entries(cfg))
     config["batch_first"] = int(layer.batch_first)
     tensors = layer.state_dict()
@@ -274,7 +277,12 @@ def save(model, path, metadata=None):
     and '.'; values int, bool, float, None, or ASCII str of at most 256 bytes), read
     back by `fastseq.io.read(path).metadata`. The file is written whole, then renamed
     into place."""
-    data = encode(*layer_parts(model), head=_head_part(model), metadata=metadata)
+    return write_atomic(path, encode(*layer_parts(model), head=_head_part(model), metadata=metadata))
+
+
+def write_atomic(path, data):
+    """Write the bytes `data` to `path` whole: into a temporary file beside it, then
+    renamed into place (a reader never sees a partial file). Returns the path."""
     path = os.fspath(path)
     fd, tmp = _create_exclusive(path)
     try:

@@ -48,7 +48,10 @@ def _layer_doc(summary, options, example, after_seed=""):
         training included).
     bidirectional : bool
         A reverse direction too; outputs concatenate both.
-{options}    seed : int, optional
+{options}    residual : bool
+        Residual connections (GNMT style): every layer after the first adds its input
+        to its output (needs ``num_layers >= 2``; states are unchanged).
+    seed : int, optional
         Seed of the initial weights (torch's uniform initialisation).
 {after_seed}
     Raises
@@ -93,7 +96,7 @@ class _Recurrent:
     _renames = {}  # fs_param name -> this cell's name for it
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, seed=None, **variant):
+                 dropout=0.0, bidirectional=False, seed=None, residual=False, **variant):
         if dropout != 0:
             raise ValueError(f"dropout: expected 0 (fastseq trains without dropout between "
                              f"layers), got {dropout}")
@@ -101,8 +104,9 @@ class _Recurrent:
         self.hidden_size = _positive("hidden_size", hidden_size)
         self.num_layers = _positive("num_layers", num_layers)
         self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
+        self.residual = bool(residual)
         self._model = _core.Model(self._cell, self.input_size, self.hidden_size, self.num_layers,
-                                  self.bidirectional, self.bias, **variant)
+                                  self.bidirectional, self.bias, residual=self.residual, **variant)
         self._index = self._param_index()
         self._init_weights(seed)
 
@@ -115,6 +119,7 @@ class _Recurrent:
         self.input_size, self.hidden_size = cfg["input_size"], cfg["hidden_size"]
         self.num_layers, self.bias = cfg["num_layers"], bool(cfg["bias"])
         self.batch_first, self.bidirectional = bool(batch_first), bool(cfg["bidirectional"])
+        self.residual = bool(cfg["residual"])
         self._adopt(cfg)
         self._model = model
         self._index = self._param_index()
@@ -180,7 +185,8 @@ class _Recurrent:
         """
         return {"input_size": self.input_size, "hidden_size": self.hidden_size,
                 "num_layers": self.num_layers, "bias": self.bias, "batch_first": self.batch_first,
-                "bidirectional": self.bidirectional, **self._extra_config()}
+                "bidirectional": self.bidirectional, "residual": self.residual,
+                **self._extra_config()}
 
     def _extra_config(self):
         return {}
@@ -386,7 +392,8 @@ class _Recurrent:
 
     def __repr__(self):
         args = [str(self.input_size), str(self.hidden_size)]
-        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False}
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "bidirectional": False,
+                    "residual": False}
         config = self.config()
         for key, value in config.items():
             if key in ("input_size", "hidden_size") or defaults.get(key, object()) == value:
@@ -492,7 +499,8 @@ class LSTM(_Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, peephole: bool = False, coupled: bool = False,
-                 seed: Optional[int] = None, activations: Optional[Sequence[str]] = None,
+                 seed: Optional[int] = None, residual: bool = False,
+                 activations: Optional[Sequence[str]] = None,
                  activation_alpha: Optional[Sequence[Optional[float]]] = None,
                  activation_beta: Optional[Sequence[Optional[float]]] = None,
                  clip: Optional[float] = None) -> None:
@@ -500,7 +508,7 @@ class LSTM(_Recurrent):
         self.peephole, self.coupled = bool(peephole), bool(coupled)
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed, proj_size=self.proj_size, peephole=self.peephole,
+                         bidirectional, seed, residual, proj_size=self.proj_size, peephole=self.peephole,
                          coupled=self.coupled, **acts)
 
     def _extra_config(self):
@@ -539,7 +547,7 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 reset_after: bool = True, seed: Optional[int] = None,
+                 reset_after: bool = True, seed: Optional[int] = None, residual: bool = False,
                  activations: Optional[Sequence[str]] = None,
                  activation_alpha: Optional[Sequence[Optional[float]]] = None,
                  activation_beta: Optional[Sequence[Optional[float]]] = None,
@@ -547,7 +555,7 @@ class GRU(_Recurrent):
         self.reset_after = bool(reset_after)
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed, reset_before=not self.reset_after, **acts)
+                         bidirectional, seed, residual, reset_before=not self.reset_after, **acts)
 
     def _extra_config(self):
         return {"reset_after": self.reset_after, **self._acts_config()}
@@ -571,6 +579,7 @@ class RNN(_Recurrent):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *, seed: Optional[int] = None,
+                 residual: bool = False,
                  activations: Optional[Sequence[str]] = None,
                  activation_alpha: Optional[Sequence[Optional[float]]] = None,
                  activation_beta: Optional[Sequence[Optional[float]]] = None,
@@ -583,7 +592,7 @@ class RNN(_Recurrent):
         self._USUAL_ACTS = (nonlinearity,)
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed, **acts)
+                         bidirectional, seed, residual, **acts)
 
     def _extra_config(self):
         return {"nonlinearity": self.nonlinearity, **self._acts_config()}
@@ -618,12 +627,12 @@ class FastRNN(_Recurrent):
                  batch_first: bool = False, bidirectional: bool = False, *,
                  nonlinearity: str = "tanh", w_rank: Optional[int] = None,
                  u_rank: Optional[int] = None, alpha_init: float = -3.0, beta_init: float = 3.0,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, residual: bool = False) -> None:
         self.nonlinearity = nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.alpha_init, self.beta_init = float(alpha_init), float(beta_init)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
-                         bidirectional, seed, update_act=_activation("nonlinearity", nonlinearity),
+                         bidirectional, seed, residual, update_act=_activation("nonlinearity", nonlinearity),
                          w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
                          u_rank=_positive("u_rank", u_rank or 0, allow_zero=True))
 
@@ -662,12 +671,13 @@ class FastGRNN(_Recurrent):
                  batch_first: bool = False, bidirectional: bool = False, *,
                  gate_nonlinearity: str = "sigmoid", update_nonlinearity: str = "tanh",
                  w_rank: Optional[int] = None, u_rank: Optional[int] = None,
-                 zeta_init: float = 1.0, nu_init: float = -4.0, seed: Optional[int] = None) -> None:
+                 zeta_init: float = 1.0, nu_init: float = -4.0, seed: Optional[int] = None,
+                 residual: bool = False) -> None:
         self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.zeta_init, self.nu_init = float(zeta_init), float(nu_init)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
-                         bidirectional, seed,
+                         bidirectional, seed, residual,
                          gate_act=_activation("gate_nonlinearity", gate_nonlinearity),
                          update_act=_activation("update_nonlinearity", update_nonlinearity),
                          w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),

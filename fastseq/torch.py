@@ -1,5 +1,6 @@
 """Reference PyTorch modules for the cells torch lacks: FastRNN, FastGRNN, PeepholeLSTM,
-CoupledLSTM (CIFG) and ResetBeforeGRU. Plain `nn.Module`s written from the equations in
+CoupledLSTM (CIFG) and ResetBeforeGRU; and ResidualStack, single-layer modules stacked with
+residual connections (a fastseq layer with ``residual=True``). Plain `nn.Module`s written from the equations in
 docs/equations.md in the repository, trainable with autograd; train them here and convert them with
 `fastseq.from_torch`.
 
@@ -24,7 +25,7 @@ import numbers
 import torch
 from torch import nn
 
-__all__ = ["FastRNN", "FastGRNN", "PeepholeLSTM", "CoupledLSTM", "ResetBeforeGRU"]
+__all__ = ["FastRNN", "FastGRNN", "PeepholeLSTM", "CoupledLSTM", "ResetBeforeGRU", "ResidualStack"]
 
 _NONLINEARITIES = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
 
@@ -470,3 +471,51 @@ class Seq2Seq(nn.Module):
             stop = (row == eos).nonzero() if eos is not None else row.new_zeros(0)
             result.append(row[:int(stop[0])] if len(stop) else row)
         return result
+
+
+class ResidualStack(nn.Module):
+    """One-layer recurrent modules run in turn, every one after the first adding its input
+    to its output (GNMT-style residual connections): the torch form of a fastseq layer
+    with ``residual=True``.
+
+    `layers`: nn.LSTM, nn.GRU, nn.RNN or a module of this file, each with
+    ``num_layers=1``, all of one class, direction count and batch_first. Called like
+    them: ``output, h_n = stack(x, hx=None, lengths=None)`` (``(h_n, c_n)`` for an LSTM),
+    states stacked layer by layer as in a multi-layer module."""
+
+    def __init__(self, layers):
+        super().__init__()
+        layers = list(layers)
+        if len(layers) < 2:
+            raise ValueError(f"layers: expected at least 2 (the first adds nothing), got {len(layers)}")
+        first = layers[0]
+        for k, m in enumerate(layers):
+            if m.num_layers != 1 or type(m) is not type(first) or m.batch_first != first.batch_first \
+                    or m.bidirectional != first.bidirectional:
+                raise ValueError(f"layers[{k}]: expected a one-layer {type(first).__name__} like "
+                                 f"layers[0], got {m}")
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x, hx=None, lengths=None):
+        first = self.layers[0]
+        lstm = isinstance(first, (nn.LSTM, PeepholeLSTM, CoupledLSTM))
+        D = 2 if first.bidirectional else 1
+        T = x.shape[1 if first.batch_first and x.dim() == 3 else 0]
+        states = []
+        for k, layer in enumerate(self.layers):
+            h = None
+            if hx is not None:
+                h = tuple(s[k * D:(k + 1) * D] for s in hx) if lstm else hx[k * D:(k + 1) * D]
+            if lengths is None:
+                y, state = layer(x, h)
+            elif isinstance(layer, nn.RNNBase):
+                packed = nn.utils.rnn.pack_padded_sequence(x, torch.as_tensor(lengths), first.batch_first,
+                                                           enforce_sorted=False)
+                y, state = layer(packed, h)
+                y = nn.utils.rnn.pad_packed_sequence(y, first.batch_first, total_length=T)[0]
+            else:
+                y, state = layer(x, h, lengths=lengths)
+            x = y + x if k else y
+            states.append(state if lstm else (state,))
+        final = tuple(torch.cat([s[i] for s in states]) for i in range(len(states[0])))
+        return x, (final if lstm else final[0])

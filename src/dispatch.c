@@ -62,6 +62,7 @@ static void fill(fs_isa isa, fs_kernels *k) {
         fs__cells_init_avx512(k);
         fs__step1_init_avx512(k);
         fs__quant_init_avx512(k);
+        fs__train_cells_init_avx512(k);
     }
 #endif
 }

@@ -313,6 +313,7 @@ static const fsq_key KEYS_V2[] = {
     {"clip", K_ALL, V_FLOAT, OFF(cfg.clip), 0, 0, 0, 0, 0, NULL},
     {"dtype", K_ALL, V_CHOICE, OFF(cfg.dtype), 0, 0, FS_DTYPE_F32, 0, 0, DTYPES},
     {"group_size", K_ALL, V_INT, OFF(cfg.group_size), 0, 64, 0, 0, 0, NULL},
+    {"residual", K_ALL, V_INT, OFF(cfg.residual), 0, 1, 0, 0, 0, NULL},
 };
 #undef OFF
 

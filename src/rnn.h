@@ -54,6 +54,9 @@ struct fs_rnn {
 /* 1 if the unit has parameter p in this model's configuration. */
 int fs__has_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p);
 
+/* fs__has_param, and the parameter's PyTorch shape (rows, cols: 1 for a vector). */
+int fs__unit_param_shape(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, size_t *rows, size_t *cols);
+
 /* Unpacks parameter p of unit u into dst (rows*cols floats of fs_rnn_param_shape,
  * PyTorch layout); p must be present (fs__has_param). */
 void fs__unpack_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, float *dst);

@@ -238,9 +238,10 @@ fs_cell_params fs__cell_params(const fs_rnn *m, const fs_rnn_unit *u) {
 }
 
 int fs__param_shape(const fs_rnn *m, size_t layer, size_t dir, fs_param q, size_t *rows, size_t *cols) {
-    if (fs_rnn_param_shape(m, (int32_t)layer, (int32_t)dir, q, rows, cols) == FS_OK) return 1;
-    fs__clear_error(); /* absent is an answer here, not an error of the caller's call */
-    return 0;
+    /* not fs_rnn_param_shape: absent is an answer here, not an error to format (the
+     * flat offsets ask about every parameter of every unit, on every backward call) */
+    if (layer >= (size_t)m->cfg.num_layers || dir >= m->dirs || (int)q < 0 || q >= FS_PARAM_COUNT) return 0;
+    return fs__unit_param_shape(m, &m->units[layer * m->dirs + dir], q, rows, cols);
 }
 
 /* ---- the tape ---------------------------------------------------------------------- */
@@ -319,16 +320,16 @@ static int active(const int32_t *len, size_t t, size_t b) { return !len || t < (
  * = W[r][jb*W + l], zero past K, read from W's packed copy w ([n/8 blocks][K]
  * [G][8], kernels.h): the backward's transposed products reduce over W's rows. */
 static void panels_from_packed(const float *w, size_t G, size_t n, size_t K, size_t rows, size_t g, float *dst) {
-    const size_t W = g * FS_NB, nb = (K + W - 1) / W;
-    for (size_t r = 0; r < rows; r++) {
-        const size_t q = r / n, j = r % n;
-        const float *src = w + (j / FS_NB) * K * G * FS_NB + q * FS_NB + j % FS_NB;
-        for (size_t jb = 0; jb < nb; jb++) {
-            float *d = dst + (jb * rows + r) * W;
-            for (size_t l = 0; l < W; l++) {
-                const size_t kc = jb * W + l;
-                d[l] = kc < K ? src[kc * G * FS_NB] : 0.0f;
-            }
+    const size_t W = g * FS_NB, nb = (K + W - 1) / W, pad = nb * W - K;
+    for (size_t r = 0; pad && r < rows; r++) memset(dst + ((nb - 1) * rows + r) * W + W - pad, 0, pad * sizeof(float));
+    /* w in its own order (a sequential read): unit block, input k, gate, lane */
+    for (size_t j0 = 0; j0 < n; j0 += FS_NB) {
+        const size_t lanes = n - j0 < FS_NB ? n - j0 : FS_NB;
+        for (size_t kc = 0; kc < K; kc++) {
+            const float *src = w + (j0 * K + kc * FS_NB) * G;
+            float *d = dst + (kc / W * rows + j0) * W + kc % W;
+            for (size_t q = 0; q < rows / n; q++)
+                for (size_t l = 0; l < lanes; l++) d[(q * n + l) * W] = src[q * FS_NB + l];
         }
     }
 }
@@ -870,6 +871,8 @@ fs_status fs_rnn_backward(const fs_rnn *model, fs_rnn_tape *tape, const fs_grad_
         if (args->grad_params) transpose_tm(p, weights_threads(p, threads), XROWS, x, in_f, in_f, ws + p->xt_off, p->tbias);
         for (size_t d = 0; d < p->D; d++)
             if ((st = backward_unit(model, k, threads, ct, tape, l, d, x, dout, dx, args)) != FS_OK) return st;
+        if (l && model->cfg.residual && dout) /* output = layer(x) + x: x's gradient gains dout */
+            for (size_t i = 0; i < N * DR; i++) dx[i] += dout[i];
     }
     return FS_OK;
 }

@@ -285,6 +285,14 @@ static size_t fit_threads(const fs_rnn *m, plan *p, size_t ws_floats) {
     return need;
 }
 
+/* A residual layer's output += its input ([T*B][D*R] both): the output the
+ * next layer reads (and a record keeps). Rows past a sequence's end stay zero:
+ * the input is zero there too (the first layer is never residual). */
+static void add_residual(const plan *p, const float *in, float *out) {
+    const size_t n = p->T * p->B * p->D * p->R;
+    for (size_t i = 0; i < n; i++) out[i] += in[i];
+}
+
 fs_status fs__rnn_forward_run(const fs_rnn *model, const fs_seq_args *args, const fs_kernels *k, int threads,
                               float *ws, size_t ws_floats, const fs_record *rec) {
     plan p;
@@ -306,6 +314,7 @@ fs_status fs__rnn_forward_run(const fs_rnn *model, const fs_seq_args *args, cons
                      : rec       ? rec->layer_out + l * p.T * p.B * p.D * p.R
                                  : ws + p.buf_off[l % 2];
         for (size_t d = 0; d < p.D; d++) run_unit(model, k, &p, l, d, in, out, args, ws, rec);
+        if (l && model->cfg.residual) add_residual(&p, in, out);
         in = out;
     }
     return FS_OK;
@@ -324,7 +333,9 @@ fs_status fs_rnn_forward(const fs_rnn *model, const fs_seq_args *args) {
     if (!model || !args) return fs__fail(FS_ERR_NULL_ARG, "model and args must not be NULL");
     const int threads = fs__max_threads(); /* read once: the size and the run agree */
     plan p;
-    fs_status st = make_plan(model, args->seq_len, args->batch, threads, 0, 0, &p);
+    fs_status st = fs__check_seq_args(model, args); /* a shape error, not a workspace of the wrong size */
+    if (st != FS_OK) return st;
+    st = make_plan(model, args->seq_len, args->batch, threads, 0, 0, &p);
     if (st != FS_OK) return st;
     const size_t bytes = p.total_floats * sizeof(float);
     void *ws = fs__alloc(bytes);

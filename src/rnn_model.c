@@ -68,6 +68,12 @@ static fs_status check_config(const fs_rnn_config *c) {
     if ((st = check_flag("peephole", c->peephole, lstm, "an LSTM")) != FS_OK) return st;
     if ((st = check_flag("coupled", c->coupled, lstm, "an LSTM")) != FS_OK) return st;
     if ((st = check_flag("reset_before", c->reset_before, c->cell == FS_CELL_GRU, "a GRU")) != FS_OK) return st;
+    /* Layers l >= 1 read D*R features and write D*R: their sizes always match;
+     * the first layer (input_size in) never adds, so one layer has nothing to add. */
+    if ((st = check_flag("residual", c->residual, 1, "")) != FS_OK) return st;
+    if (c->residual && c->num_layers < 2)
+        return fs__fail(FS_ERR_INVALID_ARG, "residual: expected num_layers >= 2 (layers after the first add "
+                        "their input to their output), got num_layers %d", (int)c->num_layers);
     if (c->proj_size < 0 || (c->proj_size && (!lstm || c->proj_size >= c->hidden_size)))
         return fs__fail(FS_ERR_INVALID_ARG, "proj_size: expected 0, or 1..%d for an LSTM, got %d",
                         (int)c->hidden_size - 1, (int)c->proj_size);
@@ -346,6 +352,10 @@ fs_status fs_rnn_get_config(const fs_rnn *model, fs_rnn_config *out) {
 int fs__has_param(const fs_rnn *m, const fs_rnn_unit *u, fs_param p) {
     size_t rows, cols;
     return param_dims(m, u->in_size, p, &rows, &cols);
+}
+
+int fs__unit_param_shape(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, size_t *rows, size_t *cols) {
+    return param_dims(m, u->in_size, p, rows, cols);
 }
 
 /* Looks up one parameter: its unit and shape. */

@@ -18,6 +18,7 @@ struct fs_rnn_stream {
     float *mid, *z; /* [batch][hp] step scratch (see fs_step) */
     float *t_low;   /* [batch][urp] */
     float *tile;    /* [threads][fs__tile_floats] */
+    float *res;     /* [2][batch][r]: residual layers' outputs, ping-pong (none without residual) */
     int cur;        /* which half of each h pair is current */
     int owned;      /* 1: made by fs_rnn_stream_create */
 };
@@ -31,19 +32,19 @@ static size_t h_at(const fs_rnn_stream *s, size_t layer, int half) {
 static int layout(const fs_rnn *m, size_t batch, char *base, size_t *bytes_out) {
     const size_t L = (size_t)m->cfg.num_layers, threads = (size_t)fs__max_threads();
     fs_rnn_stream *s = (fs_rnn_stream *)base;
-    float **slots[8];
-    size_t counts[8][2] = {{2 * L * batch, m->rp}, {L * batch, m->hp}, {batch, m->gates * m->hp},
+    float **slots[9];
+    size_t counts[9][2] = {{2 * L * batch, m->rp}, {L * batch, m->hp}, {batch, m->gates * m->hp},
                            {batch, m->wrp}, {batch, m->hp}, {batch, m->hp}, {batch, m->urp},
-                           {threads, fs__tile_floats(m, batch)}};
+                           {threads, fs__tile_floats(m, batch)}, {m->cfg.residual ? 2 * batch : 0, m->r}};
     if (s) {
-        float **p[8] = {&s->h, &s->c, &s->gx, &s->xa, &s->mid, &s->z, &s->t_low, &s->tile};
+        float **p[9] = {&s->h, &s->c, &s->gx, &s->xa, &s->mid, &s->z, &s->t_low, &s->tile, &s->res};
         memcpy(slots, p, sizeof slots);
         s->model = m;
         s->batch = batch;
         s->threads = threads;
     }
     size_t at = fs__align_up(sizeof(fs_rnn_stream));
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         size_t n, bytes;
         if (!fs__mul(counts[i][0], counts[i][1], &n) || !fs__mul(n, sizeof(float), &bytes) ||
             bytes > SIZE_MAX - FS_ALIGN)
@@ -146,6 +147,7 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
                                    blocks[n_phases - 1]);
     const float *in = x;
     size_t ld_in = I;
+    const int residual = m->cfg.residual;
     for (size_t l = 0; l < L; l++) {
         const fs_rnn_unit *u = &m->units[l];
         float *h_new = s->h + h_at(s, l, s->cur ^ 1);
@@ -156,7 +158,7 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
             .model = m, .k = k, .unit = u, .batch = B, .gx = s->gx, .ldgx = m->gates * hp,
             .lengths = NULL, .t = 0, .h_prev = s->h + h_at(s, l, s->cur), .h_new = h_new,
             .c = s->c + l * B * hp, .mid = s->mid, .z = s->z, .t_low = s->t_low,
-            .y = l + 1 == L ? y : NULL, .ldy = R,
+            .y = l + 1 == L && !residual ? y : NULL, .ldy = R,
         };
         if (nt == 1) {
             step_worker(&st, proj_in, ld_in, s->gx, phases, blocks, n_phases, s->tile, 0, 1);
@@ -168,8 +170,16 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
                             s->tile + (size_t)id * fs__tile_floats(m, B), id, FS_THREAD_COUNT());
             }
         }
-        in = h_new; /* the next layer reads this layer's new h in place */
-        ld_in = m->rp;
+        if (residual && l) { /* a residual layer outputs h + its input */
+            float *out = l + 1 == L ? y : s->res + (l % 2) * B * R;
+            for (size_t b = 0; b < B; b++)
+                for (size_t c = 0; c < R; c++) out[b * R + c] = h_new[b * m->rp + c] + in[b * ld_in + c];
+            in = out;
+            ld_in = R;
+        } else {
+            in = h_new; /* the next layer reads this layer's new h in place */
+            ld_in = m->rp;
+        }
     }
     s->cur ^= 1;
     return FS_OK;

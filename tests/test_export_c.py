@@ -143,6 +143,7 @@ CASES = {
     "gru_bidir_int4": (lambda: fastseq.quantize(fastseq.GRU(37, 9, bidirectional=True, seed=9), "int4"), 2, 7),
     "fastgrnn_lowrank_bf16": (lambda: fastseq.quantize(fastseq.FastGRNN(6, 16, w_rank=3, u_rank=4, seed=10), "bf16"),
                               2, 9),
+    "lstm_residual": (lambda: fastseq.LSTM(5, 8, num_layers=3, residual=True, seed=8), 2, 9),
 }
 
 

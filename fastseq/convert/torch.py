@@ -144,6 +144,9 @@ def from_torch(module):
     if isinstance(module, ReferenceSeq2Seq):
         from ..seq2seq import Seq2Seq
         return Seq2Seq.from_torch(module)
+    from .. import torch as reference
+    if isinstance(module, reference.ResidualStack):
+        return _from_residual_stack(module)
     if isinstance(module, torch.jit.ScriptModule):
         kind, facts = _script_facts(module)
         target = _builders()[kind](SimpleNamespace(**facts))
@@ -157,4 +160,15 @@ def from_torch(module):
                             f"TorchScript) or a fastseq.torch module, got {type(module).__name__}")
         target = build(module)
     target.load_state_dict(module.state_dict())
+    return target
+
+
+def _from_residual_stack(stack):
+    """A fastseq layer with residual=True from a fastseq.torch.ResidualStack: its layers
+    converted one by one, their weights renamed to layer k."""
+    parts = [from_torch(m) for m in stack.layers]
+    first = parts[0]
+    target = type(first)(**{**first.config(), "num_layers": len(parts), "residual": True})
+    target.load_state_dict({key.replace("_l0", f"_l{k}"): v for k, part in enumerate(parts)
+                            for key, v in part.state_dict().items()})
     return target

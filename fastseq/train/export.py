@@ -8,6 +8,8 @@ def to_torch(layer):
     from torch import nn
 
     cfg = layer.config()
+    if cfg["residual"]:
+        return _residual_to_torch(layer, cfg)
     base = {k: cfg[k] for k in ("input_size", "hidden_size", "num_layers", "bias",
                                 "batch_first", "bidirectional")}
     name = type(layer).__name__
@@ -29,10 +31,27 @@ def to_torch(layer):
         elif name == "GRU":
             module = fs_torch.ResetBeforeGRU(**base)
         elif hasattr(fs_torch, name):
-            extra = {k: v for k, v in cfg.items() if k not in base}
+            extra = {k: v for k, v in cfg.items() if k not in base and k != "residual"}
             module = getattr(fs_torch, name)(**base, **extra)
         else:
             raise NotImplementedError(f"to_torch: no torch equivalent known for {name}")
     state = {k: torch.from_numpy(v.copy()) for k, v in layer.state_dict().items()}
     module.load_state_dict(state, strict=True)
     return module
+
+
+def _residual_to_torch(layer, cfg):
+    """A residual stack as fastseq.torch.ResidualStack of one-layer torch modules."""
+    from .. import torch as fs_torch
+
+    inner = layer.num_directions * layer.output_features
+    weights = layer.state_dict()
+    modules = []
+    for k in range(layer.num_layers):
+        one = type(layer)(**{**cfg, "num_layers": 1, "residual": False,
+                             "input_size": cfg["input_size"] if k == 0 else inner})
+        suffix = f"_l{k}"
+        one.load_state_dict({key.replace(suffix, "_l0"): v for key, v in weights.items()
+                             if key.endswith(suffix) or key.endswith(suffix + "_reverse")})
+        modules.append(to_torch(one))
+    return fs_torch.ResidualStack(modules)

@@ -209,6 +209,8 @@ typedef struct fs_rnn_config {
      * group_size: int4's group along the reduction, 32 or 64 (0 for the others). */
     int32_t dtype;
     int32_t group_size;
+    int32_t residual;       /* 1: every layer after the first adds its input to its output
+                               (GNMT-style; needs num_layers >= 2); states are not changed */
 } fs_rnn_config;
 
 /**

@@ -79,6 +79,23 @@ static void check_kind(const fs_kernels *lev, const fs_kernels *ref, const char 
     CHECK(e <= 1e-5f, "%s %s H=%zu: backward extra differs from generic by %g", level, kc->name, H, (double)e);
 }
 
+/* The AVX-512 LSTM record (train_avx512.c) is lane-identical to AVX2's: the same bits. */
+static void check_lstm_record_avx512_is_avx2(void) {
+    if (!fs_isa_supported(FS_ISA_AVX512)) return;
+    CHECK_STATUS(fs_set_isa(FS_ISA_AVX2), FS_OK);
+    const fs_kernels a2 = *fs__kernels();
+    CHECK_STATUS(fs_set_isa(FS_ISA_AVX512), FS_OK);
+    const fs_kernels a5 = *fs__kernels();
+    const fs_cell_params cp = {0};
+    for (size_t H = 1; H <= HMAX; H++) {
+        float gx[HP * 4], acc[HP * 4], c[HP], act2[5 * HMAX], act5[5 * HMAX];
+        fill(gx, HP * 4, 6.0f), fill(acc, HP * 4, 6.0f), fill(c, HP, 3.0f);
+        a2.cell_record[FS_TRAIN_LSTM](H, &cp, gx, acc, NULL, NULL, c, act2);
+        a5.cell_record[FS_TRAIN_LSTM](H, &cp, gx, acc, NULL, NULL, c, act5);
+        CHECK(!memcmp(act2, act5, 5 * H * sizeof(float)), "H=%zu: avx512 LSTM record differs from avx2", H);
+    }
+}
+
 int main(void) {
     for (int v = 0; v < 5; v++) fill(vecs[v], HP, 0.5f);
     const fs_cell_params none = {0};
@@ -113,6 +130,7 @@ int main(void) {
             for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
                 check_kind(&lev, &ref, fs_isa_name((fs_isa)isa), &cases[c], sizes[s]);
     }
+    check_lstm_record_avx512_is_avx2();
     fs_set_isa(start);
     printf("test_train_cells: %d checks, %d failures\n", g_checks, g_failures);
     return g_failures != 0;
