@@ -93,7 +93,7 @@ def test_kws_fastgrnn_fits_the_budget(tmp_path, build_dir):
         assert syms[buffer][0] >= flash_end
     assert macros["STREAM_BYTES"] <= 1280, macros  # a 64-bit host's size; the target's is smaller
     assert macros["WORKSPACE_MIN_BYTES"] <= 1152, macros
-    assert macros["MEMORY_BYTES"] <= 512, macros
+    assert macros["MEMORY_BYTES"] <= 640, macros  # the header: config, unit table, scale pointers
     # the forward workspace of one step does not grow with the sequence
     long = export_c(fastseq.FastGRNN(32, 32, w_rank=8, u_rank=8), tmp_path / "long", max_steps=1000)
     assert m4.header_macros(Path(long[0]).parent)["WORKSPACE_MIN_BYTES"] == macros["WORKSPACE_MIN_BYTES"]

@@ -535,7 +535,7 @@ static void test_bad_args(void) {
     a = good; a.lengths_count = B - 1;  CHECK_STATUS(fs_rnn_forward(m, &a), FS_ERR_SHAPE);
     a = good; a.seq_len = T + 1;        CHECK_STATUS(fs_rnn_forward(m, &a), FS_ERR_SHAPE);
     /* counts checked before a workspace of that many steps is allocated: not FS_ERR_NOMEM
-     * (T*B*I overflows size_t on 32-bit targets: invalid argument; else a shape error) */
+     * (T*B*I overflowing size_t is an invalid argument; counts that fit, a shape error) */
     a = good; a.seq_len = INT32_MAX; a.batch = INT32_MAX;
     CHECK_STATUS2(fs_rnn_forward(m, &a), FS_ERR_INVALID_ARG, FS_ERR_SHAPE);
     a = good; a.seq_len = -1;
