@@ -87,12 +87,15 @@ static fs_isa env_cap(void) {
     return FS_ISA_TOP;
 }
 
-/* Levels of different architectures never meet in one build, so "the best level up
- * to the cap" walks the enum down: x86 skips neon, aarch64 skips avx512 and avx2. */
+/* The architecture of a level: 0 the portable one (every build), 1 x86-64, 2 aarch64. */
+static int arch_of(fs_isa isa) { return isa == FS_ISA_GENERIC ? 0 : isa == FS_ISA_NEON ? 2 : 1; }
+
+/* The best level the CPU has up to the cap; a cap from another architecture's levels
+ * (avx512 on aarch64, neon on x86-64) caps nothing, as a level the CPU lacks. */
 static fs_isa best_allowed(void) {
-    fs_isa cap = env_cap();
-    for (fs_isa isa = cap; isa > FS_ISA_GENERIC; isa--)
-        if (cpu_has(isa)) return isa;
+    const fs_isa cap = env_cap();
+    for (fs_isa isa = FS_ISA_TOP; isa > FS_ISA_GENERIC && cap != FS_ISA_GENERIC; isa--)
+        if (cpu_has(isa) && (arch_of(isa) != arch_of(cap) || isa <= cap)) return isa;
     return FS_ISA_GENERIC;
 }
 

@@ -103,9 +103,9 @@ typedef enum fs_isa {
 
 /**
  * The kernel level in use. Chosen once, on first use, from CPUID; the
- * environment variable FASTSEQ_ISA=generic|avx2|avx512|neon caps it (a level the CPU lacks
- * falls back to the best one it has; any other value, "AVX2" or "avx2 " included,
- * is ignored with a warning on stderr).
+ * environment variable FASTSEQ_ISA=generic|avx2|avx512|neon caps it (a level the CPU
+ * lacks, or one of another architecture, falls back to the best one it has; any other
+ * value, "AVX2" or "avx2 " included, is ignored with a warning on stderr).
  */
 FS_API fs_isa fs_active_isa(void);
 
