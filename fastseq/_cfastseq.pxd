@@ -21,6 +21,7 @@ cdef extern from "fastseq.h" nogil:
         FS_ISA_GENERIC
         FS_ISA_AVX2
         FS_ISA_AVX512
+        FS_ISA_NEON
 
     fs_isa fs_active_isa()
     const char *fs_isa_name(fs_isa isa)

@@ -40,7 +40,8 @@ MODEL_LIMITS = {"sections": c.FS_MODEL_MAX_SECTIONS, "tensors": c.FS_MODEL_MAX_T
                 "name": c.FS_MODEL_MAX_NAME, "string": c.FS_MODEL_MAX_STRING,
                 "entries": c.FS_MODEL_MAX_ENTRIES, "ndim": c.FS_MODEL_MAX_NDIM, "dim": c.FS_MODEL_MAX_DIM}
 
-_ISAS = {"generic": c.FS_ISA_GENERIC, "avx2": c.FS_ISA_AVX2, "avx512": c.FS_ISA_AVX512}
+_ISAS = {"generic": c.FS_ISA_GENERIC, "avx2": c.FS_ISA_AVX2, "avx512": c.FS_ISA_AVX512,
+         "neon": c.FS_ISA_NEON}
 
 
 cdef int check(c.fs_status status) except -1:
@@ -149,12 +150,12 @@ cdef int _claim(bint *busy, str what) except -1:
 
 
 def isa():
-    """Name of the kernel level in use ("generic", "avx2", "avx512")."""
+    """Name of the kernel level in use ("generic", "avx2", "avx512" on x86-64; "neon" on aarch64)."""
     return c.fs_isa_name(c.fs_active_isa()).decode()
 
 
 def set_isa(name):
-    """Force a kernel level for this process: "generic", "avx2" or "avx512"."""
+    """Force a kernel level for this process: "generic", "avx2", "avx512" or "neon"."""
     if not isinstance(name, str) or name not in _ISAS:
         raise ValueError(f"isa: expected one of {sorted(_ISAS)}, got {name!r}")
     with _settings.write():  # running calls finish on the old kernels first

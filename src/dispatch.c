@@ -10,7 +10,8 @@
 #include "internal.h"
 #include "kernels/kernels.h"
 
-#define FS_ISA_LEVELS 3
+#define FS_ISA_LEVELS 4
+#define FS_ISA_TOP FS_ISA_NEON /* the last level of the enum */
 
 static fs_kernels tables[FS_ISA_LEVELS];
 static int active = -1; /* index into tables; -1 until initialised (acquire/release atomics) */
@@ -30,6 +31,12 @@ static int cpu_has(fs_isa isa) {
         __builtin_cpu_init();
         return cpu_has(FS_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512vl");
+#else
+        return 0;
+#endif
+    case FS_ISA_NEON:
+#if defined(FS_HAVE_NEON)
+        return 1; /* Advanced SIMD is baseline on aarch64 */
 #else
         return 0;
 #endif
@@ -65,24 +72,36 @@ static void fill(fs_isa isa, fs_kernels *k) {
         fs__train_cells_init_avx512(k);
     }
 #endif
+#if defined(FS_HAVE_NEON)
+    if (isa == FS_ISA_NEON) {
+        fs__gemm_init_neon(k);
+        fs__cells_init_neon(k);
+        fs__train_cells_init_neon(k);
+    }
+#endif
 }
 
 /* The cap FASTSEQ_ISA sets: exactly a level's name. Anything else is reported on
  * stderr and ignored (read at first use, there is no caller to return an error to). */
 static fs_isa env_cap(void) {
     const char *env = fs__getenv("FASTSEQ_ISA");
-    if (!env) return FS_ISA_AVX512;
-    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++)
+    if (!env) return FS_ISA_TOP;
+    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_TOP; isa++)
         if (strcmp(env, fs_isa_name(isa)) == 0) return isa;
-    fprintf(stderr, "fastseq: warning: FASTSEQ_ISA=\"%s\" ignored: expected generic, avx2 or "
-                    "avx512 (lower case, no spaces)\n", env);
-    return FS_ISA_AVX512;
+    fprintf(stderr, "fastseq: warning: FASTSEQ_ISA=\"%s\" ignored: expected generic, avx2, "
+                    "avx512 or neon (lower case, no spaces)\n", env);
+    return FS_ISA_TOP;
 }
 
+/* The architecture of a level: 0 the portable one (every build), 1 x86-64, 2 aarch64. */
+static int arch_of(fs_isa isa) { return isa == FS_ISA_GENERIC ? 0 : isa == FS_ISA_NEON ? 2 : 1; }
+
+/* The best level the CPU has up to the cap; a cap from another architecture's levels
+ * (avx512 on aarch64, neon on x86-64) caps nothing, as a level the CPU lacks. */
 static fs_isa best_allowed(void) {
-    fs_isa cap = env_cap();
-    for (fs_isa isa = cap; isa > FS_ISA_GENERIC; isa--)
-        if (cpu_has(isa)) return isa;
+    const fs_isa cap = env_cap();
+    for (fs_isa isa = FS_ISA_TOP; isa > FS_ISA_GENERIC && cap != FS_ISA_GENERIC; isa--)
+        if (cpu_has(isa) && (arch_of(isa) != arch_of(cap) || isa <= cap)) return isa;
     return FS_ISA_GENERIC;
 }
 
@@ -109,19 +128,20 @@ const char *fs_isa_name(fs_isa isa) {
     case FS_ISA_GENERIC: return "generic";
     case FS_ISA_AVX2: return "avx2";
     case FS_ISA_AVX512: return "avx512";
+    case FS_ISA_NEON: return "neon";
     }
     return "unknown";
 }
 
 int32_t fs_isa_supported(fs_isa isa) {
-    return (isa == FS_ISA_GENERIC || isa == FS_ISA_AVX2 || isa == FS_ISA_AVX512) && cpu_has(isa);
+    return (unsigned)isa <= FS_ISA_TOP && cpu_has(isa);
 }
 
 fs_status fs_set_isa(fs_isa isa) {
     fs__clear_error();
-    if (isa != FS_ISA_GENERIC && isa != FS_ISA_AVX2 && isa != FS_ISA_AVX512)
+    if ((unsigned)isa > FS_ISA_TOP)
         return fs__fail(FS_ERR_INVALID_ARG,
-                        "isa: expected 0 (generic), 1 (avx2) or 2 (avx512), got %d", (int)isa);
+                        "isa: expected 0 (generic), 1 (avx2), 2 (avx512) or 3 (neon), got %d", (int)isa);
     if (!cpu_has(isa))
         return fs__fail(FS_ERR_UNSUPPORTED, "isa %s: not supported by this CPU or build",
                         fs_isa_name(isa));

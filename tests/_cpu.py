@@ -9,7 +9,9 @@ LEVEL_FLAGS = {"avx2": {"avx2", "fma"}, "avx512": {"avx2", "fma", "avx512f", "av
 
 def cpu_levels():
     """Levels ("generic" first) the CPU runs, or None where this cannot be told (not
-    Linux on x86-64)."""
+    Linux on x86-64 or aarch64)."""
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        return ["generic", "neon"]  # Advanced SIMD is baseline on aarch64
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return None
     try:

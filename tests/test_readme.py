@@ -17,6 +17,8 @@ SH = [code for lang, code in BLOCKS if lang == "sh"]
 
 # first line of each ```sh block that is not run here -> why
 NOT_RUN = {
+    "cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake":
+        "the aarch64 cross build and its ctest under qemu: .ci/run runs them",
     "pip install . && fastseq demo":
         "installs the package (the suite runs against it installed); `fastseq demo` is the "
         "last line of the command-line block, run below",

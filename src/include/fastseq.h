@@ -94,22 +94,24 @@ FS_API const char *fs_last_error(void);
 /* 2. Runtime information                                                   */
 /* ------------------------------------------------------------------------ */
 
-/** Instruction-set levels, lowest first. */
+/** Instruction-set levels, lowest first within an architecture (x86-64: generic,
+ * avx2, avx512; aarch64: generic, neon). */
 typedef enum fs_isa {
     FS_ISA_GENERIC = 0,  /* portable C: the reference every other path is tested against */
     FS_ISA_AVX2 = 1,     /* x86-64 AVX2 + FMA */
-    FS_ISA_AVX512 = 2    /* x86-64 AVX-512 F + VL (GEMM, cell updates, fused batch-1 steps) */
+    FS_ISA_AVX512 = 2,   /* x86-64 AVX-512 F + VL (GEMM, cell updates, fused batch-1 steps) */
+    FS_ISA_NEON = 3      /* aarch64 Advanced SIMD (baseline there): GEMM, cell updates, training records */
 } fs_isa;
 
 /**
  * The kernel level in use. Chosen once, on first use, from CPUID; the
- * environment variable FASTSEQ_ISA=generic|avx2|avx512 caps it (a level the CPU lacks
- * falls back to the best one it has; any other value, "AVX2" or "avx2 " included,
- * is ignored with a warning on stderr).
+ * environment variable FASTSEQ_ISA=generic|avx2|avx512|neon caps it (a level the CPU
+ * lacks, or one of another architecture, falls back to the best one it has; any other
+ * value, "AVX2" or "avx2 " included, is ignored with a warning on stderr).
  */
 FS_API fs_isa fs_active_isa(void);
 
-/** Name of an ISA level ("generic", "avx2", "avx512"); "unknown" for other values. */
+/** Name of an ISA level ("generic", "avx2", "avx512", "neon"); "unknown" for other values. */
 FS_API const char *fs_isa_name(fs_isa isa);
 
 /** 1 when this build and CPU can run `isa` (fs_set_isa would accept it), else 0.

@@ -210,4 +210,16 @@ void fs__quant_init_avx512(fs_kernels *k);
 void fs__train_cells_init_avx512(fs_kernels *k); /* the LSTM record step; other training cells stay avx2 */
 #endif
 
+#if defined(FS_HAVE_NEON)
+void fs__gemm_init_neon(fs_kernels *k);
+void fs__cells_init_neon(fs_kernels *k);
+void fs__train_cells_init_neon(fs_kernels *k); /* the records; backward stays generic (compiler-vectorised) */
+#endif
+
+/* aarch64's optional features for the kernels that need them (dotprod: sdot /
+ * udot; bf16: bfdot / bfmmla; i8mm: smmla / usmmla), read once from the
+ * kernel's hwcaps (getauxval); 0 elsewhere (kernels/arm_features.c). */
+enum { FS_ARM_DOTPROD = 1u << 0, FS_ARM_BF16 = 1u << 1, FS_ARM_I8MM = 1u << 2 };
+unsigned fs__arm_features(void);
+
 #endif /* FS_KERNELS_H */

@@ -174,7 +174,7 @@ static void check_optimizers(void) {
 }
 
 int main(void) {
-    const fs_isa levels[] = {FS_ISA_GENERIC, FS_ISA_AVX2, FS_ISA_AVX512};
+    const fs_isa levels[] = {FS_ISA_GENERIC, FS_ISA_AVX2, FS_ISA_AVX512, FS_ISA_NEON};
     for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
         if (fs_set_isa(levels[k]) != FS_OK) continue;
         /* cell, proj_size, peephole, coupled, reset_before, update_act, gate_act, w_rank, u_rank */

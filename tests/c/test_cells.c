@@ -1,6 +1,7 @@
 /*
  * test_cells.c -- the cell-epilogue slots of the AVX-512 level against the
- * AVX2 level, bit for bit, through the internal kernel tables (kernels.h).
+ * AVX2 level, bit for bit, and of the NEON level (aarch64) against the generic
+ * one, through the internal kernel tables (kernels.h).
  *
  * The AVX-512 kernels run two rows per vector and its math is a lane-wise
  * copy of the AVX2 math, so every output must equal the AVX2 output exactly:
@@ -10,7 +11,10 @@
  * at batch 1, blocks differently). Both levels are also held to the generic
  * (reference) kernels within 1e-5 on finite inputs.
  *
- * Exits 0 with "skipped" where the CPU or build lacks AVX-512.
+ * The NEON kernels are the AVX2 math on 4-lane vectors; they are held to the
+ * generic kernels within 1e-5 and to themselves row by row (AVX2 and NEON
+ * never run in one process). Exits 0 with "skipped" where the CPU or build
+ * lacks both AVX-512 and NEON.
  */
 #include "check.h"
 #include "kernels.h"
@@ -91,41 +95,58 @@ static double max_diff(const outputs *x, const outputs *y) {
     return d;
 }
 
-int main(void) {
-    const fs_isa original = fs_active_isa();
-    fs_kernels ref, avx2, avx512;
-    if (fs_set_isa(FS_ISA_AVX512) != FS_OK) {
-        printf("test_cells: skipped (no AVX-512 level here)\n");
-        return 0;
-    }
-    avx512 = *fs__kernels();
-    CHECK_STATUS(fs_set_isa(FS_ISA_AVX2), FS_OK);
-    avx2 = *fs__kernels();
-    CHECK_STATUS(fs_set_isa(FS_ISA_GENERIC), FS_OK);
-    ref = *fs__kernels();
-    fs_set_isa(original);
-
+/* One vector level: each row alone equals the same row in one call; against
+ * `twin` (a level of the same math, or NULL) bit for bit; against the generic
+ * kernels within 1e-5 on finite inputs. */
+static void check_level(const fs_kernels *lev, const char *name, const fs_kernels *twin, const char *twin_name,
+                        const fs_kernels *ref) {
     static inputs in;
-    static outputs o_ref, o2, o5, o5_rows;
+    static outputs o_ref, o_twin, o, o_rows;
     for (int specials = 0; specials <= 1; specials++)
         for (int rep = 0; rep < 20; rep++) {
             make_inputs(&in, specials);
             for (int kind = 0; kind < N_KINDS; kind++)
                 for (size_t m = 1; m <= MAX_ROWS; m++) {
-                    start(&in, &o2), start(&in, &o5), start(&in, &o5_rows), start(&in, &o_ref);
-                    run(&avx2, kind, &in, 0, m, &o2);
-                    run(&avx512, kind, &in, 0, m, &o5);
-                    for (size_t r = 0; r < m; r++) run(&avx512, kind, &in, r, 1, &o5_rows);
-                    CHECK(same_outputs(&o2, &o5), "%s, %zu rows%s: avx512 differs from avx2",
-                          kind_name[kind], m, specials ? " (special values)" : "");
-                    CHECK(same_outputs(&o5, &o5_rows), "%s, %zu rows: a row alone differs from one call",
-                          kind_name[kind], m);
+                    start(&in, &o_twin), start(&in, &o), start(&in, &o_rows), start(&in, &o_ref);
+                    run(lev, kind, &in, 0, m, &o);
+                    for (size_t r = 0; r < m; r++) run(lev, kind, &in, r, 1, &o_rows);
+                    CHECK(same_outputs(&o, &o_rows), "%s: %s, %zu rows: a row alone differs from one call",
+                          name, kind_name[kind], m);
+                    if (twin) {
+                        run(twin, kind, &in, 0, m, &o_twin);
+                        CHECK(same_outputs(&o_twin, &o), "%s, %zu rows%s: %s differs from %s", kind_name[kind], m,
+                              specials ? " (special values)" : "", name, twin_name);
+                    }
                     if (specials) continue;
-                    run(&ref, kind, &in, 0, m, &o_ref);
-                    const double d = max_diff(&o_ref, &o5);
-                    CHECK(d <= 1e-5, "%s, %zu rows: %.3g from the generic kernel", kind_name[kind], m, d);
+                    run(ref, kind, &in, 0, m, &o_ref);
+                    const double d = max_diff(&o_ref, &o);
+                    CHECK(d <= 1e-5, "%s: %s, %zu rows: %.3g from the generic kernel", name, kind_name[kind], m, d);
                 }
         }
-    printf("test_cells: %d checks, %d failed\n", g_checks, g_failures);
+}
+
+int main(void) {
+    const fs_isa original = fs_active_isa();
+    CHECK_STATUS(fs_set_isa(FS_ISA_GENERIC), FS_OK);
+    const fs_kernels ref = *fs__kernels();
+    int levels = 0;
+    if (fs_set_isa(FS_ISA_AVX512) == FS_OK) {
+        const fs_kernels avx512 = *fs__kernels();
+        CHECK_STATUS(fs_set_isa(FS_ISA_AVX2), FS_OK);
+        const fs_kernels avx2 = *fs__kernels();
+        check_level(&avx512, "avx512", &avx2, "avx2", &ref);
+        levels++;
+    }
+    if (fs_set_isa(FS_ISA_NEON) == FS_OK) {
+        const fs_kernels neon = *fs__kernels();
+        check_level(&neon, "neon", NULL, NULL, &ref);
+        levels++;
+    }
+    fs_set_isa(original);
+    if (!levels) {
+        printf("test_cells: skipped (no AVX-512 or NEON level here)\n");
+        return 0;
+    }
+    printf("test_cells: %d level(s), %d checks, %d failed\n", levels, g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }

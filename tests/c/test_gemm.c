@@ -121,7 +121,7 @@ int main(void) {
         fprintf(stderr, "FAIL: the generic level cannot be set\n");
         return 1;
     }
-    const fs_isa levels[] = {FS_ISA_GENERIC, FS_ISA_AVX2, FS_ISA_AVX512};
+    const fs_isa levels[] = {FS_ISA_GENERIC, FS_ISA_AVX2, FS_ISA_AVX512, FS_ISA_NEON};
     const size_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 64, 100};
     const size_t ks[] = {1, 2, 3, 6, 8, 37, 64, 256};
     const size_t gs[] = {1, 2, 3, 4, 5, 8};

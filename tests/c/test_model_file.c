@@ -537,8 +537,11 @@ static void check_read_cap(void) {
     path = temp_file(good.p, good.n);
     data = NULL;
     CHECK(fs_model_read_file(path, &data, &size) == FS_ERR_FORMAT && data == NULL, "huge: %s", fs_last_error());
-    CHECK(strstr(fs_last_error(), "truncated: the header says 1099511627776 bytes") != NULL, "huge: %s",
-          fs_last_error());
+    /* a 32-bit build refuses the size before it looks at the file's length */
+    CHECK(strstr(fs_last_error(), (uint64_t)SIZE_MAX < ((uint64_t)1 << 40)
+                                      ? "the header says 1099511627776 bytes: more than this machine can address"
+                                      : "truncated: the header says 1099511627776 bytes") != NULL,
+          "huge: %s", fs_last_error());
     CHECK(fs_model_load_file(path, &m) == FS_ERR_FORMAT && m == NULL, "huge load: %s", fs_last_error());
     remove(path);
     fs_model_data_free(NULL);

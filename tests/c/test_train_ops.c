@@ -2,6 +2,7 @@
  * shapes (FS_ERR_SHAPE naming the buffer) and compute what a plain double loop
  * computes. */
 #include <math.h>
+#include <stdint.h>
 
 #include "check.h"
 
@@ -26,7 +27,7 @@ static void linear_counts(void) {
     CHECK_STATUS(fs_linear_forward(ROWS, IN, OUT, x, ROWS * IN, w, OUT * IN, b, OUT, y, ROWS * OUT - 1), FS_ERR_SHAPE);
     CHECK(strstr(fs_last_error(), "y:") != NULL, "message: %s", fs_last_error());
     CHECK_STATUS(fs_linear_forward(ROWS, IN, OUT, x, ROWS * IN, w, OUT * IN, NULL, 0, y, ROWS * OUT), FS_OK);
-    CHECK_STATUS(fs_linear_forward((size_t)1 << 62, 8, OUT, x, ROWS * IN, w, OUT * IN, b, OUT, y, 1), FS_ERR_NOMEM);
+    CHECK_STATUS(fs_linear_forward(SIZE_MAX / 4, 8, OUT, x, ROWS * IN, w, OUT * IN, b, OUT, y, 1), FS_ERR_NOMEM);
 
     float gy[ROWS * OUT], gx[ROWS * IN], gw[OUT * IN] = {0}, gb[OUT] = {0};
     for (int i = 0; i < ROWS * OUT; i++) gy[i] = urand(1.0f);

@@ -54,7 +54,7 @@ static void check_config(fs_rnn_config cfg, const char *name) {
     a.seq_len = T, a.batch = B, a.x = x, a.x_count = nx, a.lengths = lengths, a.lengths_count = B;
     run ref = {0};
     static const int threads[3] = {1, 2, 3};
-    for (int isa = 0; isa <= FS_ISA_AVX512; isa++) {
+    for (int isa = 0; isa <= FS_ISA_NEON; isa++) {
         if (!fs_isa_supported((fs_isa)isa)) continue;
         CHECK_STATUS(fs_set_isa((fs_isa)isa), FS_OK);
         for (int ti = 0; ti < 3; ti++) {

@@ -1,11 +1,14 @@
 /*
- * Accuracy and special-value test for src/kernels/vmath_avx2.h, plus a rough
- * throughput figure.
+ * Accuracy and special-value test for the vectorised math of the level this
+ * is built for (x86-64: src/kernels/vmath/avx2.h, whose lanes AVX-512 repeats
+ * bit for bit; aarch64: vmath/neon.h, as pairs of 4-lane vectors), plus a
+ * rough throughput figure. Both run 8 floats per call through the names below.
  *
  *   gcc -O2 -mavx2 -mfma -Isrc/kernels tests/c/test_vmath.c -lm && ./a.out
+ *   aarch64-linux-gnu-gcc -O2 -Isrc/kernels tests/c/test_vmath.c -lm
  *
- * Compares fs_sigmoid_ps__avx2 / fs_tanh_ps__avx2 with double-precision libm
- * (absolute error, bound 1e-6) and fs_exp_ps__avx2 with exp (relative error
+ * Compares the sigmoid / tanh with double-precision libm
+ * (absolute error, bound 1e-6) and the exp with exp (relative error
  * over normal results, bound 1e-6) on: a dense uniform sweep of [-20, 20],
  * every float with 2^-6 <= |x| < 2 (both signs), a strided walk through every
  * finite float, and special values (+-0, denormals, +-FLT_MIN, +-FLT_MAX,
@@ -13,8 +16,10 @@
  * exact saturation at +-inf, sigmoid in [0, 1], |tanh| <= 1, tanh exactly
  * odd, and a small relative error for tanh near 0.
  *
- * Exits 0 with "skipped: no AVX2" on a CPU without AVX2 + FMA; nothing
- * compiled for AVX2 runs before that check. Pass "--no-bench" to skip timing.
+ * x86: exits 0 with "skipped: no AVX2" on a CPU without AVX2 + FMA; nothing
+ * compiled for AVX2 runs before that check (NEON is baseline on aarch64).
+ * Options: "--no-bench" skips timing; "--quick" (ctest under an emulator, where
+ * the full run takes minutes) takes every 13th point of the sweeps.
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime under -std=c11 */
 #include <float.h>
@@ -24,7 +29,36 @@
 #include <string.h>
 #include <time.h>
 
+/* The level's 8-float vector and operations. */
+#if defined(__x86_64__) || defined(__i386__)
 #include "vmath/avx2.h"
+typedef __m256 vec8;
+#define V_LD _mm256_loadu_ps
+#define V_ST _mm256_storeu_ps
+#define V_SET1 _mm256_set1_ps
+#define V_ADD _mm256_add_ps
+#define V_MUL _mm256_mul_ps
+#define V_SIGMOID fs_sigmoid_ps__avx2
+#define V_TANH fs_tanh_ps__avx2
+#define V_EXP fs_exp_ps__avx2
+#define CPU_HAS_LEVEL() (__builtin_cpu_init(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#define LEVEL_NAME "AVX2"
+#elif defined(__aarch64__)
+#include "vmath/neon.h"
+typedef fs_v8 vec8;
+#define V_LD fs_v8_ld
+#define V_ST fs_v8_st
+#define V_SET1 fs_v8_set1
+#define V_ADD fs_v8_add
+#define V_MUL fs_v8_mul
+#define V_SIGMOID fs_v8_sigmoid
+#define V_TANH fs_v8_tanh
+#define V_EXP fs_v8_exp
+#define CPU_HAS_LEVEL() 1
+#define LEVEL_NAME "NEON"
+#else
+#error "test_vmath: no vectorised math for this architecture"
+#endif
 
 #define ABS_BOUND 1e-6
 #define EXP_REL_BOUND 1e-6
@@ -83,11 +117,11 @@ static void check8(const float *x)
     float sg[8], th[8], thn[8], ex[8], nx[8];
     for (int i = 0; i < 8; i++)
         nx[i] = -x[i];
-    __m256 v = _mm256_loadu_ps(x);
-    _mm256_storeu_ps(sg, fs_sigmoid_ps__avx2(v));
-    _mm256_storeu_ps(th, fs_tanh_ps__avx2(v));
-    _mm256_storeu_ps(thn, fs_tanh_ps__avx2(_mm256_loadu_ps(nx)));
-    _mm256_storeu_ps(ex, fs_exp_ps__avx2(v));
+    vec8 v = V_LD(x);
+    V_ST(sg, V_SIGMOID(v));
+    V_ST(th, V_TANH(v));
+    V_ST(thn, V_TANH(V_LD(nx)));
+    V_ST(ex, V_EXP(v));
 
     for (int i = 0; i < 8; i++) {
         double xd = x[i];
@@ -167,10 +201,10 @@ static void check_nan(void)
             float x[8], sg[8], th[8], ex[8];
             memcpy(x, base, sizeof x);
             x[lane] = bits_to_float(nans[k]);
-            __m256 v = _mm256_loadu_ps(x);
-            _mm256_storeu_ps(sg, fs_sigmoid_ps__avx2(v));
-            _mm256_storeu_ps(th, fs_tanh_ps__avx2(v));
-            _mm256_storeu_ps(ex, fs_exp_ps__avx2(v));
+            vec8 v = V_LD(x);
+            V_ST(sg, V_SIGMOID(v));
+            V_ST(th, V_TANH(v));
+            V_ST(ex, V_EXP(v));
             for (int i = 0; i < 8; i++) {
                 if (i == lane) {
                     if (!isnan(sg[i])) fail("sigmoid(NaN) not NaN", x[i], sg[i]);
@@ -187,10 +221,10 @@ static void check_nan(void)
     }
 }
 
-static void check_exact(const char *what, __m256 (*f)(__m256), float x, float want)
+static void check_exact(const char *what, vec8 (*f)(vec8), float x, float want)
 {
     float out[8];
-    _mm256_storeu_ps(out, f(_mm256_set1_ps(x)));
+    V_ST(out, f(V_SET1(x)));
     for (int i = 0; i < 8; i++)
         if (float_to_bits(out[i]) != float_to_bits(want)) {
             fail(what, x, out[i]);
@@ -198,9 +232,9 @@ static void check_exact(const char *what, __m256 (*f)(__m256), float x, float wa
         }
 }
 
-static __m256 sig_fn(__m256 x) { return fs_sigmoid_ps__avx2(x); }
-static __m256 tanh_fn(__m256 x) { return fs_tanh_ps__avx2(x); }
-static __m256 exp_fn(__m256 x) { return fs_exp_ps__avx2(x); }
+static vec8 sig_fn(vec8 x) { return V_SIGMOID(x); }
+static vec8 tanh_fn(vec8 x) { return V_TANH(x); }
+static vec8 exp_fn(vec8 x) { return V_EXP(x); }
 
 static void check_specials(void)
 {
@@ -230,30 +264,32 @@ static void check_specials(void)
     {
         /* sigmoid(-FLT_MAX) need only be within the bound of 0. */
         float out[8];
-        _mm256_storeu_ps(out, fs_sigmoid_ps__avx2(_mm256_set1_ps(-FLT_MAX)));
+        V_ST(out, V_SIGMOID(V_SET1(-FLT_MAX)));
         if (!(out[0] >= 0.0f && out[0] <= ABS_BOUND))
             fail("sigmoid(-FLT_MAX) ~ 0", -FLT_MAX, out[0]);
     }
 }
 
+static int g_dense_step = 1; /* --quick: 13 */
+
 static void sweeps(void)
 {
     /* Dense uniform sweep of [-20, 20]: 4M + 1 points. */
     const long n_uniform = 4L << 20;
-    for (long i = 0; i <= n_uniform; i++)
+    for (long i = 0; i <= n_uniform; i += g_dense_step)
         push((float)(-20.0 + 40.0 * (double)i / (double)n_uniform));
     flush();
 
     /* Every float with 2^-6 <= |x| < 2, both signs (the region where the
      * functions bend and rounding matters most). */
-    for (uint32_t u = float_to_bits(0x1p-6f); u < float_to_bits(2.0f); u++) {
+    for (uint32_t u = float_to_bits(0x1p-6f); u < float_to_bits(2.0f); u += (uint32_t)g_dense_step) {
         push(bits_to_float(u));
         push(bits_to_float(u | 0x80000000u));
     }
     flush();
 
     /* A strided walk through every finite float of either sign, tiny to huge. */
-    for (uint32_t u = 0; u < 0x7f800000u; u += 101) {
+    for (uint32_t u = 0; u < 0x7f800000u; u += 101u * (uint32_t)g_dense_step) {
         push(bits_to_float(u));
         push(bits_to_float(u | 0x80000000u));
     }
@@ -290,13 +326,13 @@ static double bench_vec(int which)
         for (int r = 0; r < reps; r++) {
             if (which == 0)
                 for (int i = 0; i < BENCH_N; i += 8)
-                    _mm256_storeu_ps(b_out + i, fs_sigmoid_ps__avx2(_mm256_loadu_ps(b_in + i)));
+                    V_ST(b_out + i, V_SIGMOID(V_LD(b_in + i)));
             else if (which == 1)
                 for (int i = 0; i < BENCH_N; i += 8)
-                    _mm256_storeu_ps(b_out + i, fs_tanh_ps__avx2(_mm256_loadu_ps(b_in + i)));
+                    V_ST(b_out + i, V_TANH(V_LD(b_in + i)));
             else
                 for (int i = 0; i < BENCH_N; i += 8)
-                    _mm256_storeu_ps(b_out + i, fs_exp_ps__avx2(_mm256_loadu_ps(b_in + i)));
+                    V_ST(b_out + i, V_EXP(V_LD(b_in + i)));
             __asm__ volatile("" ::: "memory");
         }
         double dt = (now_ns() - t0) / ((double)reps * BENCH_N / 8);
@@ -310,19 +346,19 @@ static double bench_vec(int which)
 static double bench_latency(int which)
 {
     const int iters = 2000000;
-    __m256 v = _mm256_set1_ps(0.3f);
+    vec8 v = V_SET1(0.3f);
     double t0 = now_ns();
     for (int i = 0; i < iters; i++) {
         if (which == 0)
-            v = fs_sigmoid_ps__avx2(v);
+            v = V_SIGMOID(v);
         else if (which == 1)
-            v = fs_tanh_ps__avx2(_mm256_add_ps(v, _mm256_set1_ps(0.5f)));
+            v = V_TANH(V_ADD(v, V_SET1(0.5f)));
         else
-            v = fs_exp_ps__avx2(_mm256_mul_ps(v, _mm256_set1_ps(0.5f)));
+            v = V_EXP(V_MUL(v, V_SET1(0.5f)));
     }
     double dt = (now_ns() - t0) / iters;
     float sink[8];
-    _mm256_storeu_ps(sink, v);
+    V_ST(sink, v);
     __asm__ volatile("" ::"r"(sink[0]));
     return dt;
 }
@@ -356,7 +392,7 @@ static void bench(void)
     }
 }
 
-/* Everything that runs AVX2 code lives below main's CPU check. */
+/* Everything that runs the level's code lives below main's CPU check. */
 __attribute__((noinline)) static int run(int do_bench)
 {
     check_specials();
@@ -378,11 +414,16 @@ __attribute__((noinline)) static int run(int do_bench)
 
 int main(int argc, char **argv)
 {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
-        printf("skipped: no AVX2\n");
+    if (!CPU_HAS_LEVEL()) {
+        printf("skipped: no " LEVEL_NAME "\n");
         return 0;
     }
-    int do_bench = !(argc > 1 && strcmp(argv[1], "--no-bench") == 0);
+    int do_bench = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-bench") == 0)
+            do_bench = 0;
+        else if (strcmp(argv[i], "--quick") == 0)
+            g_dense_step = 13;
+    }
     return run(do_bench);
 }

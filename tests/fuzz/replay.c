@@ -2,7 +2,9 @@
  * (any compiler; ctest runs it over the seed corpus). Arguments: files or
  * directories (their regular files, one level). Exit status 0 when every input
  * ran; a crash is the failure this exists to catch. */
+#define _FILE_OFFSET_BITS 64 /* 32-bit targets: readdir / stat fail with EOVERFLOW on 64-bit inodes */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +48,24 @@ int main(int argc, char **argv) {
             continue;
         }
         DIR *d = opendir(argv[i]);
+        if (!d) {
+            fprintf(stderr, "replay: cannot open directory %s: %s\n", argv[i], strerror(errno));
+            failures++;
+            continue;
+        }
         struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
+        errno = 0;
+        while ((e = readdir(d)) != NULL) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
             if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) failures += replay_file(path), inputs++;
+            errno = 0;
         }
-        if (d) closedir(d);
+        if (errno != 0) {
+            fprintf(stderr, "replay: reading directory %s: %s\n", argv[i], strerror(errno));
+            failures++;
+        }
+        closedir(d);
     }
     printf("replay: %d inputs, %d unreadable\n", inputs, failures);
     return failures != 0 || inputs == 0;
