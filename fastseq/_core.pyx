@@ -29,7 +29,7 @@ PARAM_COUNT = c.FS_PARAM_COUNT
 PARAM_NAMES = tuple(c.fs_param_name(<c.fs_param>p).decode() for p in range(c.FS_PARAM_COUNT))
 CELL_NAMES = {cell: c.fs_cell_name(<c.fs_cell>cell).decode()
               for cell in range(c.FS_CELL_RNN_TANH, c.FS_CELL_FASTGRNN + 1)}
-ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_RELU + 1)}
+ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_HARD_TANH + 1)}
 # the gate roles' choices (fs_rnn_config.act holds 1 + these; 0: the role's usual one)
 ROLE_ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a
                     for a in range(c.FS_ACT_TANH, c.FS_ACT_HARD_TANH + 1)}

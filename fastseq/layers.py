@@ -587,11 +587,17 @@ class RNN(_Recurrent):
         self._adopt_acts(cfg)
 
 
+_FAST_ACTS_DOC = ("tanh, sigmoid, relu, hard_sigmoid (max(0, min(1, alpha x + beta)); EdgeML's "
+                  "quantSigm is alpha = beta = 0.5), softsign or hard_tanh (EdgeML's quantTanh)")
+
+
 class FastRNN(_Recurrent):
     __doc__ = _layer_doc(
         "EdgeML's FastRNN: h' = sigmoid(alpha) act(W x + U h + b) + sigmoid(beta) h.",
-        """    nonlinearity : {"tanh", "sigmoid", "relu"}
-        act.
+        f"""    nonlinearity : str
+        act: {_FAST_ACTS_DOC}.
+    nonlinearity_alpha, nonlinearity_beta : float, optional
+        hard_sigmoid's alpha and beta (default 0.2, 0.5); None for the other functions.
     w_rank, u_rank : int, optional
         Keep W = W_b W_a and U = U_b U_a factored at these ranks (fewer FLOPs).
     alpha_init, beta_init : float
@@ -601,32 +607,39 @@ class FastRNN(_Recurrent):
     _cell = _core.CELL_FASTRNN
     mode = "FastRNN"
     _renames = {"bias_update": "bias"}
-    _DEFAULTS = {"nonlinearity": "tanh", "w_rank": None, "u_rank": None, "alpha_init": -3.0,
-                 "beta_init": 3.0}
+    _DEFAULTS = {"nonlinearity": "tanh", "nonlinearity_alpha": None, "nonlinearity_beta": None,
+                 "w_rank": None, "u_rank": None, "alpha_init": -3.0, "beta_init": 3.0}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, bidirectional: bool = False, *,
-                 nonlinearity: str = "tanh", w_rank: Optional[int] = None,
+                 nonlinearity: str = "tanh", nonlinearity_alpha: Optional[float] = None,
+                 nonlinearity_beta: Optional[float] = None, w_rank: Optional[int] = None,
                  u_rank: Optional[int] = None, alpha_init: float = -3.0, beta_init: float = 3.0,
                  seed: Optional[int] = None) -> None:
         self.nonlinearity = nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.alpha_init, self.beta_init = float(alpha_init), float(beta_init)
+        act = _activation("nonlinearity", nonlinearity)
+        params = _activations.fast_to_config(
+            {1: ("nonlinearity", nonlinearity, nonlinearity_alpha, nonlinearity_beta)})
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
-                         bidirectional, seed, update_act=_activation("nonlinearity", nonlinearity),
+                         bidirectional, seed, update_act=act,
                          w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
-                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True))
+                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True), **params)
+        self.nonlinearity_alpha, self.nonlinearity_beta = _activations.fast_from_config(params, 1, nonlinearity)
 
     def _scalar_init(self, name):
         return {"alpha": self.alpha_init, "beta": self.beta_init}[name]
 
     def _extra_config(self):
-        return {"nonlinearity": self.nonlinearity, "w_rank": self.w_rank, "u_rank": self.u_rank,
-                "alpha_init": self.alpha_init, "beta_init": self.beta_init}
+        return {"nonlinearity": self.nonlinearity, "nonlinearity_alpha": self.nonlinearity_alpha,
+                "nonlinearity_beta": self.nonlinearity_beta, "w_rank": self.w_rank,
+                "u_rank": self.u_rank, "alpha_init": self.alpha_init, "beta_init": self.beta_init}
 
     def _adopt(self, cfg):
         """Initialisers are not part of a model: a loaded layer reports the defaults."""
         self.nonlinearity = _act_name(cfg["update_act"])
+        self.nonlinearity_alpha, self.nonlinearity_beta = _activations.fast_from_config(cfg, 1, self.nonlinearity)
         self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self.alpha_init, self.beta_init = self._DEFAULTS["alpha_init"], self._DEFAULTS["beta_init"]
 
@@ -635,8 +648,11 @@ class FastGRNN(_Recurrent):
     __doc__ = _layer_doc(
         "EdgeML's FastGRNN: z = gate(W x + U h + b_g); h~ = update(W x + U h + b_u); "
         "h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~.",
-        """    gate_nonlinearity, update_nonlinearity : str
-        Activations of z and of h~.
+        f"""    gate_nonlinearity, update_nonlinearity : str
+        Activations of z and of h~: {_FAST_ACTS_DOC}.
+    gate_alpha, gate_beta, update_alpha, update_beta : float, optional
+        hard_sigmoid's alpha and beta for z and for h~ (default 0.2, 0.5); None for the
+        other functions.
     w_rank, u_rank : int, optional
         Keep W and U factored at these ranks.
     zeta_init, nu_init : float
@@ -645,36 +661,47 @@ class FastGRNN(_Recurrent):
 
     _cell = _core.CELL_FASTGRNN
     mode = "FastGRNN"
-    _DEFAULTS = {"gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh", "w_rank": None,
+    _DEFAULTS = {"gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh", "gate_alpha": None,
+                 "gate_beta": None, "update_alpha": None, "update_beta": None, "w_rank": None,
                  "u_rank": None, "zeta_init": 1.0, "nu_init": -4.0}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, bidirectional: bool = False, *,
                  gate_nonlinearity: str = "sigmoid", update_nonlinearity: str = "tanh",
+                 gate_alpha: Optional[float] = None, gate_beta: Optional[float] = None,
+                 update_alpha: Optional[float] = None, update_beta: Optional[float] = None,
                  w_rank: Optional[int] = None, u_rank: Optional[int] = None,
                  zeta_init: float = 1.0, nu_init: float = -4.0, seed: Optional[int] = None) -> None:
         self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.zeta_init, self.nu_init = float(zeta_init), float(nu_init)
+        gate = _activation("gate_nonlinearity", gate_nonlinearity)
+        update = _activation("update_nonlinearity", update_nonlinearity)
+        params = _activations.fast_to_config({0: ("gate", gate_nonlinearity, gate_alpha, gate_beta),
+                                              1: ("update", update_nonlinearity, update_alpha, update_beta)})
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
-                         bidirectional, seed,
-                         gate_act=_activation("gate_nonlinearity", gate_nonlinearity),
-                         update_act=_activation("update_nonlinearity", update_nonlinearity),
+                         bidirectional, seed, gate_act=gate, update_act=update,
                          w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
-                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True))
+                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True), **params)
+        self.gate_alpha, self.gate_beta = _activations.fast_from_config(params, 0, gate_nonlinearity)
+        self.update_alpha, self.update_beta = _activations.fast_from_config(params, 1, update_nonlinearity)
 
     def _scalar_init(self, name):
         return {"zeta": self.zeta_init, "nu": self.nu_init}[name]
 
     def _extra_config(self):
         return {"gate_nonlinearity": self.gate_nonlinearity,
-                "update_nonlinearity": self.update_nonlinearity, "w_rank": self.w_rank,
+                "update_nonlinearity": self.update_nonlinearity, "gate_alpha": self.gate_alpha,
+                "gate_beta": self.gate_beta, "update_alpha": self.update_alpha,
+                "update_beta": self.update_beta, "w_rank": self.w_rank,
                 "u_rank": self.u_rank, "zeta_init": self.zeta_init, "nu_init": self.nu_init}
 
     def _adopt(self, cfg):
         """Initialisers are not part of a model: a loaded layer reports the defaults."""
         self.gate_nonlinearity = _act_name(cfg["gate_act"])
         self.update_nonlinearity = _act_name(cfg["update_act"])
+        self.gate_alpha, self.gate_beta = _activations.fast_from_config(cfg, 0, self.gate_nonlinearity)
+        self.update_alpha, self.update_beta = _activations.fast_from_config(cfg, 1, self.update_nonlinearity)
         self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self.zeta_init, self.nu_init = self._DEFAULTS["zeta_init"], self._DEFAULTS["nu_init"]
 

@@ -227,7 +227,11 @@ typedef struct fsq_choice {
 } fsq_choice;
 
 static const fsq_choice RNN_ACTS[] = {{"tanh", 0}, {"relu", 1}, {NULL, 0}};
-static const fsq_choice ACTS[] = {{"tanh", FS_ACT_TANH}, {"sigmoid", FS_ACT_SIGMOID}, {"relu", FS_ACT_RELU}, {NULL, 0}};
+static const fsq_choice ACTS_V1[] = {{"tanh", FS_ACT_TANH}, {"sigmoid", FS_ACT_SIGMOID}, {"relu", FS_ACT_RELU}, {NULL, 0}};
+static const fsq_choice ACTS[] = {{"tanh", FS_ACT_TANH},         {"sigmoid", FS_ACT_SIGMOID},
+                                  {"relu", FS_ACT_RELU},         {"hard_sigmoid", FS_ACT_HARD_SIGMOID},
+                                  {"softsign", FS_ACT_SOFTSIGN}, {"hard_tanh", FS_ACT_HARD_TANH},
+                                  {NULL, 0}};
 /* fs_rnn_config.act: 1 + fs_act */
 static const fsq_choice ROLE_ACTS[] = {{"tanh", 1 + FS_ACT_TANH}, {"sigmoid", 1 + FS_ACT_SIGMOID},
                                        {"relu", 1 + FS_ACT_RELU}, {"hard_sigmoid", 1 + FS_ACT_HARD_SIGMOID},
@@ -268,9 +272,9 @@ static const fsq_key KEYS_V1[] = {
     {"peephole", K_LSTM, V_INT, OFF(cfg.peephole), 0, 1, 0, 0, 0, NULL},
     {"coupled", K_LSTM, V_INT, OFF(cfg.coupled), 0, 1, 0, 0, 0, NULL},
     {"reset_after", K_GRU, V_INT, OFF(reset_after), 0, 1, 1, 0, 0, NULL},
-    {"nonlinearity", K_FASTRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
-    {"update_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
-    {"gate_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_SIGMOID, 0, 0, ACTS},
+    {"nonlinearity", K_FASTRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS_V1},
+    {"update_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS_V1},
+    {"gate_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_SIGMOID, 0, 0, ACTS_V1},
     {"w_rank", K_FAST, V_INT, OFF(cfg.w_rank), 0, INT32_MAX, 0, 0, 1, NULL},
     {"u_rank", K_FAST, V_INT, OFF(cfg.u_rank), 0, INT32_MAX, 0, 0, 1, NULL},
     {"alpha_init", K_FASTRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},

@@ -229,8 +229,7 @@ const fs_cell_train *fs__cell_train(const fs_rnn *m) {
 fs_cell_params fs__cell_params(const fs_rnn *m, const fs_rnn_unit *u) {
     const fs_rnn_config *c = &m->cfg;
     const fs_cell_params cp = {
-        .relu = c->cell == FS_CELL_RNN_RELU, .coupled = c->coupled, .update_act = c->update_act,
-        .gate_act = c->gate_act, .pi = u->vec[FS_VEC_PI], .pf = u->vec[FS_VEC_PF], .po = u->vec[FS_VEC_PO],
+        .relu = c->cell == FS_CELL_RNN_RELU, .coupled = c->coupled, .pi = u->vec[FS_VEC_PI], .pf = u->vec[FS_VEC_PF], .po = u->vec[FS_VEC_PO],
         .bg = u->vec[FS_VEC_BIAS_GATE], .bu = u->vec[FS_VEC_BIAS_UPDATE], .whn = u->w_hn_packed,
         .a = u->coef[0], .b = u->coef[1], .acts = &m->acts,
     };

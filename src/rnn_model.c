@@ -27,17 +27,29 @@ static fs_status check_flag(const char *name, int32_t v, int allowed, const char
     return FS_OK;
 }
 
+/* The fs_act of role r as the config gives it: act[r] - 1 for RNN, LSTM, GRU
+ * (-1: the usual one); FastRNN / FastGRNN: role f gate_act (FastGRNN), role g
+ * update_act; -2 where the cell has no such role. */
+static int config_act(const fs_rnn_config *c, int r) {
+    const int roles = c->cell == FS_CELL_LSTM ? 3 : c->cell == FS_CELL_GRU ? 2 : 1;
+    if (c->cell == FS_CELL_FASTGRNN) return r == FS_ROLE_F ? c->gate_act : r == FS_ROLE_G ? c->update_act : -2;
+    if (c->cell == FS_CELL_FASTRNN) return r == FS_ROLE_G ? c->update_act : -2;
+    return r < roles ? c->act[r] - 1 : -2;
+}
+
 /* The gate activations, their parameters and clip (fs_rnn_config.act ...). */
 static fs_status check_acts(const fs_rnn_config *c, int fast) {
-    const int roles = c->cell == FS_CELL_LSTM ? 3 : c->cell == FS_CELL_GRU ? 2 : 1;
     static const char *const role_names[3] = {"f", "g", "h"};
     for (int r = 0; r < 3; r++) {
         const int32_t a = c->act[r];
-        const int used = !fast && r < roles;
+        const int used = !fast && config_act(c, r) != -2;
         if (a < 0 || a > 1 + FS_ACT_HARD_TANH || (a && !used))
             return fs__fail(FS_ERR_INVALID_ARG, "act[%d] (role %s): expected 0%s, got %d", r, role_names[r],
-                            used ? " or 1 + an fs_act (1..6)" : " (this cell has no such role)", (int)a);
-        const int params = a == 1 + FS_ACT_HARD_SIGMOID;
+                            used   ? " or 1 + an fs_act (1..6)"
+                            : fast ? " (FastRNN / FastGRNN take gate_act, update_act)"
+                                   : " (this cell has no such role)",
+                            (int)a);
+        const int params = config_act(c, r) == FS_ACT_HARD_SIGMOID;
         const struct { const char *name; float v; } ab[2] = {{"act_alpha", c->act_alpha[r]}, {"act_beta", c->act_beta[r]}};
         for (int i = 0; i < 2; i++)
             if (!isfinite(ab[i].v) || (ab[i].v != 0.0f && !params))
@@ -72,7 +84,8 @@ static fs_status check_config(const fs_rnn_config *c) {
         return fs__fail(FS_ERR_INVALID_ARG, "proj_size: expected 0, or 1..%d for an LSTM, got %d",
                         (int)c->hidden_size - 1, (int)c->proj_size);
     const struct { const char *name; int32_t v; int max; } nums[] = {
-        {"update_act", c->update_act, 2}, {"gate_act", c->gate_act, c->cell == FS_CELL_FASTGRNN ? 2 : 0},
+        {"update_act", c->update_act, FS_ACT_HARD_TANH},
+        {"gate_act", c->gate_act, c->cell == FS_CELL_FASTGRNN ? FS_ACT_HARD_TANH : 0},
         {"w_rank", c->w_rank, INT32_MAX}, {"u_rank", c->u_rank, INT32_MAX}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (nums[i].v < 0 || nums[i].v > nums[i].max || (nums[i].v && !fast))
@@ -116,20 +129,23 @@ static int param_dims(const fs_rnn *m, size_t in, fs_param p, size_t *rows, size
 }
 
 /* The activation of each role, defaults filled in; custom_acts says whether
- * any differs from the cell's usual ones (then the kernels' *_act slots run). */
+ * any differs from the cell's usual ones (then the kernels' *_act slots run).
+ * FastRNN / FastGRNN always run their own kernels on these (roles f, g). */
 static void resolve_acts(const fs_rnn_config *c, fs_rnn *m) {
+    const int fast = is_fast(c->cell);
     const int usual[3] = {c->cell == FS_CELL_RNN_RELU ? FS_ACT_RELU : c->cell == FS_CELL_RNN_TANH ? FS_ACT_TANH
                                                                                                  : FS_ACT_SIGMOID,
                           FS_ACT_TANH, FS_ACT_TANH};
     m->custom_acts = c->clip != 0.0f;
     m->acts.clip = c->clip;
     for (int r = 0; r < 3; r++) {
-        const int kind = c->act[r] ? c->act[r] - 1 : usual[r];
+        const int given = config_act(c, r);
+        const int kind = given >= 0 ? given : usual[r];
         const int hard = kind == FS_ACT_HARD_SIGMOID;
         m->acts.kind[r] = kind;
         m->acts.alpha[r] = hard && c->act_alpha[r] == 0.0f ? 0.2f : c->act_alpha[r];
         m->acts.beta[r] = hard && c->act_beta[r] == 0.0f ? 0.5f : c->act_beta[r];
-        if (kind != usual[r]) m->custom_acts = 1;
+        if (kind != usual[r] && !fast) m->custom_acts = 1;
     }
 }
 

@@ -131,6 +131,8 @@ CASES = {
     "fastgrnn_lowrank": (lambda: fastseq.FastGRNN(6, 16, w_rank=3, u_rank=4, seed=5), 2, 13),
     "lstm_gate_acts_clip": (lambda: fastseq.LSTM(5, 12, seed=6, activations=("hard_sigmoid", "softsign", "hard_tanh"),
                                                  activation_alpha=(1 / 6, None, None), clip=1.5), 2, 9),
+    "fastgrnn_edgeml_quant": (lambda: fastseq.FastGRNN(6, 16, gate_nonlinearity="hard_sigmoid", gate_alpha=0.5,
+                                                       gate_beta=0.5, update_nonlinearity="hard_tanh", seed=8), 2, 9),
     "gru_reset_before_gate_acts": (lambda: fastseq.GRU(3, 10, reset_after=False, seed=7,
                                                        activations=("hard_sigmoid", "relu"), clip=2.0), 1, 8),
 }

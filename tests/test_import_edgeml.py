@@ -64,7 +64,7 @@ SIZES = [(5, 9), (8, 8)]   # I != H, and I == H, where the two layouts have the 
 
 
 @pytest.mark.parametrize("I,H", SIZES)
-@pytest.mark.parametrize("update", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("update", ["tanh", "sigmoid", "relu", "quantTanh", "quantSigm", "quantSigm4"])
 @pytest.mark.parametrize("w_rank,u_rank", [(None, None), (3, 4)])
 def test_fastrnn_cell(I, H, update, w_rank, u_rank):
     cell = perturb(rnn.FastRNNCell(I, H, update_nonlinearity=update, wRank=w_rank, uRank=u_rank), 1)
@@ -75,7 +75,10 @@ def test_fastrnn_cell(I, H, update, w_rank, u_rank):
 
 
 GRNN_NONLIN = [("sigmoid", "tanh"), ("tanh", "sigmoid"), ("relu", "tanh"), ("sigmoid", "relu"),
-               ("tanh", "tanh")]
+               ("tanh", "tanh"), ("quantSigm", "quantTanh"), ("quantSigm4", "quantSigm"),
+               ("sigmoid", "quantTanh"), ("quantTanh", "quantSigm4")]
+# EdgeML's names as fastseq's (the layer reports its own)
+FASTSEQ_NAME = {"quantTanh": "hard_tanh", "quantSigm": "hard_sigmoid", "quantSigm4": "hard_sigmoid"}
 
 
 @pytest.mark.parametrize("I,H", SIZES)
@@ -86,7 +89,8 @@ def test_fastgrnn_cell(I, H, gate, update, w_rank, u_rank):
     perturb(cell, 2, gate_shift=1.5 if gate == "relu" else 0.0)   # a relu gate above 1 grows h
     layer = fastseq.from_edgeml(cell)
     assert type(layer) is fastseq.FastGRNN
-    assert (layer.gate_nonlinearity, layer.update_nonlinearity) == (gate, update)
+    assert (layer.gate_nonlinearity, layer.update_nonlinearity) == (FASTSEQ_NAME.get(gate, gate),
+                                                                    FASTSEQ_NAME.get(update, update))
     x = inputs(I, False)
     close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
 
@@ -168,10 +172,8 @@ def test_what_fastseq_cannot_run_yet_is_a_clear_error():
         fastseq.from_edgeml(rnn.UGRNNLRCell(4, 6))
     with pytest.raises(ValueError, match="UGRNNLR"):
         fastseq.from_edgeml(rnn.UGRNN(4, 6))
-    with pytest.raises(ValueError, match="'quantTanh': fastseq has no such activation"):
-        fastseq.from_edgeml(rnn.FastGRNNCell(4, 6, update_nonlinearity="quantTanh"))
-    with pytest.raises(ValueError, match="'quantSigm'"):
-        fastseq.from_edgeml(rnn.FastRNNCell(4, 6, update_nonlinearity="quantSigm"))
+    with pytest.raises(ValueError, match="update_nonlinearity: expected one of .*quantSigm4.* got <built-in"):
+        fastseq.from_edgeml(rnn.FastGRNNCell(4, 6, update_nonlinearity=torch.sin))
     with pytest.raises(ValueError, match="low-rank.*no fastseq form"):
         fastseq.from_edgeml(rnn.LSTMLRCell(4, 6, wRank=2))
     with pytest.raises(ValueError, match="GRULR gate_nonlinearity: expected one of"):
@@ -203,3 +205,58 @@ def test_convert_command_takes_edgeml_state_dicts_and_trusted_pickles(tmp_path, 
     assert main(["convert", str(tmp_path / "wrapper.pt"), str(tmp_path / "w.fsq"), "--trust-pickle"]) == 0
     x = inputs(5, True)
     close(fastseq.load(tmp_path / "w.fsq")(x)[0], run_edgeml(wrapper, x, True))
+
+
+@pytest.mark.parametrize("make", [lambda: rnn.FastGRNN(5, 9, gate_nonlinearity="quantSigm4",
+                                                       update_nonlinearity="quantTanh", uRank=3),
+                                  # (EdgeML's FastRNN wrapper passes its cell an argument it refuses)
+                                  lambda: rnn.BaseRNN(rnn.FastRNNCell(5, 9, update_nonlinearity="quantSigm",
+                                                                      wRank=2), batch_first=True)])
+def test_quant_activations_survive_save_load_and_streaming(tmp_path, make):
+    wrapper = perturb(make(), 12)
+    x = 2.0 * inputs(5, True)   # into the clamps' flat parts
+    ref = run_edgeml(wrapper, x, True)
+    layer = fastseq.from_edgeml(wrapper)
+    fastseq.save(layer, tmp_path / "q.fsq")
+    loaded = fastseq.load(tmp_path / "q.fsq")
+    assert loaded.config() == layer.config() | {k: v for k, v in loaded.config().items() if k.endswith("_init")}
+    close(loaded(x)[0], ref)
+    stream = loaded.stream(batch=x.shape[0])
+    steps = np.stack([stream.step(x[:, t]) for t in range(x.shape[1])], axis=1)
+    close(steps, ref)
+
+
+@pytest.mark.parametrize("kind, gate, update", [("FastGRNN", "quantSigm", "quantTanh"),
+                                                ("FastGRNN", "quantTanh", "quantSigm4"),
+                                                ("FastRNN", None, "quantSigm"), ("FastRNN", None, "quantTanh")])
+def test_quant_activation_gradients_match_edgeml_autograd(each_isa, kind, gate, update):
+    """fastseq's backward through quantTanh / quantSigm against torch autograd on EdgeML's
+    own cell: the input, h0, the biases, the scalars and the full-rank matrices.
+    Bound: test_backward_cells.py's (1e-4 of the largest |gradient|, or 1e-5)."""
+    I, H, T, B = 5, 9, 12, 3
+    if kind == "FastGRNN":
+        cell = perturb(rnn.FastGRNNCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update), 13)
+        names = {"W": "weight_ih_l0", "U": "weight_hh_l0", "bias_gate": "bias_gate_l0",
+                 "bias_update": "bias_update_l0", "zeta": "zeta_l0", "nu": "nu_l0"}
+        layout = lambda m: m                    # noqa: E731  (torch layout: W [H, I])
+    else:
+        cell = perturb(rnn.FastRNNCell(I, H, update_nonlinearity=update), 14)
+        names = {"W": "weight_ih_l0", "U": "weight_hh_l0", "bias_update": "bias_l0", "alpha": "alpha_l0",
+                 "beta": "beta_l0"}
+        layout = lambda m: m.T                  # noqa: E731  (row layout: W [I, H])
+    gen = torch.Generator().manual_seed(15)
+    x = (1.5 * torch.randn(T, B, I, generator=gen)).requires_grad_(True)
+    h0 = torch.randn(B, H, generator=gen).requires_grad_(True)
+    y = rnn.BaseRNN(cell, batch_first=False)(x, h0)
+    gy = torch.randn(y.shape, generator=gen)
+    (y * gy).sum().backward()
+    layer = fastseq.from_edgeml(cell)
+    wanted = [("input", x.grad), ("hx", h0.grad[None])]
+    wanted += [(names[k], layout(p.grad) if p.grad.ndim == 2 and k in ("W", "U") else p.grad.reshape(-1))
+               for k, p in cell.named_parameters()]
+    for isa in each_isa():
+        got = layer.backward(x.detach().numpy(), gy.numpy(), hx=h0.detach().numpy()[None])
+        for key, want in wanted:
+            want = want.detach().numpy()
+            err, scale = float(np.abs(got[key] - want).max()), float(np.abs(want).max())
+            assert err <= max(1e-4 * scale, 1e-5), f"{isa} {key}: max abs err {err:.3g}, scale {scale:.3g}"

@@ -31,6 +31,9 @@ CASES = {
     "fastrnn_lowrank": lambda: fastseq.FastRNN(4, 6, w_rank=2, u_rank=3, nonlinearity="sigmoid",
                                               alpha_init=0.1, seed=9),
     "fastgrnn_2layer": lambda: fastseq.FastGRNN(4, 6, num_layers=2, gate_nonlinearity="relu", seed=10),
+    "fastgrnn_quant": lambda: fastseq.FastGRNN(4, 6, gate_nonlinearity="hard_sigmoid", gate_alpha=0.25,
+                                               update_nonlinearity="softsign", u_rank=2, seed=11),
+    "fastrnn_hard_tanh": lambda: fastseq.FastRNN(4, 6, nonlinearity="hard_tanh", seed=12),
 }
 
 

@@ -21,18 +21,16 @@ _CELL_CLASSES = {"FastRNNCell": ("FastRNN", "row"), "FastGRNNCell": ("FastGRNN",
                  "UGRNNLRCell": ("UGRNNLR", "row")}
 _KINDS = ("FastRNN", "FastGRNN", "LSTMLR", "GRULR", "UGRNNLR")
 _LAYOUTS = ("row", "torch")
-_ACTIVATIONS = ("tanh", "sigmoid", "relu")
 # key prefixes of the cell inside EdgeML's wrappers (FastGRNN, ...) and BaseRNN
 _PREFIXES = ("unrollRNN._RNNCell.", "_RNNCell.", "cell.")
 
 
 def _not_yet(what):
-    return (f"{what}: fastseq has no such {'cell' if what.endswith('LR') else 'activation'} yet "
-            "(it needs a new C kernel); supported: FastRNN, FastGRNN with tanh, sigmoid or relu, "
-            "and full-rank LSTMLR / GRULR with those or quantTanh, quantSigm, quantSigm4")
+    return (f"{what}: fastseq has no such cell yet (it needs a new C kernel); supported: FastRNN, "
+            "FastGRNN (full or low rank) and full-rank LSTMLR / GRULR, with every EdgeML nonlinearity")
 
 
-# EdgeML's activations as fastseq gate activations (name, alpha, beta), per
+# EdgeML's activations as fastseq activations (name, alpha, beta), per
 # edgeml_pytorch.graph.rnn.gen_nonlinearity: quantTanh clamps x to [-1, 1],
 # quantSigm clamps (x + 1) / 2 and quantSigm4 (x + 2) / 4 to [0, 1]
 _GATE_ACTS = {"tanh": ("tanh", None, None), "sigmoid": ("sigmoid", None, None), "relu": ("relu", None, None),
@@ -41,11 +39,11 @@ _GATE_ACTS = {"tanh": ("tanh", None, None), "sigmoid": ("sigmoid", None, None), 
 
 
 def _activation(name, role):
-    if callable(name) or name not in _ACTIVATIONS:
-        if name in ("quantTanh", "quantSigm", "quantSigm4"):
-            raise ValueError(_not_yet(f"{role} {name!r}"))
-        raise ValueError(f"{role}: expected one of {list(_ACTIVATIONS)}, got {name!r}")
-    return name
+    """fastseq's (name, alpha, beta) for EdgeML's nonlinearity `name`."""
+    if callable(name) or name not in _GATE_ACTS:
+        raise ValueError(f"{role}: expected one of {list(_GATE_ACTS)} (EdgeML's own; a callable has "
+                         f"no fastseq form), got {name!r}")
+    return _GATE_ACTS[name]
 
 
 def _kind_name(cell):
@@ -162,13 +160,16 @@ def _fast_layer(kind, sd, layout, gate, update, batch_first):
         ours["weight_hh_l0"] = u
     else:
         ours["weight_hh_a_l0"], ours["weight_hh_b_l0"] = ua, ub
+    u_name, u_alpha, u_beta = _activation(update, "update_nonlinearity")
     if kind == "FastRNN":
-        layer = layers.FastRNN(in_size, hidden, nonlinearity=_activation(update, "update_nonlinearity"), **common)
+        layer = layers.FastRNN(in_size, hidden, nonlinearity=u_name, nonlinearity_alpha=u_alpha,
+                               nonlinearity_beta=u_beta, **common)
         ours["bias_l0"] = sd["bias_update"].reshape(-1)
         scalars = ("alpha", "beta")
     else:
-        layer = layers.FastGRNN(in_size, hidden, gate_nonlinearity=_activation(gate, "gate_nonlinearity"),
-                                update_nonlinearity=_activation(update, "update_nonlinearity"), **common)
+        g_name, g_alpha, g_beta = _activation(gate, "gate_nonlinearity")
+        layer = layers.FastGRNN(in_size, hidden, gate_nonlinearity=g_name, gate_alpha=g_alpha, gate_beta=g_beta,
+                                update_nonlinearity=u_name, update_alpha=u_alpha, update_beta=u_beta, **common)
         ours["bias_update_l0"] = sd["bias_update"].reshape(-1)
         ours["bias_gate_l0"] = sd["bias_gate"].reshape(-1)
         scalars = ("zeta", "nu")
@@ -183,11 +184,10 @@ def _gated_layer(kind, sd, gate, update, batch_first):
     if "W" in sd or "U" in sd:
         raise ValueError(f"{kind}: low-rank factors (W, U shared by the gates) have no fastseq form: "
                          "fastseq's LSTM and GRU keep full-rank weights only; train with wRank=uRank=None")
-    for role, name in (("gate_nonlinearity", gate), ("update_nonlinearity", update)):
-        if callable(name) or name not in _GATE_ACTS:
-            raise ValueError(f"{kind} {role}: expected one of {list(_GATE_ACTS)}, got {name!r}")
+    gate_act = _activation(gate, f"{kind} gate_nonlinearity")
+    update_act = _activation(update, f"{kind} update_nonlinearity")
     # gate: LSTM i, f, o / GRU r, z (ONNX role f); update: the candidate and an LSTM's cell output
-    roles = [_GATE_ACTS[gate], _GATE_ACTS[update]] + ([_GATE_ACTS[update]] if kind == "LSTMLR" else [])
+    roles = [gate_act, update_act] + ([update_act] if kind == "LSTMLR" else [])
     acts = dict(activations=tuple(r[0] for r in roles), activation_alpha=tuple(r[1] for r in roles),
                 activation_beta=tuple(r[2] for r in roles))
     # EdgeML's gate order -> torch's (LSTM i, f, g, o; GRU r, z, n)
@@ -227,7 +227,8 @@ def from_edgeml(source, *, cell=None, layout=None, gate_nonlinearity=None, updat
         W [hid, in]: edgeml-pytorch 0.3.0's FastGRNNCell). Needed when the shapes cannot
         tell (every matrix square). A module's class says it; giving it then is an error.
     gate_nonlinearity, update_nonlinearity : str, optional
-        For a state_dict: "tanh", "sigmoid" or "relu" (default EdgeML's: sigmoid, tanh).
+        For a state_dict: one of EdgeML's "tanh", "sigmoid", "relu", "quantTanh", "quantSigm",
+        "quantSigm4" (default EdgeML's: sigmoid, tanh).
         A module's own are read from it; giving them then is an error.
     batch_first : bool, optional
         Input layout of the fastseq layer; default: a wrapper's or BaseRNN's own (EdgeML's
@@ -242,8 +243,8 @@ def from_edgeml(source, *, cell=None, layout=None, gate_nonlinearity=None, updat
     Raises
     ------
     ValueError
-        Unknown keys or shapes, an ambiguous layout, or what fastseq cannot run yet:
-        `UGRNNLRCell`, `quantTanh` / `quantSigm`, low-rank LSTMLR / GRULR.
+        Unknown keys or shapes, an ambiguous layout, a callable nonlinearity, or what
+        fastseq cannot run yet: `UGRNNLRCell`, low-rank LSTMLR / GRULR.
     """
     if hasattr(source, "state_dict") and hasattr(source, "named_modules"):
         given = {"layout": layout, "gate_nonlinearity": gate_nonlinearity,

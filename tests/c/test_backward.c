@@ -193,6 +193,11 @@ int main(void) {
             {"FastGRNN", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_SIGMOID}},
             {"FastGRNN low rank", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_SIGMOID, .w_rank = 3, .u_rank = 2}},
             {"FastGRNN tanh gate", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_TANH, .update_act = FS_ACT_SIGMOID, .u_rank = 4}},
+            {"FastRNN softsign", {FS_CELL_FASTRNN, .update_act = FS_ACT_SOFTSIGN, .w_rank = 2}},
+            /* EdgeML's quantSigm gate, quantTanh update */
+            {"FastGRNN quant", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_HARD_SIGMOID, .update_act = FS_ACT_HARD_TANH,
+                                .act_alpha = {0.5f, 0, 0}, .act_beta = {0.5f, 0, 0}}},
+            {"FastRNN hard_sigmoid", {FS_CELL_FASTRNN, .update_act = FS_ACT_HARD_SIGMOID, .act_alpha = {0, 0.25f, 0}}},
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             g_where = cases[c].name;

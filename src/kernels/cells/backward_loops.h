@@ -8,6 +8,8 @@
 #ifndef FS_SUFFIX
 #error "define FS_SUFFIX before including backward_loops.h"
 #endif
+#include "act.h"
+
 #define FS_CAT2(a, b) a##b
 #define FS_CAT(a, b) FS_CAT2(a, b)
 #define FS_NAME(n) FS_CAT(n, FS_SUFFIX)
@@ -127,23 +129,18 @@ static void FS_NAME(gru_rb_backward)(size_t H, const fs_cell_params *cp, const f
     }
 }
 
-/* d act / d pre from the activation's output y (fs_act). */
-static inline float FS_NAME(dact)(int kind, float y) {
-    return kind == FS_ACT_SIGMOID ? y * (1.0f - y) : kind == FS_ACT_RELU ? (y > 0.0f ? 1.0f : 0.0f)
-                                                                         : 1.0f - y * y;
-}
 
 /* FastRNN: act = h~; extra = d bias, d alpha, d beta. */
 static void FS_NAME(fastrnn_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
         const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
         float *restrict dgx, float *dgh, float *restrict extra, float *work) {
     (void)c_prev, (void)dc, (void)dgh, (void)work;
-    const int kind = cp->update_act;
-    const float a = cp->a, b = cp->b;
+    const int kind = cp->acts->kind[FS_ROLE_G];
+    const float slope = cp->acts->alpha[FS_ROLE_G], a = cp->a, b = cp->b;
     float sa = 0.0f, sb = 0.0f;
     for (size_t j = 0; j < H; j++) {
         const float d = dh[j], ht = act[j];
-        const float dp = d * a * FS_NAME(dact)(kind, ht);
+        const float dp = d * a * fs__dact(kind, slope, ht);
         dgx[j] = dp;
         extra[j] += dp;
         sa += d * ht;
@@ -159,13 +156,14 @@ static void FS_NAME(fastgrnn_backward)(size_t H, const fs_cell_params *cp, const
         const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
         float *restrict dgx, float *dgh, float *restrict extra, float *work) {
     (void)c_prev, (void)dc, (void)dgh, (void)work;
-    const int gk = cp->gate_act, uk = cp->update_act;
+    const int gk = cp->acts->kind[FS_ROLE_F], uk = cp->acts->kind[FS_ROLE_G];
+    const float gs = cp->acts->alpha[FS_ROLE_F], us = cp->acts->alpha[FS_ROLE_G];
     const float ze = cp->a, nu = cp->b;
     float sz = 0.0f, sn = 0.0f;
     for (size_t j = 0; j < H; j++) {
         const float d = dh[j], z = act[j], u = act[H + j];
-        const float dzp = d * (h_prev[j] - ze * u) * FS_NAME(dact)(gk, z);
-        const float dup = d * (ze * (1.0f - z) + nu) * FS_NAME(dact)(uk, u);
+        const float dzp = d * (h_prev[j] - ze * u) * fs__dact(gk, gs, z);
+        const float dup = d * (ze * (1.0f - z) + nu) * fs__dact(uk, us, u);
         dgx[j] = dzp + dup;
         extra[j] += dzp;
         extra[H + j] += dup;

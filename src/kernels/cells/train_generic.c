@@ -90,16 +90,19 @@ static void gru_rb_record(size_t H, const fs_cell_params *cp, const float *gx, c
 static void fastrnn_record(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
                            const float *hn, const float *h, const float *c, float *act) {
     (void)hn, (void)h, (void)c;
-    for (size_t j = 0; j < H; j++) act[j] = actf(cp->update_act, gx[j] + acc[j]);
+    const fs_acts *a = cp->acts;
+    for (size_t j = 0; j < H; j++) act[j] = fs__act(a->kind[FS_ROLE_G], a->alpha[FS_ROLE_G], a->beta[FS_ROLE_G], gx[j] + acc[j]);
 }
 
 /* FastGRNN: act = z, h~. */
 static void fastgrnn_record(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
                             const float *hn, const float *h, const float *c, float *act) {
     (void)hn, (void)h, (void)c;
+    const fs_acts *a = cp->acts;
     for (size_t j = 0; j < H; j++) {
         const float pre = gx[j] + acc[j];
-        act[j] = actf(cp->gate_act, pre + cp->bg[j]), act[H + j] = actf(cp->update_act, pre + cp->bu[j]);
+        act[j] = fs__act(a->kind[FS_ROLE_F], a->alpha[FS_ROLE_F], a->beta[FS_ROLE_F], pre + cp->bg[j]);
+        act[H + j] = fs__act(a->kind[FS_ROLE_G], a->alpha[FS_ROLE_G], a->beta[FS_ROLE_G], pre + cp->bu[j]);
     }
 }
 
