@@ -23,6 +23,7 @@ from ._paths import get_include, get_library_dir
 from .cells import GRUCell, LSTMCell, RNNCell
 from .convert import from_checkpoint, from_edgeml, from_keras, from_onnx, from_torch
 from .layers import GRU, LSTM, RNN, FastGRNN, FastRNN
+from .layers import UGRNN
 from .io import load, save
 
 __version__ = "0.1.0"
@@ -30,7 +31,7 @@ __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN", "LSTMCell", "GRUCell", "RNNCell",
            "from_torch", "from_edgeml", "from_onnx", "from_keras", "from_checkpoint", "isa", "set_isa", "available_isas",
            "set_num_threads", "get_num_threads", "save", "load", "get_include", "get_library_dir",
-           "__version__"]
+           "__version__", "UGRNN"]
 
 _LAZY_SUBMODULES = {"train", "torch", "dask", "export_c", "cli"}
 

@@ -472,33 +472,39 @@ class LSTM(_Recurrent):
         Peephole connections (p_i, p_f on c; p_o on the new c).
     coupled : bool
         Coupled input-forget gate, f = 1 - i.
+    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks, W_a and U_a shared by
+        the gates (EdgeML's LSTMLR); u_rank not with proj_size.
 """, "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape\n    (5, 2, 8)", _GATE_ACTS_OPTIONS)
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
     _USUAL_ACTS = ("sigmoid", "tanh", "tanh")
-    _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
+    _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False, "w_rank": None, "u_rank": None}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, peephole: bool = False, coupled: bool = False,
+                 w_rank: Optional[int] = None, u_rank: Optional[int] = None,
                  seed: Optional[int] = None, activations: Optional[Sequence[str]] = None,
                  activation_alpha: Optional[Sequence[Optional[float]]] = None,
                  activation_beta: Optional[Sequence[Optional[float]]] = None,
                  clip: Optional[float] = None) -> None:
         self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
+        self.w_rank, self.u_rank = w_rank, u_rank
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, seed, proj_size=self.proj_size, peephole=self.peephole,
-                         coupled=self.coupled, **acts)
+                         coupled=self.coupled, **_ranks(w_rank, u_rank), **acts)
 
     def _extra_config(self):
         return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled,
-                **self._acts_config()}
+                **_rank_config(self), **self._acts_config()}
 
     def _adopt(self, cfg):
         self.proj_size, self.peephole, self.coupled = cfg["proj_size"], bool(cfg["peephole"]), bool(cfg["coupled"])
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self._adopt_acts(cfg)
 
     def _split_hx(self, hx):
@@ -520,30 +526,36 @@ class GRU(_Recurrent):
     reset_after : bool
         False: the reset-before form of Cho et al. (Keras ``reset_after=False``, ONNX
         ``linear_before_reset=0``).
+    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks, W_a and U_a shared by
+        the gates (EdgeML's GRULR); u_rank not with ``reset_after=False``.
 """, "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape\n    (1, 2, 8)", _GATE_ACTS_OPTIONS)
 
     _cell = _core.CELL_GRU
     mode = "GRU"
     _USUAL_ACTS = ("sigmoid", "tanh")
-    _DEFAULTS = {"reset_after": True}
+    _DEFAULTS = {"reset_after": True, "w_rank": None, "u_rank": None}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 reset_after: bool = True, seed: Optional[int] = None,
-                 activations: Optional[Sequence[str]] = None,
+                 reset_after: bool = True, w_rank: Optional[int] = None, u_rank: Optional[int] = None,
+                 seed: Optional[int] = None, activations: Optional[Sequence[str]] = None,
                  activation_alpha: Optional[Sequence[Optional[float]]] = None,
                  activation_beta: Optional[Sequence[Optional[float]]] = None,
                  clip: Optional[float] = None) -> None:
         self.reset_after = bool(reset_after)
+        self.w_rank, self.u_rank = w_rank, u_rank
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed, reset_before=not self.reset_after, **acts)
+                         bidirectional, seed, reset_before=not self.reset_after, **_ranks(w_rank, u_rank),
+                         **acts)
 
     def _extra_config(self):
-        return {"reset_after": self.reset_after, **self._acts_config()}
+        return {"reset_after": self.reset_after, **_rank_config(self), **self._acts_config()}
 
     def _adopt(self, cfg):
         self.reset_after = not cfg["reset_before"]
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self._adopt_acts(cfg)
 
 
@@ -624,8 +636,7 @@ class FastRNN(_Recurrent):
             {1: ("nonlinearity", nonlinearity, nonlinearity_alpha, nonlinearity_beta)})
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
                          bidirectional, seed, update_act=act,
-                         w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
-                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True), **params)
+                         **_ranks(w_rank, u_rank), **params)
         self.nonlinearity_alpha, self.nonlinearity_beta = _activations.fast_from_config(params, 1, nonlinearity)
 
     def _scalar_init(self, name):
@@ -681,8 +692,7 @@ class FastGRNN(_Recurrent):
                                               1: ("update", update_nonlinearity, update_alpha, update_beta)})
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
                          bidirectional, seed, gate_act=gate, update_act=update,
-                         w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
-                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True), **params)
+                         **_ranks(w_rank, u_rank), **params)
         self.gate_alpha, self.gate_beta = _activations.fast_from_config(params, 0, gate_nonlinearity)
         self.update_alpha, self.update_beta = _activations.fast_from_config(params, 1, update_nonlinearity)
 
@@ -706,6 +716,61 @@ class FastGRNN(_Recurrent):
         self.zeta_init, self.nu_init = self._DEFAULTS["zeta_init"], self._DEFAULTS["nu_init"]
 
 
+class UGRNN(_Recurrent):
+    __doc__ = _layer_doc(
+        "UGRNN (EdgeML's UGRNNLRCell), gate order z, c: z = f(W_z x + b_iz + U_z h + b_hz); "
+        "c = g(W_c x + b_ic + U_c h + b_hc); h' = z h + (1 - z) c. ``layer(x)`` returns "
+        "``output, h_n``; weights in torch's layout (``weight_ih`` [2H, I], ``bias_ih`` [2H], ...).",
+        """    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks, W_a and U_a shared by
+        the two gates (EdgeML's wRank, uRank).
+""", "fastseq.UGRNN(3, 8)(np.zeros((5, 1, 3), np.float32))[0].shape\n    (5, 1, 8)",
+        """    activations : sequence of str, optional
+        (f, g): the gate z and the candidate c (usual: "sigmoid", "tanh"); choices as
+        LSTM's, EdgeML's quantSigm is "hard_sigmoid" with alpha = beta = 0.5.
+    activation_alpha, activation_beta : sequence of float or None, optional
+        Per role, hard_sigmoid's alpha and beta (None: 0.2 and 0.5).
+    clip : None
+        UGRNN has no clip; anything but None is an error.
+""")
+
+    _cell = _core.CELL_UGRNN
+    mode = "UGRNN"
+    _USUAL_ACTS = ("sigmoid", "tanh")
+    _DEFAULTS = {"w_rank": None, "u_rank": None}
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, *,
+                 w_rank: Optional[int] = None, u_rank: Optional[int] = None, seed: Optional[int] = None,
+                 activations: Optional[Sequence[str]] = None,
+                 activation_alpha: Optional[Sequence[Optional[float]]] = None,
+                 activation_beta: Optional[Sequence[Optional[float]]] = None,
+                 clip: Optional[float] = None) -> None:
+        self.w_rank, self.u_rank = w_rank, u_rank
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
+                         bidirectional, seed, **_ranks(w_rank, u_rank), **acts)
+
+    def _extra_config(self):
+        return {**_rank_config(self), **self._acts_config()}
+
+    def _adopt(self, cfg):
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
+        self._adopt_acts(cfg)
+
+
+def _ranks(w_rank, u_rank):
+    """The fs_rnn_config fields of the low-rank options (None: full rank)."""
+    return {"w_rank": _positive("w_rank", w_rank or 0, allow_zero=True),
+            "u_rank": _positive("u_rank", u_rank or 0, allow_zero=True)}
+
+
+def _rank_config(layer):
+    """The low-rank options of an LSTM / GRU config(), only when set (a full-rank layer's
+    config stays torch's)."""
+    return {k: v for k, v in (("w_rank", layer.w_rank), ("u_rank", layer.u_rank)) if v is not None}
+
+
 def _act_name(value):
     return next(name for name, v in _core.ACTIVATIONS.items() if v == value)
 
@@ -714,5 +779,6 @@ def from_c_model(model, batch_first=False):
     """The fastseq layer that runs `model` (a fastseq._core.Model, e.g. from the C model
     loader), of the class its cell calls for."""
     classes = {_core.CELL_RNN_TANH: RNN, _core.CELL_RNN_RELU: RNN, _core.CELL_LSTM: LSTM,
-               _core.CELL_GRU: GRU, _core.CELL_FASTRNN: FastRNN, _core.CELL_FASTGRNN: FastGRNN}
+               _core.CELL_GRU: GRU, _core.CELL_FASTRNN: FastRNN, _core.CELL_FASTGRNN: FastGRNN,
+               _core.CELL_UGRNN: UGRNN}
     return classes[model.cell]._from_c_model(model, batch_first)

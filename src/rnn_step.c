@@ -97,6 +97,9 @@ static void cell_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t 
         else
             k->gru_cell(n, gx, ldgx, acc, hprev, ldh, hn, ldh);
         break;
+    case FS_CELL_UGRNN:
+        k->ugrnn_cell(n, &m->acts, gx, ldgx, acc, hprev, ldh, hn, ldh);
+        break;
     case FS_CELL_FASTRNN:
         k->fastrnn_cell(n, &m->acts, gx, ldgx, acc, hprev, ldh, hn, ldh, u->coef[0], u->coef[1]);
         break;

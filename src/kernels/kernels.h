@@ -42,7 +42,7 @@
 enum {
     FS_TRAIN_RNN, FS_TRAIN_LSTM, FS_TRAIN_GRU, FS_TRAIN_LSTM_EXT, FS_TRAIN_GRU_RB,
     FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN,
-    FS_TRAIN_RNN_ACT, FS_TRAIN_LSTM_ACT, FS_TRAIN_GRU_ACT, FS_TRAIN_GRU_RB_ACT, FS_TRAIN_KINDS
+    FS_TRAIN_RNN_ACT, FS_TRAIN_LSTM_ACT, FS_TRAIN_GRU_ACT, FS_TRAIN_GRU_RB_ACT, FS_TRAIN_UGRNN, FS_TRAIN_KINDS
 };
 
 /* The activations of a cell per role (fs_act_role): fs_act kinds with
@@ -121,6 +121,10 @@ typedef struct fs_kernels {
     void (*fastgrnn_cell)(size_t m, const fs_acts *acts, const float *gx, size_t ldgx,
                           const float *acc, const float *bg, const float *bu, const float *h_prev,
                           size_t ldhp, float *h, size_t ldh, float zeta, float nu);
+    /* UGRNN (gx, acc: [z, c] panels): z = f(gx + acc), c = g(gx + acc) (roles f, g of
+     * acts, no clip); h = z h_prev + (1 - z) c. Generic and AVX2. */
+    void (*ugrnn_cell)(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
+                       const float *h_prev, size_t ldhp, float *h, size_t ldh);
     /* The cells above with chosen activations (fs_acts; the cell's usual
      * ones take the slots above, and their fused batch-1 steps). Generic and
      * AVX2 (which the AVX-512 level keeps). */

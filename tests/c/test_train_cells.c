@@ -113,6 +113,7 @@ int main(void) {
         {"fastrnn_hard_sigmoid", FS_TRAIN_FASTRNN, 1, 1, 1, fhard},
         {"fastgrnn_quant", FS_TRAIN_FASTGRNN, 1, 1, 2, gquant},
         {"fastgrnn_softsign_hard_sigmoid", FS_TRAIN_FASTGRNN, 1, 1, 2, gqupd},
+        {"ugrnn", FS_TRAIN_UGRNN, 2, 2, 2, ftanh}, {"ugrnn_quant", FS_TRAIN_UGRNN, 2, 2, 2, gquant},
     };
     const fs_isa start = fs_active_isa();
     CHECK_STATUS(fs_set_isa(FS_ISA_GENERIC), FS_OK);

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fs_rnn_config cfg;
     memset(&cfg, 0, sizeof cfg);
     uint8_t cell = fz_u8(&b);
-    cfg.cell = (fs_cell)(cell < 0xF0 ? cell % 6 : (int32_t)cell - 0xF8); /* a few invalid kinds */
+    cfg.cell = (fs_cell)(cell < 0xF0 ? cell % 7 : (int32_t)cell - 0xF8); /* a few invalid kinds */
     cfg.input_size = fz_size(&b);
     cfg.hidden_size = fz_size(&b);
     cfg.num_layers = fz_size(&b);

@@ -145,6 +145,17 @@ static inline __m256 sum_ps(const float *p, const float *q) {
     return _mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q));
 }
 
+static void fs_ugrnn_cell__avx2(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
+                                const float *h_prev, size_t ldhp, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 2 * FS_NB;
+        const __m256 z = act_ps(acts, FS_ROLE_F, sum_ps(g, r), 0);
+        const __m256 c = act_ps(acts, FS_ROLE_G, sum_ps(g + FS_NB, r + FS_NB), 0);
+        /* z h + (1 - z) c  ==  c + z (h - c) */
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(z, _mm256_sub_ps(LD(h_prev + i * ldhp), c), c));
+    }
+}
+
 static void fs_rnn_cell_act__avx2(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
                                   const float *acc, float *h, size_t ldh) {
     for (size_t i = 0; i < m; i++)
@@ -223,4 +234,5 @@ void fs__cells_init_avx2(fs_kernels *k) {
     k->gru_n_cell = fs_gru_n_cell__avx2;
     k->fastrnn_cell = fs_fastrnn_cell__avx2;
     k->fastgrnn_cell = fs_fastgrnn_cell__avx2;
+    k->ugrnn_cell = fs_ugrnn_cell__avx2;
 }

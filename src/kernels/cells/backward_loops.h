@@ -175,6 +175,21 @@ static void FS_NAME(fastgrnn_backward)(size_t H, const fs_cell_params *cp, const
     extra[2 * H + 1] += sn * nu * (1.0f - nu);
 }
 
+/* UGRNN (z, c): act = z, c; h' = z h + (1 - z) c. */
+static void FS_NAME(ugrnn_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *dgh, float *extra, float *work) {
+    (void)c_prev, (void)dc, (void)dgh, (void)extra, (void)work;
+    const int gk = cp->acts->kind[FS_ROLE_F], uk = cp->acts->kind[FS_ROLE_G];
+    const float gs = cp->acts->alpha[FS_ROLE_F], us = cp->acts->alpha[FS_ROLE_G];
+    for (size_t j = 0; j < H; j++) {
+        const float d = dh[j], z = act[j], c = act[H + j];
+        dgx[j] = d * (h_prev[j] - c) * fs__dact(gk, gs, z);
+        dgx[H + j] = d * (1.0f - z) * fs__dact(uk, us, c);
+        dh[j] = d * z;
+    }
+}
+
 #undef FS_NAME
 #undef FS_ROUND8
 #undef FS_CAT

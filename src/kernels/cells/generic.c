@@ -90,6 +90,18 @@ static void fs_fastgrnn_cell__generic(size_t m, const fs_acts *a, const float *g
         }
 }
 
+static void fs_ugrnn_cell__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                                   const float *h_prev, size_t ldhp, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 2 * FS_NB;
+        for (int l = 0; l < FS_NB; l++) {
+            const float z = role_act(a, FS_ROLE_F, g[l] + r[l]);
+            const float c = role_act(a, FS_ROLE_G, g[FS_NB + l] + r[FS_NB + l]);
+            h[i * ldh + l] = z * h_prev[i * ldhp + l] + (1.0f - z) * c;
+        }
+    }
+}
+
 /* ---- the cells with chosen activations (fs_acts): roles f, g, h ---- */
 
 static void fs_rnn_cell_act__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
@@ -177,4 +189,5 @@ void fs__cells_init_generic(fs_kernels *k) {
     k->gru_n_cell = fs_gru_n_cell__generic;
     k->fastrnn_cell = fs_fastrnn_cell__generic;
     k->fastgrnn_cell = fs_fastgrnn_cell__generic;
+    k->ugrnn_cell = fs_ugrnn_cell__generic;
 }

@@ -151,13 +151,25 @@ static void fastgrnn_record__avx2(size_t H, const fs_cell_params *cp, const floa
     }
 }
 
+static void ugrnn_record__avx2(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
+                               const float *hn, const float *h, const float *c, float *act) {
+    (void)hn, (void)h, (void)c;
+    for (size_t j0 = 0; j0 < H; j0 += FS_NB) {
+        const size_t w = H - j0 < FS_NB ? H - j0 : FS_NB;
+        store_n(act + j0, role_ps(cp->acts, FS_ROLE_F, pre(gx, acc, j0 * 2)), w);
+        store_n(act + H + j0, role_ps(cp->acts, FS_ROLE_G, pre(gx, acc, j0 * 2 + FS_NB)), w);
+    }
+}
+
 void fs__train_cells_init_avx2(fs_kernels *k) {
     static const fs_cell_record_fn rec[FS_TRAIN_KINDS] = { /* NULL: the generic kernel stays */
         rnn_record__avx2, lstm_record__avx2, gru_record__avx2, lstm_ext_record__avx2,
-        gru_rb_record__avx2, fastrnn_record__avx2, fastgrnn_record__avx2};
+        gru_rb_record__avx2, fastrnn_record__avx2, fastgrnn_record__avx2,
+        [FS_TRAIN_UGRNN] = ugrnn_record__avx2};
     static const fs_cell_backward_fn bwd[FS_TRAIN_KINDS] = {
         rnn_backward__avx2, lstm_backward__avx2, gru_backward__avx2, lstm_ext_backward__avx2,
-        gru_rb_backward__avx2, fastrnn_backward__avx2, fastgrnn_backward__avx2};
+        gru_rb_backward__avx2, fastrnn_backward__avx2, fastgrnn_backward__avx2,
+        [FS_TRAIN_UGRNN] = ugrnn_backward__avx2};
     for (int i = 0; i < FS_TRAIN_KINDS; i++)
         if (rec[i]) k->cell_record[i] = rec[i], k->cell_backward[i] = bwd[i];
 }

@@ -106,6 +106,17 @@ static void fastgrnn_record(size_t H, const fs_cell_params *cp, const float *gx,
     }
 }
 
+/* UGRNN: act = z, c. */
+static void ugrnn_record(size_t H, const fs_cell_params *cp, const float *gx, const float *acc, const float *hn,
+                         const float *h, const float *c, float *act) {
+    (void)hn, (void)h, (void)c;
+    const fs_acts *a = cp->acts;
+    for (size_t j = 0; j < H; j++) {
+        act[j] = fs__act(a->kind[FS_ROLE_F], a->alpha[FS_ROLE_F], a->beta[FS_ROLE_F], gx[PK(j, 0, 2)] + acc[PK(j, 0, 2)]);
+        act[H + j] = fs__act(a->kind[FS_ROLE_G], a->alpha[FS_ROLE_G], a->beta[FS_ROLE_G], gx[PK(j, 1, 2)] + acc[PK(j, 1, 2)]);
+    }
+}
+
 /* ---- chosen activations (fs_acts): the record steps keep each activation's
  * derivative (0 where clip cut its input), the backward steps read them ---- */
 
@@ -261,10 +272,10 @@ static void gru_rb_act_backward(size_t H, const fs_cell_params *cp, const float 
 void fs__train_cells_init_generic(fs_kernels *k) {
     static const fs_cell_record_fn rec[FS_TRAIN_KINDS] = {
         rnn_record, lstm_record, gru_record, lstm_ext_record, gru_rb_record, fastrnn_record, fastgrnn_record,
-        rnn_act_record, lstm_act_record, gru_act_record, gru_rb_act_record};
+        rnn_act_record, lstm_act_record, gru_act_record, gru_rb_act_record, ugrnn_record};
     static const fs_cell_backward_fn bwd[FS_TRAIN_KINDS] = {
         rnn_backward__generic, lstm_backward__generic, gru_backward__generic, lstm_ext_backward__generic,
         gru_rb_backward__generic, fastrnn_backward__generic, fastgrnn_backward__generic,
-        rnn_act_backward, lstm_act_backward, gru_act_backward, gru_rb_act_backward};
+        rnn_act_backward, lstm_act_backward, gru_act_backward, gru_rb_act_backward, ugrnn_backward__generic};
     for (int i = 0; i < FS_TRAIN_KINDS; i++) k->cell_record[i] = rec[i], k->cell_backward[i] = bwd[i];
 }
