@@ -164,8 +164,9 @@ typedef enum fs_cell {
                               h' = z h + (1 - z) c; f, g: act roles f, g (sigmoid, tanh usual) */
 } fs_cell;
 
-/** Nonlinearities: FastRNN / FastGRNN (tanh, sigmoid, relu) and the gate
- * roles of RNN, LSTM, GRU (all). Values are stable. */
+/** Nonlinearities: FastRNN / FastGRNN (update_act, gate_act; hard_sigmoid's
+ * alpha, beta in act_alpha / act_beta at roles g / f) and the gate roles of
+ * RNN, LSTM, GRU, UGRNN. Values are stable. */
 typedef enum fs_act {
     FS_ACT_TANH = 0,
     FS_ACT_SIGMOID = 1,
@@ -193,15 +194,18 @@ typedef struct fs_rnn_config {
     int32_t peephole;       /* LSTM: 1 adds p_i, p_f (on c) and p_o (on the new c) */
     int32_t coupled;        /* LSTM: 1 couples the gates, f = 1 - i (weights hold i, g, o) */
     int32_t reset_before;   /* GRU: 1 gives n = tanh(W_in x + b_in + W_hn (r * h) + b_hn) */
-    int32_t update_act;     /* FastRNN / FastGRNN: fs_act of the update h~ (FS_ACT_TANH usual) */
-    int32_t gate_act;       /* FastGRNN: fs_act of the gate z (FS_ACT_SIGMOID usual) */
+    int32_t update_act;     /* FastRNN / FastGRNN: fs_act of the update h~ (FS_ACT_TANH usual;
+                               hard_sigmoid: act_alpha[1], act_beta[1]) */
+    int32_t gate_act;       /* FastGRNN: fs_act of the gate z (FS_ACT_SIGMOID usual;
+                               hard_sigmoid: act_alpha[0], act_beta[0]) */
     int32_t w_rank;         /* 0 full W, else W = W_b W_a of this rank (W_a shared by the gates) */
     int32_t u_rank;         /* 0 full U, else U = U_b U_a of this rank; not with proj_size or
                                a reset-before GRU */
-    /* RNN, LSTM, GRU activations per role (fs_act_role), stored as 1 + fs_act:
+    /* RNN, LSTM, GRU, UGRNN activations per role (fs_act_role), stored as 1 + fs_act:
      * 0 keeps the role's usual function (f sigmoid, g and h tanh; RNN f: the
      * cell's tanh or relu). act_alpha / act_beta: hard_sigmoid's alpha, beta
-     * for that role (0: ONNX's defaults 0.2, 0.5); must be 0 for the others. */
+     * for that role (0: ONNX's defaults 0.2, 0.5; FastRNN / FastGRNN: see
+     * update_act, gate_act); must be 0 for the others. */
     int32_t act[3];
     float act_alpha[3];
     float act_beta[3];

@@ -42,12 +42,12 @@ static float max_rel(const float *a, const float *b, size_t n) {
 static void check_kind(const fs_kernels *lev, const fs_kernels *ref, const char *level, const kindcase *kc, size_t H) {
     const size_t hp = (H + FS_NB - 1) / FS_NB * FS_NB, S = kc->slots, GH = kc->G * H;
     float gx[HP * 4], acc[HP * 4], hn[HP], h[HP], c[HP];
-    float act_r[6 * HMAX], act_l[6 * HMAX];
+    float act_r[11 * HMAX], act_l[11 * HMAX]; /* the most slots: LSTM_ACT's 11 */
     fill(gx, sizeof gx / sizeof(float), 3.0f);
     fill(acc, sizeof acc / sizeof(float), 3.0f);
     fill(hn, HP, 2.0f), fill(h, HP, 1.0f), fill(c, HP, 2.0f);
     fs_cell_params cp = kc->cp;
-    if (kc->kind == FS_TRAIN_GRU_RB) { /* W_hn packed for H units: [hp/8][H][8], zero padding */
+    if (kc->kind == FS_TRAIN_GRU_RB || kc->kind == FS_TRAIN_GRU_RB_ACT) { /* W_hn packed for H units: [hp/8][H][8], zero padding */
         memset(whn, 0, sizeof whn);
         for (size_t jb = 0; jb < hp / FS_NB; jb++)
             for (size_t k = 0; k < H; k++)
@@ -101,6 +101,11 @@ int main(void) {
     fs_cell_params ftanh = none, fsoft = sig, fhard = sig, gquant = grnn, gqupd = grnn;
     ftanh.acts = &a_tanh, ftanh.a = 0.1f, ftanh.b = 0.9f;
     fsoft.acts = &a_soft, fhard.acts = &a_qupd, gquant.acts = &a_quant, gqupd.acts = &a_qupd;
+    /* the *_ACT kinds: chosen activations for roles f, g, h and a clip that cuts some inputs */
+    static const fs_acts a_chosen = {{FS_ACT_HARD_SIGMOID, FS_ACT_SOFTSIGN, FS_ACT_HARD_TANH}, {0.3f, 0, 0},
+                                     {0.4f, 0, 0}, 2.5f};
+    fs_cell_params chosen = none, chosen_peep = peep, chosen_coupled = coupled;
+    chosen.acts = chosen_peep.acts = chosen_coupled.acts = &a_chosen;
     const kindcase cases[] = {
         {"rnn_tanh", FS_TRAIN_RNN, 1, 1, 1, none},       {"rnn_relu", FS_TRAIN_RNN, 1, 1, 1, relu},
         {"lstm", FS_TRAIN_LSTM, 4, 4, 5, none},          {"gru", FS_TRAIN_GRU, 3, 3, 4, none},
@@ -114,6 +119,9 @@ int main(void) {
         {"fastgrnn_quant", FS_TRAIN_FASTGRNN, 1, 1, 2, gquant},
         {"fastgrnn_softsign_hard_sigmoid", FS_TRAIN_FASTGRNN, 1, 1, 2, gqupd},
         {"ugrnn", FS_TRAIN_UGRNN, 2, 2, 2, ftanh}, {"ugrnn_quant", FS_TRAIN_UGRNN, 2, 2, 2, gquant},
+        {"rnn_act", FS_TRAIN_RNN_ACT, 1, 1, 2, chosen}, {"lstm_act", FS_TRAIN_LSTM_ACT, 4, 4, 11, chosen_peep},
+        {"lstm_act_coupled", FS_TRAIN_LSTM_ACT, 3, 3, 11, chosen_coupled},
+        {"gru_act", FS_TRAIN_GRU_ACT, 3, 3, 7, chosen}, {"gru_rb_act", FS_TRAIN_GRU_RB_ACT, 3, 2, 7, chosen},
     };
     const fs_isa start = fs_active_isa();
     CHECK_STATUS(fs_set_isa(FS_ISA_GENERIC), FS_OK);

@@ -162,14 +162,18 @@ static void ugrnn_record__avx2(size_t H, const fs_cell_params *cp, const float *
 }
 
 void fs__train_cells_init_avx2(fs_kernels *k) {
-    static const fs_cell_record_fn rec[FS_TRAIN_KINDS] = { /* NULL: the generic kernel stays */
+    static const fs_cell_record_fn rec[FS_TRAIN_KINDS] = { /* NULL: the generic kernel stays (both tables) */
         rnn_record__avx2, lstm_record__avx2, gru_record__avx2, lstm_ext_record__avx2,
         gru_rb_record__avx2, fastrnn_record__avx2, fastgrnn_record__avx2,
         [FS_TRAIN_UGRNN] = ugrnn_record__avx2};
     static const fs_cell_backward_fn bwd[FS_TRAIN_KINDS] = {
         rnn_backward__avx2, lstm_backward__avx2, gru_backward__avx2, lstm_ext_backward__avx2,
         gru_rb_backward__avx2, fastrnn_backward__avx2, fastgrnn_backward__avx2,
+        [FS_TRAIN_RNN_ACT] = rnn_act_backward__avx2, [FS_TRAIN_LSTM_ACT] = lstm_act_backward__avx2,
+        [FS_TRAIN_GRU_ACT] = gru_act_backward__avx2, [FS_TRAIN_GRU_RB_ACT] = gru_rb_act_backward__avx2,
         [FS_TRAIN_UGRNN] = ugrnn_backward__avx2};
-    for (int i = 0; i < FS_TRAIN_KINDS; i++)
-        if (rec[i]) k->cell_record[i] = rec[i], k->cell_backward[i] = bwd[i];
+    for (int i = 0; i < FS_TRAIN_KINDS; i++) { /* the *_ACT kinds keep the generic record */
+        if (rec[i]) k->cell_record[i] = rec[i];
+        if (bwd[i]) k->cell_backward[i] = bwd[i];
+    }
 }
