@@ -22,7 +22,7 @@ except ModuleNotFoundError as _exc:  # the source tree, not the installed packag
 from ._paths import get_include, get_library_dir
 from .cells import GRUCell, LSTMCell, RNNCell
 from .convert import from_checkpoint, from_edgeml, from_keras, from_onnx, from_torch
-from .layers import GRU, LSTM, RNN, FastGRNN, FastRNN
+from .layers import GRU, LSTM, RNN, UGRNN, FastGRNN, FastRNN
 from .io import load, save
 from .seq2seq import Seq2Seq
 from .tree import RecursiveNN, TreeLSTM
@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "RNN", "FastRNN", "FastGRNN", "LSTMCell", "GRUCell", "RNNCell",
            "from_torch", "from_edgeml", "from_onnx", "from_keras", "from_checkpoint", "isa", "set_isa", "available_isas",
            "set_num_threads", "get_num_threads", "save", "load", "get_include", "get_library_dir",
-           "quantize", "__version__", "TreeLSTM", "RecursiveNN", "Seq2Seq"]
+           "quantize", "__version__", "TreeLSTM", "RecursiveNN", "Seq2Seq", "UGRNN"]
 
 _LAZY_SUBMODULES = {"train", "torch", "dask", "export_c", "cli"}
 

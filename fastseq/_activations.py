@@ -20,6 +20,17 @@ def _per_role(name, values, n):
     return values
 
 
+def _parameter(what, name, value):
+    """An activation parameter as the C config holds it (float32; 0.0: the default)."""
+    if value is None:
+        return 0.0
+    if name not in _PARAMETRISED:
+        raise ValueError(f"{what}: {name} takes no parameter, expected None, got {value!r}")
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value != 0):
+        raise ValueError(f"{what}: expected a finite non-zero number, got {value!r}")
+    return float(np.float32(value))
+
+
 def to_config(usual, activations, activation_alpha, activation_beta, clip):
     """fs_rnn_config fields (act, act_alpha, act_beta, clip; keyword arguments of
     _core.Model) for the chosen activations; `usual`: the cell's own, one per role."""
@@ -35,21 +46,34 @@ def to_config(usual, activations, activation_alpha, activation_beta, clip):
         if name not in _core.ROLE_ACTIVATIONS:
             raise ValueError(f"activations[{r}]: expected one of {sorted(_core.ROLE_ACTIVATIONS)}, "
                              f"got {name!r}")
-        for what, value, out in (("activation_alpha", alphas[r], act_alpha),
-                                 ("activation_beta", betas[r], act_beta)):
-            if value is None:
-                continue
-            if name not in _PARAMETRISED:
-                raise ValueError(f"{what}[{r}]: {name} takes no parameter, expected None, got {value!r}")
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value != 0):
-                raise ValueError(f"{what}[{r}]: expected a finite non-zero number, got {value!r}")
-            out[r] = float(np.float32(value))  # as the C config holds it
+        act_alpha[r] = _parameter(f"activation_alpha[{r}]", name, alphas[r])
+        act_beta[r] = _parameter(f"activation_beta[{r}]", name, betas[r])
         if name != usual[r] or act_alpha[r] or act_beta[r]:
             act[r] = 1 + _core.ROLE_ACTIVATIONS[name]
     if clip is not None and not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
         raise ValueError(f"clip: expected None or a finite number > 0, got {clip!r}")
     return {"act": tuple(act), "act_alpha": tuple(act_alpha), "act_beta": tuple(act_beta),
             "clip": float(np.float32(clip or 0.0))}
+
+
+def fast_to_config(roles):
+    """fs_rnn_config fields act_alpha, act_beta of FastRNN / FastGRNN: `roles` maps a role
+    (0: the gate, 1: the update) to (argument name, activation name, alpha, beta); alpha
+    and beta are None (the default, 0.2 and 0.5 for hard_sigmoid) or hard_sigmoid's."""
+    act_alpha, act_beta = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+    for r, (arg, name, alpha, beta) in roles.items():
+        act_alpha[r] = _parameter(f"{arg}_alpha", name, alpha)
+        act_beta[r] = _parameter(f"{arg}_beta", name, beta)
+    return {"act_alpha": tuple(act_alpha), "act_beta": tuple(act_beta)}
+
+
+def fast_from_config(cfg, r, name):
+    """(alpha, beta) of role r of a FastRNN / FastGRNN config dict whose activation is
+    `name`: the defaults filled in for hard_sigmoid, else (None, None)."""
+    default = _PARAMETRISED.get(name)
+    if default is None:
+        return None, None
+    return float(cfg["act_alpha"][r] or default[0]), float(cfg["act_beta"][r] or default[1])
 
 
 def from_config(cfg, usual):

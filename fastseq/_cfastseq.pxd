@@ -40,6 +40,7 @@ cdef extern from "fastseq.h" nogil:
         FS_CELL_GRU
         FS_CELL_FASTRNN
         FS_CELL_FASTGRNN
+        FS_CELL_UGRNN
 
     ctypedef enum fs_act:
         FS_ACT_TANH

@@ -25,13 +25,14 @@ CELL_LSTM = c.FS_CELL_LSTM
 CELL_GRU = c.FS_CELL_GRU
 CELL_FASTRNN = c.FS_CELL_FASTRNN
 CELL_FASTGRNN = c.FS_CELL_FASTGRNN
+CELL_UGRNN = c.FS_CELL_UGRNN
 PARAM_COUNT = c.FS_PARAM_COUNT
 # The C library's names of its enums (fs_param_name, fs_cell_name, fs_act_name)
 PARAM_NAMES = tuple(c.fs_param_name(<c.fs_param>p).decode() for p in range(c.FS_PARAM_COUNT))
 CELL_NAMES = {cell: c.fs_cell_name(<c.fs_cell>cell).decode()
-              for cell in range(c.FS_CELL_RNN_TANH, c.FS_CELL_FASTGRNN + 1)}
+              for cell in range(c.FS_CELL_RNN_TANH, c.FS_CELL_UGRNN + 1)}
 DTYPES = {c.fs_dtype_name(d).decode(): d for d in range(4)}  # fs_dtype by name
-ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_RELU + 1)}
+ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a for a in range(c.FS_ACT_TANH, c.FS_ACT_HARD_TANH + 1)}
 # the gate roles' choices (fs_rnn_config.act holds 1 + these; 0: the role's usual one)
 ROLE_ACTIVATIONS = {c.fs_act_name(<c.fs_act>a).decode(): a
                     for a in range(c.FS_ACT_TANH, c.FS_ACT_HARD_TANH + 1)}

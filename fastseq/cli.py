@@ -642,10 +642,11 @@ def build_parser():
                    help="inputs are [B, T, I] (a state_dict cannot tell)")
     c.add_argument("--time-major", dest="batch_first", action="store_false",
                    help="inputs are [T, B, I] (a state_dict cannot tell)")
-    c.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"],
-                   help="RNN / FastRNN activation (a state_dict cannot tell)")
-    c.add_argument("--gate-nonlinearity", choices=["tanh", "relu", "sigmoid"], help="FastGRNN gate activation")
-    c.add_argument("--update-nonlinearity", choices=["tanh", "relu", "sigmoid"],
+    edgeml_acts = ["tanh", "relu", "sigmoid", "quantTanh", "quantSigm", "quantSigm4"]
+    c.add_argument("--nonlinearity", choices=edgeml_acts,
+                   help="RNN / FastRNN activation (a state_dict cannot tell; quant*: EdgeML state_dicts)")
+    c.add_argument("--gate-nonlinearity", choices=edgeml_acts, help="FastGRNN gate activation")
+    c.add_argument("--update-nonlinearity", choices=edgeml_acts,
                    help="FastRNN / FastGRNN update activation")
     c.add_argument("--reset-before", dest="reset_after", action="store_false", default=None,
                    help="a GRU state_dict is of the reset-before form (default: torch's reset-after)")

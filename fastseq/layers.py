@@ -489,16 +489,20 @@ class LSTM(_Recurrent):
         Peephole connections (p_i, p_f on c; p_o on the new c).
     coupled : bool
         Coupled input-forget gate, f = 1 - i.
+    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks, W_a and U_a shared by
+        the gates (EdgeML's LSTMLR); u_rank not with proj_size.
 """, "fastseq.LSTM(3, 8, num_layers=2)(np.zeros((5, 2, 3), np.float32))[0].shape\n    (5, 2, 8)", _GATE_ACTS_OPTIONS)
 
     _cell = _core.CELL_LSTM
     mode = "LSTM"
     _USUAL_ACTS = ("sigmoid", "tanh", "tanh")
-    _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False}
+    _DEFAULTS = {"proj_size": 0, "peephole": False, "coupled": False, "w_rank": None, "u_rank": None}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, *, peephole: bool = False, coupled: bool = False,
+                 w_rank: Optional[int] = None, u_rank: Optional[int] = None,
                  seed: Optional[int] = None, residual: bool = False,
                  activations: Optional[Sequence[str]] = None,
                  activation_alpha: Optional[Sequence[Optional[float]]] = None,
@@ -506,17 +510,19 @@ class LSTM(_Recurrent):
                  clip: Optional[float] = None) -> None:
         self.proj_size = _positive("proj_size", proj_size, allow_zero=True)
         self.peephole, self.coupled = bool(peephole), bool(coupled)
+        self.w_rank, self.u_rank = w_rank, u_rank
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, seed, residual, proj_size=self.proj_size, peephole=self.peephole,
-                         coupled=self.coupled, **acts)
+                         coupled=self.coupled, **_ranks(w_rank, u_rank), **acts)
 
     def _extra_config(self):
         return {"proj_size": self.proj_size, "peephole": self.peephole, "coupled": self.coupled,
-                **self._acts_config()}
+                **_rank_config(self), **self._acts_config()}
 
     def _adopt(self, cfg):
         self.proj_size, self.peephole, self.coupled = cfg["proj_size"], bool(cfg["peephole"]), bool(cfg["coupled"])
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self._adopt_acts(cfg)
 
     def _split_hx(self, hx):
@@ -538,30 +544,37 @@ class GRU(_Recurrent):
     reset_after : bool
         False: the reset-before form of Cho et al. (Keras ``reset_after=False``, ONNX
         ``linear_before_reset=0``).
+    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks, W_a and U_a shared by
+        the gates (EdgeML's GRULR); u_rank not with ``reset_after=False``.
 """, "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape\n    (1, 2, 8)", _GATE_ACTS_OPTIONS)
 
     _cell = _core.CELL_GRU
     mode = "GRU"
     _USUAL_ACTS = ("sigmoid", "tanh")
-    _DEFAULTS = {"reset_after": True}
+    _DEFAULTS = {"reset_after": True, "w_rank": None, "u_rank": None}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 reset_after: bool = True, seed: Optional[int] = None, residual: bool = False,
+                 reset_after: bool = True, w_rank: Optional[int] = None, u_rank: Optional[int] = None,
+                 seed: Optional[int] = None, residual: bool = False,
                  activations: Optional[Sequence[str]] = None,
                  activation_alpha: Optional[Sequence[Optional[float]]] = None,
                  activation_beta: Optional[Sequence[Optional[float]]] = None,
                  clip: Optional[float] = None) -> None:
         self.reset_after = bool(reset_after)
+        self.w_rank, self.u_rank = w_rank, u_rank
         acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, seed, residual, reset_before=not self.reset_after, **acts)
+                         bidirectional, seed, residual, reset_before=not self.reset_after, **_ranks(w_rank, u_rank),
+                         **acts)
 
     def _extra_config(self):
-        return {"reset_after": self.reset_after, **self._acts_config()}
+        return {"reset_after": self.reset_after, **_rank_config(self), **self._acts_config()}
 
     def _adopt(self, cfg):
         self.reset_after = not cfg["reset_before"]
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self._adopt_acts(cfg)
 
 
@@ -606,11 +619,17 @@ class RNN(_Recurrent):
         self._adopt_acts(cfg)
 
 
+_FAST_ACTS_DOC = ("tanh, sigmoid, relu, hard_sigmoid (max(0, min(1, alpha x + beta)); EdgeML's "
+                  "quantSigm is alpha = beta = 0.5), softsign or hard_tanh (EdgeML's quantTanh)")
+
+
 class FastRNN(_Recurrent):
     __doc__ = _layer_doc(
         "EdgeML's FastRNN: h' = sigmoid(alpha) act(W x + U h + b) + sigmoid(beta) h.",
-        """    nonlinearity : {"tanh", "sigmoid", "relu"}
-        act.
+        f"""    nonlinearity : str
+        act: {_FAST_ACTS_DOC}.
+    nonlinearity_alpha, nonlinearity_beta : float, optional
+        hard_sigmoid's alpha and beta (default 0.2, 0.5); None for the other functions.
     w_rank, u_rank : int, optional
         Keep W = W_b W_a and U = U_b U_a factored at these ranks (fewer FLOPs).
     alpha_init, beta_init : float
@@ -620,32 +639,38 @@ class FastRNN(_Recurrent):
     _cell = _core.CELL_FASTRNN
     mode = "FastRNN"
     _renames = {"bias_update": "bias"}
-    _DEFAULTS = {"nonlinearity": "tanh", "w_rank": None, "u_rank": None, "alpha_init": -3.0,
-                 "beta_init": 3.0}
+    _DEFAULTS = {"nonlinearity": "tanh", "nonlinearity_alpha": None, "nonlinearity_beta": None,
+                 "w_rank": None, "u_rank": None, "alpha_init": -3.0, "beta_init": 3.0}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, bidirectional: bool = False, *,
-                 nonlinearity: str = "tanh", w_rank: Optional[int] = None,
+                 nonlinearity: str = "tanh", nonlinearity_alpha: Optional[float] = None,
+                 nonlinearity_beta: Optional[float] = None, w_rank: Optional[int] = None,
                  u_rank: Optional[int] = None, alpha_init: float = -3.0, beta_init: float = 3.0,
                  seed: Optional[int] = None, residual: bool = False) -> None:
         self.nonlinearity = nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.alpha_init, self.beta_init = float(alpha_init), float(beta_init)
+        act = _activation("nonlinearity", nonlinearity)
+        params = _activations.fast_to_config(
+            {1: ("nonlinearity", nonlinearity, nonlinearity_alpha, nonlinearity_beta)})
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
-                         bidirectional, seed, residual, update_act=_activation("nonlinearity", nonlinearity),
-                         w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
-                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True))
+                         bidirectional, seed, residual, update_act=act,
+                         **_ranks(w_rank, u_rank), **params)
+        self.nonlinearity_alpha, self.nonlinearity_beta = _activations.fast_from_config(params, 1, nonlinearity)
 
     def _scalar_init(self, name):
         return {"alpha": self.alpha_init, "beta": self.beta_init}[name]
 
     def _extra_config(self):
-        return {"nonlinearity": self.nonlinearity, "w_rank": self.w_rank, "u_rank": self.u_rank,
-                "alpha_init": self.alpha_init, "beta_init": self.beta_init}
+        return {"nonlinearity": self.nonlinearity, "nonlinearity_alpha": self.nonlinearity_alpha,
+                "nonlinearity_beta": self.nonlinearity_beta, "w_rank": self.w_rank,
+                "u_rank": self.u_rank, "alpha_init": self.alpha_init, "beta_init": self.beta_init}
 
     def _adopt(self, cfg):
         """Initialisers are not part of a model: a loaded layer reports the defaults."""
         self.nonlinearity = _act_name(cfg["update_act"])
+        self.nonlinearity_alpha, self.nonlinearity_beta = _activations.fast_from_config(cfg, 1, self.nonlinearity)
         self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self.alpha_init, self.beta_init = self._DEFAULTS["alpha_init"], self._DEFAULTS["beta_init"]
 
@@ -654,8 +679,11 @@ class FastGRNN(_Recurrent):
     __doc__ = _layer_doc(
         "EdgeML's FastGRNN: z = gate(W x + U h + b_g); h~ = update(W x + U h + b_u); "
         "h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~.",
-        """    gate_nonlinearity, update_nonlinearity : str
-        Activations of z and of h~.
+        f"""    gate_nonlinearity, update_nonlinearity : str
+        Activations of z and of h~: {_FAST_ACTS_DOC}.
+    gate_alpha, gate_beta, update_alpha, update_beta : float, optional
+        hard_sigmoid's alpha and beta for z and for h~ (default 0.2, 0.5); None for the
+        other functions.
     w_rank, u_rank : int, optional
         Keep W and U factored at these ranks.
     zeta_init, nu_init : float
@@ -664,39 +692,104 @@ class FastGRNN(_Recurrent):
 
     _cell = _core.CELL_FASTGRNN
     mode = "FastGRNN"
-    _DEFAULTS = {"gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh", "w_rank": None,
+    _DEFAULTS = {"gate_nonlinearity": "sigmoid", "update_nonlinearity": "tanh", "gate_alpha": None,
+                 "gate_beta": None, "update_alpha": None, "update_beta": None, "w_rank": None,
                  "u_rank": None, "zeta_init": 1.0, "nu_init": -4.0}
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, bidirectional: bool = False, *,
                  gate_nonlinearity: str = "sigmoid", update_nonlinearity: str = "tanh",
+                 gate_alpha: Optional[float] = None, gate_beta: Optional[float] = None,
+                 update_alpha: Optional[float] = None, update_beta: Optional[float] = None,
                  w_rank: Optional[int] = None, u_rank: Optional[int] = None,
                  zeta_init: float = 1.0, nu_init: float = -4.0, seed: Optional[int] = None,
                  residual: bool = False) -> None:
         self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
         self.w_rank, self.u_rank = w_rank, u_rank
         self.zeta_init, self.nu_init = float(zeta_init), float(nu_init)
+        gate = _activation("gate_nonlinearity", gate_nonlinearity)
+        update = _activation("update_nonlinearity", update_nonlinearity)
+        params = _activations.fast_to_config({0: ("gate", gate_nonlinearity, gate_alpha, gate_beta),
+                                              1: ("update", update_nonlinearity, update_alpha, update_beta)})
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
-                         bidirectional, seed, residual,
-                         gate_act=_activation("gate_nonlinearity", gate_nonlinearity),
-                         update_act=_activation("update_nonlinearity", update_nonlinearity),
-                         w_rank=_positive("w_rank", w_rank or 0, allow_zero=True),
-                         u_rank=_positive("u_rank", u_rank or 0, allow_zero=True))
+                         bidirectional, seed, residual, gate_act=gate, update_act=update,
+                         **_ranks(w_rank, u_rank), **params)
+        self.gate_alpha, self.gate_beta = _activations.fast_from_config(params, 0, gate_nonlinearity)
+        self.update_alpha, self.update_beta = _activations.fast_from_config(params, 1, update_nonlinearity)
 
     def _scalar_init(self, name):
         return {"zeta": self.zeta_init, "nu": self.nu_init}[name]
 
     def _extra_config(self):
         return {"gate_nonlinearity": self.gate_nonlinearity,
-                "update_nonlinearity": self.update_nonlinearity, "w_rank": self.w_rank,
+                "update_nonlinearity": self.update_nonlinearity, "gate_alpha": self.gate_alpha,
+                "gate_beta": self.gate_beta, "update_alpha": self.update_alpha,
+                "update_beta": self.update_beta, "w_rank": self.w_rank,
                 "u_rank": self.u_rank, "zeta_init": self.zeta_init, "nu_init": self.nu_init}
 
     def _adopt(self, cfg):
         """Initialisers are not part of a model: a loaded layer reports the defaults."""
         self.gate_nonlinearity = _act_name(cfg["gate_act"])
         self.update_nonlinearity = _act_name(cfg["update_act"])
+        self.gate_alpha, self.gate_beta = _activations.fast_from_config(cfg, 0, self.gate_nonlinearity)
+        self.update_alpha, self.update_beta = _activations.fast_from_config(cfg, 1, self.update_nonlinearity)
         self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
         self.zeta_init, self.nu_init = self._DEFAULTS["zeta_init"], self._DEFAULTS["nu_init"]
+
+
+class UGRNN(_Recurrent):
+    __doc__ = _layer_doc(
+        "UGRNN (EdgeML's UGRNNLRCell), gate order z, c: z = f(W_z x + b_iz + U_z h + b_hz); "
+        "c = g(W_c x + b_ic + U_c h + b_hc); h' = z h + (1 - z) c. ``layer(x)`` returns "
+        "``output, h_n``; weights in torch's layout (``weight_ih`` [2H, I], ``bias_ih`` [2H], ...).",
+        """    w_rank, u_rank : int, optional
+        Keep W = W_b W_a and U = U_b U_a factored at these ranks, W_a and U_a shared by
+        the two gates (EdgeML's wRank, uRank).
+""", "fastseq.UGRNN(3, 8)(np.zeros((5, 1, 3), np.float32))[0].shape\n    (5, 1, 8)",
+        """    activations : sequence of str, optional
+        (f, g): the gate z and the candidate c (usual: "sigmoid", "tanh"); choices as
+        LSTM's, EdgeML's quantSigm is "hard_sigmoid" with alpha = beta = 0.5.
+    activation_alpha, activation_beta : sequence of float or None, optional
+        Per role, hard_sigmoid's alpha and beta (None: 0.2 and 0.5).
+    clip : None
+        UGRNN has no clip; anything but None is an error.
+""")
+
+    _cell = _core.CELL_UGRNN
+    mode = "UGRNN"
+    _USUAL_ACTS = ("sigmoid", "tanh")
+    _DEFAULTS = {"w_rank": None, "u_rank": None}
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, bidirectional: bool = False, *,
+                 w_rank: Optional[int] = None, u_rank: Optional[int] = None, seed: Optional[int] = None,
+                 activations: Optional[Sequence[str]] = None,
+                 activation_alpha: Optional[Sequence[Optional[float]]] = None,
+                 activation_beta: Optional[Sequence[Optional[float]]] = None,
+                 clip: Optional[float] = None) -> None:
+        self.w_rank, self.u_rank = w_rank, u_rank
+        acts = self._gate_acts(activations, activation_alpha, activation_beta, clip)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, 0.0,
+                         bidirectional, seed, **_ranks(w_rank, u_rank), **acts)
+
+    def _extra_config(self):
+        return {**_rank_config(self), **self._acts_config()}
+
+    def _adopt(self, cfg):
+        self.w_rank, self.u_rank = cfg["w_rank"] or None, cfg["u_rank"] or None
+        self._adopt_acts(cfg)
+
+
+def _ranks(w_rank, u_rank):
+    """The fs_rnn_config fields of the low-rank options (None: full rank)."""
+    return {"w_rank": _positive("w_rank", w_rank or 0, allow_zero=True),
+            "u_rank": _positive("u_rank", u_rank or 0, allow_zero=True)}
+
+
+def _rank_config(layer):
+    """The low-rank options of an LSTM / GRU config(), only when set (a full-rank layer's
+    config stays torch's)."""
+    return {k: v for k, v in (("w_rank", layer.w_rank), ("u_rank", layer.u_rank)) if v is not None}
 
 
 def _act_name(value):
@@ -707,5 +800,6 @@ def from_c_model(model, batch_first=False):
     """The fastseq layer that runs `model` (a fastseq._core.Model, e.g. from the C model
     loader), of the class its cell calls for."""
     classes = {_core.CELL_RNN_TANH: RNN, _core.CELL_RNN_RELU: RNN, _core.CELL_LSTM: LSTM,
-               _core.CELL_GRU: GRU, _core.CELL_FASTRNN: FastRNN, _core.CELL_FASTGRNN: FastGRNN}
+               _core.CELL_GRU: GRU, _core.CELL_FASTRNN: FastRNN, _core.CELL_FASTGRNN: FastGRNN,
+               _core.CELL_UGRNN: UGRNN}
     return classes[model.cell]._from_c_model(model, batch_first)

@@ -27,12 +27,20 @@ from torch import nn
 
 __all__ = ["FastRNN", "FastGRNN", "PeepholeLSTM", "CoupledLSTM", "ResetBeforeGRU", "ResidualStack"]
 
-_NONLINEARITIES = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
+_NONLINEARITIES = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
+                   "softsign": nn.functional.softsign, "hard_tanh": lambda a: torch.clamp(a, -1.0, 1.0)}
 
 
-def _nonlinearity(name, what):
+def _nonlinearity(name, what, alpha=None, beta=None):
+    """The function `name`; hard_sigmoid is max(0, min(1, alpha a + beta)), alpha, beta
+    default 0.2, 0.5 (ONNX's); the others take neither."""
+    if name == "hard_sigmoid":
+        alpha, beta = 0.2 if alpha is None else float(alpha), 0.5 if beta is None else float(beta)
+        return lambda a: torch.clamp(alpha * a + beta, 0.0, 1.0)
     if name not in _NONLINEARITIES:
-        raise ValueError(f"{what}: expected one of {sorted(_NONLINEARITIES)}, got {name!r}")
+        raise ValueError(f"{what}: expected one of {sorted(_NONLINEARITIES) + ['hard_sigmoid']}, got {name!r}")
+    if alpha is not None or beta is not None:
+        raise ValueError(f"{what}: {name} takes no alpha / beta, got {alpha!r}, {beta!r}")
     return _NONLINEARITIES[name]
 
 
@@ -230,15 +238,17 @@ class _LowRank(_Recurrent):
 class FastRNN(_LowRank):
     """FastRNN (EdgeML FastRNNCell): h~ = phi(W x + U h + b); h' = sigmoid(alpha) h~ + sigmoid(beta) h.
 
-    Parameters per layer/direction: `weight_ih` [H, I] or `weight_ih_a` [w_rank, I] +
+    phi: tanh, sigmoid, relu, softsign, hard_tanh or hard_sigmoid (`nonlinearity_alpha`,
+    `nonlinearity_beta`: its alpha, beta). Parameters per layer/direction: `weight_ih` [H, I] or `weight_ih_a` [w_rank, I] +
     `weight_ih_b` [H, w_rank]; `weight_hh` [H, H] or `weight_hh_a` [u_rank, H] + `weight_hh_b`
     [H, u_rank]; `bias` [H] (if bias); `alpha`, `beta` [1] (raw, before the sigmoid)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  bidirectional=False, nonlinearity="tanh", w_rank=None, u_rank=None,
-                 alpha_init=-3.0, beta_init=3.0):
-        self._phi = _nonlinearity(nonlinearity, "nonlinearity")
+                 alpha_init=-3.0, beta_init=3.0, nonlinearity_alpha=None, nonlinearity_beta=None):
+        self._phi = _nonlinearity(nonlinearity, "nonlinearity", nonlinearity_alpha, nonlinearity_beta)
         self.nonlinearity = nonlinearity
+        self.nonlinearity_alpha, self.nonlinearity_beta = nonlinearity_alpha, nonlinearity_beta
         self.alpha_init, self.beta_init = float(alpha_init), float(beta_init)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
                          w_rank, u_rank)
@@ -268,14 +278,17 @@ class FastGRNN(_LowRank):
     """FastGRNN (EdgeML FastGRNNCell): pre = W x + U h; z = gate_nl(pre + bias_gate);
     h~ = update_nl(pre + bias_update); h' = z h + (sigmoid(zeta) (1 - z) + sigmoid(nu)) h~.
 
+    gate_nl, update_nl: as FastRNN's phi (`gate_alpha`, ..., `update_beta`: hard_sigmoid's).
     Parameters: W and U as in FastRNN; `bias_gate`, `bias_update` [H] (if bias); `zeta`, `nu` [1]."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  bidirectional=False, gate_nonlinearity="sigmoid", update_nonlinearity="tanh",
-                 w_rank=None, u_rank=None, zeta_init=1.0, nu_init=-4.0):
-        self._gate = _nonlinearity(gate_nonlinearity, "gate_nonlinearity")
-        self._update = _nonlinearity(update_nonlinearity, "update_nonlinearity")
+                 w_rank=None, u_rank=None, zeta_init=1.0, nu_init=-4.0, gate_alpha=None, gate_beta=None,
+                 update_alpha=None, update_beta=None):
+        self._gate = _nonlinearity(gate_nonlinearity, "gate_nonlinearity", gate_alpha, gate_beta)
+        self._update = _nonlinearity(update_nonlinearity, "update_nonlinearity", update_alpha, update_beta)
         self.gate_nonlinearity, self.update_nonlinearity = gate_nonlinearity, update_nonlinearity
+        self.gate_alpha, self.gate_beta, self.update_alpha, self.update_beta = gate_alpha, gate_beta, update_alpha, update_beta
         self.zeta_init, self.nu_init = float(zeta_init), float(nu_init)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
                          w_rank, u_rank)

@@ -185,7 +185,8 @@ enum {
     K_GRU = 1u << 2,
     K_FASTRNN = 1u << 3,
     K_FASTGRNN = 1u << 4,
-    K_TORCH = K_RNN | K_LSTM | K_GRU,
+    K_UGRNN = 1u << 5,
+    K_TORCH = K_RNN | K_LSTM | K_GRU | K_UGRNN, /* the cells with torch's biases */
     K_FAST = K_FASTRNN | K_FASTGRNN,
     K_ALL = K_TORCH | K_FAST
 };
@@ -204,6 +205,7 @@ static fs_cell finish_fastgrnn(fsq_parsed *p) { (void)p; return FS_CELL_FASTGRNN
 static fs_cell finish_tanh(fsq_parsed *p) { (void)p; return FS_CELL_RNN_TANH; }
 static fs_cell finish_relu(fsq_parsed *p) { (void)p; return FS_CELL_RNN_RELU; }
 static fs_cell finish_gru_v2(fsq_parsed *p) { (void)p; return FS_CELL_GRU; }
+static fs_cell finish_ugrnn(fsq_parsed *p) { (void)p; return FS_CELL_UGRNN; }
 
 static const fsq_kind KINDS_V1[] = {
     {"RNN", K_RNN, finish_rnn},
@@ -220,6 +222,7 @@ static const fsq_kind KINDS_V2[] = {
     {"GRU", K_GRU, finish_gru_v2},
     {"FASTRNN", K_FASTRNN, finish_fastrnn},
     {"FASTGRNN", K_FASTGRNN, finish_fastgrnn},
+    {"UGRNN", K_UGRNN, finish_ugrnn},
 };
 
 typedef struct fsq_choice {
@@ -228,7 +231,11 @@ typedef struct fsq_choice {
 } fsq_choice;
 
 static const fsq_choice RNN_ACTS[] = {{"tanh", 0}, {"relu", 1}, {NULL, 0}};
-static const fsq_choice ACTS[] = {{"tanh", FS_ACT_TANH}, {"sigmoid", FS_ACT_SIGMOID}, {"relu", FS_ACT_RELU}, {NULL, 0}};
+static const fsq_choice ACTS_V1[] = {{"tanh", FS_ACT_TANH}, {"sigmoid", FS_ACT_SIGMOID}, {"relu", FS_ACT_RELU}, {NULL, 0}};
+static const fsq_choice ACTS[] = {{"tanh", FS_ACT_TANH},         {"sigmoid", FS_ACT_SIGMOID},
+                                  {"relu", FS_ACT_RELU},         {"hard_sigmoid", FS_ACT_HARD_SIGMOID},
+                                  {"softsign", FS_ACT_SOFTSIGN}, {"hard_tanh", FS_ACT_HARD_TANH},
+                                  {NULL, 0}};
 /* fs_rnn_config.act: 1 + fs_act */
 static const fsq_choice ROLE_ACTS[] = {{"tanh", 1 + FS_ACT_TANH}, {"sigmoid", 1 + FS_ACT_SIGMOID},
                                        {"relu", 1 + FS_ACT_RELU}, {"hard_sigmoid", 1 + FS_ACT_HARD_SIGMOID},
@@ -273,9 +280,9 @@ static const fsq_key KEYS_V1[] = {
     {"peephole", K_LSTM, V_INT, OFF(cfg.peephole), 0, 1, 0, 0, 0, NULL},
     {"coupled", K_LSTM, V_INT, OFF(cfg.coupled), 0, 1, 0, 0, 0, NULL},
     {"reset_after", K_GRU, V_INT, OFF(reset_after), 0, 1, 1, 0, 0, NULL},
-    {"nonlinearity", K_FASTRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
-    {"update_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS},
-    {"gate_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_SIGMOID, 0, 0, ACTS},
+    {"nonlinearity", K_FASTRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS_V1},
+    {"update_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.update_act), 0, 0, FS_ACT_TANH, 0, 0, ACTS_V1},
+    {"gate_nonlinearity", K_FASTGRNN, V_CHOICE, OFF(cfg.gate_act), 0, 0, FS_ACT_SIGMOID, 0, 0, ACTS_V1},
     {"w_rank", K_FAST, V_INT, OFF(cfg.w_rank), 0, INT32_MAX, 0, 0, 1, NULL},
     {"u_rank", K_FAST, V_INT, OFF(cfg.u_rank), 0, INT32_MAX, 0, 0, 1, NULL},
     {"alpha_init", K_FASTRNN, V_FLOAT, FSQ_IGNORED, 0, 0, 0, 0, 0, NULL},
@@ -369,10 +376,10 @@ static const fsq_tensor_rule TENSORS[] = {
     {"weight_hh", K_ALL, FS_PARAM_WEIGHT_HH, DIM_GATES_H, DIM_FEATURES, full_u},
     {"bias_ih", K_TORCH, FS_PARAM_BIAS_IH, DIM_GATES_H, DIM_NONE, has_bias},
     {"bias_hh", K_TORCH, FS_PARAM_BIAS_HH, DIM_GATES_H, DIM_NONE, has_bias},
-    {"weight_ih_a", K_FAST, FS_PARAM_WEIGHT_IH_A, DIM_W_RANK, DIM_LAYER_IN, low_w},
-    {"weight_ih_b", K_FAST, FS_PARAM_WEIGHT_IH_B, DIM_HIDDEN, DIM_W_RANK, low_w},
-    {"weight_hh_a", K_FAST, FS_PARAM_WEIGHT_HH_A, DIM_U_RANK, DIM_HIDDEN, low_u},
-    {"weight_hh_b", K_FAST, FS_PARAM_WEIGHT_HH_B, DIM_HIDDEN, DIM_U_RANK, low_u},
+    {"weight_ih_a", K_ALL, FS_PARAM_WEIGHT_IH_A, DIM_W_RANK, DIM_LAYER_IN, low_w},
+    {"weight_ih_b", K_ALL, FS_PARAM_WEIGHT_IH_B, DIM_GATES_H, DIM_W_RANK, low_w},
+    {"weight_hh_a", K_ALL, FS_PARAM_WEIGHT_HH_A, DIM_U_RANK, DIM_HIDDEN, low_u},
+    {"weight_hh_b", K_ALL, FS_PARAM_WEIGHT_HH_B, DIM_GATES_H, DIM_U_RANK, low_u},
     {"weight_hr", K_LSTM, FS_PARAM_WEIGHT_HR, DIM_PROJ, DIM_HIDDEN, has_proj},
     {"peephole_i", K_LSTM, FS_PARAM_PEEPHOLE_I, DIM_HIDDEN, DIM_NONE, has_peephole},
     {"peephole_f", K_LSTM, FS_PARAM_PEEPHOLE_F, DIM_HIDDEN, DIM_NONE, has_peephole},
@@ -398,6 +405,7 @@ static uint64_t gates_of(const fs_rnn_config *c) {
     switch (c->cell) {
     case FS_CELL_LSTM: return c->coupled ? 3 : 4;
     case FS_CELL_GRU: return 3;
+    case FS_CELL_UGRNN: return 2;
     default: return 1;
     }
 }

@@ -101,7 +101,7 @@ static int reserve_side(size_t *cur, size_t K, size_t out, size_t rank, size_t B
     return reserve(cur, lr ? 0 : r32(K), out, &sp->pk_w) && reserve(cur, r32(K), rank, &sp->pk_a) &&
            reserve(cur, r32(rank), out, &sp->pk_b) && reserve(cur, lr * B, r32(rank), &sp->mtmp) &&
            reserve(cur, r32(rank), lr * N, &sp->pmid) && reserve(cur, N, fs__round8(rank), &sp->midrow) &&
-           reserve(cur, rank, N, &sp->midt);
+           reserve(cur, rank + lr, N, &sp->midt); /* + a ones row: the biases' sums */
 }
 
 static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int threads, tplan *p) {
@@ -191,6 +191,7 @@ static const fs_cell_train cells[FS_TRAIN_KINDS] = {
     [FS_TRAIN_LSTM_ACT] = {11, 0, -1, 3, {FS_PARAM_PEEPHOLE_I, FS_PARAM_PEEPHOLE_F, FS_PARAM_PEEPHOLE_O}},
     [FS_TRAIN_GRU_ACT] = {7, 1, -1, 0, {0}},
     [FS_TRAIN_GRU_RB_ACT] = {7, 0, 3, 0, {0}},
+    [FS_TRAIN_UGRNN] = {2, 0, -1, 0, {0}},
 };
 
 size_t fs__cell_extra_floats(const fs_cell_train *ct, size_t H) {
@@ -217,6 +218,7 @@ int fs__cell_train_kind(const fs_rnn *m) {
     case FS_CELL_GRU: return c->reset_before ? FS_TRAIN_GRU_RB : FS_TRAIN_GRU;
     case FS_CELL_FASTRNN: return FS_TRAIN_FASTRNN;
     case FS_CELL_FASTGRNN: return FS_TRAIN_FASTGRNN;
+    case FS_CELL_UGRNN: return FS_TRAIN_UGRNN;
     default: return -1;
     }
 }
@@ -229,8 +231,7 @@ const fs_cell_train *fs__cell_train(const fs_rnn *m) {
 fs_cell_params fs__cell_params(const fs_rnn *m, const fs_rnn_unit *u) {
     const fs_rnn_config *c = &m->cfg;
     const fs_cell_params cp = {
-        .relu = c->cell == FS_CELL_RNN_RELU, .coupled = c->coupled, .update_act = c->update_act,
-        .gate_act = c->gate_act, .pi = u->vec[FS_VEC_PI], .pf = u->vec[FS_VEC_PF], .po = u->vec[FS_VEC_PO],
+        .relu = c->cell == FS_CELL_RNN_RELU, .coupled = c->coupled, .pi = u->vec[FS_VEC_PI], .pf = u->vec[FS_VEC_PF], .po = u->vec[FS_VEC_PO],
         .bg = u->vec[FS_VEC_BIAS_GATE], .bu = u->vec[FS_VEC_BIAS_UPDATE], .whn = u->w_hn_packed,
         .a = u->coef[0], .b = u->coef[1], .acts = &m->acts,
     };
@@ -629,14 +630,15 @@ static fs_status side_weights(const fs_rnn *m, const fs_kernels *k, int nt, cons
         return FS_OK;
     }
     if ((st = param_offset(m, l, d, s->q_a, &o_a, NULL)) != FS_OK) return st;
-    if ((st = param_offset(m, l, d, s->q_b, &o_b, NULL)) != FS_OK) return st;
+    if ((st = param_offset(m, l, d, s->q_b, &o_w, NULL)) != FS_OK) return st;
+    if (p->tbias && (st = param_offset(m, l, d, s->q_bias, &o_b, NULL)) != FS_OK) return st;
     const size_t rp = fs__round8(s->rank);
     size_t rg;
     panel_w(k->panel_gates, s->rank, &rg);
-    /* mid = op W_a^T, then d W_b = dG^T mid and d W_a = d mid^T op */
+    /* mid = op W_a^T, then d W_b = dG^T mid (and d bias = dG^T 1) and d W_a = d mid^T op */
     k->gemm(p->N, s->K, op, ldop, s->a, 1, rp / FS_NB, NULL, s->midrow, rp);
-    transpose_tm(p, nt, rm, s->midrow, s->rank, rp, s->midt, 0);
-    weight_grad(k, nt, p->N, s->midt, s->rank, 0, pg, cols, tmp, gp + o_b, 0, s->out, NULL);
+    transpose_tm(p, nt, rm, s->midrow, s->rank, rp, s->midt, p->tbias);
+    weight_grad(k, nt, p->N, s->midt, s->rank, p->tbias, pg, cols, tmp, gp + o_w, 0, s->out, gp + o_b);
     weight_grad(k, nt, p->N, opT, s->K, 0, s->pmid, s->rank, tmp, gp + o_a, 0, s->rank, NULL);
     return FS_OK;
 }

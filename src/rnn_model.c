@@ -17,6 +17,7 @@ static size_t gates_of(const fs_rnn_config *c) {
     case FS_CELL_FASTGRNN: return 1;
     case FS_CELL_LSTM: return c->coupled ? 3 : 4;
     case FS_CELL_GRU: return 3;
+    case FS_CELL_UGRNN: return 2;
     }
     return 0;
 }
@@ -27,17 +28,29 @@ static fs_status check_flag(const char *name, int32_t v, int allowed, const char
     return FS_OK;
 }
 
+/* The fs_act of role r as the config gives it: act[r] - 1 for RNN, LSTM, GRU
+ * (-1: the usual one); FastRNN / FastGRNN: role f gate_act (FastGRNN), role g
+ * update_act; -2 where the cell has no such role. */
+static int config_act(const fs_rnn_config *c, int r) {
+    const int roles = c->cell == FS_CELL_LSTM ? 3 : c->cell == FS_CELL_GRU || c->cell == FS_CELL_UGRNN ? 2 : 1;
+    if (c->cell == FS_CELL_FASTGRNN) return r == FS_ROLE_F ? c->gate_act : r == FS_ROLE_G ? c->update_act : -2;
+    if (c->cell == FS_CELL_FASTRNN) return r == FS_ROLE_G ? c->update_act : -2;
+    return r < roles ? c->act[r] - 1 : -2;
+}
+
 /* The gate activations, their parameters and clip (fs_rnn_config.act ...). */
 static fs_status check_acts(const fs_rnn_config *c, int fast) {
-    const int roles = c->cell == FS_CELL_LSTM ? 3 : c->cell == FS_CELL_GRU ? 2 : 1;
     static const char *const role_names[3] = {"f", "g", "h"};
     for (int r = 0; r < 3; r++) {
         const int32_t a = c->act[r];
-        const int used = !fast && r < roles;
+        const int used = !fast && config_act(c, r) != -2;
         if (a < 0 || a > 1 + FS_ACT_HARD_TANH || (a && !used))
             return fs__fail(FS_ERR_INVALID_ARG, "act[%d] (role %s): expected 0%s, got %d", r, role_names[r],
-                            used ? " or 1 + an fs_act (1..6)" : " (this cell has no such role)", (int)a);
-        const int params = a == 1 + FS_ACT_HARD_SIGMOID;
+                            used   ? " or 1 + an fs_act (1..6)"
+                            : fast ? " (FastRNN / FastGRNN take gate_act, update_act)"
+                                   : " (this cell has no such role)",
+                            (int)a);
+        const int params = config_act(c, r) == FS_ACT_HARD_SIGMOID;
         const struct { const char *name; float v; } ab[2] = {{"act_alpha", c->act_alpha[r]}, {"act_beta", c->act_beta[r]}};
         for (int i = 0; i < 2; i++)
             if (!isfinite(ab[i].v) || (ab[i].v != 0.0f && !params))
@@ -45,15 +58,31 @@ static fs_status check_acts(const fs_rnn_config *c, int fast) {
                                 role_names[r], params ? "a finite value" : "0 (only hard_sigmoid takes one)",
                                 (double)ab[i].v);
     }
-    if (!isfinite(c->clip) || c->clip < 0.0f || (c->clip != 0.0f && fast))
+    const int no_clip = fast || c->cell == FS_CELL_UGRNN;
+    if (!isfinite(c->clip) || c->clip < 0.0f || (c->clip != 0.0f && no_clip))
         return fs__fail(FS_ERR_INVALID_ARG, "clip: expected 0 (none)%s, got %g",
-                        fast ? " (FastRNN / FastGRNN have none)" : " or a finite value > 0", (double)c->clip);
+                        no_clip ? " (FastRNN, FastGRNN, UGRNN have none)" : " or a finite value > 0", (double)c->clip);
+    return FS_OK;
+}
+
+/* Low rank (W = W_b W_a, U = U_b U_a, the factors shared by the gates): every
+ * cell, except U with a projection (U_a would read R features) or inside a
+ * reset-before GRU (U_a would also run on r * h). */
+static fs_status check_ranks(const fs_rnn_config *c) {
+    if (c->w_rank < 0) return fs__fail(FS_ERR_INVALID_ARG, "w_rank: expected 0 (full rank) or > 0, got %d", (int)c->w_rank);
+    if (c->u_rank < 0) return fs__fail(FS_ERR_INVALID_ARG, "u_rank: expected 0 (full rank) or > 0, got %d", (int)c->u_rank);
+    if (c->u_rank && c->proj_size)
+        return fs__fail(FS_ERR_INVALID_ARG, "u_rank: expected 0 with proj_size %d (a low-rank U and a projection "
+                        "together are not supported), got %d", (int)c->proj_size, (int)c->u_rank);
+    if (c->u_rank && c->cell == FS_CELL_GRU && c->reset_before)
+        return fs__fail(FS_ERR_INVALID_ARG, "u_rank: expected 0 for a reset-before GRU (a low-rank U there is not "
+                        "supported; w_rank is), got %d", (int)c->u_rank);
     return FS_OK;
 }
 
 static fs_status check_config(const fs_rnn_config *c) {
-    if (!FS_ENUM_IN(c->cell, FS_CELL_FASTGRNN))
-        return fs__fail(FS_ERR_INVALID_ARG, "cell: expected 0..5 (RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN), got %d",
+    if (!FS_ENUM_IN(c->cell, FS_CELL_UGRNN))
+        return fs__fail(FS_ERR_INVALID_ARG, "cell: expected 0..6 (RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN, UGRNN), got %d",
                         (int)c->cell);
     if (c->input_size <= 0)
         return fs__fail(FS_ERR_INVALID_ARG, "input_size: expected > 0, got %d", (int)c->input_size);
@@ -78,14 +107,15 @@ static fs_status check_config(const fs_rnn_config *c) {
         return fs__fail(FS_ERR_INVALID_ARG, "proj_size: expected 0, or 1..%d for an LSTM, got %d",
                         (int)c->hidden_size - 1, (int)c->proj_size);
     const struct { const char *name; int32_t v; int max; } nums[] = {
-        {"update_act", c->update_act, 2}, {"gate_act", c->gate_act, c->cell == FS_CELL_FASTGRNN ? 2 : 0},
-        {"w_rank", c->w_rank, INT32_MAX}, {"u_rank", c->u_rank, INT32_MAX}};
+        {"update_act", c->update_act, FS_ACT_HARD_TANH},
+        {"gate_act", c->gate_act, c->cell == FS_CELL_FASTGRNN ? FS_ACT_HARD_TANH : 0}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (nums[i].v < 0 || nums[i].v > nums[i].max || (nums[i].v && !fast))
             return fs__fail(FS_ERR_INVALID_ARG, "%s: expected 0%s, got %d", nums[i].name,
                             fast ? " or a positive value in range" : " (only FastRNN / FastGRNN use it)",
                             (int)nums[i].v);
     }
+    if ((st = check_ranks(c)) != FS_OK) return st;
     if ((st = check_acts(c, fast)) != FS_OK) return st;
     if (c->dtype < FS_DTYPE_F32 || c->dtype > FS_DTYPE_BF16)
         return fs__fail(FS_ERR_INVALID_ARG, "dtype: expected 0..3 (f32, int8, int4, bf16), got %d", (int)c->dtype);
@@ -102,14 +132,14 @@ static int param_dims(const fs_rnn *m, size_t in, fs_param p, size_t *rows, size
     const int fast = is_fast(c->cell), lstm = c->cell == FS_CELL_LSTM;
     size_t r = 0, k = 1;
     switch (p) {
-    case FS_PARAM_WEIGHT_IH: if (!(fast && c->w_rank)) r = G * H, k = in; break;
-    case FS_PARAM_WEIGHT_HH: if (!(fast && c->u_rank)) r = G * H, k = m->r; break;
+    case FS_PARAM_WEIGHT_IH: if (!c->w_rank) r = G * H, k = in; break;
+    case FS_PARAM_WEIGHT_HH: if (!c->u_rank) r = G * H, k = m->r; break;
     case FS_PARAM_BIAS_IH:
     case FS_PARAM_BIAS_HH: if (!fast && c->bias) r = G * H; break;
-    case FS_PARAM_WEIGHT_IH_A: if (fast && c->w_rank) r = (size_t)c->w_rank, k = in; break;
-    case FS_PARAM_WEIGHT_IH_B: if (fast && c->w_rank) r = H, k = (size_t)c->w_rank; break;
-    case FS_PARAM_WEIGHT_HH_A: if (fast && c->u_rank) r = (size_t)c->u_rank, k = H; break;
-    case FS_PARAM_WEIGHT_HH_B: if (fast && c->u_rank) r = H, k = (size_t)c->u_rank; break;
+    case FS_PARAM_WEIGHT_IH_A: if (c->w_rank) r = (size_t)c->w_rank, k = in; break;
+    case FS_PARAM_WEIGHT_IH_B: if (c->w_rank) r = G * H, k = (size_t)c->w_rank; break;
+    case FS_PARAM_WEIGHT_HH_A: if (c->u_rank) r = (size_t)c->u_rank, k = H; break;
+    case FS_PARAM_WEIGHT_HH_B: if (c->u_rank) r = G * H, k = (size_t)c->u_rank; break;
     case FS_PARAM_WEIGHT_HR: if (lstm && c->proj_size) r = (size_t)c->proj_size, k = H; break;
     case FS_PARAM_PEEPHOLE_I:
     case FS_PARAM_PEEPHOLE_F:
@@ -128,20 +158,23 @@ static int param_dims(const fs_rnn *m, size_t in, fs_param p, size_t *rows, size
 }
 
 /* The activation of each role, defaults filled in; custom_acts says whether
- * any differs from the cell's usual ones (then the kernels' *_act slots run). */
+ * any differs from the cell's usual ones (then the kernels' *_act slots run).
+ * FastRNN, FastGRNN, UGRNN always run their own kernels on these (roles f, g). */
 static void resolve_acts(const fs_rnn_config *c, fs_rnn *m) {
+    const int fast = is_fast(c->cell) || c->cell == FS_CELL_UGRNN;
     const int usual[3] = {c->cell == FS_CELL_RNN_RELU ? FS_ACT_RELU : c->cell == FS_CELL_RNN_TANH ? FS_ACT_TANH
                                                                                                  : FS_ACT_SIGMOID,
                           FS_ACT_TANH, FS_ACT_TANH};
     m->custom_acts = c->clip != 0.0f;
     m->acts.clip = c->clip;
     for (int r = 0; r < 3; r++) {
-        const int kind = c->act[r] ? c->act[r] - 1 : usual[r];
+        const int given = config_act(c, r);
+        const int kind = given >= 0 ? given : usual[r];
         const int hard = kind == FS_ACT_HARD_SIGMOID;
         m->acts.kind[r] = kind;
         m->acts.alpha[r] = hard && c->act_alpha[r] == 0.0f ? 0.2f : c->act_alpha[r];
         m->acts.beta[r] = hard && c->act_beta[r] == 0.0f ? 0.5f : c->act_beta[r];
-        if (kind != usual[r]) m->custom_acts = 1;
+        if (kind != usual[r] && !fast) m->custom_acts = 1;
     }
 }
 
@@ -402,13 +435,13 @@ static int packed_parts(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, packe
     switch (p) {
     case FS_PARAM_WEIGHT_IH: part[0] = (packed_part){u->w_ih_packed, m->gates, H, in, sc[FS_MAT_IH]}; return 1;
     case FS_PARAM_WEIGHT_IH_A: part[0] = (packed_part){u->w_ih_a_packed, 1, wr, in, sc[FS_MAT_IH_A]}; return 1;
-    case FS_PARAM_WEIGHT_IH_B: part[0] = (packed_part){u->w_ih_packed, 1, H, wr, sc[FS_MAT_IH]}; return 1;
+    case FS_PARAM_WEIGHT_IH_B: part[0] = (packed_part){u->w_ih_packed, m->gates, H, wr, sc[FS_MAT_IH]}; return 1;
     case FS_PARAM_WEIGHT_HH:
         part[0] = (packed_part){u->w_hh_packed, m->gh, H, m->r, sc[FS_MAT_HH]};
         part[1] = (packed_part){u->w_hn_packed, 1, H, m->r, sc[FS_MAT_HN]};
         return u->w_hn_packed ? 2 : 1;
     case FS_PARAM_WEIGHT_HH_A: part[0] = (packed_part){u->w_hh_a_packed, 1, ur, H, sc[FS_MAT_HH_A]}; return 1;
-    case FS_PARAM_WEIGHT_HH_B: part[0] = (packed_part){u->w_hh_packed, 1, H, ur, sc[FS_MAT_HH]}; return 1;
+    case FS_PARAM_WEIGHT_HH_B: part[0] = (packed_part){u->w_hh_packed, m->gh, H, ur, sc[FS_MAT_HH]}; return 1;
     case FS_PARAM_WEIGHT_HR: part[0] = (packed_part){u->w_hr_packed, 1, m->r, H, sc[FS_MAT_HR]}; return 1;
     default: return 0;
     }
@@ -648,8 +681,8 @@ int32_t fs_param_ndim(fs_param param) {
 }
 
 const char *fs_cell_name(fs_cell cell) {
-    static const char *const names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU", "FASTRNN", "FASTGRNN"};
-    return FS_ENUM_IN(cell, FS_CELL_FASTGRNN) ? names[cell] : "unknown";
+    static const char *const names[] = {"RNN_TANH", "RNN_RELU", "LSTM", "GRU", "FASTRNN", "FASTGRNN", "UGRNN"};
+    return FS_ENUM_IN(cell, FS_CELL_UGRNN) ? names[cell] : "unknown";
 }
 
 const char *fs_act_name(fs_act act) {

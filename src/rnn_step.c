@@ -117,13 +117,16 @@ static void cell_rows(const fs_step *s, size_t jb, size_t nb, size_t b0, size_t 
         else
             k->gru_cell(n, gx, ldgx, acc, hprev, ldh, hn, ldh);
         break;
+    case FS_CELL_UGRNN:
+        k->ugrnn_cell(n, &m->acts, gx, ldgx, acc, hprev, ldh, hn, ldh);
+        break;
     case FS_CELL_FASTRNN:
-        k->fastrnn_cell(n, c->update_act, gx, ldgx, acc, hprev, ldh, hn, ldh, u->coef[0], u->coef[1]);
+        k->fastrnn_cell(n, &m->acts, gx, ldgx, acc, hprev, ldh, hn, ldh, u->coef[0], u->coef[1]);
         break;
     case FS_CELL_FASTGRNN:
         for (size_t i = 0; i < nb; i++) { /* per-block bias vectors: a block per call */
             const size_t o = i * FS_NB;
-            k->fastgrnn_cell(b1 - b0, c->gate_act, c->update_act, gx + o, s->ldgx, acc + o,
+            k->fastgrnn_cell(b1 - b0, &m->acts, gx + o, s->ldgx, acc + o,
                              u->vec[FS_VEC_BIAS_GATE] + j0 + o, u->vec[FS_VEC_BIAS_UPDATE] + j0 + o, hprev + o,
                              rp, hn + o, rp, u->coef[0], u->coef[1]);
         }

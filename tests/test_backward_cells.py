@@ -33,6 +33,11 @@ VARIANTS = {
         w_rank=12), False),
     "fastgrnn_relu_update": (lambda *a: ft.FastGRNN(*a[:4], bidirectional=a[4],
                                                     update_nonlinearity="relu", u_rank=2), False),
+    # EdgeML's quantSigm gate and quantTanh update
+    "fastgrnn_quant": (lambda *a: ft.FastGRNN(*a[:4], bidirectional=a[4], gate_nonlinearity="hard_sigmoid",
+                                              gate_alpha=0.5, gate_beta=0.5, update_nonlinearity="hard_tanh",
+                                              w_rank=3), False),
+    "fastrnn_softsign": (lambda *a: ft.FastRNN(*a[:4], bidirectional=a[4], nonlinearity="softsign"), False),
 }
 
 

@@ -136,6 +136,11 @@ CASES = {
     "fastgrnn_lowrank": (lambda: fastseq.FastGRNN(6, 16, w_rank=3, u_rank=4, seed=5), 2, 13),
     "lstm_gate_acts_clip": (lambda: fastseq.LSTM(5, 12, seed=6, activations=("hard_sigmoid", "softsign", "hard_tanh"),
                                                  activation_alpha=(1 / 6, None, None), clip=1.5), 2, 9),
+    "fastgrnn_edgeml_quant": (lambda: fastseq.FastGRNN(6, 16, gate_nonlinearity="hard_sigmoid", gate_alpha=0.5,
+                                                       gate_beta=0.5, update_nonlinearity="hard_tanh", seed=8), 2, 9),
+    "lstm_low_rank": (lambda: fastseq.LSTM(5, 12, w_rank=3, u_rank=4, seed=9), 2, 9),
+    "ugrnn_low_rank_quant": (lambda: fastseq.UGRNN(4, 10, u_rank=3, seed=10, activations=("hard_sigmoid", "hard_tanh"),
+                                                   activation_alpha=(0.5, None), activation_beta=(0.5, None)), 2, 7),
     "gru_reset_before_gate_acts": (lambda: fastseq.GRU(3, 10, reset_after=False, seed=7,
                                                        activations=("hard_sigmoid", "relu"), clip=2.0), 1, 8),
     # quantised weights (issue 12): the block as bytes, used in place

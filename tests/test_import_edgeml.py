@@ -64,7 +64,7 @@ SIZES = [(5, 9), (8, 8)]   # I != H, and I == H, where the two layouts have the 
 
 
 @pytest.mark.parametrize("I,H", SIZES)
-@pytest.mark.parametrize("update", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("update", ["tanh", "sigmoid", "relu", "quantTanh", "quantSigm", "quantSigm4"])
 @pytest.mark.parametrize("w_rank,u_rank", [(None, None), (3, 4)])
 def test_fastrnn_cell(I, H, update, w_rank, u_rank):
     cell = perturb(rnn.FastRNNCell(I, H, update_nonlinearity=update, wRank=w_rank, uRank=u_rank), 1)
@@ -75,7 +75,10 @@ def test_fastrnn_cell(I, H, update, w_rank, u_rank):
 
 
 GRNN_NONLIN = [("sigmoid", "tanh"), ("tanh", "sigmoid"), ("relu", "tanh"), ("sigmoid", "relu"),
-               ("tanh", "tanh")]
+               ("tanh", "tanh"), ("quantSigm", "quantTanh"), ("quantSigm4", "quantSigm"),
+               ("sigmoid", "quantTanh"), ("quantTanh", "quantSigm4")]
+# EdgeML's names as fastseq's (the layer reports its own)
+FASTSEQ_NAME = {"quantTanh": "hard_tanh", "quantSigm": "hard_sigmoid", "quantSigm4": "hard_sigmoid"}
 
 
 @pytest.mark.parametrize("I,H", SIZES)
@@ -86,7 +89,8 @@ def test_fastgrnn_cell(I, H, gate, update, w_rank, u_rank):
     perturb(cell, 2, gate_shift=1.5 if gate == "relu" else 0.0)   # a relu gate above 1 grows h
     layer = fastseq.from_edgeml(cell)
     assert type(layer) is fastseq.FastGRNN
-    assert (layer.gate_nonlinearity, layer.update_nonlinearity) == (gate, update)
+    assert (layer.gate_nonlinearity, layer.update_nonlinearity) == (FASTSEQ_NAME.get(gate, gate),
+                                                                    FASTSEQ_NAME.get(update, update))
     x = inputs(I, False)
     close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
 
@@ -134,6 +138,68 @@ def test_lstmlr_and_grulr_take_edgeml_quant_activations(gate, update):
         close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
 
 
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("w_rank,u_rank", [(3, 4), (None, 2), (4, None)])
+@pytest.mark.parametrize("gate,update", [("sigmoid", "tanh"), ("quantSigm", "quantTanh")])
+def test_low_rank_lstmlr_keeps_its_factors(I, H, w_rank, u_rank, gate, update):
+    cell = perturb(rnn.LSTMLRCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update,
+                                  wRank=w_rank, uRank=u_rank), 16)
+    layer = fastseq.from_edgeml(cell)
+    assert (layer.w_rank, layer.u_rank) == (w_rank, u_rank)
+    if w_rank:   # the shared factor kept: [rank, in] and the four gates' [4H, rank]
+        assert layer.state_dict()["weight_ih_a_l0"].shape == (w_rank, I)
+        assert layer.state_dict()["weight_ih_b_l0"].shape == (4 * H, w_rank)
+    x = inputs(I, False)
+    with torch.no_grad():
+        h_ref, c_ref = rnn.BaseRNN(cell, batch_first=False)(torch.from_numpy(x))
+    y, (h_n, c_n) = layer(x)
+    close(y, h_ref)
+    close(c_n[0], c_ref[-1])
+    stream = layer.stream(batch=x.shape[1])
+    close(np.stack([stream.step(x[t]) for t in range(x.shape[0])]), h_ref)
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("update", ["tanh", "quantTanh"])
+def test_low_rank_w_grulr_keeps_its_factor(I, H, update):
+    cell = perturb(rnn.GRULRCell(I, H, update_nonlinearity=update, wRank=3), 17)
+    layer = fastseq.from_edgeml(cell)
+    assert type(layer) is fastseq.GRU and not layer.reset_after and layer.w_rank == 3
+    x = inputs(I, False)
+    close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
+
+
+def test_low_rank_lstmlr_gradients_match_edgeml_autograd(each_isa):
+    """fastseq's backward of a low-rank LSTM against autograd on EdgeML's LSTMLRCell: the
+    input, h0, c0, both factors of W and U, the biases (bound as test_backward_cells.py's)."""
+    I, H, T, B = 5, 9, 10, 3
+    cell = perturb(rnn.LSTMLRCell(I, H, wRank=3, uRank=4), 18)
+    gen = torch.Generator().manual_seed(19)
+    x = torch.randn(T, B, I, generator=gen).requires_grad_(True)
+    h0 = torch.randn(B, H, generator=gen).requires_grad_(True)
+    c0 = torch.randn(B, H, generator=gen).requires_grad_(True)
+    y, c = rnn.BaseRNN(cell, batch_first=False)(x, h0, c0)
+    gy, gc = torch.randn(y.shape, generator=gen), torch.randn(B, H, generator=gen)
+    ((y * gy).sum() + (c[-1] * gc).sum()).backward()
+    gates = ("1", "2", "3", "4")   # EdgeML's gate order is torch's i, f, g, o
+    p = dict(cell.named_parameters())
+    wanted = {"input": x.grad, "hx": (h0.grad[None], c0.grad[None]),
+              "weight_ih_a_l0": p["W"].grad.T, "weight_hh_a_l0": p["U"].grad.T,
+              "weight_ih_b_l0": torch.cat([p["W" + g].grad.T for g in gates]),
+              "weight_hh_b_l0": torch.cat([p["U" + g].grad.T for g in gates]),
+              "bias_ih_l0": torch.cat([p[b].grad.reshape(-1) for b in ("bias_i", "bias_f", "bias_c", "bias_o")])}
+    layer = fastseq.from_edgeml(cell)
+    for isa in each_isa():
+        got = layer.backward(x.detach().numpy(), gy.numpy(), hx=(h0.detach().numpy()[None], c0.detach().numpy()[None]),
+                             grad_hn=(np.zeros((1, B, H), np.float32), gc.numpy()[None]))
+        for key, want in wanted.items():
+            pairs = zip(got[key], want) if key == "hx" else [(got[key], want)]
+            for g, w in pairs:
+                w = w.detach().numpy()
+                err, scale = float(np.abs(g - w).max()), float(np.abs(w).max())
+                assert err <= max(1e-4 * scale, 1e-5), f"{isa} {key}: max abs err {err:.3g}, scale {scale:.3g}"
+
+
 def state_dict_of(module):
     return {k: v.numpy() for k, v in module.state_dict().items()}
 
@@ -164,16 +230,10 @@ def test_state_dicts_need_the_layout_only_when_shapes_cannot_tell():
 
 
 def test_what_fastseq_cannot_run_yet_is_a_clear_error():
-    with pytest.raises(ValueError, match="UGRNNLR: fastseq has no such cell yet"):
-        fastseq.from_edgeml(rnn.UGRNNLRCell(4, 6))
-    with pytest.raises(ValueError, match="UGRNNLR"):
-        fastseq.from_edgeml(rnn.UGRNN(4, 6))
-    with pytest.raises(ValueError, match="'quantTanh': fastseq has no such activation"):
-        fastseq.from_edgeml(rnn.FastGRNNCell(4, 6, update_nonlinearity="quantTanh"))
-    with pytest.raises(ValueError, match="'quantSigm'"):
-        fastseq.from_edgeml(rnn.FastRNNCell(4, 6, update_nonlinearity="quantSigm"))
-    with pytest.raises(ValueError, match="low-rank.*no fastseq form"):
-        fastseq.from_edgeml(rnn.LSTMLRCell(4, 6, wRank=2))
+    with pytest.raises(ValueError, match="update_nonlinearity: expected one of .*quantSigm4.* got <built-in"):
+        fastseq.from_edgeml(rnn.FastGRNNCell(4, 6, update_nonlinearity=torch.sin))
+    with pytest.raises(ValueError, match="GRULR with uRank: .*has no fastseq form yet"):
+        fastseq.from_edgeml(rnn.GRULRCell(4, 6, wRank=2, uRank=3))
     with pytest.raises(ValueError, match="GRULR gate_nonlinearity: expected one of"):
         fastseq.from_edgeml(rnn.GRULRCell(4, 6, gate_nonlinearity=torch.sin))
     with pytest.raises(ValueError, match="come from the module itself"):
@@ -203,3 +263,114 @@ def test_convert_command_takes_edgeml_state_dicts_and_trusted_pickles(tmp_path, 
     assert main(["convert", str(tmp_path / "wrapper.pt"), str(tmp_path / "w.fsq"), "--trust-pickle"]) == 0
     x = inputs(5, True)
     close(fastseq.load(tmp_path / "w.fsq")(x)[0], run_edgeml(wrapper, x, True))
+    quant = perturb(rnn.FastGRNNCell(5, 9, gate_nonlinearity="quantSigm", update_nonlinearity="quantTanh"), 24)
+    torch.save(quant.state_dict(), tmp_path / "q.pt")
+    assert main(["convert", str(tmp_path / "q.pt"), str(tmp_path / "q.fsq"), "--time-major",
+                 "--gate-nonlinearity", "quantSigm", "--update-nonlinearity", "quantTanh"]) == 0, capsys.readouterr().err
+    x = inputs(5, False)
+    close(fastseq.load(tmp_path / "q.fsq")(x)[0], run_edgeml(rnn.BaseRNN(quant, batch_first=False), x, False))
+
+
+@pytest.mark.parametrize("make", [lambda: rnn.FastGRNN(5, 9, gate_nonlinearity="quantSigm4",
+                                                       update_nonlinearity="quantTanh", uRank=3),
+                                  # (EdgeML's FastRNN wrapper passes its cell an argument it refuses)
+                                  lambda: rnn.BaseRNN(rnn.FastRNNCell(5, 9, update_nonlinearity="quantSigm",
+                                                                      wRank=2), batch_first=True)])
+def test_quant_activations_survive_save_load_and_streaming(tmp_path, make):
+    wrapper = perturb(make(), 12)
+    x = 2.0 * inputs(5, True)   # into the clamps' flat parts
+    ref = run_edgeml(wrapper, x, True)
+    layer = fastseq.from_edgeml(wrapper)
+    fastseq.save(layer, tmp_path / "q.fsq")
+    loaded = fastseq.load(tmp_path / "q.fsq")
+    assert loaded.config() == layer.config() | {k: v for k, v in loaded.config().items() if k.endswith("_init")}
+    close(loaded(x)[0], ref)
+    stream = loaded.stream(batch=x.shape[0])
+    steps = np.stack([stream.step(x[:, t]) for t in range(x.shape[1])], axis=1)
+    close(steps, ref)
+
+
+@pytest.mark.parametrize("kind, gate, update", [("FastGRNN", "quantSigm", "quantTanh"),
+                                                ("FastGRNN", "quantTanh", "quantSigm4"),
+                                                ("FastRNN", None, "quantSigm"), ("FastRNN", None, "quantTanh")])
+def test_quant_activation_gradients_match_edgeml_autograd(each_isa, kind, gate, update):
+    """fastseq's backward through quantTanh / quantSigm against torch autograd on EdgeML's
+    own cell: the input, h0, the biases, the scalars and the full-rank matrices.
+    Bound: test_backward_cells.py's (1e-4 of the largest |gradient|, or 1e-5)."""
+    I, H, T, B = 5, 9, 12, 3
+    if kind == "FastGRNN":
+        cell = perturb(rnn.FastGRNNCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update), 13)
+        names = {"W": "weight_ih_l0", "U": "weight_hh_l0", "bias_gate": "bias_gate_l0",
+                 "bias_update": "bias_update_l0", "zeta": "zeta_l0", "nu": "nu_l0"}
+        layout = lambda m: m                    # noqa: E731  (torch layout: W [H, I])
+    else:
+        cell = perturb(rnn.FastRNNCell(I, H, update_nonlinearity=update), 14)
+        names = {"W": "weight_ih_l0", "U": "weight_hh_l0", "bias_update": "bias_l0", "alpha": "alpha_l0",
+                 "beta": "beta_l0"}
+        layout = lambda m: m.T                  # noqa: E731  (row layout: W [I, H])
+    gen = torch.Generator().manual_seed(15)
+    x = (1.5 * torch.randn(T, B, I, generator=gen)).requires_grad_(True)
+    h0 = torch.randn(B, H, generator=gen).requires_grad_(True)
+    y = rnn.BaseRNN(cell, batch_first=False)(x, h0)
+    gy = torch.randn(y.shape, generator=gen)
+    (y * gy).sum().backward()
+    layer = fastseq.from_edgeml(cell)
+    wanted = [("input", x.grad), ("hx", h0.grad[None])]
+    wanted += [(names[k], layout(p.grad) if p.grad.ndim == 2 and k in ("W", "U") else p.grad.reshape(-1))
+               for k, p in cell.named_parameters()]
+    for isa in each_isa():
+        got = layer.backward(x.detach().numpy(), gy.numpy(), hx=h0.detach().numpy()[None])
+        for key, want in wanted:
+            want = want.detach().numpy()
+            err, scale = float(np.abs(got[key] - want).max()), float(np.abs(want).max())
+            assert err <= max(1e-4 * scale, 1e-5), f"{isa} {key}: max abs err {err:.3g}, scale {scale:.3g}"
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("w_rank,u_rank", [(None, None), (3, 4)])
+# (gates onto (0, 1): with a tanh gate, 1 - z reaches 2 and the cell amplifies rounding --
+# EdgeML's own fp32 then differs from its float64 run by up to 8e-5 at |h| 6)
+@pytest.mark.parametrize("gate,update", [("sigmoid", "tanh"), ("quantSigm", "quantTanh"), ("sigmoid", "relu")])
+def test_ugrnn_is_a_fastseq_cell(I, H, w_rank, u_rank, gate, update):
+    cell = perturb(rnn.UGRNNLRCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update,
+                                   wRank=w_rank, uRank=u_rank), 20)
+    layer = fastseq.from_edgeml(cell)
+    assert type(layer) is fastseq.UGRNN and (layer.w_rank, layer.u_rank) == (w_rank, u_rank)
+    x = inputs(I, False)
+    ref = run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False)
+    close(layer(x)[0], ref)
+    stream = layer.stream(batch=x.shape[1])
+    close(np.stack([stream.step(x[t]) for t in range(x.shape[0])]), ref)
+
+
+def test_ugrnn_wrapper_state_dict_file_and_gradients(tmp_path, each_isa):
+    I, H, T, B = 5, 9, 11, 3
+    wrapper = perturb(rnn.UGRNN(I, H, gate_nonlinearity="quantSigm4", wRank=3), 21)
+    x = inputs(I, True, T=T, B=B)
+    ref = run_edgeml(wrapper, x, True)
+    layer = fastseq.from_edgeml(wrapper)
+    assert layer.batch_first
+    close(layer(x)[0], ref)
+    from_sd = fastseq.from_edgeml(state_dict_of(wrapper), cell="UGRNNLR", gate_nonlinearity="quantSigm4",
+                                  batch_first=True)
+    close(from_sd(x)[0], ref)
+    fastseq.save(layer, tmp_path / "u.fsq")
+    close(fastseq.load(tmp_path / "u.fsq")(x)[0], ref)
+    # gradients: autograd through EdgeML's cell against fastseq's backward
+    cell = wrapper.cell
+    xt = torch.from_numpy(x).requires_grad_(True)
+    h0 = torch.randn(B, H, generator=torch.Generator().manual_seed(22)).requires_grad_(True)
+    y = rnn.BaseRNN(cell, batch_first=True)(xt, h0)
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(23))
+    (y * gy).sum().backward()
+    p = dict(cell.named_parameters())
+    wanted = {"input": xt.grad, "hx": h0.grad[None], "weight_ih_a_l0": p["W"].grad.T,
+              "weight_ih_b_l0": torch.cat([p["W1"].grad.T, p["W2"].grad.T]),
+              "weight_hh_l0": torch.cat([p["U1"].grad.T, p["U2"].grad.T]),
+              "bias_ih_l0": torch.cat([p["bias_gate"].grad.reshape(-1), p["bias_update"].grad.reshape(-1)])}
+    for isa in each_isa():
+        got = layer.backward(x, gy.numpy(), hx=h0.detach().numpy()[None])
+        for key, want in wanted.items():
+            want = want.detach().numpy()
+            err, scale = float(np.abs(got[key] - want).max()), float(np.abs(want).max())
+            assert err <= max(1e-4 * scale, 1e-5), f"{isa} {key}: max abs err {err:.3g}, scale {scale:.3g}"

@@ -31,6 +31,14 @@ CASES = {
     "fastrnn_lowrank": lambda: fastseq.FastRNN(4, 6, w_rank=2, u_rank=3, nonlinearity="sigmoid",
                                               alpha_init=0.1, seed=9),
     "fastgrnn_2layer": lambda: fastseq.FastGRNN(4, 6, num_layers=2, gate_nonlinearity="relu", seed=10),
+    "fastgrnn_quant": lambda: fastseq.FastGRNN(4, 6, gate_nonlinearity="hard_sigmoid", gate_alpha=0.25,
+                                               update_nonlinearity="softsign", u_rank=2, seed=11),
+    "fastrnn_hard_tanh": lambda: fastseq.FastRNN(4, 6, nonlinearity="hard_tanh", seed=12),
+    "lstm_low_rank_2layer": lambda: fastseq.LSTM(4, 6, num_layers=2, w_rank=2, u_rank=3, seed=13),
+    "gru_low_rank_bidir": lambda: fastseq.GRU(3, 5, bidirectional=True, w_rank=2, u_rank=2, seed=14),
+    "gru_reset_before_low_rank_w": lambda: fastseq.GRU(3, 5, reset_after=False, w_rank=2, seed=15),
+    "ugrnn_2layer_bidir": lambda: fastseq.UGRNN(3, 5, num_layers=2, bidirectional=True, seed=16),
+    "ugrnn_low_rank_acts": lambda: fastseq.UGRNN(4, 6, w_rank=2, activations=("hard_sigmoid", "softsign"), seed=17),
 }
 
 

@@ -383,7 +383,9 @@ def test_errors():
     with pytest.raises(ValueError, match="nonlinearity"):
         fst.FastRNN(3, 4, nonlinearity="gelu")
     with pytest.raises(ValueError, match="gate_nonlinearity"):
-        fst.FastGRNN(3, 4, gate_nonlinearity="softsign")
+        fst.FastGRNN(3, 4, gate_nonlinearity="gelu")
+    with pytest.raises(ValueError, match="update_nonlinearity: softsign takes no alpha"):
+        fst.FastGRNN(3, 4, update_nonlinearity="softsign", update_alpha=0.5)
     with pytest.raises(ValueError, match="w_rank"):
         fst.FastGRNN(3, 4, w_rank=0)
     with pytest.raises(ValueError, match="hidden_size"):

@@ -23,6 +23,7 @@ _EDGEML_KEY = re.compile(r"^(.*?)(W|W[1-4]|U|U[1-4]|bias_(?:update|gate|[rifco])
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
 _KINDS = ("LSTM", "GRU", "RNN", "FastRNN", "FastGRNN")
 _ACTS = ("tanh", "sigmoid", "relu")
+_EDGEML_ACTS = _ACTS + ("quantTanh", "quantSigm", "quantSigm4")   # EdgeML's names (from_edgeml)
 
 
 @dataclass
@@ -297,8 +298,8 @@ def _from_arrays(arrays, prefix, f):
         gate = f.gate_nonlinearity
         update = f.update_nonlinearity or f.nonlinearity
         if {"zeta", "nu"} <= set(sd) or cell == "FastGRNN":
-            _need(gate, "FastGRNN's gate nonlinearity", "gate_nonlinearity (--gate-nonlinearity)", _ACTS)
-        _need(update, "the update nonlinearity", "update_nonlinearity (--update-nonlinearity)", _ACTS)
+            _need(gate, "FastGRNN's gate nonlinearity", "gate_nonlinearity (--gate-nonlinearity)", _EDGEML_ACTS)
+        _need(update, "the update nonlinearity", "update_nonlinearity (--update-nonlinearity)", _EDGEML_ACTS)
         layer = from_edgeml(sd, cell=cell, layout=f.layout, gate_nonlinearity=gate, update_nonlinearity=update,
                             batch_first=_need(f.batch_first, "batch_first", "batch_first (--batch-first or --time-major)"))
         return Converted(layer, f"EdgeML tensors under {prefix!r}" if prefix else "EdgeML tensors", ignored)

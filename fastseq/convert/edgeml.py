@@ -21,18 +21,11 @@ _CELL_CLASSES = {"FastRNNCell": ("FastRNN", "row"), "FastGRNNCell": ("FastGRNN",
                  "UGRNNLRCell": ("UGRNNLR", "row")}
 _KINDS = ("FastRNN", "FastGRNN", "LSTMLR", "GRULR", "UGRNNLR")
 _LAYOUTS = ("row", "torch")
-_ACTIVATIONS = ("tanh", "sigmoid", "relu")
 # key prefixes of the cell inside EdgeML's wrappers (FastGRNN, ...) and BaseRNN
 _PREFIXES = ("unrollRNN._RNNCell.", "_RNNCell.", "cell.")
 
 
-def _not_yet(what):
-    return (f"{what}: fastseq has no such {'cell' if what.endswith('LR') else 'activation'} yet "
-            "(it needs a new C kernel); supported: FastRNN, FastGRNN with tanh, sigmoid or relu, "
-            "and full-rank LSTMLR / GRULR with those or quantTanh, quantSigm, quantSigm4")
-
-
-# EdgeML's activations as fastseq gate activations (name, alpha, beta), per
+# EdgeML's activations as fastseq activations (name, alpha, beta), per
 # edgeml_pytorch.graph.rnn.gen_nonlinearity: quantTanh clamps x to [-1, 1],
 # quantSigm clamps (x + 1) / 2 and quantSigm4 (x + 2) / 4 to [0, 1]
 _GATE_ACTS = {"tanh": ("tanh", None, None), "sigmoid": ("sigmoid", None, None), "relu": ("relu", None, None),
@@ -41,11 +34,11 @@ _GATE_ACTS = {"tanh": ("tanh", None, None), "sigmoid": ("sigmoid", None, None), 
 
 
 def _activation(name, role):
-    if callable(name) or name not in _ACTIVATIONS:
-        if name in ("quantTanh", "quantSigm", "quantSigm4"):
-            raise ValueError(_not_yet(f"{role} {name!r}"))
-        raise ValueError(f"{role}: expected one of {list(_ACTIVATIONS)}, got {name!r}")
-    return name
+    """fastseq's (name, alpha, beta) for EdgeML's nonlinearity `name`."""
+    if callable(name) or name not in _GATE_ACTS:
+        raise ValueError(f"{role}: expected one of {list(_GATE_ACTS)} (EdgeML's own; a callable has "
+                         f"no fastseq form), got {name!r}")
+    return _GATE_ACTS[name]
 
 
 def _kind_name(cell):
@@ -99,7 +92,8 @@ def _kind_from_keys(sd):
     if {"bias_gate", "bias_update"} <= keys:
         return "UGRNNLR"
     raise ValueError("from_edgeml: expected the keys of an EdgeML cell (FastRNN: alpha, beta; FastGRNN: "
-                     f"zeta, nu; LSTMLR: bias_i, bias_f, bias_c, bias_o; GRULR: bias_r), got {sorted(keys)}")
+                     f"zeta, nu; LSTMLR: bias_i, bias_f, bias_c, bias_o; GRULR: bias_r; UGRNNLR: bias_gate, bias_update), "
+                     f"got {sorted(keys)}")
 
 
 def _factor_shapes(sd, name, hidden, layout):
@@ -162,13 +156,16 @@ def _fast_layer(kind, sd, layout, gate, update, batch_first):
         ours["weight_hh_l0"] = u
     else:
         ours["weight_hh_a_l0"], ours["weight_hh_b_l0"] = ua, ub
+    u_name, u_alpha, u_beta = _activation(update, "update_nonlinearity")
     if kind == "FastRNN":
-        layer = layers.FastRNN(in_size, hidden, nonlinearity=_activation(update, "update_nonlinearity"), **common)
+        layer = layers.FastRNN(in_size, hidden, nonlinearity=u_name, nonlinearity_alpha=u_alpha,
+                               nonlinearity_beta=u_beta, **common)
         ours["bias_l0"] = sd["bias_update"].reshape(-1)
         scalars = ("alpha", "beta")
     else:
-        layer = layers.FastGRNN(in_size, hidden, gate_nonlinearity=_activation(gate, "gate_nonlinearity"),
-                                update_nonlinearity=_activation(update, "update_nonlinearity"), **common)
+        g_name, g_alpha, g_beta = _activation(gate, "gate_nonlinearity")
+        layer = layers.FastGRNN(in_size, hidden, gate_nonlinearity=g_name, gate_alpha=g_alpha, gate_beta=g_beta,
+                                update_nonlinearity=u_name, update_alpha=u_alpha, update_beta=u_beta, **common)
         ours["bias_update_l0"] = sd["bias_update"].reshape(-1)
         ours["bias_gate_l0"] = sd["bias_gate"].reshape(-1)
         scalars = ("zeta", "nu")
@@ -179,32 +176,45 @@ def _fast_layer(kind, sd, layout, gate, update, batch_first):
 
 
 def _gated_layer(kind, sd, gate, update, batch_first):
-    """LSTMLR / GRULR (row layout, one bias per gate) as a fastseq LSTM / reset-before GRU."""
-    if "W" in sd or "U" in sd:
-        raise ValueError(f"{kind}: low-rank factors (W, U shared by the gates) have no fastseq form: "
-                         "fastseq's LSTM and GRU keep full-rank weights only; train with wRank=uRank=None")
-    for role, name in (("gate_nonlinearity", gate), ("update_nonlinearity", update)):
-        if callable(name) or name not in _GATE_ACTS:
-            raise ValueError(f"{kind} {role}: expected one of {list(_GATE_ACTS)}, got {name!r}")
-    # gate: LSTM i, f, o / GRU r, z (ONNX role f); update: the candidate and an LSTM's cell output
-    roles = [_GATE_ACTS[gate], _GATE_ACTS[update]] + ([_GATE_ACTS[update]] if kind == "LSTMLR" else [])
+    """LSTMLR / GRULR / UGRNNLR (row layout, one bias per gate) as a fastseq LSTM /
+    reset-before GRU / UGRNN;
+    low rank (x @ W @ W_g: W [in, r] shared by the gates, W_g [r, hid]) as w_rank / u_rank,
+    weight_*_a = W.T and weight_*_b the W_g.T stacked in gate order."""
+    if kind == "GRULR" and "U" in sd:
+        raise ValueError("GRULR with uRank: a low-rank U inside the reset-before GRU (U also runs on r * h) "
+                         "has no fastseq form yet; wRank is supported, train with uRank=None")
+    gate_act = _activation(gate, f"{kind} gate_nonlinearity")
+    update_act = _activation(update, f"{kind} update_nonlinearity")
+    # gate: LSTM i, f, o / GRU r, z / UGRNN z (role f); update: the candidate and an LSTM's cell output
+    roles = [gate_act, update_act] + ([update_act] if kind == "LSTMLR" else [])
     acts = dict(activations=tuple(r[0] for r in roles), activation_alpha=tuple(r[1] for r in roles),
                 activation_beta=tuple(r[2] for r in roles))
     # EdgeML's gate order -> torch's (LSTM i, f, g, o; GRU r, z, n)
     if kind == "LSTMLR":
         order, biases = ("1", "2", "3", "4"), ("bias_i", "bias_f", "bias_c", "bias_o")
-    else:
+    elif kind == "GRULR":
         order, biases = ("1", "2", "3"), ("bias_r", "bias_gate", "bias_update")
+    else:   # UGRNN: z, c
+        order, biases = ("1", "2"), ("bias_gate", "bias_update")
     hidden = sd[biases[0]].shape[-1]
-    w = np.concatenate([sd["W" + g].T for g in order])
-    u = np.concatenate([sd["U" + g].T for g in order])
+    ours, ranks = {}, {}
+    for name, key, rank in (("W", "weight_ih", "w_rank"), ("U", "weight_hh", "u_rank")):
+        stacked = np.concatenate([sd[name + g].T for g in order])
+        if name in sd:   # low rank: the shared factor
+            ours[key + "_a_l0"], ours[key + "_b_l0"] = sd[name].T, stacked
+            ranks[rank] = sd[name].shape[1]
+        else:
+            ours[key + "_l0"] = stacked
+    in_size = sd["W"].shape[0] if "W" in sd else sd["W1"].shape[0]
     b = np.concatenate([sd[name].reshape(-1) for name in biases])
+    ours.update(bias_ih_l0=b, bias_hh_l0=np.zeros_like(b))
     if kind == "LSTMLR":
-        layer = layers.LSTM(w.shape[1], hidden, batch_first=batch_first, **acts)
+        layer = layers.LSTM(in_size, hidden, batch_first=batch_first, **ranks, **acts)
+    elif kind == "GRULR":
+        layer = layers.GRU(in_size, hidden, batch_first=batch_first, reset_after=False, **ranks, **acts)
     else:
-        layer = layers.GRU(w.shape[1], hidden, batch_first=batch_first, reset_after=False, **acts)
-    layer.load_state_dict({"weight_ih_l0": w, "weight_hh_l0": u, "bias_ih_l0": b,
-                           "bias_hh_l0": np.zeros_like(b)})
+        layer = layers.UGRNN(in_size, hidden, batch_first=batch_first, **ranks, **acts)
+    layer.load_state_dict({k: np.ascontiguousarray(v) for k, v in ours.items()})
     return layer
 
 
@@ -216,18 +226,20 @@ def from_edgeml(source, *, cell=None, layout=None, gate_nonlinearity=None, updat
     ----------
     source : torch.nn.Module or mapping
         An edgeml-pytorch 0.3.0 cell (`FastRNNCell`, `FastGRNNCell`, `LSTMLRCell`,
-        `GRULRCell`), a wrapper holding one (`FastRNN`, `FastGRNN`, `LSTM`, `GRU`), a
-        `BaseRNN`, or a state_dict of any of these (keys with or without the wrappers'
+        `GRULRCell`, `UGRNNLRCell`), a wrapper holding one (`FastRNN`, `FastGRNN`, `LSTM`,
+        `GRU`, `UGRNN`), a `BaseRNN`, or a state_dict of any of these (keys with or without the wrappers'
         `cell.` / `_RNNCell.` prefixes; numpy arrays or tensors).
     cell : str, optional
-        "FastRNN", "FastGRNN", "LSTMLR" or "GRULR": checked against the keys of a state_dict.
+        "FastRNN", "FastGRNN", "LSTMLR", "GRULR" or "UGRNNLR": checked against the keys of
+        a state_dict.
     layout : {"row", "torch"}, optional
         How a FastRNN / FastGRNN state_dict stores its matrices: "row" (x @ W, W [in, hid]:
         edgeml-pytorch's FastRNNCell, the TensorFlow package) or "torch" (x @ W.T,
         W [hid, in]: edgeml-pytorch 0.3.0's FastGRNNCell). Needed when the shapes cannot
         tell (every matrix square). A module's class says it; giving it then is an error.
     gate_nonlinearity, update_nonlinearity : str, optional
-        For a state_dict: "tanh", "sigmoid" or "relu" (default EdgeML's: sigmoid, tanh).
+        For a state_dict: one of EdgeML's "tanh", "sigmoid", "relu", "quantTanh", "quantSigm",
+        "quantSigm4" (default EdgeML's: sigmoid, tanh).
         A module's own are read from it; giving them then is an error.
     batch_first : bool, optional
         Input layout of the fastseq layer; default: a wrapper's or BaseRNN's own (EdgeML's
@@ -235,15 +247,15 @@ def from_edgeml(source, *, cell=None, layout=None, gate_nonlinearity=None, updat
 
     Returns
     -------
-    FastRNN, FastGRNN, LSTM or GRU
-        FastRNN / FastGRNN with low-rank factors kept; LSTMLRCell as an LSTM, GRULRCell as a
-        reset-before GRU (`reset_after=False`).
+    FastRNN, FastGRNN, LSTM, GRU or UGRNN
+        Low-rank factors kept (`w_rank`, `u_rank`); LSTMLRCell as an LSTM, GRULRCell as a
+        reset-before GRU (`reset_after=False`), UGRNNLRCell as a UGRNN.
 
     Raises
     ------
     ValueError
-        Unknown keys or shapes, an ambiguous layout, or what fastseq cannot run yet:
-        `UGRNNLRCell`, `quantTanh` / `quantSigm`, low-rank LSTMLR / GRULR.
+        Unknown keys or shapes, an ambiguous layout, a callable nonlinearity, or what
+        fastseq cannot run yet: GRULR with a low-rank U (`uRank`).
     """
     if hasattr(source, "state_dict") and hasattr(source, "named_modules"):
         given = {"layout": layout, "gate_nonlinearity": gate_nonlinearity,
@@ -264,8 +276,6 @@ def from_edgeml(source, *, cell=None, layout=None, gate_nonlinearity=None, updat
     if cell is not None and _kind_name(cell) != kind:
         raise ValueError(f"cell={cell!r}, but the parameters are those of a {kind} cell")
     batch_first = bool(batch_first)
-    if kind == "UGRNNLR":
-        raise ValueError(_not_yet("UGRNNLR"))
     if kind in ("FastRNN", "FastGRNN"):
         return _fast_layer(kind, sd, layout, gate, update, batch_first)
     if layout not in (None, "row"):

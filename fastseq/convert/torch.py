@@ -38,12 +38,14 @@ def _reference_builders():
 
     def fastrnn(m):
         return layers.FastRNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity,
+                              nonlinearity_alpha=m.nonlinearity_alpha, nonlinearity_beta=m.nonlinearity_beta,
                               w_rank=m.w_rank, u_rank=m.u_rank, **_common(m))
 
     def fastgrnn(m):
         return layers.FastGRNN(m.input_size, m.hidden_size, gate_nonlinearity=m.gate_nonlinearity,
-                               update_nonlinearity=m.update_nonlinearity, w_rank=m.w_rank,
-                               u_rank=m.u_rank, **_common(m))
+                               update_nonlinearity=m.update_nonlinearity, gate_alpha=m.gate_alpha,
+                               gate_beta=m.gate_beta, update_alpha=m.update_alpha, update_beta=m.update_beta,
+                               w_rank=m.w_rank, u_rank=m.u_rank, **_common(m))
 
     return {
         reference.FastRNN: fastrnn,

@@ -13,6 +13,8 @@ def to_torch(layer):
     base = {k: cfg[k] for k in ("input_size", "hidden_size", "num_layers", "bias",
                                 "batch_first", "bidirectional")}
     name = type(layer).__name__
+    if name in ("LSTM", "GRU") and (cfg.get("w_rank") or cfg.get("u_rank")):
+        raise NotImplementedError(f"to_torch: no torch module for a low-rank {name} (w_rank, u_rank)")
     if name == "LSTM" and not cfg.get("peephole") and not cfg.get("coupled"):
         module = nn.LSTM(**base, proj_size=cfg.get("proj_size", 0))
     elif name == "GRU" and cfg.get("reset_after", True):

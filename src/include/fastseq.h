@@ -161,12 +161,16 @@ typedef enum fs_cell {
     FS_CELL_LSTM = 2,      /* PyTorch nn.LSTM, gate order i, f, g, o */
     FS_CELL_GRU = 3,       /* PyTorch nn.GRU, gate order r, z, n (reset after the product) */
     FS_CELL_FASTRNN = 4,   /* EdgeML FastRNN: h' = s(alpha) act(W x + U h + b) + s(beta) h */
-    FS_CELL_FASTGRNN = 5   /* EdgeML FastGRNN: z = gate(W x + U h + b_g), h~ = act(... + b_u),
+    FS_CELL_FASTGRNN = 5,  /* EdgeML FastGRNN: z = gate(W x + U h + b_g), h~ = act(... + b_u),
                               h' = z h + (s(zeta) (1 - z) + s(nu)) h~ */
+    FS_CELL_UGRNN = 6      /* UGRNN (EdgeML UGRNNLRCell), gate order z, c:
+                              z = f(W_z x + b_iz + U_z h + b_hz), c = g(W_c x + b_ic + U_c h + b_hc),
+                              h' = z h + (1 - z) c; f, g: act roles f, g (sigmoid, tanh usual) */
 } fs_cell;
 
-/** Nonlinearities: FastRNN / FastGRNN (tanh, sigmoid, relu) and the gate
- * roles of RNN, LSTM, GRU (all). Values are stable. */
+/** Nonlinearities: FastRNN / FastGRNN (update_act, gate_act; hard_sigmoid's
+ * alpha, beta in act_alpha / act_beta at roles g / f) and the gate roles of
+ * RNN, LSTM, GRU, UGRNN. Values are stable. */
 typedef enum fs_act {
     FS_ACT_TANH = 0,
     FS_ACT_SIGMOID = 1,
@@ -177,7 +181,8 @@ typedef enum fs_act {
 } fs_act;
 
 /** The gate roles of fs_rnn_config.act, ONNX's names: LSTM f (gates i, f, o),
- * g (cell input), h (cell output); GRU f (gates r, z), g (candidate n); RNN f. */
+ * g (cell input), h (cell output); GRU f (gates r, z), g (candidate n); RNN f;
+ * UGRNN f (gate z), g (candidate c). */
 typedef enum fs_act_role { FS_ROLE_F = 0, FS_ROLE_G = 1, FS_ROLE_H = 2 } fs_act_role;
 
 /** Shape of a recurrent model, with PyTorch's meaning of each field. */
@@ -193,14 +198,18 @@ typedef struct fs_rnn_config {
     int32_t peephole;       /* LSTM: 1 adds p_i, p_f (on c) and p_o (on the new c) */
     int32_t coupled;        /* LSTM: 1 couples the gates, f = 1 - i (weights hold i, g, o) */
     int32_t reset_before;   /* GRU: 1 gives n = tanh(W_in x + b_in + W_hn (r * h) + b_hn) */
-    int32_t update_act;     /* FastRNN / FastGRNN: fs_act of the update h~ (FS_ACT_TANH usual) */
-    int32_t gate_act;       /* FastGRNN: fs_act of the gate z (FS_ACT_SIGMOID usual) */
-    int32_t w_rank;         /* FastRNN / FastGRNN: 0 full W, else W = W_b W_a of this rank */
-    int32_t u_rank;         /* FastRNN / FastGRNN: 0 full U, else U = U_b U_a of this rank */
-    /* RNN, LSTM, GRU activations per role (fs_act_role), stored as 1 + fs_act:
+    int32_t update_act;     /* FastRNN / FastGRNN: fs_act of the update h~ (FS_ACT_TANH usual;
+                               hard_sigmoid: act_alpha[1], act_beta[1]) */
+    int32_t gate_act;       /* FastGRNN: fs_act of the gate z (FS_ACT_SIGMOID usual;
+                               hard_sigmoid: act_alpha[0], act_beta[0]) */
+    int32_t w_rank;         /* 0 full W, else W = W_b W_a of this rank (W_a shared by the gates) */
+    int32_t u_rank;         /* 0 full U, else U = U_b U_a of this rank; not with proj_size or
+                               a reset-before GRU */
+    /* RNN, LSTM, GRU, UGRNN activations per role (fs_act_role), stored as 1 + fs_act:
      * 0 keeps the role's usual function (f sigmoid, g and h tanh; RNN f: the
      * cell's tanh or relu). act_alpha / act_beta: hard_sigmoid's alpha, beta
-     * for that role (0: ONNX's defaults 0.2, 0.5); must be 0 for the others. */
+     * for that role (0: ONNX's defaults 0.2, 0.5; FastRNN / FastGRNN: see
+     * update_act, gate_act); must be 0 for the others. */
     int32_t act[3];
     float act_alpha[3];
     float act_beta[3];
@@ -245,9 +254,9 @@ typedef enum fs_param {
     FS_PARAM_BIAS_IH = 2,     /* [gates*hidden]  RNN, LSTM, GRU */
     FS_PARAM_BIAS_HH = 3,     /* [gates*hidden]  RNN, LSTM, GRU */
     FS_PARAM_WEIGHT_IH_A = 4, /* [w_rank, layer input]  low-rank W = W_b W_a */
-    FS_PARAM_WEIGHT_IH_B = 5, /* [hidden, w_rank] */
+    FS_PARAM_WEIGHT_IH_B = 5, /* [gates*hidden, w_rank] */
     FS_PARAM_WEIGHT_HH_A = 6, /* [u_rank, hidden]       low-rank U = U_b U_a */
-    FS_PARAM_WEIGHT_HH_B = 7, /* [hidden, u_rank] */
+    FS_PARAM_WEIGHT_HH_B = 7, /* [gates*hidden, u_rank] */
     FS_PARAM_WEIGHT_HR = 8,   /* [proj_size, hidden]  LSTM projection */
     FS_PARAM_PEEPHOLE_I = 9,  /* [hidden]  LSTM peepholes */
     FS_PARAM_PEEPHOLE_F = 10, /* [hidden] */

@@ -53,12 +53,13 @@
 enum {
     FS_TRAIN_RNN, FS_TRAIN_LSTM, FS_TRAIN_GRU, FS_TRAIN_LSTM_EXT, FS_TRAIN_GRU_RB,
     FS_TRAIN_FASTRNN, FS_TRAIN_FASTGRNN,
-    FS_TRAIN_RNN_ACT, FS_TRAIN_LSTM_ACT, FS_TRAIN_GRU_ACT, FS_TRAIN_GRU_RB_ACT, FS_TRAIN_KINDS
+    FS_TRAIN_RNN_ACT, FS_TRAIN_LSTM_ACT, FS_TRAIN_GRU_ACT, FS_TRAIN_GRU_RB_ACT, FS_TRAIN_UGRNN, FS_TRAIN_KINDS
 };
 
-/* The activations of an RNN, LSTM or GRU cell per role (fs_act_role): fs_act
- * kinds with hard_sigmoid's alpha, beta; clip > 0 clips the inputs of roles
- * f and g to [-clip, clip]. */
+/* The activations of a cell per role (fs_act_role): fs_act kinds with
+ * hard_sigmoid's alpha, beta; clip > 0 clips the inputs of roles f and g to
+ * [-clip, clip]. FastRNN / FastGRNN: role f is the gate z, role g the update
+ * h~ (their clip is 0). */
 typedef struct fs_acts {
     int kind[3];
     float alpha[3], beta[3];
@@ -70,11 +71,10 @@ typedef struct fs_acts {
 typedef struct fs_cell_params {
     int relu;                  /* RNN: relu, else tanh */
     int coupled;               /* LSTM: f = 1 - i (gate panels i, g, o) */
-    int update_act, gate_act;  /* FastRNN / FastGRNN: fs_act kinds */
     const float *pi, *pf, *po; /* LSTM peepholes, [H] each */
     const float *bg, *bu;      /* FastGRNN bias gate, bias update, [H] each */
     const float *whn;          /* reset-before GRU: W_hn packed (layout above, one gate, K = H) */
-    const fs_acts *acts;       /* the *_ACT kinds: the activations and clip */
+    const fs_acts *acts;       /* the *_ACT kinds, FastRNN, FastGRNN: the activations and clip */
     float a, b;                /* FastRNN sigmoid(alpha), sigmoid(beta); FastGRNN sigmoid(zeta), sigmoid(nu) */
 } fs_cell_params;
 
@@ -123,14 +123,19 @@ typedef struct fs_kernels {
     /* ... second half: h = (1 - z) tanh(gx_n + acc) + z h_prev (acc: [m][8]). */
     void (*gru_n_cell)(size_t m, const float *gx_n, size_t ldgx, const float *acc, const float *z,
                        size_t ldz, const float *h_prev, size_t ldhp, float *h, size_t ldh);
-    /* FastRNN: h = a * act(gx + acc) + b * h_prev (a = sigmoid(alpha), b = sigmoid(beta)). */
-    void (*fastrnn_cell)(size_t m, int act, const float *gx, size_t ldgx, const float *acc,
+    /* FastRNN: h = a * act(gx + acc) + b * h_prev (a = sigmoid(alpha), b = sigmoid(beta));
+     * act: role g of acts. */
+    void (*fastrnn_cell)(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
                          const float *h_prev, size_t ldhp, float *h, size_t ldh, float a, float b);
-    /* FastGRNN: pre = gx + acc; z = gate_act(pre + bg); u = update_act(pre + bu);
+    /* FastGRNN: pre = gx + acc; z = f(pre + bg); u = g(pre + bu) (roles f, g of acts);
      * h = z h_prev + (zeta (1 - z) + nu) u (zeta, nu already through sigmoid). */
-    void (*fastgrnn_cell)(size_t m, int gate_act, int update_act, const float *gx, size_t ldgx,
+    void (*fastgrnn_cell)(size_t m, const fs_acts *acts, const float *gx, size_t ldgx,
                           const float *acc, const float *bg, const float *bu, const float *h_prev,
                           size_t ldhp, float *h, size_t ldh, float zeta, float nu);
+    /* UGRNN (gx, acc: [z, c] panels): z = f(gx + acc), c = g(gx + acc) (roles f, g of
+     * acts, no clip); h = z h_prev + (1 - z) c. Generic and AVX2. */
+    void (*ugrnn_cell)(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
+                       const float *h_prev, size_t ldhp, float *h, size_t ldh);
     /* The cells above with chosen activations (fs_acts; the cell's usual
      * ones take the slots above, and their fused batch-1 steps). Generic and
      * AVX2 (which the AVX-512 level keeps). */

@@ -193,6 +193,18 @@ int main(void) {
             {"FastGRNN", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_SIGMOID}},
             {"FastGRNN low rank", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_SIGMOID, .w_rank = 3, .u_rank = 2}},
             {"FastGRNN tanh gate", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_TANH, .update_act = FS_ACT_SIGMOID, .u_rank = 4}},
+            {"LSTM low rank", {FS_CELL_LSTM, .w_rank = 2, .u_rank = 3}},
+            {"LSTM peephole low-rank U", {FS_CELL_LSTM, .peephole = 1, .u_rank = 2}},
+            {"GRU low rank", {FS_CELL_GRU, .w_rank = 3, .u_rank = 2}},
+            {"GRU reset-before low-rank W", {FS_CELL_GRU, .reset_before = 1, .w_rank = 2}},
+            {"UGRNN", {FS_CELL_UGRNN}},
+            {"UGRNN low rank, hard_sigmoid gate, softsign candidate",
+             {FS_CELL_UGRNN, .w_rank = 2, .u_rank = 3, .act = {1 + FS_ACT_HARD_SIGMOID, 1 + FS_ACT_SOFTSIGN}}},
+            {"FastRNN softsign", {FS_CELL_FASTRNN, .update_act = FS_ACT_SOFTSIGN, .w_rank = 2}},
+            /* EdgeML's quantSigm gate, quantTanh update */
+            {"FastGRNN quant", {FS_CELL_FASTGRNN, .gate_act = FS_ACT_HARD_SIGMOID, .update_act = FS_ACT_HARD_TANH,
+                                .act_alpha = {0.5f, 0, 0}, .act_beta = {0.5f, 0, 0}}},
+            {"FastRNN hard_sigmoid", {FS_CELL_FASTRNN, .update_act = FS_ACT_HARD_SIGMOID, .act_alpha = {0, 0.25f, 0}}},
         };
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             g_where = cases[c].name;

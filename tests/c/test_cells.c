@@ -51,9 +51,11 @@ static void make_inputs(inputs *in, int specials) {
     for (size_t i = 0; i < sizeof in->z / sizeof(float); i++) in->z[i] = fabsf(urand(1.0f));
 }
 
-enum { RNN, RNN_RELU, LSTM, GRU, GRU_RZ, GRU_N, FASTRNN_TANH, FASTRNN_SIGMOID, FASTRNN_RELU, N_KINDS };
+/* FASTRNN + an fs_act: FastRNN with that update activation */
+enum { RNN, RNN_RELU, LSTM, GRU, GRU_RZ, GRU_N, FASTRNN, N_KINDS = FASTRNN + FS_ACT_HARD_TANH + 1 };
 static const char *kind_name[N_KINDS] = {"rnn_tanh", "rnn_relu", "lstm", "gru", "gru_rz", "gru_n",
-                                         "fastrnn_tanh", "fastrnn_sigmoid", "fastrnn_relu"};
+                                         "fastrnn_tanh", "fastrnn_sigmoid", "fastrnn_relu",
+                                         "fastrnn_hard_sigmoid", "fastrnn_softsign", "fastrnn_hard_tanh"};
 
 /* The same bits, or NaN in both: a NaN's sign and payload are not specified by IEEE 754
  * for arithmetic, and compilers differ there (clang gives -nan where gcc gives nan). */
@@ -75,9 +77,10 @@ static void run(const fs_kernels *k, int kind, const inputs *in, size_t r0, size
     case GRU: k->gru_cell(m, gx, LD_GX, in->acc + r0 * 3 * FS_NB, st, LD_ST, a, LD_ST); break;
     case GRU_RZ: k->gru_rz_cell(m, gx, LD_GX, in->acc + r0 * 2 * FS_NB, st, LD_ST, a, b, LD_ST); break;
     case GRU_N: k->gru_n_cell(m, gx, LD_GX, in->acc + r0 * FS_NB, z, LD_ST, st, LD_ST, a, LD_ST); break;
-    default:
-        k->fastrnn_cell(m, kind == FASTRNN_TANH ? FS_ACT_TANH : kind == FASTRNN_SIGMOID ? FS_ACT_SIGMOID : FS_ACT_RELU,
-                        gx, LD_GX, in->acc + r0 * FS_NB, st, LD_ST, a, LD_ST, 0.3f, 0.7f);
+    default: {
+        const fs_acts acts = {{FS_ACT_SIGMOID, kind - FASTRNN, FS_ACT_TANH}, {0.0f, 0.35f, 0.0f}, {0.0f, 0.45f, 0.0f}, 0.0f};
+        k->fastrnn_cell(m, &acts, gx, LD_GX, in->acc + r0 * FS_NB, st, LD_ST, a, LD_ST, 0.3f, 0.7f);
+    }
     }
 }
 

@@ -42,12 +42,12 @@ static float max_rel(const float *a, const float *b, size_t n) {
 static void check_kind(const fs_kernels *lev, const fs_kernels *ref, const char *level, const kindcase *kc, size_t H) {
     const size_t hp = (H + FS_NB - 1) / FS_NB * FS_NB, S = kc->slots, GH = kc->G * H;
     float gx[HP * 4], acc[HP * 4], hn[HP], h[HP], c[HP];
-    float act_r[6 * HMAX], act_l[6 * HMAX];
+    float act_r[11 * HMAX], act_l[11 * HMAX]; /* the most slots: LSTM_ACT's 11 */
     fill(gx, sizeof gx / sizeof(float), 3.0f);
     fill(acc, sizeof acc / sizeof(float), 3.0f);
     fill(hn, HP, 2.0f), fill(h, HP, 1.0f), fill(c, HP, 2.0f);
     fs_cell_params cp = kc->cp;
-    if (kc->kind == FS_TRAIN_GRU_RB) { /* W_hn packed for H units: [hp/8][H][8], zero padding */
+    if (kc->kind == FS_TRAIN_GRU_RB || kc->kind == FS_TRAIN_GRU_RB_ACT) { /* W_hn packed for H units: [hp/8][H][8], zero padding */
         memset(whn, 0, sizeof whn);
         for (size_t jb = 0; jb < hp / FS_NB; jb++)
             for (size_t k = 0; k < H; k++)
@@ -103,12 +103,26 @@ int main(void) {
     relu.relu = 1;
     peep.pi = vecs[0], peep.pf = vecs[1], peep.po = vecs[2];
     coupled = peep, coupled.coupled = 1;
-    sig.update_act = FS_ACT_SIGMOID, sig.a = 0.05f, sig.b = 0.95f;
-    rl.update_act = FS_ACT_RELU, rl.a = 0.3f, rl.b = 0.6f;
-    grnn.gate_act = FS_ACT_SIGMOID, grnn.update_act = FS_ACT_TANH, grnn.bg = vecs[3], grnn.bu = vecs[4];
+    /* FastRNN / FastGRNN activations: role f the gate, g the update (hard_sigmoid:
+     * EdgeML's quantSigm, alpha = beta = 0.5) */
+    static const fs_acts a_tanh = {{FS_ACT_SIGMOID, FS_ACT_TANH, FS_ACT_TANH}, {0}, {0}, 0.0f};
+    static const fs_acts a_sig = {{FS_ACT_SIGMOID, FS_ACT_SIGMOID, FS_ACT_TANH}, {0}, {0}, 0.0f};
+    static const fs_acts a_relu = {{FS_ACT_SIGMOID, FS_ACT_RELU, FS_ACT_TANH}, {0}, {0}, 0.0f};
+    static const fs_acts a_soft = {{FS_ACT_SIGMOID, FS_ACT_SOFTSIGN, FS_ACT_TANH}, {0}, {0}, 0.0f};
+    static const fs_acts a_quant = {{FS_ACT_HARD_SIGMOID, FS_ACT_HARD_TANH, FS_ACT_TANH}, {0.5f, 0, 0}, {0.5f, 0, 0}, 0.0f};
+    static const fs_acts a_qupd = {{FS_ACT_SOFTSIGN, FS_ACT_HARD_SIGMOID, FS_ACT_TANH}, {0, 0.25f, 0}, {0, 0.5f, 0}, 0.0f};
+    sig.acts = &a_sig, sig.a = 0.05f, sig.b = 0.95f;
+    rl.acts = &a_relu, rl.a = 0.3f, rl.b = 0.6f;
+    grnn.acts = &a_tanh, grnn.bg = vecs[3], grnn.bu = vecs[4];
     grnn.a = 0.2f, grnn.b = 0.7f;
-    fs_cell_params ftanh = none;
-    ftanh.a = 0.1f, ftanh.b = 0.9f;
+    fs_cell_params ftanh = none, fsoft = sig, fhard = sig, gquant = grnn, gqupd = grnn;
+    ftanh.acts = &a_tanh, ftanh.a = 0.1f, ftanh.b = 0.9f;
+    fsoft.acts = &a_soft, fhard.acts = &a_qupd, gquant.acts = &a_quant, gqupd.acts = &a_qupd;
+    /* the *_ACT kinds: chosen activations for roles f, g, h and a clip that cuts some inputs */
+    static const fs_acts a_chosen = {{FS_ACT_HARD_SIGMOID, FS_ACT_SOFTSIGN, FS_ACT_HARD_TANH}, {0.3f, 0, 0},
+                                     {0.4f, 0, 0}, 2.5f};
+    fs_cell_params chosen = none, chosen_peep = peep, chosen_coupled = coupled;
+    chosen.acts = chosen_peep.acts = chosen_coupled.acts = &a_chosen;
     const kindcase cases[] = {
         {"rnn_tanh", FS_TRAIN_RNN, 1, 1, 1, none},       {"rnn_relu", FS_TRAIN_RNN, 1, 1, 1, relu},
         {"lstm", FS_TRAIN_LSTM, 4, 4, 5, none},          {"gru", FS_TRAIN_GRU, 3, 3, 4, none},
@@ -117,6 +131,14 @@ int main(void) {
         {"gru_reset_before", FS_TRAIN_GRU_RB, 3, 2, 4, none},
         {"fastrnn_tanh", FS_TRAIN_FASTRNN, 1, 1, 1, ftanh}, {"fastrnn_sigmoid", FS_TRAIN_FASTRNN, 1, 1, 1, sig},
         {"fastrnn_relu", FS_TRAIN_FASTRNN, 1, 1, 1, rl},  {"fastgrnn", FS_TRAIN_FASTGRNN, 1, 1, 2, grnn},
+        {"fastrnn_softsign", FS_TRAIN_FASTRNN, 1, 1, 1, fsoft},
+        {"fastrnn_hard_sigmoid", FS_TRAIN_FASTRNN, 1, 1, 1, fhard},
+        {"fastgrnn_quant", FS_TRAIN_FASTGRNN, 1, 1, 2, gquant},
+        {"fastgrnn_softsign_hard_sigmoid", FS_TRAIN_FASTGRNN, 1, 1, 2, gqupd},
+        {"ugrnn", FS_TRAIN_UGRNN, 2, 2, 2, ftanh}, {"ugrnn_quant", FS_TRAIN_UGRNN, 2, 2, 2, gquant},
+        {"rnn_act", FS_TRAIN_RNN_ACT, 1, 1, 2, chosen}, {"lstm_act", FS_TRAIN_LSTM_ACT, 4, 4, 11, chosen_peep},
+        {"lstm_act_coupled", FS_TRAIN_LSTM_ACT, 3, 3, 11, chosen_coupled},
+        {"gru_act", FS_TRAIN_GRU_ACT, 3, 3, 7, chosen}, {"gru_rb_act", FS_TRAIN_GRU_RB_ACT, 3, 2, 7, chosen},
     };
     const fs_isa start = fs_active_isa();
     CHECK_STATUS(fs_set_isa(FS_ISA_GENERIC), FS_OK);

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fs_rnn_config cfg;
     memset(&cfg, 0, sizeof cfg);
     uint8_t cell = fz_u8(&b);
-    cfg.cell = (fs_cell)(cell < 0xF0 ? cell % 6 : (int32_t)cell - 0xF8); /* a few invalid kinds */
+    cfg.cell = (fs_cell)(cell < 0xF0 ? cell % 7 : (int32_t)cell - 0xF8); /* a few invalid kinds */
     cfg.input_size = fz_size(&b);
     cfg.hidden_size = fz_size(&b);
     cfg.num_layers = fz_size(&b);
@@ -24,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.reset_before = (v >> 4) & 1;
     if (v & 0x80) cfg.bidirectional = (int32_t)fz_u32(&b); /* not a 0/1 flag */
     cfg.proj_size = fz_u8(&b) < 200 ? 0 : fz_size(&b);
-    cfg.update_act = fz_u8(&b) % 4;
-    cfg.gate_act = fz_u8(&b) % 4;
+    cfg.update_act = fz_u8(&b) % 8;
+    cfg.gate_act = fz_u8(&b) % 8;
     cfg.w_rank = fz_u8(&b) < 180 ? 0 : fz_size(&b);
     cfg.u_rank = fz_u8(&b) < 180 ? 0 : fz_size(&b);
 

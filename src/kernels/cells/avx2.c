@@ -51,14 +51,6 @@ static void fs_gru_cell__avx2(size_t m, const float *gx, size_t ldgx, const floa
     }
 }
 
-FS_INLINE __m256 act8(int kind, __m256 x) {
-    switch (kind) {
-    case FS_ACT_SIGMOID: return fs_sigmoid_ps__avx2(x);
-    case FS_ACT_RELU: return _mm256_max_ps(_mm256_setzero_ps(), x);
-    default: return fs_tanh_ps__avx2(x);
-    }
-}
-
 #define LD(p) _mm256_loadu_ps(p)
 #define ADD(a, b) _mm256_add_ps(a, b)
 
@@ -101,30 +93,6 @@ static void fs_gru_n_cell__avx2(size_t m, const float *gx_n, size_t ldgx, const 
     }
 }
 
-static void fs_fastrnn_cell__avx2(size_t m, int kind, const float *gx, size_t ldgx, const float *acc,
-                                  const float *h_prev, size_t ldhp, float *h, size_t ldh, float a,
-                                  float b) {
-    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
-    for (size_t i = 0; i < m; i++) {
-        const __m256 u = act8(kind, ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB)));
-        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(va, u, _mm256_mul_ps(vb, LD(h_prev + i * ldhp))));
-    }
-}
-
-static void fs_fastgrnn_cell__avx2(size_t m, int gate_act, int update_act, const float *gx,
-                                   size_t ldgx, const float *acc, const float *bg, const float *bu,
-                                   const float *h_prev, size_t ldhp, float *h, size_t ldh,
-                                   float zeta, float nu) {
-    const __m256 vz = _mm256_set1_ps(zeta), vn = _mm256_set1_ps(nu), one = _mm256_set1_ps(1.0f);
-    const __m256 vbg = LD(bg), vbu = LD(bu);
-    for (size_t i = 0; i < m; i++) {
-        const __m256 pre = ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB));
-        const __m256 z = act8(gate_act, ADD(pre, vbg)), u = act8(update_act, ADD(pre, vbu));
-        const __m256 keep = _mm256_fmadd_ps(vz, _mm256_sub_ps(one, z), vn);
-        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(z, LD(h_prev + i * ldhp), _mm256_mul_ps(keep, u)));
-    }
-}
-
 /* ---- the cells with chosen activations (fs_acts), one register per gate ---- */
 
 /* Role r's activation of v (v clipped first when a->clip > 0: roles f, g).
@@ -148,8 +116,44 @@ static inline __m256 act_ps(const fs_acts *a, int r, __m256 v, int clip) {
     }
 }
 
+static void fs_fastrnn_cell__avx2(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
+                                  const float *h_prev, size_t ldhp, float *h, size_t ldh, float a,
+                                  float b) {
+    const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+    for (size_t i = 0; i < m; i++) {
+        const __m256 u = act_ps(acts, FS_ROLE_G, ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB)), 0);
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(va, u, _mm256_mul_ps(vb, LD(h_prev + i * ldhp))));
+    }
+}
+
+static void fs_fastgrnn_cell__avx2(size_t m, const fs_acts *acts, const float *gx, size_t ldgx,
+                                   const float *acc, const float *bg, const float *bu,
+                                   const float *h_prev, size_t ldhp, float *h, size_t ldh,
+                                   float zeta, float nu) {
+    const __m256 vz = _mm256_set1_ps(zeta), vn = _mm256_set1_ps(nu), one = _mm256_set1_ps(1.0f);
+    const __m256 vbg = LD(bg), vbu = LD(bu);
+    for (size_t i = 0; i < m; i++) {
+        const __m256 pre = ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB));
+        const __m256 z = act_ps(acts, FS_ROLE_F, ADD(pre, vbg), 0),
+                     u = act_ps(acts, FS_ROLE_G, ADD(pre, vbu), 0);
+        const __m256 keep = _mm256_fmadd_ps(vz, _mm256_sub_ps(one, z), vn);
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(z, LD(h_prev + i * ldhp), _mm256_mul_ps(keep, u)));
+    }
+}
+
 static inline __m256 sum_ps(const float *p, const float *q) {
     return _mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(q));
+}
+
+static void fs_ugrnn_cell__avx2(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
+                                const float *h_prev, size_t ldhp, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 2 * FS_NB;
+        const __m256 z = act_ps(acts, FS_ROLE_F, sum_ps(g, r), 0);
+        const __m256 c = act_ps(acts, FS_ROLE_G, sum_ps(g + FS_NB, r + FS_NB), 0);
+        /* z h + (1 - z) c  ==  c + z (h - c) */
+        _mm256_storeu_ps(h + i * ldh, _mm256_fmadd_ps(z, _mm256_sub_ps(LD(h_prev + i * ldhp), c), c));
+    }
 }
 
 static void fs_rnn_cell_act__avx2(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
@@ -230,4 +234,5 @@ void fs__cells_init_avx2(fs_kernels *k) {
     k->gru_n_cell = fs_gru_n_cell__avx2;
     k->fastrnn_cell = fs_fastrnn_cell__avx2;
     k->fastgrnn_cell = fs_fastgrnn_cell__avx2;
+    k->ugrnn_cell = fs_ugrnn_cell__avx2;
 }

@@ -3,7 +3,7 @@
  * last row runs in the low half alone. The math is lane-identical to the
  * AVX2 math (one source, vmath_body.h), so every row's result is bit-identical
  * to the AVX2 kernel's whatever rows a call holds (tests/c/test_cells.c). The peephole/coupled
- * LSTM and FastGRNN kernels (per-unit vectors) stay AVX2. */
+ * LSTM and FastGRNN kernels (per-unit vectors) and the *_act cells stay AVX2. */
 #if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__FMA__)
 #error "kernels/cells/avx512.c must be compiled with -mavx512f -mavx512vl -mfma"
 #endif
@@ -78,16 +78,30 @@ static void fs_gru_n_cell__avx512(size_t m, const float *gx_n, size_t ldgx, cons
     }
 }
 
-static void fs_fastrnn_cell__avx512(size_t m, int kind, const float *gx, size_t ldgx, const float *acc,
+/* Role r's activation (fs_acts, no clip): avx2.c's act_ps, lane for lane. */
+FS_INLINE __m512 act_zmm(const fs_acts *a, int r, __m512 v) {
+    switch (a->kind[r]) {
+    case FS_ACT_SIGMOID: return fs_sigmoid_ps__avx512(v);
+    case FS_ACT_RELU: return _mm512_max_ps(_mm512_setzero_ps(), v);
+    case FS_ACT_HARD_SIGMOID:
+        v = _mm512_fmadd_ps(_mm512_set1_ps(a->alpha[r]), v, _mm512_set1_ps(a->beta[r]));
+        return _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_setzero_ps(), v));
+    case FS_ACT_SOFTSIGN: {
+        return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_abs_ps(v)));
+    }
+    case FS_ACT_HARD_TANH: return _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_set1_ps(-1.0f), v));
+    default: return fs_tanh_ps__avx512(v);
+    }
+}
+
+static void fs_fastrnn_cell__avx512(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
                                     const float *h_prev, size_t ldhp, float *h, size_t ldh, float a,
                                     float b) {
     const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
     for (size_t i = 0; i < m; i += 2) {
         const int two = i + 1 < m;
         const __m512 pre = ADD(fs__ld2(gx + i * ldgx, ldgx, two), fs__ld2(acc + i * FS_NB, FS_NB, two));
-        const __m512 u = kind == FS_ACT_SIGMOID ? fs_sigmoid_ps__avx512(pre)
-                         : kind == FS_ACT_RELU  ? _mm512_max_ps(_mm512_setzero_ps(), pre)
-                                                : fs_tanh_ps__avx512(pre);
+        const __m512 u = act_zmm(acts, FS_ROLE_G, pre);
         const __m512 keep = _mm512_mul_ps(vb, fs__ld2(h_prev + i * ldhp, ldhp, two));
         fs__st2(h + i * ldh, ldh, two, _mm512_fmadd_ps(va, u, keep));
     }

@@ -8,6 +8,8 @@
 #ifndef FS_SUFFIX
 #error "define FS_SUFFIX before including backward_loops.h"
 #endif
+#include "act.h"
+
 #define FS_CAT2(a, b) a##b
 #define FS_CAT(a, b) FS_CAT2(a, b)
 #define FS_NAME(n) FS_CAT(n, FS_SUFFIX)
@@ -94,6 +96,22 @@ static void FS_NAME(lstm_ext_backward)(size_t H, const fs_cell_params *cp, const
     }
 }
 
+/* d(r h) = W_hn^T dn on the packed [jb][k][8] layout (per block, 8 weights from
+ * unit block jb to input k lie together); dnp: dn in hp floats, its padding
+ * zeroed here (the padding units' weights are zero). */
+static void FS_NAME(whn_t_dn)(size_t H, const float *restrict whn, float *restrict dnp, float *restrict drh) {
+    for (size_t j = H; j < FS_ROUND8(H); j++) dnp[j] = 0.0f;
+    for (size_t k = 0; k < H; k++) drh[k] = 0.0f;
+    for (size_t jb = 0; jb < FS_ROUND8(H) / FS_NB; jb++) {
+        const float *restrict blk = whn + jb * H * FS_NB, *restrict d8 = dnp + jb * FS_NB;
+        for (size_t k = 0; k < H; k++) {
+            float acc = 0.0f;
+            for (size_t l = 0; l < FS_NB; l++) acc += blk[k * FS_NB + l] * d8[l];
+            drh[k] += acc;
+        }
+    }
+}
+
 /* GRU, reset before the product (r, z, n): act = r, z, n, r h. The cell owns
  * W_hn: d(r h) = W_hn^T dn here (work: 2 * hp floats), then dr and the bypass dh. */
 static void FS_NAME(gru_rb_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
@@ -108,18 +126,7 @@ static void FS_NAME(gru_rb_backward)(size_t H, const fs_cell_params *cp, const f
         dnp[j] = dn[j];
         dgx[H + j] = d * (h_prev[j] - n) * z * (1.0f - z);
     }
-    for (size_t j = H; j < FS_ROUND8(H); j++) dnp[j] = 0.0f; /* the padding units' weights are zero */
-    /* d(r h) = W_hn^T dn on the packed [jb][k][8] layout: per block, 8 weights
-     * from unit block jb to input k lie together */
-    for (size_t k = 0; k < H; k++) drh[k] = 0.0f;
-    for (size_t jb = 0; jb < FS_ROUND8(H) / FS_NB; jb++) {
-        const float *restrict blk = whn + jb * H * FS_NB, *restrict d8 = dnp + jb * FS_NB;
-        for (size_t k = 0; k < H; k++) {
-            float acc = 0.0f;
-            for (size_t l = 0; l < FS_NB; l++) acc += blk[k * FS_NB + l] * d8[l];
-            drh[k] += acc;
-        }
-    }
+    FS_NAME(whn_t_dn)(H, whn, dnp, drh);
     for (size_t j = 0; j < H; j++) {
         const float r = act[j];
         dgx[j] = drh[j] * h_prev[j] * r * (1.0f - r);
@@ -127,23 +134,18 @@ static void FS_NAME(gru_rb_backward)(size_t H, const fs_cell_params *cp, const f
     }
 }
 
-/* d act / d pre from the activation's output y (fs_act). */
-static inline float FS_NAME(dact)(int kind, float y) {
-    return kind == FS_ACT_SIGMOID ? y * (1.0f - y) : kind == FS_ACT_RELU ? (y > 0.0f ? 1.0f : 0.0f)
-                                                                         : 1.0f - y * y;
-}
 
 /* FastRNN: act = h~; extra = d bias, d alpha, d beta. */
 static void FS_NAME(fastrnn_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
         const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
         float *restrict dgx, float *dgh, float *restrict extra, float *work) {
     (void)c_prev, (void)dc, (void)dgh, (void)work;
-    const int kind = cp->update_act;
-    const float a = cp->a, b = cp->b;
+    const int kind = cp->acts->kind[FS_ROLE_G];
+    const float slope = cp->acts->alpha[FS_ROLE_G], a = cp->a, b = cp->b;
     float sa = 0.0f, sb = 0.0f;
     for (size_t j = 0; j < H; j++) {
         const float d = dh[j], ht = act[j];
-        const float dp = d * a * FS_NAME(dact)(kind, ht);
+        const float dp = d * a * fs__dact(kind, slope, ht);
         dgx[j] = dp;
         extra[j] += dp;
         sa += d * ht;
@@ -159,13 +161,14 @@ static void FS_NAME(fastgrnn_backward)(size_t H, const fs_cell_params *cp, const
         const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
         float *restrict dgx, float *dgh, float *restrict extra, float *work) {
     (void)c_prev, (void)dc, (void)dgh, (void)work;
-    const int gk = cp->gate_act, uk = cp->update_act;
+    const int gk = cp->acts->kind[FS_ROLE_F], uk = cp->acts->kind[FS_ROLE_G];
+    const float gs = cp->acts->alpha[FS_ROLE_F], us = cp->acts->alpha[FS_ROLE_G];
     const float ze = cp->a, nu = cp->b;
     float sz = 0.0f, sn = 0.0f;
     for (size_t j = 0; j < H; j++) {
         const float d = dh[j], z = act[j], u = act[H + j];
-        const float dzp = d * (h_prev[j] - ze * u) * FS_NAME(dact)(gk, z);
-        const float dup = d * (ze * (1.0f - z) + nu) * FS_NAME(dact)(uk, u);
+        const float dzp = d * (h_prev[j] - ze * u) * fs__dact(gk, gs, z);
+        const float dup = d * (ze * (1.0f - z) + nu) * fs__dact(uk, us, u);
         dgx[j] = dzp + dup;
         extra[j] += dzp;
         extra[H + j] += dup;
@@ -175,6 +178,95 @@ static void FS_NAME(fastgrnn_backward)(size_t H, const fs_cell_params *cp, const
     }
     extra[2 * H] += sz * ze * (1.0f - ze);
     extra[2 * H + 1] += sn * nu * (1.0f - nu);
+}
+
+/* UGRNN (z, c): act = z, c; h' = z h + (1 - z) c. */
+static void FS_NAME(ugrnn_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *dgh, float *extra, float *work) {
+    (void)c_prev, (void)dc, (void)dgh, (void)extra, (void)work;
+    const int gk = cp->acts->kind[FS_ROLE_F], uk = cp->acts->kind[FS_ROLE_G];
+    const float gs = cp->acts->alpha[FS_ROLE_F], us = cp->acts->alpha[FS_ROLE_G];
+    for (size_t j = 0; j < H; j++) {
+        const float d = dh[j], z = act[j], c = act[H + j];
+        dgx[j] = d * (h_prev[j] - c) * fs__dact(gk, gs, z);
+        dgx[H + j] = d * (1.0f - z) * fs__dact(uk, us, c);
+        dh[j] = d * z;
+    }
+}
+
+/* ---- chosen activations (fs_acts): the derivatives come from act, where the
+ * record step (train_generic.c) put them ---- */
+/* RNN: act = h_new, d h_new / d pre. */
+static void FS_NAME(rnn_act_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *h_prev, const float *c_prev, float *restrict dh, float *dc, float *restrict dgx,
+        float *dgh, float *extra, float *work) {
+    (void)cp, (void)h_prev, (void)c_prev, (void)dc, (void)dgh, (void)extra, (void)work;
+    for (size_t j = 0; j < H; j++) dgx[j] = dh[j] * act[H + j], dh[j] = 0.0f;
+}
+
+/* LSTM, any variant (act: lstm_act_record's): dgx rows i, f, g, o (coupled:
+ * i, g, o); extra = dp_i, dp_f, dp_o. */
+static void FS_NAME(lstm_act_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *h_prev, const float *restrict c_prev, float *restrict dh, float *restrict dc,
+        float *restrict dgx, float *dgh, float *restrict extra, float *work) {
+    (void)h_prev, (void)dgh, (void)work;
+    const int coupled = cp->coupled;
+    float *dgi = dgx, *dgf = dgx + H, *dgg = dgx + (coupled ? H : 2 * H), *dgo = dgx + (coupled ? 2 * H : 3 * H);
+    for (size_t j = 0; j < H; j++) {
+        const float i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
+        const float hc = act[4 * H + j], cn = act[5 * H + j], c0 = c_prev[j], d = dh[j];
+        const float pi = cp->pi ? cp->pi[j] : 0.0f, pf = cp->pf ? cp->pf[j] : 0.0f, po = cp->po ? cp->po[j] : 0.0f;
+        const float dop = d * hc * act[9 * H + j];
+        const float dct = dc[j] + d * o * act[10 * H + j] + dop * po;
+        const float dip = dct * (coupled ? g - c0 : g) * act[6 * H + j];
+        const float dfp = coupled ? 0.0f : dct * c0 * act[7 * H + j];
+        dgi[j] = dip;
+        if (!coupled) dgf[j] = dfp;
+        dgg[j] = dct * i * act[8 * H + j];
+        dgo[j] = dop;
+        dc[j] = dct * f + dip * pi + dfp * pf;
+        dh[j] = 0.0f;
+        extra[j] += dip * c0;
+        extra[H + j] += dfp * c0;
+        extra[2 * H + j] += dop * cn;
+    }
+}
+
+/* GRU, reset after the product: act = r, z, n, W_hn h + b_hn, d r, d z, d n. */
+static void FS_NAME(gru_act_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *restrict dgh, float *extra, float *work) {
+    (void)cp, (void)c_prev, (void)dc, (void)extra, (void)work;
+    for (size_t j = 0; j < H; j++) {
+        const float r = act[j], z = act[H + j], n = act[2 * H + j], hn = act[3 * H + j], d = dh[j];
+        const float dn = d * (1.0f - z) * act[6 * H + j];
+        const float dr = dn * hn * act[4 * H + j];
+        const float dz = d * (h_prev[j] - n) * act[5 * H + j];
+        dgx[j] = dgh[j] = dr;
+        dgx[H + j] = dgh[H + j] = dz;
+        dgx[2 * H + j] = dn;
+        dgh[2 * H + j] = dn * r;
+        dh[j] = d * z;
+    }
+}
+
+/* GRU, reset before: as gru_rb_backward, the derivatives read from act. */
+static void FS_NAME(gru_rb_act_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
+        const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
+        float *restrict dgx, float *dgh, float *extra, float *work) {
+    (void)c_prev, (void)dc, (void)dgh, (void)extra;
+    float *restrict drh = work, *restrict dnp = work + FS_ROUND8(H), *dn = dgx + 2 * H;
+    for (size_t j = 0; j < H; j++) {
+        const float z = act[H + j], n = act[2 * H + j], d = dh[j];
+        dn[j] = dnp[j] = d * (1.0f - z) * act[6 * H + j];
+        dgx[H + j] = d * (h_prev[j] - n) * act[5 * H + j];
+    }
+    FS_NAME(whn_t_dn)(H, cp->whn, dnp, drh);
+    for (size_t j = 0; j < H; j++) {
+        dgx[j] = drh[j] * h_prev[j] * act[4 * H + j];
+        dh[j] = dh[j] * act[H + j] + drh[j] * act[j];
+    }
 }
 
 #undef FS_NAME

@@ -47,14 +47,6 @@ static void fs_gru_cell__generic(size_t m, const float *gx, size_t ldgx, const f
     }
 }
 
-static float act(int kind, float x) {
-    switch (kind) {
-    case FS_ACT_SIGMOID: return sigmoidf(x);
-    case FS_ACT_RELU: return (x > 0.0f || isnan(x)) ? x : 0.0f;
-    default: return tanhf(x);
-    }
-}
-
 static void fs_gru_rz_cell__generic(size_t m, const float *gx, size_t ldgx, const float *acc,
                                     const float *h_prev, size_t ldhp, float *rh, float *z, size_t ld) {
     for (size_t i = 0; i < m; i++) {
@@ -76,24 +68,38 @@ static void fs_gru_n_cell__generic(size_t m, const float *gx_n, size_t ldgx, con
         }
 }
 
-static void fs_fastrnn_cell__generic(size_t m, int kind, const float *gx, size_t ldgx,
+/* fs__act of role r (FastRNN / FastGRNN have no clip). */
+static float role_act(const fs_acts *a, int r, float x) { return fs__act(a->kind[r], a->alpha[r], a->beta[r], x); }
+
+static void fs_fastrnn_cell__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
                                      const float *acc, const float *h_prev, size_t ldhp, float *h,
-                                     size_t ldh, float a, float b) {
+                                     size_t ldh, float ca, float cb) {
     for (size_t i = 0; i < m; i++)
         for (int l = 0; l < FS_NB; l++)
-            h[i * ldh + l] = a * act(kind, gx[i * ldgx + l] + acc[i * FS_NB + l]) + b * h_prev[i * ldhp + l];
+            h[i * ldh + l] = ca * role_act(a, FS_ROLE_G, gx[i * ldgx + l] + acc[i * FS_NB + l]) + cb * h_prev[i * ldhp + l];
 }
 
-static void fs_fastgrnn_cell__generic(size_t m, int gate_act, int update_act, const float *gx,
-                                      size_t ldgx, const float *acc, const float *bg,
-                                      const float *bu, const float *h_prev, size_t ldhp, float *h,
-                                      size_t ldh, float zeta, float nu) {
+static void fs_fastgrnn_cell__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx,
+                                      const float *acc, const float *bg, const float *bu, const float *h_prev,
+                                      size_t ldhp, float *h, size_t ldh, float zeta, float nu) {
     for (size_t i = 0; i < m; i++)
         for (int l = 0; l < FS_NB; l++) {
             const float pre = gx[i * ldgx + l] + acc[i * FS_NB + l];
-            const float z = act(gate_act, pre + bg[l]), u = act(update_act, pre + bu[l]);
+            const float z = role_act(a, FS_ROLE_F, pre + bg[l]), u = role_act(a, FS_ROLE_G, pre + bu[l]);
             h[i * ldh + l] = z * h_prev[i * ldhp + l] + (zeta * (1.0f - z) + nu) * u;
         }
+}
+
+static void fs_ugrnn_cell__generic(size_t m, const fs_acts *a, const float *gx, size_t ldgx, const float *acc,
+                                   const float *h_prev, size_t ldhp, float *h, size_t ldh) {
+    for (size_t i = 0; i < m; i++) {
+        const float *g = gx + i * ldgx, *r = acc + i * 2 * FS_NB;
+        for (int l = 0; l < FS_NB; l++) {
+            const float z = role_act(a, FS_ROLE_F, g[l] + r[l]);
+            const float c = role_act(a, FS_ROLE_G, g[FS_NB + l] + r[FS_NB + l]);
+            h[i * ldh + l] = z * h_prev[i * ldhp + l] + (1.0f - z) * c;
+        }
+    }
 }
 
 /* ---- the cells with chosen activations (fs_acts): roles f, g, h ---- */
@@ -183,4 +189,5 @@ void fs__cells_init_generic(fs_kernels *k) {
     k->gru_n_cell = fs_gru_n_cell__generic;
     k->fastrnn_cell = fs_fastrnn_cell__generic;
     k->fastgrnn_cell = fs_fastgrnn_cell__generic;
+    k->ugrnn_cell = fs_ugrnn_cell__generic;
 }

@@ -37,6 +37,21 @@ static inline __m256 act_ps(int kind, __m256 x) {
                                   : fs_tanh_ps__avx2(x);
 }
 
+/* Role r's activation (FastRNN / FastGRNN: every fs_act, no clip); the
+ * clamping ones pass NaN through, as the portable path does. */
+static inline __m256 role_ps(const fs_acts *a, int r, __m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    switch (a->kind[r]) {
+    case FS_ACT_HARD_SIGMOID:
+        x = _mm256_fmadd_ps(_mm256_set1_ps(a->alpha[r]), x, _mm256_set1_ps(a->beta[r]));
+        return _mm256_min_ps(one, _mm256_max_ps(_mm256_setzero_ps(), x));
+    case FS_ACT_SOFTSIGN:
+        return _mm256_div_ps(x, _mm256_add_ps(one, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)));
+    case FS_ACT_HARD_TANH: return _mm256_min_ps(one, _mm256_max_ps(_mm256_set1_ps(-1.0f), x));
+    default: return act_ps(a->kind[r], x);
+    }
+}
+
 /* h, c, hn rows are padded to whole blocks (hp), act rows are not. */
 
 static void rnn_record__avx2(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
@@ -119,7 +134,7 @@ static void fastrnn_record__avx2(size_t H, const fs_cell_params *cp, const float
                                  const float *hn, const float *h, const float *c, float *act) {
     (void)hn, (void)h, (void)c;
     for (size_t j0 = 0; j0 < H; j0 += FS_NB)
-        store_n(act + j0, act_ps(cp->update_act, pre(gx, acc, j0)), H - j0 < FS_NB ? H - j0 : FS_NB);
+        store_n(act + j0, role_ps(cp->acts, FS_ROLE_G, pre(gx, acc, j0)), H - j0 < FS_NB ? H - j0 : FS_NB);
 }
 
 static void fastgrnn_record__avx2(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
@@ -131,18 +146,34 @@ static void fastgrnn_record__avx2(size_t H, const fs_cell_params *cp, const floa
         memcpy(bg, cp->bg + j0, w * sizeof(float));
         memcpy(bu, cp->bu + j0, w * sizeof(float));
         const __m256 p = pre(gx, acc, j0);
-        store_n(act + j0, act_ps(cp->gate_act, _mm256_add_ps(p, _mm256_loadu_ps(bg))), w);
-        store_n(act + H + j0, act_ps(cp->update_act, _mm256_add_ps(p, _mm256_loadu_ps(bu))), w);
+        store_n(act + j0, role_ps(cp->acts, FS_ROLE_F, _mm256_add_ps(p, _mm256_loadu_ps(bg))), w);
+        store_n(act + H + j0, role_ps(cp->acts, FS_ROLE_G, _mm256_add_ps(p, _mm256_loadu_ps(bu))), w);
+    }
+}
+
+static void ugrnn_record__avx2(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
+                               const float *hn, const float *h, const float *c, float *act) {
+    (void)hn, (void)h, (void)c;
+    for (size_t j0 = 0; j0 < H; j0 += FS_NB) {
+        const size_t w = H - j0 < FS_NB ? H - j0 : FS_NB;
+        store_n(act + j0, role_ps(cp->acts, FS_ROLE_F, pre(gx, acc, j0 * 2)), w);
+        store_n(act + H + j0, role_ps(cp->acts, FS_ROLE_G, pre(gx, acc, j0 * 2 + FS_NB)), w);
     }
 }
 
 void fs__train_cells_init_avx2(fs_kernels *k) {
-    static const fs_cell_record_fn rec[FS_TRAIN_KINDS] = { /* NULL: the generic kernel stays */
+    static const fs_cell_record_fn rec[FS_TRAIN_KINDS] = { /* NULL: the generic kernel stays (both tables) */
         rnn_record__avx2, lstm_record__avx2, gru_record__avx2, lstm_ext_record__avx2,
-        gru_rb_record__avx2, fastrnn_record__avx2, fastgrnn_record__avx2};
+        gru_rb_record__avx2, fastrnn_record__avx2, fastgrnn_record__avx2,
+        [FS_TRAIN_UGRNN] = ugrnn_record__avx2};
     static const fs_cell_backward_fn bwd[FS_TRAIN_KINDS] = {
         rnn_backward__avx2, lstm_backward__avx2, gru_backward__avx2, lstm_ext_backward__avx2,
-        gru_rb_backward__avx2, fastrnn_backward__avx2, fastgrnn_backward__avx2};
-    for (int i = 0; i < FS_TRAIN_KINDS; i++)
-        if (rec[i]) k->cell_record[i] = rec[i], k->cell_backward[i] = bwd[i];
+        gru_rb_backward__avx2, fastrnn_backward__avx2, fastgrnn_backward__avx2,
+        [FS_TRAIN_RNN_ACT] = rnn_act_backward__avx2, [FS_TRAIN_LSTM_ACT] = lstm_act_backward__avx2,
+        [FS_TRAIN_GRU_ACT] = gru_act_backward__avx2, [FS_TRAIN_GRU_RB_ACT] = gru_rb_act_backward__avx2,
+        [FS_TRAIN_UGRNN] = ugrnn_backward__avx2};
+    for (int i = 0; i < FS_TRAIN_KINDS; i++) { /* the *_ACT kinds keep the generic record */
+        if (rec[i]) k->cell_record[i] = rec[i];
+        if (bwd[i]) k->cell_backward[i] = bwd[i];
+    }
 }

@@ -90,16 +90,30 @@ static void gru_rb_record(size_t H, const fs_cell_params *cp, const float *gx, c
 static void fastrnn_record(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
                            const float *hn, const float *h, const float *c, float *act) {
     (void)hn, (void)h, (void)c;
-    for (size_t j = 0; j < H; j++) act[j] = actf(cp->update_act, gx[j] + acc[j]);
+    const fs_acts *a = cp->acts;
+    for (size_t j = 0; j < H; j++) act[j] = fs__act(a->kind[FS_ROLE_G], a->alpha[FS_ROLE_G], a->beta[FS_ROLE_G], gx[j] + acc[j]);
 }
 
 /* FastGRNN: act = z, h~. */
 static void fastgrnn_record(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
                             const float *hn, const float *h, const float *c, float *act) {
     (void)hn, (void)h, (void)c;
+    const fs_acts *a = cp->acts;
     for (size_t j = 0; j < H; j++) {
         const float pre = gx[j] + acc[j];
-        act[j] = actf(cp->gate_act, pre + cp->bg[j]), act[H + j] = actf(cp->update_act, pre + cp->bu[j]);
+        act[j] = fs__act(a->kind[FS_ROLE_F], a->alpha[FS_ROLE_F], a->beta[FS_ROLE_F], pre + cp->bg[j]);
+        act[H + j] = fs__act(a->kind[FS_ROLE_G], a->alpha[FS_ROLE_G], a->beta[FS_ROLE_G], pre + cp->bu[j]);
+    }
+}
+
+/* UGRNN: act = z, c. */
+static void ugrnn_record(size_t H, const fs_cell_params *cp, const float *gx, const float *acc, const float *hn,
+                         const float *h, const float *c, float *act) {
+    (void)hn, (void)h, (void)c;
+    const fs_acts *a = cp->acts;
+    for (size_t j = 0; j < H; j++) {
+        act[j] = fs__act(a->kind[FS_ROLE_F], a->alpha[FS_ROLE_F], a->beta[FS_ROLE_F], gx[PK(j, 0, 2)] + acc[PK(j, 0, 2)]);
+        act[H + j] = fs__act(a->kind[FS_ROLE_G], a->alpha[FS_ROLE_G], a->beta[FS_ROLE_G], gx[PK(j, 1, 2)] + acc[PK(j, 1, 2)]);
     }
 }
 
@@ -120,12 +134,6 @@ static void rnn_act_record(size_t H, const fs_cell_params *cp, const float *gx, 
     for (size_t j = 0; j < H; j++) act[H + j] = role_d(cp->acts, FS_ROLE_F, gx[PK(j, 0, 1)] + acc[PK(j, 0, 1)], &act[j]);
 }
 
-static void rnn_act_backward(size_t H, const fs_cell_params *cp, const float *act, const float *h_prev,
-                             const float *c_prev, float *dh, float *dc, float *dgx, float *dgh, float *extra,
-                             float *work) {
-    (void)cp, (void)h_prev, (void)c_prev, (void)dc, (void)dgh, (void)extra, (void)work;
-    for (size_t j = 0; j < H; j++) dgx[j] = dh[j] * act[H + j], dh[j] = 0.0f;
-}
 
 /* LSTM, any variant: act = i, f, g, o, h(c_new), c_new, then the derivatives
  * of i, f, g, o by their pre-activations and of h(c) by c. */
@@ -153,32 +161,6 @@ static void lstm_act_record(size_t H, const fs_cell_params *cp, const float *gx,
     }
 }
 
-/* dgx rows i, f, g, o (coupled: i, g, o); extra = dp_i, dp_f, dp_o. */
-static void lstm_act_backward(size_t H, const fs_cell_params *cp, const float *act, const float *h_prev,
-                              const float *c_prev, float *dh, float *dc, float *dgx, float *dgh, float *extra,
-                              float *work) {
-    (void)h_prev, (void)dgh, (void)work;
-    const int coupled = cp->coupled;
-    float *dgi = dgx, *dgf = dgx + H, *dgg = dgx + (coupled ? H : 2 * H), *dgo = dgx + (coupled ? 2 * H : 3 * H);
-    for (size_t j = 0; j < H; j++) {
-        const float i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
-        const float hc = act[4 * H + j], cn = act[5 * H + j], c0 = c_prev[j], d = dh[j];
-        const float pi = cp->pi ? cp->pi[j] : 0.0f, pf = cp->pf ? cp->pf[j] : 0.0f, po = cp->po ? cp->po[j] : 0.0f;
-        const float dop = d * hc * act[9 * H + j];
-        const float dct = dc[j] + d * o * act[10 * H + j] + dop * po;
-        const float dip = dct * (coupled ? g - c0 : g) * act[6 * H + j];
-        const float dfp = coupled ? 0.0f : dct * c0 * act[7 * H + j];
-        dgi[j] = dip;
-        if (!coupled) dgf[j] = dfp;
-        dgg[j] = dct * i * act[8 * H + j];
-        dgo[j] = dop;
-        dc[j] = dct * f + dip * pi + dfp * pf;
-        dh[j] = 0.0f;
-        extra[j] += dip * c0;
-        extra[H + j] += dfp * c0;
-        extra[2 * H + j] += dop * cn;
-    }
-}
 
 /* GRU, reset after the product: act = r, z, n, W_hn h + b_hn, then d r, d z, d n
  * by their pre-activations. */
@@ -196,22 +178,6 @@ static void gru_act_record(size_t H, const fs_cell_params *cp, const float *gx, 
     }
 }
 
-static void gru_act_backward(size_t H, const fs_cell_params *cp, const float *act, const float *h_prev,
-                             const float *c_prev, float *dh, float *dc, float *dgx, float *dgh, float *extra,
-                             float *work) {
-    (void)cp, (void)c_prev, (void)dc, (void)extra, (void)work;
-    for (size_t j = 0; j < H; j++) {
-        const float r = act[j], z = act[H + j], n = act[2 * H + j], hn = act[3 * H + j], d = dh[j];
-        const float dn = d * (1.0f - z) * act[6 * H + j];
-        const float dr = dn * hn * act[4 * H + j];
-        const float dz = d * (h_prev[j] - n) * act[5 * H + j];
-        dgx[j] = dgh[j] = dr;
-        dgx[H + j] = dgh[H + j] = dz;
-        dgx[2 * H + j] = dn;
-        dgh[2 * H + j] = dn * r;
-        dh[j] = d * z;
-    }
-}
 
 /* GRU, reset before the product: act = r, z, n, r h, then d r, d z, d n. */
 static void gru_rb_act_record(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
@@ -227,41 +193,15 @@ static void gru_rb_act_record(size_t H, const fs_cell_params *cp, const float *g
     }
 }
 
-/* As gru_rb_backward (backward_loops.h), the derivatives read from act. */
-static void gru_rb_act_backward(size_t H, const fs_cell_params *cp, const float *act, const float *h_prev,
-                                const float *c_prev, float *dh, float *dc, float *dgx, float *dgh, float *extra,
-                                float *work) {
-    (void)c_prev, (void)dc, (void)dgh, (void)extra;
-    const size_t hp = (H + FS_NB - 1) / FS_NB * FS_NB;
-    float *drh = work, *dnp = work + hp, *dn = dgx + 2 * H;
-    for (size_t j = 0; j < H; j++) {
-        const float z = act[H + j], n = act[2 * H + j], d = dh[j];
-        dn[j] = dnp[j] = d * (1.0f - z) * act[6 * H + j];
-        dgx[H + j] = d * (h_prev[j] - n) * act[5 * H + j];
-    }
-    for (size_t j = H; j < hp; j++) dnp[j] = 0.0f; /* the padding units' weights are zero */
-    for (size_t k = 0; k < H; k++) drh[k] = 0.0f;
-    for (size_t jb = 0; jb < hp / FS_NB; jb++) { /* d(r h) = W_hn^T dn on the packed [jb][k][8] layout */
-        const float *blk = cp->whn + jb * H * FS_NB, *d8 = dnp + jb * FS_NB;
-        for (size_t k = 0; k < H; k++) {
-            float s = 0.0f;
-            for (size_t l = 0; l < FS_NB; l++) s += blk[k * FS_NB + l] * d8[l];
-            drh[k] += s;
-        }
-    }
-    for (size_t j = 0; j < H; j++) {
-        dgx[j] = drh[j] * h_prev[j] * act[4 * H + j];
-        dh[j] = dh[j] * act[H + j] + drh[j] * act[j];
-    }
-}
 
 void fs__train_cells_init_generic(fs_kernels *k) {
     static const fs_cell_record_fn rec[FS_TRAIN_KINDS] = {
         rnn_record, lstm_record, gru_record, lstm_ext_record, gru_rb_record, fastrnn_record, fastgrnn_record,
-        rnn_act_record, lstm_act_record, gru_act_record, gru_rb_act_record};
+        rnn_act_record, lstm_act_record, gru_act_record, gru_rb_act_record, ugrnn_record};
     static const fs_cell_backward_fn bwd[FS_TRAIN_KINDS] = {
         rnn_backward__generic, lstm_backward__generic, gru_backward__generic, lstm_ext_backward__generic,
         gru_rb_backward__generic, fastrnn_backward__generic, fastgrnn_backward__generic,
-        rnn_act_backward, lstm_act_backward, gru_act_backward, gru_rb_act_backward};
+        rnn_act_backward__generic, lstm_act_backward__generic, gru_act_backward__generic,
+        gru_rb_act_backward__generic, ugrnn_backward__generic};
     for (int i = 0; i < FS_TRAIN_KINDS; i++) k->cell_record[i] = rec[i], k->cell_backward[i] = bwd[i];
 }
