@@ -50,14 +50,6 @@ static void fs_gru_cell__neon(size_t m, const float *gx, size_t ldgx, const floa
     }
 }
 
-FS_INLINE fs_v8 act8(int kind, fs_v8 x) {
-    switch (kind) {
-    case FS_ACT_SIGMOID: return fs_v8_sigmoid(x);
-    case FS_ACT_RELU: return fs_v8_max(fs_v8_set1(0.0f), x);
-    default: return fs_v8_tanh(x);
-    }
-}
-
 #define LD(p) fs_v8_ld(p)
 #define ADD(a, b) fs_v8_add(a, b)
 
@@ -100,30 +92,6 @@ static void fs_gru_n_cell__neon(size_t m, const float *gx_n, size_t ldgx, const 
     }
 }
 
-static void fs_fastrnn_cell__neon(size_t m, int kind, const float *gx, size_t ldgx, const float *acc,
-                                  const float *h_prev, size_t ldhp, float *h, size_t ldh, float a,
-                                  float b) {
-    const fs_v8 va = fs_v8_set1(a), vb = fs_v8_set1(b);
-    for (size_t i = 0; i < m; i++) {
-        const fs_v8 u = act8(kind, ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB)));
-        fs_v8_st(h + i * ldh, fs_v8_fma(va, u, fs_v8_mul(vb, LD(h_prev + i * ldhp))));
-    }
-}
-
-static void fs_fastgrnn_cell__neon(size_t m, int gate_act, int update_act, const float *gx,
-                                   size_t ldgx, const float *acc, const float *bg, const float *bu,
-                                   const float *h_prev, size_t ldhp, float *h, size_t ldh,
-                                   float zeta, float nu) {
-    const fs_v8 vz = fs_v8_set1(zeta), vn = fs_v8_set1(nu), one = fs_v8_set1(1.0f);
-    const fs_v8 vbg = LD(bg), vbu = LD(bu);
-    for (size_t i = 0; i < m; i++) {
-        const fs_v8 pre = ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB));
-        const fs_v8 z = act8(gate_act, ADD(pre, vbg)), u = act8(update_act, ADD(pre, vbu));
-        const fs_v8 keep = fs_v8_fma(vz, fs_v8_sub(one, z), vn);
-        fs_v8_st(h + i * ldh, fs_v8_fma(z, LD(h_prev + i * ldhp), fs_v8_mul(keep, u)));
-    }
-}
-
 /* ---- the cells with chosen activations (fs_acts), one register per gate ---- */
 
 /* Role r's activation of v (v clipped first when a->clip > 0: roles f, g).
@@ -144,6 +112,30 @@ static inline fs_v8 act_ps(const fs_acts *a, int r, fs_v8 v, int clip) {
     }
     case FS_ACT_HARD_TANH: return fs_v8_min(fs_v8_set1(1.0f), fs_v8_max(fs_v8_set1(-1.0f), v));
     default: return fs_v8_tanh(v);
+    }
+}
+
+static void fs_fastrnn_cell__neon(size_t m, const fs_acts *acts, const float *gx, size_t ldgx, const float *acc,
+                                  const float *h_prev, size_t ldhp, float *h, size_t ldh, float a,
+                                  float b) {
+    const fs_v8 va = fs_v8_set1(a), vb = fs_v8_set1(b);
+    for (size_t i = 0; i < m; i++) {
+        const fs_v8 u = act_ps(acts, FS_ROLE_G, ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB)), 0);
+        fs_v8_st(h + i * ldh, fs_v8_fma(va, u, fs_v8_mul(vb, LD(h_prev + i * ldhp))));
+    }
+}
+
+static void fs_fastgrnn_cell__neon(size_t m, const fs_acts *acts, const float *gx,
+                                   size_t ldgx, const float *acc, const float *bg, const float *bu,
+                                   const float *h_prev, size_t ldhp, float *h, size_t ldh,
+                                   float zeta, float nu) {
+    const fs_v8 vz = fs_v8_set1(zeta), vn = fs_v8_set1(nu), one = fs_v8_set1(1.0f);
+    const fs_v8 vbg = LD(bg), vbu = LD(bu);
+    for (size_t i = 0; i < m; i++) {
+        const fs_v8 pre = ADD(LD(gx + i * ldgx), LD(acc + i * FS_NB));
+        const fs_v8 z = act_ps(acts, FS_ROLE_F, ADD(pre, vbg), 0), u = act_ps(acts, FS_ROLE_G, ADD(pre, vbu), 0);
+        const fs_v8 keep = fs_v8_fma(vz, fs_v8_sub(one, z), vn);
+        fs_v8_st(h + i * ldh, fs_v8_fma(z, LD(h_prev + i * ldhp), fs_v8_mul(keep, u)));
     }
 }
 

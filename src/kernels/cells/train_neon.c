@@ -33,6 +33,20 @@ static inline fs_v8 act_ps(int kind, fs_v8 x) {
                                   : fs_v8_tanh(x);
 }
 
+/* Role r's activation (FastRNN / FastGRNN: every fs_act, no clip); the
+ * clamping ones pass NaN through, as the portable path does. */
+static inline fs_v8 role_ps(const fs_acts *a, int r, fs_v8 x) {
+    const fs_v8 one = fs_v8_set1(1.0f);
+    switch (a->kind[r]) {
+    case FS_ACT_HARD_SIGMOID:
+        x = fs_v8_fma(fs_v8_set1(a->alpha[r]), x, fs_v8_set1(a->beta[r]));
+        return fs_v8_min(one, fs_v8_max(fs_v8_set1(0.0f), x));
+    case FS_ACT_SOFTSIGN: return fs_v8_div(x, fs_v8_add(one, fs_v8_abs(x)));
+    case FS_ACT_HARD_TANH: return fs_v8_min(one, fs_v8_max(fs_v8_set1(-1.0f), x));
+    default: return act_ps(a->kind[r], x);
+    }
+}
+
 /* h, c, hn rows are padded to whole blocks (hp), act rows are not. */
 
 static void rnn_record__neon(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
@@ -115,7 +129,7 @@ static void fastrnn_record__neon(size_t H, const fs_cell_params *cp, const float
                                  const float *hn, const float *h, const float *c, float *act) {
     (void)hn, (void)h, (void)c;
     for (size_t j0 = 0; j0 < H; j0 += FS_NB)
-        store_n(act + j0, act_ps(cp->update_act, pre(gx, acc, j0)), H - j0 < FS_NB ? H - j0 : FS_NB);
+        store_n(act + j0, role_ps(cp->acts, FS_ROLE_G, pre(gx, acc, j0)), H - j0 < FS_NB ? H - j0 : FS_NB);
 }
 
 static void fastgrnn_record__neon(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
@@ -127,8 +141,8 @@ static void fastgrnn_record__neon(size_t H, const fs_cell_params *cp, const floa
         memcpy(bg, cp->bg + j0, w * sizeof(float));
         memcpy(bu, cp->bu + j0, w * sizeof(float));
         const fs_v8 p = pre(gx, acc, j0);
-        store_n(act + j0, act_ps(cp->gate_act, fs_v8_add(p, fs_v8_ld(bg))), w);
-        store_n(act + H + j0, act_ps(cp->update_act, fs_v8_add(p, fs_v8_ld(bu))), w);
+        store_n(act + j0, role_ps(cp->acts, FS_ROLE_F, fs_v8_add(p, fs_v8_ld(bg))), w);
+        store_n(act + H + j0, role_ps(cp->acts, FS_ROLE_G, fs_v8_add(p, fs_v8_ld(bu))), w);
     }
 }
 
