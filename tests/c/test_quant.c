@@ -133,7 +133,7 @@ static void check_levels(void) {
     static const size_t ms[] = {1, 2, 3, 4, 5, 7, 9}, ks[] = {1, 2, 3, 31, 33, 64, 65, 100};
     if (fs_set_isa(FS_ISA_GENERIC) != FS_OK) return;
     const fs_kernels ref = *fs__kernels();
-    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++) {
+    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_NEON; isa++) {
         if (!fs_isa_supported(isa) || fs_set_isa(isa) != FS_OK) continue;
         const fs_kernels opt = *fs__kernels();
         for (int dt = Q8; dt <= BF16; dt++)

@@ -28,7 +28,7 @@ static void check_model(fs_cell cell, int I, int H, int L, int T, int B) {
     const size_t nx = (size_t)T * B * I, ny = (size_t)T * B * H;
     float *x = malloc(nx * sizeof(float)), *y = malloc(ny * sizeof(float)), *y_min = malloc(ny * sizeof(float));
     for (size_t i = 0; i < nx; i++) x[i] = urand(1.0f);
-    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_AVX512; isa++) {
+    for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_NEON; isa++) {
         if (!fs_isa_supported(isa)) continue;
         CHECK_STATUS(fs_set_isa(isa), FS_OK);
         fs_seq_args a;
