@@ -57,8 +57,9 @@ fs_status fs_tree_create(const fs_tree_config *config, fs_tree **out) {
     *out = NULL;
     fs_status st = check_config(config);
     if (st != FS_OK) return st;
-    fs_tree *m = calloc(1, sizeof *m);
+    fs_tree *m = fs__alloc(sizeof *m); /* the library's allocator: none (NULL) on bare metal */
     if (!m) return fs__fail(FS_ERR_NOMEM, "out of memory for the tree model");
+    memset(m, 0, sizeof *m);
     m->cfg = *config;
     m->I = (size_t)config->input_size;
     m->H = (size_t)config->hidden_size;
@@ -99,7 +100,7 @@ void fs_tree_free(fs_tree *m) {
     fs__free(m->whh_t);
     fs__free(m->uf_p);
     fs__free(m->uf_t);
-    free(m);
+    fs__free(m);
 }
 
 static fs_status check_param(const fs_tree *m, fs_tree_param p) {

@@ -2,7 +2,8 @@
 bare-metal switch (FASTSEQ_BARE_METAL) by arm-none-eabi-gcc (newlib) into the harness in
 embedded/cortex-m4, run on QEMU's mps2-an386 board, prints what Python's fastseq computes
 to 1e-5 -- the whole-sequence forward in its smallest workspace and the stream a step at a
-time. Skipped without the toolchain (fails under CI=true, where .ci/run installs it)."""
+time; quantised exports (int8, int4, bf16) against the quantised layer's own Python result.
+Skipped without the toolchain (fails under CI=true, where .ci/run installs it)."""
 import importlib.util
 import os
 import re
@@ -34,6 +35,13 @@ CASES = {  # (layer or .fsq path, batch, steps)
     "gru_2layer_batch2": (lambda: fastseq.GRU(5, 12, num_layers=2, seed=3), 2, 7),
     "lstm_bidir_batch_first": (lambda: fastseq.LSTM(4, 9, bidirectional=True, batch_first=True, seed=4), 2, 6),
 }
+# quantised exports (the weight block a byte array in flash) against the quantised layer's
+# own Python result: the KWS FastGRNN and the demo LSTM in every low-precision dtype
+for _dtype in ("int8", "int4", "bf16"):
+    CASES[f"fastgrnn_kws_rank8_{_dtype}"] = (
+        lambda d=_dtype: fastseq.quantize(fastseq.FastGRNN(32, 32, w_rank=8, u_rank=8, seed=1), d), 1, 12)
+    CASES[f"demo_lstm_{_dtype}"] = (
+        lambda d=_dtype: fastseq.quantize(fastseq.io.sequence_layer(fastseq.load(DEMO)), d), 1, 5)
 
 
 @pytest.fixture(scope="module")
