@@ -114,3 +114,18 @@ def test_kws_fastgrnn_fits_the_budget(tmp_path, build_dir):
     heap_and_host = {"malloc", "calloc", "realloc", "free", "aligned_alloc", "fopen", "getenv", "fprintf",
                      "__emutls_get_address"}
     assert not undefined & heap_and_host, undefined & heap_and_host
+
+
+@pytest.mark.parametrize("dtype,shrink", [("int8", 3.5), ("int4", 5.5), ("bf16", 1.9)])
+def test_quantised_weights_stay_in_flash(dtype, shrink, tmp_path, build_dir):
+    """The quantised demo LSTM's weight block is the host's byte for byte, a byte array in
+    flash used in place, and a fraction of the fp32 one: 8 / 4 / 16 bits a weight, plus
+    the fp32 biases and the int8 / int4 scales (docs/quantization.md)."""
+    _, _, _, _, elf, model_dir = _run_case(f"demo_lstm_{dtype}", tmp_path, build_dir)
+    macros = m4.header_macros(model_dir)
+    address, size = m4.symbol_sizes(elf)["model_weights"]
+    assert m4.target_sizes(m4.run(elf))["weights"] == macros["WEIGHT_BYTES"] == size
+    assert address < 0x20000000  # mps2-an386: flash below, RAM from here
+    fp32 = export_c(DEMO, tmp_path / "fp32", max_steps=5)
+    fp32_bytes = m4.header_macros(Path(fp32[0]).parent)["WEIGHT_BYTES"]
+    assert fp32_bytes >= shrink * size, (fp32_bytes, size)
