@@ -42,6 +42,8 @@ for _dtype in ("int8", "int4", "bf16"):
         lambda d=_dtype: fastseq.quantize(fastseq.FastGRNN(32, 32, w_rank=8, u_rank=8, seed=1), d), 1, 12)
     CASES[f"demo_lstm_{_dtype}"] = (
         lambda d=_dtype: fastseq.quantize(fastseq.io.sequence_layer(fastseq.load(DEMO)), d), 1, 5)
+CASES["demo_lstm_int4_group64"] = (
+    lambda: fastseq.quantize(fastseq.io.sequence_layer(fastseq.load(DEMO)), "int4", group_size=64), 1, 5)
 
 
 @pytest.fixture(scope="module")
