@@ -12,7 +12,8 @@
 
 const char *fs_dtype_name(fs_dtype dtype) {
     static const char *const names[] = {"f32", "int8", "int4", "bf16"};
-    return (int)dtype >= FS_DTYPE_F32 && dtype <= FS_DTYPE_BF16 ? names[dtype] : "unknown";
+    /* unsigned: arm-none-eabi's enums are short and unsigned, where (int)dtype >= 0 warns */
+    return (unsigned)dtype <= (unsigned)FS_DTYPE_BF16 ? names[dtype] : "unknown";
 }
 
 int fs__mat_sizes(int32_t dtype, size_t group, size_t cols, size_t k, size_t *bytes, size_t *scales) {

@@ -56,7 +56,7 @@ fs_status fs_tree_create(const fs_tree_config *config, fs_tree **out) {
     *out = NULL;
     fs_status st = check_config(config);
     if (st != FS_OK) return st;
-    fs_tree *m = fs__alloc(sizeof *m);
+    fs_tree *m = fs__alloc(sizeof *m); /* the library's allocator: none (NULL) on bare metal */
     if (!m) return fs__fail(FS_ERR_NOMEM, "out of memory for the tree model");
     memset(m, 0, sizeof *m);
     m->cfg = *config;

@@ -2,7 +2,8 @@
 bare-metal switch (FASTSEQ_BARE_METAL) by arm-none-eabi-gcc (newlib) into the harness in
 embedded/cortex-m4, run on QEMU's mps2-an386 board, prints what Python's fastseq computes
 to 1e-5 -- the whole-sequence forward in its smallest workspace and the stream a step at a
-time. Skipped without the toolchain (fails under CI=true, where .ci/run installs it)."""
+time; quantised exports (int8, int4, bf16) against the quantised layer's own Python result.
+Skipped without the toolchain (fails under CI=true, where .ci/run installs it)."""
 import importlib.util
 import os
 import re
@@ -34,6 +35,15 @@ CASES = {  # (layer or .fsq path, batch, steps)
     "gru_2layer_batch2": (lambda: fastseq.GRU(5, 12, num_layers=2, seed=3), 2, 7),
     "lstm_bidir_batch_first": (lambda: fastseq.LSTM(4, 9, bidirectional=True, batch_first=True, seed=4), 2, 6),
 }
+# quantised exports (the weight block a byte array in flash) against the quantised layer's
+# own Python result: the KWS FastGRNN and the demo LSTM in every low-precision dtype
+for _dtype in ("int8", "int4", "bf16"):
+    CASES[f"fastgrnn_kws_rank8_{_dtype}"] = (
+        lambda d=_dtype: fastseq.quantize(fastseq.FastGRNN(32, 32, w_rank=8, u_rank=8, seed=1), d), 1, 12)
+    CASES[f"demo_lstm_{_dtype}"] = (
+        lambda d=_dtype: fastseq.quantize(fastseq.io.sequence_layer(fastseq.load(DEMO)), d), 1, 5)
+CASES["demo_lstm_int4_group64"] = (
+    lambda: fastseq.quantize(fastseq.io.sequence_layer(fastseq.load(DEMO)), "int4", group_size=64), 1, 5)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +116,18 @@ def test_kws_fastgrnn_fits_the_budget(tmp_path, build_dir):
     heap_and_host = {"malloc", "calloc", "realloc", "free", "aligned_alloc", "fopen", "getenv", "fprintf",
                      "__emutls_get_address"}
     assert not undefined & heap_and_host, undefined & heap_and_host
+
+
+@pytest.mark.parametrize("dtype,shrink", [("int8", 3.5), ("int4", 5.5), ("bf16", 1.9)])
+def test_quantised_weights_stay_in_flash(dtype, shrink, tmp_path, build_dir):
+    """The quantised demo LSTM's weight block is the host's byte for byte, a byte array in
+    flash used in place, and a fraction of the fp32 one: 8 / 4 / 16 bits a weight, plus
+    the fp32 biases and the int8 / int4 scales (docs/quantization.md)."""
+    _, _, _, _, elf, model_dir = _run_case(f"demo_lstm_{dtype}", tmp_path, build_dir)
+    macros = m4.header_macros(model_dir)
+    address, size = m4.symbol_sizes(elf)["model_weights"]
+    assert m4.target_sizes(m4.run(elf))["weights"] == macros["WEIGHT_BYTES"] == size
+    assert address < 0x20000000  # mps2-an386: flash below, RAM from here
+    fp32 = export_c(DEMO, tmp_path / "fp32", max_steps=5)
+    fp32_bytes = m4.header_macros(Path(fp32[0]).parent)["WEIGHT_BYTES"]
+    assert fp32_bytes >= shrink * size, (fp32_bytes, size)

@@ -121,34 +121,41 @@ def header_macros(model_dir):
 
 
 def _size_models():
+    """(label, dtype, make) of the table's rows: each model in fp32 and quantised."""
     import fastseq
 
-    return [
+    models = [
         ("FastGRNN(32, 32), W and U rank 8, stream", lambda: fastseq.FastGRNN(32, 32, w_rank=8, u_rank=8, seed=0)),
         ("FastGRNN(32, 32), full rank, stream", lambda: fastseq.FastGRNN(32, 32, seed=0)),
-        ("demo LSTM (fastseq/data/demo.fsq)", lambda: os.path.join(os.path.dirname(fastseq.__file__), "data", "demo.fsq")),
+        ("demo LSTM (fastseq/data/demo.fsq)",
+         lambda: fastseq.io.sequence_layer(fastseq.load(os.path.join(os.path.dirname(fastseq.__file__), "data",
+                                                                     "demo.fsq")))),
     ]
+    return [(label, dtype, lambda make=make, dtype=dtype: make() if dtype == "fp32" else fastseq.quantize(make(), dtype))
+            for label, make in models for dtype in ("fp32", "int8", "int4", "bf16")]
 
 
 def sizes():
-    """Print one Markdown row per model: the packed weights, the harness ELF's text / data /
-    bss (8 steps), and what the library on the target says the model's header, a stream and
-    the smallest forward workspace take (model.h's macros, from a 64-bit host, add more)."""
+    """Print one Markdown row per model and dtype: the packed weights, the harness ELF's
+    text / data / bss (8 steps), and what the library on the target says the model's
+    header, a stream and the smallest forward workspace take (model.h's macros, from a
+    64-bit host, add more)."""
     from fastseq.export_c import export_c
 
-    print("| model | weights (flash) | ELF text | data | bss | RAM on the M4: header + stream + workspace |")
-    print("|---|---|---|---|---|---|")
+    print("| model | dtype | weights (flash) | ELF text | data | bss | RAM on the M4: header + stream + workspace |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, make in _size_models():
+        for label, dtype, make in _size_models():
             model_dir, build_dir = Path(tmp) / "model", Path(tmp) / "build"
             export_c(make(), model_dir, name="model", max_steps=8)
             elf = build(model_dir, build_dir)
             text, data, bss = elf_sizes(elf)
             target = target_sizes(run(elf))
             origins = text_by_origin(build_dir / "harness.map")
-            print(f"| {label} | {target['weights']} | {text} | {data} | {bss} | {target['header']} + "
+            print(f"| {label} | {dtype} | {target['weights']} | {text} | {data} | {bss} | {target['header']} + "
                   f"{target['stream']} + {target['workspace_min']} |")
-            print("  text by origin: " + ", ".join(f"{k} {v}" for k, v in sorted(origins.items())), file=sys.stderr)
+            print(f"  {label}, {dtype}, text by origin: " + ", ".join(f"{k} {v}" for k, v in sorted(origins.items())),
+                  file=sys.stderr)
 
 
 def main(argv=None):

@@ -289,7 +289,19 @@ static void check_raw(void) {
     free(w), free(a), free(b);
 }
 
+/* The header's names, and "unknown" on either side of the range (a negative value too:
+ * the range check must not rely on the enum's signedness, which differs by ABI). */
+static void check_dtype_names(void) {
+    const char *const expect[] = {"f32", "int8", "int4", "bf16"};
+    for (int d = 0; d < 4; d++)
+        CHECK(strcmp(fs_dtype_name((fs_dtype)d), expect[d]) == 0, "fs_dtype_name(%d) = %s, expected %s", d,
+              fs_dtype_name((fs_dtype)d), expect[d]);
+    CHECK(strcmp(fs_dtype_name((fs_dtype)4), "unknown") == 0, "fs_dtype_name(4) = %s", fs_dtype_name((fs_dtype)4));
+    CHECK(strcmp(fs_dtype_name((fs_dtype)-1), "unknown") == 0, "fs_dtype_name(-1) = %s", fs_dtype_name((fs_dtype)-1));
+}
+
 int main(void) {
+    check_dtype_names();
     check_levels();
     check_avx512_is_avx2();
     check_quantize();
