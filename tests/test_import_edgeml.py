@@ -343,6 +343,25 @@ def test_ugrnn_is_a_fastseq_cell(I, H, w_rank, u_rank, gate, update):
     close(np.stack([stream.step(x[t]) for t in range(x.shape[0])]), ref)
 
 
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("w_rank,u_rank", [(None, None), (3, 4)])
+@pytest.mark.parametrize("gate,update", [("sigmoid", "tanh"), ("quantSigm4", "quantTanh")])
+def test_ugrnn_to_torch_and_back(I, H, w_rank, u_rank, gate, update):
+    """fastseq.torch.UGRNN (to_torch) computes EdgeML's UGRNNLRCell; from_torch reads it back."""
+    from fastseq.torch import UGRNN as ReferenceUGRNN
+    cell = perturb(rnn.UGRNNLRCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update,
+                                   wRank=w_rank, uRank=u_rank), 24)
+    x = inputs(I, False)
+    ref = run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False)
+    module = fastseq.from_edgeml(cell).to_torch()
+    assert type(module) is ReferenceUGRNN and (module.w_rank, module.u_rank) == (w_rank, u_rank)
+    with torch.no_grad():
+        close(module(torch.from_numpy(x))[0].numpy(), ref)
+    back = fastseq.from_torch(module)
+    assert type(back) is fastseq.UGRNN and (back.w_rank, back.u_rank) == (w_rank, u_rank)
+    close(back(x)[0], ref)
+
+
 def test_ugrnn_wrapper_state_dict_file_and_gradients(tmp_path, each_isa):
     I, H, T, B = 5, 9, 11, 3
     wrapper = perturb(rnn.UGRNN(I, H, gate_nonlinearity="quantSigm4", wRank=3), 21)
