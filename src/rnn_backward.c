@@ -256,6 +256,10 @@ fs_status fs_rnn_tape_size(const fs_rnn *model, int32_t seq_len, int32_t batch, 
         return fs__fail(FS_ERR_UNSUPPORTED, "training: expected an fp32 model, got dtype %s (quantised models "
                         "run inference only: train the fp32 model, then quantise it)",
                         fs_dtype_name((fs_dtype)model->cfg.dtype));
+    if (model->cfg.cell == FS_CELL_GRU && model->cfg.reset_before && model->cfg.u_rank)
+        return fs__fail(FS_ERR_UNSUPPORTED, "training: expected u_rank 0 for a reset-before GRU, got %d (its "
+                        "low-rank U runs forward only: the backward of U_a (r * h) is not there yet)",
+                        (int)model->cfg.u_rank);
     tplan p;
     fs_status st = make_plan(model, seq_len, batch, fs__max_threads(), &p);
     if (st != FS_OK) return st;

@@ -161,12 +161,55 @@ def test_low_rank_lstmlr_keeps_its_factors(I, H, w_rank, u_rank, gate, update):
 
 @pytest.mark.parametrize("I,H", SIZES)
 @pytest.mark.parametrize("update", ["tanh", "quantTanh"])
-def test_low_rank_w_grulr_keeps_its_factor(I, H, update):
-    cell = perturb(rnn.GRULRCell(I, H, update_nonlinearity=update, wRank=3), 17)
+@pytest.mark.parametrize("w_rank,u_rank", [(3, None), (None, 4), (3, 4)])
+def test_low_rank_grulr_keeps_its_factors(tmp_path, each_isa, I, H, update, w_rank, u_rank):
+    """GRULR's low-rank U also runs on r * h (n = W_3 x + U_3 U (r * h)): forward, stream
+    and a file round trip on every ISA."""
+    cell = perturb(rnn.GRULRCell(I, H, update_nonlinearity=update, wRank=w_rank, uRank=u_rank), 17)
     layer = fastseq.from_edgeml(cell)
-    assert type(layer) is fastseq.GRU and not layer.reset_after and layer.w_rank == 3
+    assert type(layer) is fastseq.GRU and not layer.reset_after
+    assert (layer.w_rank, layer.u_rank) == (w_rank, u_rank)
+    if u_rank:
+        assert layer.state_dict()["weight_hh_b_l0"].shape == (3 * H, u_rank)
     x = inputs(I, False)
-    close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
+    ref = run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False)
+    fastseq.save(layer, tmp_path / "g.fsq")
+    loaded = fastseq.load(tmp_path / "g.fsq")
+    assert (loaded.w_rank, loaded.u_rank) == (w_rank, u_rank)
+    for _ in each_isa():
+        close(layer(x)[0], ref)
+        close(loaded(x)[0], ref)
+        stream = loaded.stream(batch=x.shape[1])
+        close(np.stack([stream.step(x[t]) for t in range(x.shape[0])]), ref)
+
+
+def load_grulr_factors(cell, sd):
+    """A low-rank GRULRCell's matrices from a fastseq GRU's state_dict (W = weight_ih_a.T,
+    W_g = the gate's rows of weight_ih_b, transposed; U likewise)."""
+    with torch.no_grad():
+        for name, key in (("W", "weight_ih"), ("U", "weight_hh")):
+            getattr(cell, name).copy_(torch.from_numpy(sd[key + "_a_l0"].T.copy()))
+            for g, rows in zip("123", np.split(sd[key + "_b_l0"], 3)):
+                getattr(cell, name + g).copy_(torch.from_numpy(rows.T.copy()))
+    return cell
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int4", "bf16"])
+def test_quantised_low_rank_grulr_is_edgeml_with_the_dequantised_weights(each_isa, dtype):
+    I, H = 5, 9
+    cell = perturb(rnn.GRULRCell(I, H, wRank=3, uRank=4), 25)
+    q = fastseq.quantize(fastseq.from_edgeml(cell), dtype)
+    x = inputs(I, False)
+    ref = run_edgeml(rnn.BaseRNN(load_grulr_factors(cell, q.state_dict()), batch_first=False), x, False)
+    for _ in each_isa():
+        close(q(x)[0], ref)
+
+
+def test_low_rank_u_grulr_training_is_a_clear_error():
+    layer = fastseq.from_edgeml(perturb(rnn.GRULRCell(4, 6, uRank=3), 26))
+    x = inputs(4, False, T=5)
+    with pytest.raises(RuntimeError, match="expected u_rank 0 for a reset-before GRU, got 3"):
+        layer.backward(x, np.ones((5, 3, 6), np.float32))
 
 
 def test_low_rank_lstmlr_gradients_match_edgeml_autograd(each_isa):
@@ -232,8 +275,6 @@ def test_state_dicts_need_the_layout_only_when_shapes_cannot_tell():
 def test_what_fastseq_cannot_run_yet_is_a_clear_error():
     with pytest.raises(ValueError, match="update_nonlinearity: expected one of .*quantSigm4.* got <built-in"):
         fastseq.from_edgeml(rnn.FastGRNNCell(4, 6, update_nonlinearity=torch.sin))
-    with pytest.raises(ValueError, match="GRULR with uRank: .*has no fastseq form yet"):
-        fastseq.from_edgeml(rnn.GRULRCell(4, 6, wRank=2, uRank=3))
     with pytest.raises(ValueError, match="GRULR gate_nonlinearity: expected one of"):
         fastseq.from_edgeml(rnn.GRULRCell(4, 6, gate_nonlinearity=torch.sin))
     with pytest.raises(ValueError, match="come from the module itself"):
