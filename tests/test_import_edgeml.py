@@ -205,11 +205,31 @@ def test_quantised_low_rank_grulr_is_edgeml_with_the_dequantised_weights(each_is
         close(q(x)[0], ref)
 
 
-def test_low_rank_u_grulr_training_is_a_clear_error():
-    layer = fastseq.from_edgeml(perturb(rnn.GRULRCell(4, 6, uRank=3), 26))
-    x = inputs(4, False, T=5)
-    with pytest.raises(RuntimeError, match="expected u_rank 0 for a reset-before GRU, got 3"):
-        layer.backward(x, np.ones((5, 3, 6), np.float32))
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("gate,update", [("sigmoid", "tanh"), ("quantSigm", "quantTanh")])
+def test_low_rank_grulr_gradients_match_edgeml_autograd(each_isa, I, H, gate, update):
+    """fastseq's backward of a GRULR with wRank and uRank (U_a also under r h) against
+    autograd on EdgeML's GRULRCell: input, h0, both factors of W and U, the biases."""
+    T, B = 10, 3
+    cell = perturb(rnn.GRULRCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update, wRank=3, uRank=4), 26)
+    gen = torch.Generator().manual_seed(27)
+    x = torch.randn(T, B, I, generator=gen).requires_grad_(True)
+    h0 = torch.randn(B, H, generator=gen).requires_grad_(True)
+    y = rnn.BaseRNN(cell, batch_first=False)(x, h0)
+    gy = torch.randn(y.shape, generator=gen)
+    (y * gy).sum().backward()
+    p = dict(cell.named_parameters())
+    wanted = {"input": x.grad, "hx": h0.grad[None], "weight_ih_a_l0": p["W"].grad.T, "weight_hh_a_l0": p["U"].grad.T,
+              "weight_ih_b_l0": torch.cat([p["W" + g].grad.T for g in "123"]),
+              "weight_hh_b_l0": torch.cat([p["U" + g].grad.T for g in "123"]),
+              "bias_ih_l0": torch.cat([p[b].grad.reshape(-1) for b in ("bias_r", "bias_gate", "bias_update")])}
+    layer = fastseq.from_edgeml(cell)
+    for isa in each_isa():
+        got = layer.backward(x.detach().numpy(), gy.numpy(), hx=h0.detach().numpy()[None])
+        for key, want in wanted.items():
+            want = want.detach().numpy()
+            err, scale = float(np.abs(got[key] - want).max()), float(np.abs(want).max())
+            assert err <= max(1e-4 * scale, 1e-5), f"{isa} {key}: max abs err {err:.3g}, scale {scale:.3g}"
 
 
 def test_low_rank_lstmlr_gradients_match_edgeml_autograd(each_isa):
