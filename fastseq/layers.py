@@ -546,7 +546,8 @@ class GRU(_Recurrent):
         ``linear_before_reset=0``).
     w_rank, u_rank : int, optional
         Keep W = W_b W_a and U = U_b U_a factored at these ranks, W_a and U_a shared by
-        the gates (EdgeML's GRULR); u_rank not with ``reset_after=False``.
+        the gates (EdgeML's GRULR; with ``reset_after=False`` U_a also runs on r h, under
+        U_b's n rows).
 """, "fastseq.GRU(3, 8, batch_first=True)(np.zeros((2, 5, 3), np.float32))[1].shape\n    (1, 2, 8)", _GATE_ACTS_OPTIONS)
 
     _cell = _core.CELL_GRU

@@ -1,4 +1,4 @@
-"""Reference PyTorch modules for the cells torch lacks: FastRNN, FastGRNN, PeepholeLSTM,
+"""Reference PyTorch modules for the cells torch lacks: FastRNN, FastGRNN, UGRNN, PeepholeLSTM,
 CoupledLSTM (CIFG) and ResetBeforeGRU; and ResidualStack, single-layer modules stacked with
 residual connections (a fastseq layer with ``residual=True``). Plain `nn.Module`s written from the equations in
 docs/equations.md in the repository, trainable with autograd; train them here and convert them with
@@ -10,7 +10,7 @@ Every module follows torch's sequence-layer conventions:
 
     m = FastGRNN(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  bidirectional=False, ...)
-    output, h_n = m(x, hx=None, lengths=None)            # FastRNN, FastGRNN, ResetBeforeGRU
+    output, h_n = m(x, hx=None, lengths=None)            # FastRNN, FastGRNN, UGRNN, ResetBeforeGRU
     output, (h_n, c_n) = m(x, (h0, c0), lengths=None)    # PeepholeLSTM, CoupledLSTM
 
 x is [T, B, I] ([B, T, I] if batch_first) or unbatched [T, I]; output [T, B, D*H];
@@ -25,7 +25,7 @@ import numbers
 import torch
 from torch import nn
 
-__all__ = ["FastRNN", "FastGRNN", "PeepholeLSTM", "CoupledLSTM", "ResetBeforeGRU", "ResidualStack"]
+__all__ = ["FastRNN", "FastGRNN", "UGRNN", "PeepholeLSTM", "CoupledLSTM", "ResetBeforeGRU", "ResidualStack"]
 
 _NONLINEARITIES = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
                    "softsign": nn.functional.softsign, "hard_tanh": lambda a: torch.clamp(a, -1.0, 1.0)}
@@ -201,7 +201,10 @@ class _Recurrent(nn.Module):
 
 
 class _LowRank(_Recurrent):
-    """W and U, each either full rank or a pair of factors (W x = b @ (a @ x))."""
+    """W and U, each either full rank or a pair of factors (W x = b @ (a @ x)); the
+    `_gates` gates' rows stacked ([G*H, in], or b [G*H, rank] with one shared a)."""
+
+    _gates = 1
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
                  w_rank, u_rank):
@@ -210,7 +213,7 @@ class _LowRank(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional)
 
     def _add_matrix(self, base, suffix, rank, in_size):
-        H = self.hidden_size
+        H = self._gates * self.hidden_size
         if rank is None:
             self._param(base, suffix, H, in_size)
         else:
@@ -318,6 +321,58 @@ class FastGRNN(_LowRank):
         if self.update_nonlinearity != "tanh":
             s += f", update_nonlinearity={self.update_nonlinearity!r}"
         return s
+
+
+class UGRNN(_LowRank):
+    """UGRNN (EdgeML UGRNNLRCell), gate order z, c: z = f(W_z x + b_iz + U_z h + b_hz);
+    c = g(W_c x + b_ic + U_c h + b_hc); h' = z h + (1 - z) c.
+
+    f, g: `activations` (default ("sigmoid", "tanh")), each one of tanh, sigmoid, relu,
+    softsign, hard_tanh or hard_sigmoid (`activation_alpha`, `activation_beta`: per role,
+    hard_sigmoid's alpha and beta, None for the default or another function). Parameters:
+    `weight_ih` [2H, I] or `weight_ih_a` [w_rank, I] + `weight_ih_b` [2H, w_rank];
+    `weight_hh` [2H, H] or `weight_hh_a` [u_rank, H] + `weight_hh_b` [2H, u_rank];
+    `bias_ih`, `bias_hh` [2H] (if bias) -- fastseq.UGRNN's state_dict."""
+
+    _gates = 2
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 bidirectional=False, w_rank=None, u_rank=None, activations=None,
+                 activation_alpha=None, activation_beta=None):
+        names = ("sigmoid", "tanh") if activations is None else tuple(activations)
+        alphas = (None, None) if activation_alpha is None else tuple(activation_alpha)
+        betas = (None, None) if activation_beta is None else tuple(activation_beta)
+        for what, values in (("activations", names), ("activation_alpha", alphas), ("activation_beta", betas)):
+            if len(values) != 2:
+                raise ValueError(f"{what}: expected 2 values (z, c), got {len(values)}: {values!r}")
+        self._f, self._g = (_nonlinearity(n, f"activations[{r}]", a, b)
+                            for r, (n, a, b) in enumerate(zip(names, alphas, betas)))
+        self.activations, self.activation_alpha, self.activation_beta = names, alphas, betas
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
+                         w_rank, u_rank)
+
+    def _add_params(self, suffix, in_size):
+        self._add_weights(suffix, in_size)
+        if self.bias:
+            self._param("bias_ih", suffix, 2 * self.hidden_size)
+            self._param("bias_hh", suffix, 2 * self.hidden_size)
+
+    def _input_proj(self, p, x):
+        wx = self._apply(p, "weight_ih", x)
+        return wx + p["bias_ih"] if self.bias else wx
+
+    def _step(self, p, gx, state):
+        h = state[0]
+        pre = gx + self._apply(p, "weight_hh", h)
+        if self.bias:
+            pre = pre + p["bias_hh"]
+        z, c = pre.chunk(2, -1)
+        z = self._f(z)
+        return (z * h + (1.0 - z) * self._g(c),)
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        return s + (f", activations={self.activations!r}" if self.activations != ("sigmoid", "tanh") else "")
 
 
 class _Gated(_Recurrent):

@@ -19,7 +19,7 @@ typedef struct fs_rnn_unit { /* one layer, one direction */
     float *w_ih_packed;   /* W (or W_b over the rank-w intermediate): G*hp columns */
     float *w_ih_a_packed; /* low-rank W_a: w_rank (padded) columns */
     float *w_hh_packed;   /* U, U_b, or GRU reset-before's r,z rows: gh*hp columns */
-    float *w_hn_packed;   /* GRU reset-before: W_hn, hp columns */
+    float *w_hn_packed;   /* GRU reset-before: W_hn (low rank: U_b's n rows), hp columns */
     float *w_hh_a_packed; /* low-rank U_a: u_rank (padded) columns */
     float *w_hr_packed;   /* LSTM projection: pp columns */
     float *bias_x;        /* [G*hp] biases folded into the input projection */

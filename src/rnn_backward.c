@@ -52,7 +52,8 @@ typedef struct tplan {
     size_t fwd_off, fwd_floats; /* the forward's workspace */
     size_t sg_off, sgh_off, pg_off, pgh_off, xt_off, ht_off, tmp_off, dh_off, dc_off, /* backward */
         dtmp_off, xtmp_off, extra_off, pwhr_off, dm_off, dhp_off, pdh_off, dbuf_off[2], act_off, work_off,
-        rh_off;
+        rh_off, dhn_off;
+    size_t work_row; /* the cells' scratch per row */
     sideplan side[2]; /* 0: input map, 1: recurrent map */
     size_t total;
 } tplan;
@@ -159,8 +160,10 @@ static fs_status make_plan(const fs_rnn *m, int32_t seq_len, int32_t batch, int 
     ok = ok && reserve(&bwd, B, r32(in_max), &p->xtmp_off);
     ok = ok && reserve(&bwd, B, p->E, &p->extra_off);                   /* per row: sums in row order */
     ok = ok && reserve(&bwd, B, p->S * H, &p->act_off);                 /* the step's activations */
-    ok = ok && reserve(&bwd, B, 2 * hp, &p->work_off);                  /* the cells' scratch */
+    p->work_row = 2 * hp + (rb ? fs__round8(ur) : 0);
+    ok = ok && reserve(&bwd, B, p->work_row, &p->work_off);             /* the cells' scratch */
     ok = ok && reserve(&bwd, rb ? N : 0, H, &p->rh_off);                /* r h of every row */
+    ok = ok && reserve(&bwd, rb && ur ? GH : 0, H, &p->dhn_off);        /* low-rank U: rows KH.. dn^T (r h) */
     ok = ok && reserve(&bwd, P ? r32(H) : 0, P, &p->pwhr_off);          /* projection */
     ok = ok && reserve(&bwd, P ? B : 0, r32(H), &p->dm_off);
     ok = ok && reserve(&bwd, P ? B : 0, R, &p->dhp_off);
@@ -233,6 +236,7 @@ fs_cell_params fs__cell_params(const fs_rnn *m, const fs_rnn_unit *u) {
     const fs_cell_params cp = {
         .relu = c->cell == FS_CELL_RNN_RELU, .coupled = c->coupled, .pi = u->vec[FS_VEC_PI], .pf = u->vec[FS_VEC_PF], .po = u->vec[FS_VEC_PO],
         .bg = u->vec[FS_VEC_BIAS_GATE], .bu = u->vec[FS_VEC_BIAS_UPDATE], .whn = u->w_hn_packed,
+        .ua = u->w_hn_packed && c->u_rank ? u->w_hh_a_packed : NULL, .u_rank = (size_t)c->u_rank,
         .a = u->coef[0], .b = u->coef[1], .acts = &m->acts,
     };
     return cp;
@@ -709,7 +713,7 @@ static void step_rows(const steps_job *j, size_t s, size_t b0, size_t b1) {
                                 j->hnr ? j->hnr + n * hp : NULL, hb, cb, ab);
         if (j->hnr) memcpy(j->rh + n * H, ab + (size_t)j->ct->mid_slot * H, H * sizeof(float));
         k->cell_backward[j->kind](H, j->cp, ab, hb, cb, P ? j->dm + b * j->mw : j->dh + b * R, j->dc + b * H, sgb,
-                                  sghb, j->extra + b * E, j->work + b * 2 * hp);
+                                  sghb, j->extra + b * E, j->work + b * p->work_row);
         if (P) memset(j->dh + b * R, 0, R * sizeof(float)); /* an LSTM's h feeds only W_hh */
     }
     if (j->want_w) {
@@ -750,6 +754,27 @@ static void steps_worker(const steps_job *j, int id, int nth) {
                 for (size_t c = 0; c < in_f; c++) row[c] += src[c];
         }
     }
+}
+
+/* A reset-before GRU's low-rank n path, n += U_b,n U_a (r h), from D = dn^T (r h)
+ * summed over all rows ([H][H]): d U_b,n += D U_a^T and d U_a += U_b,n^T D (read
+ * from the packed factors: element (j, k) of a one-gate matrix of K inputs lies at
+ * (j / 8) K 8 + k 8 + j % 8). */
+static void low_rank_n_grads(const fs_rnn_unit *u, size_t H, size_t ur, const float *dn_rh, float *d_ubn, float *d_ua) {
+    const float *ua = u->w_hh_a_packed, *ubn = u->w_hn_packed;
+    for (size_t j = 0; j < H; j++)
+        for (size_t c = 0; c < ur; c++) {
+            const float *a = ua + (c / FS_NB) * H * FS_NB + c % FS_NB;
+            float s = 0.0f;
+            for (size_t k = 0; k < H; k++) s += dn_rh[j * H + k] * a[k * FS_NB];
+            d_ubn[j * ur + c] += s;
+        }
+    for (size_t c = 0; c < ur; c++)
+        for (size_t k = 0; k < H; k++) {
+            float s = 0.0f;
+            for (size_t j = 0; j < H; j++) s += ubn[(j / FS_NB) * ur * FS_NB + c * FS_NB + j % FS_NB] * dn_rh[j * H + k];
+            d_ua[c * H + k] += s;
+        }
 }
 
 /* Layer l, direction d: the time loop, then its parameter gradients. Per step,
@@ -825,10 +850,20 @@ static fs_status backward_unit(const fs_rnn *m, const fs_kernels *k, int threads
     transpose_tm(p, wt, hrows, hist, R, rp, ht, p->tbias);
     if ((st = side_weights(m, k, wt, p, &sh, l, d, ht, hist, rp, hrows, pgh, GH, tmp, gp)) != FS_OK) return st;
     size_t off;
-    if (ct->mid_slot >= 0) { /* reset-before GRU: d W_hn = dn^T (r h) */
+    if (ct->mid_slot >= 0 && !m->cfg.u_rank) { /* reset-before GRU: d W_hn = dn^T (r h) */
         if ((st = param_offset(m, l, d, FS_PARAM_WEIGHT_HH, &off, NULL)) != FS_OK) return st;
         transpose_tm(p, wt, XROWS, rh, H, H, ht, 0);
         weight_grad(k, wt, N, ht, H, 0, pg, GH, tmp, gp + off, p->KH, GH, NULL);
+    } else if (ct->mid_slot >= 0) { /* low-rank U: D = dn^T (r h) first, then its two factors' shares */
+        size_t off_a;
+        if ((st = param_offset(m, l, d, FS_PARAM_WEIGHT_HH_B, &off, NULL)) != FS_OK ||
+            (st = param_offset(m, l, d, FS_PARAM_WEIGHT_HH_A, &off_a, NULL)) != FS_OK)
+            return st;
+        float *rows = ws + p->dhn_off, *dn_rh = rows + p->KH * H; /* weight_grad writes rows KH..GH */
+        memset(dn_rh, 0, H * H * sizeof(float));
+        transpose_tm(p, wt, XROWS, rh, H, H, ht, 0);
+        weight_grad(k, wt, N, ht, H, 0, pg, GH, tmp, rows, p->KH, GH, NULL);
+        low_rank_n_grads(u, H, (size_t)m->cfg.u_rank, dn_rh, gp + off + p->KH * (size_t)m->cfg.u_rank, gp + off_a);
     }
     if (P) { /* d W_hr = dh^T m */
         if ((st = param_offset(m, l, d, FS_PARAM_WEIGHT_HR, &off, NULL)) != FS_OK) return st;

@@ -167,8 +167,8 @@ typedef struct unit_job {
     float *hist; /* [chunk + 1][B][rp]: the h of step s is slot s % (chunk + 1) */
     const fs_record *rec; /* NULL: not recording */
     size_t ui;            /* the unit's index in the record */
-    fs_phase phases[3];
-    size_t blocks[3], n_phases;
+    fs_phase phases[FS_MAX_PHASES];
+    size_t blocks[FS_MAX_PHASES], n_phases;
 } unit_job;
 
 static float *h_slot(const unit_job *j, size_t s) {

@@ -66,17 +66,14 @@ static fs_status check_acts(const fs_rnn_config *c, int fast) {
 }
 
 /* Low rank (W = W_b W_a, U = U_b U_a, the factors shared by the gates): every
- * cell, except U with a projection (U_a would read R features) or inside a
- * reset-before GRU (U_a would also run on r * h). */
+ * cell, except U with a projection (U_a would read R features). In a
+ * reset-before GRU, U_a also runs on r * h, under U_b's n rows (EdgeML's GRULR). */
 static fs_status check_ranks(const fs_rnn_config *c) {
     if (c->w_rank < 0) return fs__fail(FS_ERR_INVALID_ARG, "w_rank: expected 0 (full rank) or > 0, got %d", (int)c->w_rank);
     if (c->u_rank < 0) return fs__fail(FS_ERR_INVALID_ARG, "u_rank: expected 0 (full rank) or > 0, got %d", (int)c->u_rank);
     if (c->u_rank && c->proj_size)
         return fs__fail(FS_ERR_INVALID_ARG, "u_rank: expected 0 with proj_size %d (a low-rank U and a projection "
                         "together are not supported), got %d", (int)c->proj_size, (int)c->u_rank);
-    if (c->u_rank && c->cell == FS_CELL_GRU && c->reset_before)
-        return fs__fail(FS_ERR_INVALID_ARG, "u_rank: expected 0 for a reset-before GRU (a low-rank U there is not "
-                        "supported; w_rank is), got %d", (int)c->u_rank);
     return FS_OK;
 }
 
@@ -221,7 +218,7 @@ static int layout_unit(const fs_rnn *m, size_t in, char *base, size_t *at, fs_rn
     /* the matrices, FS_MAT_* order: columns, inputs; in the model's dtype */
     const struct { size_t cols, k; float **slot; } mats[FS_MAT_COUNT] = {
         {G * hp, kx, &u->w_ih_packed},      {m->wrp, in, &u->w_ih_a_packed},
-        {m->gh * hp, kh, &u->w_hh_packed},  {rb ? hp : 0, m->r, &u->w_hn_packed},
+        {m->gh * hp, kh, &u->w_hh_packed},  {rb ? hp : 0, kh, &u->w_hn_packed},
         {m->urp, H, &u->w_hh_a_packed},     {c->proj_size ? m->rp : 0, H, &u->w_hr_packed}};
     for (size_t k = 0; k < FS_MAT_COUNT; k++)
         if (!fs__mat_sizes(c->dtype, (size_t)c->group_size, mats[k].cols, mats[k].k, &n, &scales) ||
@@ -441,7 +438,10 @@ static int packed_parts(const fs_rnn *m, const fs_rnn_unit *u, fs_param p, packe
         part[1] = (packed_part){u->w_hn_packed, 1, H, m->r, sc[FS_MAT_HN]};
         return u->w_hn_packed ? 2 : 1;
     case FS_PARAM_WEIGHT_HH_A: part[0] = (packed_part){u->w_hh_a_packed, 1, ur, H, sc[FS_MAT_HH_A]}; return 1;
-    case FS_PARAM_WEIGHT_HH_B: part[0] = (packed_part){u->w_hh_packed, m->gh, H, ur, sc[FS_MAT_HH]}; return 1;
+    case FS_PARAM_WEIGHT_HH_B:
+        part[0] = (packed_part){u->w_hh_packed, m->gh, H, ur, sc[FS_MAT_HH]};
+        part[1] = (packed_part){u->w_hn_packed, 1, H, ur, sc[FS_MAT_HN]};
+        return u->w_hn_packed ? 2 : 1;
     case FS_PARAM_WEIGHT_HR: part[0] = (packed_part){u->w_hr_packed, 1, m->r, H, sc[FS_MAT_HR]}; return 1;
     default: return 0;
     }

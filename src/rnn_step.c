@@ -8,12 +8,15 @@ static int is_active(const int32_t *lengths, size_t t, size_t b) {
     return !lengths || t < (size_t)lengths[b];
 }
 
-size_t fs__step_phases(const fs_rnn *m, fs_phase phases[3], size_t blocks[3]) {
+size_t fs__step_phases(const fs_rnn *m, fs_phase phases[FS_MAX_PHASES], size_t blocks[FS_MAX_PHASES]) {
     size_t n = 0;
     if (m->cfg.u_rank) phases[n] = FS_PHASE_LOWRANK, blocks[n++] = m->urp / FS_NB;
     phases[n] = FS_PHASE_CELL, blocks[n++] = m->hp / FS_NB;
     if (m->cfg.proj_size) phases[n] = FS_PHASE_PROJ, blocks[n++] = m->rp / FS_NB;
-    if (m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before) phases[n] = FS_PHASE_GRU_N, blocks[n++] = m->hp / FS_NB;
+    if (m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before) {
+        if (m->cfg.u_rank) phases[n] = FS_PHASE_LOWRANK_N, blocks[n++] = m->urp / FS_NB; /* t_low is free again */
+        phases[n] = FS_PHASE_GRU_N, blocks[n++] = m->hp / FS_NB;
+    }
     return n;
 }
 
@@ -234,9 +237,10 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
     const fs_rnn_unit *u = s->unit;
     const size_t B = s->batch, H = (size_t)m->cfg.hidden_size, hp = m->hp, gh = m->gh;
     if (hi <= lo) return;
-    if (phase == FS_PHASE_LOWRANK) { /* straight into t_low: no epilogue */
-        fs__wgemm(m, s->k, u->w_hh_a_packed, u->scale[FS_MAT_HH_A], B, m->r, s->h_prev, m->rp, 1, lo, hi - lo, NULL,
-                  s->t_low + lo * FS_NB, m->urp);
+    if (phase == FS_PHASE_LOWRANK || phase == FS_PHASE_LOWRANK_N) { /* straight into t_low: no epilogue */
+        const int n = phase == FS_PHASE_LOWRANK_N; /* U_a (r * h): r * h is mid, hp apart */
+        fs__wgemm(m, s->k, u->w_hh_a_packed, u->scale[FS_MAT_HH_A], B, m->r, n ? s->mid : s->h_prev, n ? hp : m->rp,
+                  1, lo, hi - lo, NULL, s->t_low + lo * FS_NB, m->urp);
         return;
     }
     const int rb = m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before;
@@ -259,8 +263,10 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
         } else if (phase == FS_PHASE_PROJ) {
             fs__wgemm(m, s->k, u->w_hr_packed, u->scale[FS_MAT_HR], B, H, s->mid, hp, 1, jb, nb, NULL, tile, nb * width);
             rows = proj_rows;
-        } else {
-            fs__wgemm(m, s->k, u->w_hn_packed, u->scale[FS_MAT_HN], B, H, s->mid, hp, 1, jb, nb, NULL, tile, nb * width);
+        } else { /* W_hn (r * h), or its low-rank U_b rows over t_low = U_a (r * h) */
+            const int low = m->cfg.u_rank != 0;
+            fs__wgemm(m, s->k, u->w_hn_packed, u->scale[FS_MAT_HN], B, low ? (size_t)m->cfg.u_rank : H,
+                      low ? s->t_low : s->mid, low ? m->urp : hp, 1, jb, nb, NULL, tile, nb * width);
             if (s->rec_hn) record_cols(s, s->rec_hn, hp, tile, nb * width, jb * FS_NB, nb * FS_NB);
             rows = gru_n_rows;
         }

@@ -11,8 +11,12 @@ typedef enum fs_phase {
     FS_PHASE_LOWRANK, /* t = U_a h (low-rank U) */
     FS_PHASE_CELL,    /* recurrent product + cell update */
     FS_PHASE_PROJ,    /* LSTM projection: h = W_hr (o * tanh(c)) */
-    FS_PHASE_GRU_N    /* GRU reset-before: n from W_hn (r * h), then h */
+    FS_PHASE_GRU_N,   /* GRU reset-before: n from W_hn (r * h), then h */
+    FS_PHASE_LOWRANK_N /* GRU reset-before, low-rank U: t = U_a (r * h), W_hn's operand */
 } fs_phase;
+
+/* The most phases a step has: low rank, cell, U_a (r * h), n (a low-rank U has no projection). */
+#define FS_MAX_PHASES 4
 
 typedef struct fs_step {
     const fs_rnn *model;
@@ -28,7 +32,7 @@ typedef struct fs_step {
     float *c;             /* [batch][hp], LSTM only, updated in place */
     float *mid;           /* [batch][hp]: LSTM o*tanh(c) before projection; GRU r*h */
     float *z;             /* [batch][hp]: GRU reset-before z */
-    float *t_low;         /* [batch][urp]: low-rank U_a h */
+    float *t_low;         /* [batch][urp]: low-rank U_a h (reset-before GRU: then U_a (r * h)) */
     float *y;             /* output row b at y + b * ldy (r wide); NULL: none */
     size_t ldy;
     /* Training forward: where the step records (rnn_forward.h's fs_record, row
@@ -38,7 +42,7 @@ typedef struct fs_step {
 } fs_step;
 
 /* The phases of a step for this model, with the block count of each; returns how many. */
-size_t fs__step_phases(const fs_rnn *m, fs_phase phases[3], size_t blocks[3]);
+size_t fs__step_phases(const fs_rnn *m, fs_phase phases[FS_MAX_PHASES], size_t blocks[FS_MAX_PHASES]);
 
 /* Floats of per-thread product scratch a step over `batch` rows needs. */
 size_t fs__tile_floats(const fs_rnn *m, size_t batch);

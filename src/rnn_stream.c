@@ -139,8 +139,8 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
         return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x %zu features), got %zu", B * R, B, R, y_count);
 
     const fs_kernels *k = fs__kernels();
-    fs_phase phases[3];
-    size_t blocks[3];
+    fs_phase phases[FS_MAX_PHASES];
+    size_t blocks[FS_MAX_PHASES];
     const size_t n_phases = fs__step_phases(m, phases, blocks);
     /* read once; the stream's tiles, sized at creation, bound it */
     const int max = fs__max_threads(), nt = fs__threads_for(max < (int)s->threads ? max : (int)s->threads, 2.0 * (double)B * (double)(m->gh * hp) * (double)R,

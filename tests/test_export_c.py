@@ -141,11 +141,15 @@ CASES = {
     "lstm_low_rank": (lambda: fastseq.LSTM(5, 12, w_rank=3, u_rank=4, seed=9), 2, 9),
     "ugrnn_low_rank_quant": (lambda: fastseq.UGRNN(4, 10, u_rank=3, seed=10, activations=("hard_sigmoid", "hard_tanh"),
                                                    activation_alpha=(0.5, None), activation_beta=(0.5, None)), 2, 7),
+    "gru_reset_before_low_rank_u": (lambda: fastseq.GRU(5, 12, reset_after=False, w_rank=3, u_rank=4, seed=11),
+                                    2, 9),
     "gru_reset_before_gate_acts": (lambda: fastseq.GRU(3, 10, reset_after=False, seed=7,
                                                        activations=("hard_sigmoid", "relu"), clip=2.0), 1, 8),
     # quantised weights (issue 12): the block as bytes, used in place
     "lstm_int8": (lambda: fastseq.quantize(fastseq.LSTM(5, 12, num_layers=2, seed=8), "int8"), 1, 17),
     "gru_bidir_int4": (lambda: fastseq.quantize(fastseq.GRU(37, 9, bidirectional=True, seed=9), "int4"), 2, 7),
+    "gru_reset_before_low_rank_u_int8": (lambda: fastseq.quantize(
+        fastseq.GRU(6, 16, reset_after=False, u_rank=5, seed=12), "int8"), 2, 9),
     "fastgrnn_lowrank_bf16": (lambda: fastseq.quantize(fastseq.FastGRNN(6, 16, w_rank=3, u_rank=4, seed=10), "bf16"),
                               2, 9),
     "lstm_residual": (lambda: fastseq.LSTM(5, 8, num_layers=3, residual=True, seed=8), 2, 9),

@@ -161,12 +161,75 @@ def test_low_rank_lstmlr_keeps_its_factors(I, H, w_rank, u_rank, gate, update):
 
 @pytest.mark.parametrize("I,H", SIZES)
 @pytest.mark.parametrize("update", ["tanh", "quantTanh"])
-def test_low_rank_w_grulr_keeps_its_factor(I, H, update):
-    cell = perturb(rnn.GRULRCell(I, H, update_nonlinearity=update, wRank=3), 17)
+@pytest.mark.parametrize("w_rank,u_rank", [(3, None), (None, 4), (3, 4)])
+def test_low_rank_grulr_keeps_its_factors(tmp_path, each_isa, I, H, update, w_rank, u_rank):
+    """GRULR's low-rank U also runs on r * h (n = W_3 x + U_3 U (r * h)): forward, stream
+    and a file round trip on every ISA."""
+    cell = perturb(rnn.GRULRCell(I, H, update_nonlinearity=update, wRank=w_rank, uRank=u_rank), 17)
     layer = fastseq.from_edgeml(cell)
-    assert type(layer) is fastseq.GRU and not layer.reset_after and layer.w_rank == 3
+    assert type(layer) is fastseq.GRU and not layer.reset_after
+    assert (layer.w_rank, layer.u_rank) == (w_rank, u_rank)
+    if u_rank:
+        assert layer.state_dict()["weight_hh_b_l0"].shape == (3 * H, u_rank)
     x = inputs(I, False)
-    close(layer(x)[0], run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False))
+    ref = run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False)
+    fastseq.save(layer, tmp_path / "g.fsq")
+    loaded = fastseq.load(tmp_path / "g.fsq")
+    assert (loaded.w_rank, loaded.u_rank) == (w_rank, u_rank)
+    for _ in each_isa():
+        close(layer(x)[0], ref)
+        close(loaded(x)[0], ref)
+        stream = loaded.stream(batch=x.shape[1])
+        close(np.stack([stream.step(x[t]) for t in range(x.shape[0])]), ref)
+
+
+def load_grulr_factors(cell, sd):
+    """A low-rank GRULRCell's matrices from a fastseq GRU's state_dict (W = weight_ih_a.T,
+    W_g = the gate's rows of weight_ih_b, transposed; U likewise)."""
+    with torch.no_grad():
+        for name, key in (("W", "weight_ih"), ("U", "weight_hh")):
+            getattr(cell, name).copy_(torch.from_numpy(sd[key + "_a_l0"].T.copy()))
+            for g, rows in zip("123", np.split(sd[key + "_b_l0"], 3)):
+                getattr(cell, name + g).copy_(torch.from_numpy(rows.T.copy()))
+    return cell
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int4", "bf16"])
+def test_quantised_low_rank_grulr_is_edgeml_with_the_dequantised_weights(each_isa, dtype):
+    I, H = 5, 9
+    cell = perturb(rnn.GRULRCell(I, H, wRank=3, uRank=4), 25)
+    q = fastseq.quantize(fastseq.from_edgeml(cell), dtype)
+    x = inputs(I, False)
+    ref = run_edgeml(rnn.BaseRNN(load_grulr_factors(cell, q.state_dict()), batch_first=False), x, False)
+    for _ in each_isa():
+        close(q(x)[0], ref)
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("gate,update", [("sigmoid", "tanh"), ("quantSigm", "quantTanh")])
+def test_low_rank_grulr_gradients_match_edgeml_autograd(each_isa, I, H, gate, update):
+    """fastseq's backward of a GRULR with wRank and uRank (U_a also under r h) against
+    autograd on EdgeML's GRULRCell: input, h0, both factors of W and U, the biases."""
+    T, B = 10, 3
+    cell = perturb(rnn.GRULRCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update, wRank=3, uRank=4), 26)
+    gen = torch.Generator().manual_seed(27)
+    x = torch.randn(T, B, I, generator=gen).requires_grad_(True)
+    h0 = torch.randn(B, H, generator=gen).requires_grad_(True)
+    y = rnn.BaseRNN(cell, batch_first=False)(x, h0)
+    gy = torch.randn(y.shape, generator=gen)
+    (y * gy).sum().backward()
+    p = dict(cell.named_parameters())
+    wanted = {"input": x.grad, "hx": h0.grad[None], "weight_ih_a_l0": p["W"].grad.T, "weight_hh_a_l0": p["U"].grad.T,
+              "weight_ih_b_l0": torch.cat([p["W" + g].grad.T for g in "123"]),
+              "weight_hh_b_l0": torch.cat([p["U" + g].grad.T for g in "123"]),
+              "bias_ih_l0": torch.cat([p[b].grad.reshape(-1) for b in ("bias_r", "bias_gate", "bias_update")])}
+    layer = fastseq.from_edgeml(cell)
+    for isa in each_isa():
+        got = layer.backward(x.detach().numpy(), gy.numpy(), hx=h0.detach().numpy()[None])
+        for key, want in wanted.items():
+            want = want.detach().numpy()
+            err, scale = float(np.abs(got[key] - want).max()), float(np.abs(want).max())
+            assert err <= max(1e-4 * scale, 1e-5), f"{isa} {key}: max abs err {err:.3g}, scale {scale:.3g}"
 
 
 def test_low_rank_lstmlr_gradients_match_edgeml_autograd(each_isa):
@@ -232,8 +295,6 @@ def test_state_dicts_need_the_layout_only_when_shapes_cannot_tell():
 def test_what_fastseq_cannot_run_yet_is_a_clear_error():
     with pytest.raises(ValueError, match="update_nonlinearity: expected one of .*quantSigm4.* got <built-in"):
         fastseq.from_edgeml(rnn.FastGRNNCell(4, 6, update_nonlinearity=torch.sin))
-    with pytest.raises(ValueError, match="GRULR with uRank: .*has no fastseq form yet"):
-        fastseq.from_edgeml(rnn.GRULRCell(4, 6, wRank=2, uRank=3))
     with pytest.raises(ValueError, match="GRULR gate_nonlinearity: expected one of"):
         fastseq.from_edgeml(rnn.GRULRCell(4, 6, gate_nonlinearity=torch.sin))
     with pytest.raises(ValueError, match="come from the module itself"):
@@ -341,6 +402,25 @@ def test_ugrnn_is_a_fastseq_cell(I, H, w_rank, u_rank, gate, update):
     close(layer(x)[0], ref)
     stream = layer.stream(batch=x.shape[1])
     close(np.stack([stream.step(x[t]) for t in range(x.shape[0])]), ref)
+
+
+@pytest.mark.parametrize("I,H", SIZES)
+@pytest.mark.parametrize("w_rank,u_rank", [(None, None), (3, 4)])
+@pytest.mark.parametrize("gate,update", [("sigmoid", "tanh"), ("quantSigm4", "quantTanh")])
+def test_ugrnn_to_torch_and_back(I, H, w_rank, u_rank, gate, update):
+    """fastseq.torch.UGRNN (to_torch) computes EdgeML's UGRNNLRCell; from_torch reads it back."""
+    from fastseq.torch import UGRNN as ReferenceUGRNN
+    cell = perturb(rnn.UGRNNLRCell(I, H, gate_nonlinearity=gate, update_nonlinearity=update,
+                                   wRank=w_rank, uRank=u_rank), 24)
+    x = inputs(I, False)
+    ref = run_edgeml(rnn.BaseRNN(cell, batch_first=False), x, False)
+    module = fastseq.from_edgeml(cell).to_torch()
+    assert type(module) is ReferenceUGRNN and (module.w_rank, module.u_rank) == (w_rank, u_rank)
+    with torch.no_grad():
+        close(module(torch.from_numpy(x))[0].numpy(), ref)
+    back = fastseq.from_torch(module)
+    assert type(back) is fastseq.UGRNN and (back.w_rank, back.u_rank) == (w_rank, u_rank)
+    close(back(x)[0], ref)
 
 
 def test_ugrnn_wrapper_state_dict_file_and_gradients(tmp_path, each_isa):

@@ -37,6 +37,8 @@ CASES = {
     "lstm_low_rank_2layer": lambda: fastseq.LSTM(4, 6, num_layers=2, w_rank=2, u_rank=3, seed=13),
     "gru_low_rank_bidir": lambda: fastseq.GRU(3, 5, bidirectional=True, w_rank=2, u_rank=2, seed=14),
     "gru_reset_before_low_rank_w": lambda: fastseq.GRU(3, 5, reset_after=False, w_rank=2, seed=15),
+    "gru_reset_before_low_rank_u": lambda: fastseq.GRU(4, 6, reset_after=False, num_layers=2, w_rank=2, u_rank=3,
+                                                       seed=18),
     "ugrnn_2layer_bidir": lambda: fastseq.UGRNN(3, 5, num_layers=2, bidirectional=True, seed=16),
     "ugrnn_low_rank_acts": lambda: fastseq.UGRNN(4, 6, w_rank=2, activations=("hard_sigmoid", "softsign"), seed=17),
 }

@@ -38,6 +38,8 @@ MODULES = {
     "PeepholeLSTM": lambda I, H, **kw: fst.PeepholeLSTM(I, H, **kw),
     "CoupledLSTM": lambda I, H, **kw: fst.CoupledLSTM(I, H, **kw),
     "ResetBeforeGRU": lambda I, H, **kw: fst.ResetBeforeGRU(I, H, **kw),
+    "UGRNN": lambda I, H, **kw: fst.UGRNN(I, H, **kw),
+    "UGRNN-lowrank": lambda I, H, **kw: fst.UGRNN(I, H, w_rank=3, u_rank=4, **kw),
 }
 LSTMS = {"PeepholeLSTM", "CoupledLSTM"}
 

@@ -180,9 +180,6 @@ def _gated_layer(kind, sd, gate, update, batch_first):
     reset-before GRU / UGRNN;
     low rank (x @ W @ W_g: W [in, r] shared by the gates, W_g [r, hid]) as w_rank / u_rank,
     weight_*_a = W.T and weight_*_b the W_g.T stacked in gate order."""
-    if kind == "GRULR" and "U" in sd:
-        raise ValueError("GRULR with uRank: a low-rank U inside the reset-before GRU (U also runs on r * h) "
-                         "has no fastseq form yet; wRank is supported, train with uRank=None")
     gate_act = _activation(gate, f"{kind} gate_nonlinearity")
     update_act = _activation(update, f"{kind} update_nonlinearity")
     # gate: LSTM i, f, o / GRU r, z / UGRNN z (role f); update: the candidate and an LSTM's cell output
@@ -254,8 +251,7 @@ def from_edgeml(source, *, cell=None, layout=None, gate_nonlinearity=None, updat
     Raises
     ------
     ValueError
-        Unknown keys or shapes, an ambiguous layout, a callable nonlinearity, or what
-        fastseq cannot run yet: GRULR with a low-rank U (`uRank`).
+        Unknown keys or shapes, an ambiguous layout or a callable nonlinearity.
     """
     if hasattr(source, "state_dict") and hasattr(source, "named_modules"):
         given = {"layout": layout, "gate_nonlinearity": gate_nonlinearity,

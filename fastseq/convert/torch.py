@@ -47,9 +47,15 @@ def _reference_builders():
                                gate_beta=m.gate_beta, update_alpha=m.update_alpha, update_beta=m.update_beta,
                                w_rank=m.w_rank, u_rank=m.u_rank, **_common(m))
 
+    def ugrnn(m):
+        return layers.UGRNN(m.input_size, m.hidden_size, w_rank=m.w_rank, u_rank=m.u_rank,
+                            activations=m.activations, activation_alpha=m.activation_alpha,
+                            activation_beta=m.activation_beta, **_common(m))
+
     return {
         reference.FastRNN: fastrnn,
         reference.FastGRNN: fastgrnn,
+        reference.UGRNN: ugrnn,
         reference.PeepholeLSTM: lambda m: layers.LSTM(m.input_size, m.hidden_size, peephole=True, **_common(m)),
         reference.CoupledLSTM: lambda m: layers.LSTM(m.input_size, m.hidden_size, coupled=True, **_common(m)),
         reference.ResetBeforeGRU: lambda m: layers.GRU(m.input_size, m.hidden_size, reset_after=False, **_common(m)),
@@ -136,7 +142,7 @@ def from_torch(module):
     Returns
     -------
     fastseq layer or cell
-        LSTM, GRU, RNN, FastRNN or FastGRNN; LSTMCell, GRUCell or RNNCell for a cell;
+        LSTM, GRU, RNN, FastRNN, FastGRNN or UGRNN; LSTMCell, GRUCell or RNNCell for a cell;
         fastseq.Seq2Seq for a fastseq.torch.Seq2Seq.
         Dropout is a training-time effect and is dropped.
     """

@@ -203,8 +203,8 @@ typedef struct fs_rnn_config {
     int32_t gate_act;       /* FastGRNN: fs_act of the gate z (FS_ACT_SIGMOID usual;
                                hard_sigmoid: act_alpha[0], act_beta[0]) */
     int32_t w_rank;         /* 0 full W, else W = W_b W_a of this rank (W_a shared by the gates) */
-    int32_t u_rank;         /* 0 full U, else U = U_b U_a of this rank; not with proj_size or
-                               a reset-before GRU */
+    int32_t u_rank;         /* 0 full U, else U = U_b U_a of this rank; not with proj_size. A
+                               reset-before GRU's n gate: U_b,n U_a (r * h) */
     /* RNN, LSTM, GRU, UGRNN activations per role (fs_act_role), stored as 1 + fs_act:
      * 0 keeps the role's usual function (f sigmoid, g and h tanh; RNN f: the
      * cell's tanh or relu). act_alpha / act_beta: hard_sigmoid's alpha, beta

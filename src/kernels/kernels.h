@@ -73,7 +73,10 @@ typedef struct fs_cell_params {
     int coupled;               /* LSTM: f = 1 - i (gate panels i, g, o) */
     const float *pi, *pf, *po; /* LSTM peepholes, [H] each */
     const float *bg, *bu;      /* FastGRNN bias gate, bias update, [H] each */
-    const float *whn;          /* reset-before GRU: W_hn packed (layout above, one gate, K = H) */
+    const float *whn;          /* reset-before GRU: W_hn packed (layout above, one gate, K = H; low-rank U:
+                                  U_b's n rows, K = u_rank) */
+    const float *ua;           /* reset-before GRU with low-rank U: U_a packed (K = H); NULL: full rank */
+    size_t u_rank;             /* ... and its rank */
     const fs_acts *acts;       /* the *_ACT kinds, FastRNN, FastGRNN: the activations and clip */
     float a, b;                /* FastRNN sigmoid(alpha), sigmoid(beta); FastGRNN sigmoid(zeta), sigmoid(nu) */
 } fs_cell_params;
@@ -89,7 +92,7 @@ typedef struct fs_cell_params {
  *   (cells whose dgh differs from dgx), and in place dh = the part of
  *   d loss / d h_prev that bypasses W_hh, dc = d loss / d c_prev; `extra`
  *   accumulates the gradients of the cell's own parameters (rnn_backward.h).
- * work: 2 * hp floats of scratch. */
+ * work: 2 * hp + round8(u_rank) floats of scratch. */
 typedef void (*fs_cell_record_fn)(size_t H, const fs_cell_params *cp, const float *gx, const float *acc,
                                   const float *hn, const float *h_prev, const float *c_prev, float *act);
 typedef void (*fs_cell_backward_fn)(size_t H, const fs_cell_params *cp, const float *act, const float *h_prev,

@@ -96,29 +96,40 @@ static void FS_NAME(lstm_ext_backward)(size_t H, const fs_cell_params *cp, const
     }
 }
 
-/* d(r h) = W_hn^T dn on the packed [jb][k][8] layout (per block, 8 weights from
- * unit block jb to input k lie together); dnp: dn in hp floats, its padding
- * zeroed here (the padding units' weights are zero). */
-static void FS_NAME(whn_t_dn)(size_t H, const float *restrict whn, float *restrict dnp, float *restrict drh) {
-    for (size_t j = H; j < FS_ROUND8(H); j++) dnp[j] = 0.0f;
-    for (size_t k = 0; k < H; k++) drh[k] = 0.0f;
-    for (size_t jb = 0; jb < FS_ROUND8(H) / FS_NB; jb++) {
-        const float *restrict blk = whn + jb * H * FS_NB, *restrict d8 = dnp + jb * FS_NB;
-        for (size_t k = 0; k < H; k++) {
+/* out = W^T v for a packed one-gate W of `cols` columns and K inputs ([jb][k][8]
+ * layout: per block, 8 weights from unit block jb to input k lie together); v:
+ * round8(cols) floats, its padding zeroed here (the padding units' weights are zero). */
+static void FS_NAME(packed_t_vec)(size_t cols, size_t K, const float *restrict w, float *restrict v,
+                                  float *restrict out) {
+    for (size_t j = cols; j < FS_ROUND8(cols); j++) v[j] = 0.0f;
+    for (size_t k = 0; k < K; k++) out[k] = 0.0f;
+    for (size_t jb = 0; jb < FS_ROUND8(cols) / FS_NB; jb++) {
+        const float *restrict blk = w + jb * K * FS_NB, *restrict d8 = v + jb * FS_NB;
+        for (size_t k = 0; k < K; k++) {
             float acc = 0.0f;
             for (size_t l = 0; l < FS_NB; l++) acc += blk[k * FS_NB + l] * d8[l];
-            drh[k] += acc;
+            out[k] += acc;
         }
     }
 }
 
+/* d(r h) = W_hn^T dn; a low-rank U: U_a^T (U_b,n^T dn), through t (round8(u_rank) floats). */
+static void FS_NAME(whn_t_dn)(size_t H, const fs_cell_params *cp, float *restrict dnp, float *restrict drh,
+                              float *restrict t) {
+    if (!cp->ua) {
+        FS_NAME(packed_t_vec)(H, H, cp->whn, dnp, drh);
+        return;
+    }
+    FS_NAME(packed_t_vec)(H, cp->u_rank, cp->whn, dnp, t);
+    FS_NAME(packed_t_vec)(cp->u_rank, H, cp->ua, t, drh);
+}
+
 /* GRU, reset before the product (r, z, n): act = r, z, n, r h. The cell owns
- * W_hn: d(r h) = W_hn^T dn here (work: 2 * hp floats), then dr and the bypass dh. */
+ * W_hn: d(r h) = W_hn^T dn here (work: 2 * hp + round8(u_rank) floats), then dr and the bypass dh. */
 static void FS_NAME(gru_rb_backward)(size_t H, const fs_cell_params *cp, const float *restrict act,
         const float *restrict h_prev, const float *c_prev, float *restrict dh, float *dc,
         float *restrict dgx, float *dgh, float *extra, float *work) {
     (void)c_prev, (void)dc, (void)dgh, (void)extra;
-    const float *restrict whn = cp->whn;
     float *restrict drh = work, *restrict dnp = work + FS_ROUND8(H), *dn = dgx + 2 * H;
     for (size_t j = 0; j < H; j++) {
         const float z = act[H + j], n = act[2 * H + j], d = dh[j];
@@ -126,7 +137,7 @@ static void FS_NAME(gru_rb_backward)(size_t H, const fs_cell_params *cp, const f
         dnp[j] = dn[j];
         dgx[H + j] = d * (h_prev[j] - n) * z * (1.0f - z);
     }
-    FS_NAME(whn_t_dn)(H, whn, dnp, drh);
+    FS_NAME(whn_t_dn)(H, cp, dnp, drh, work + 2 * FS_ROUND8(H));
     for (size_t j = 0; j < H; j++) {
         const float r = act[j];
         dgx[j] = drh[j] * h_prev[j] * r * (1.0f - r);
@@ -262,7 +273,7 @@ static void FS_NAME(gru_rb_act_backward)(size_t H, const fs_cell_params *cp, con
         dn[j] = dnp[j] = d * (1.0f - z) * act[6 * H + j];
         dgx[H + j] = d * (h_prev[j] - n) * act[5 * H + j];
     }
-    FS_NAME(whn_t_dn)(H, cp->whn, dnp, drh);
+    FS_NAME(whn_t_dn)(H, cp, dnp, drh, work + 2 * FS_ROUND8(H));
     for (size_t j = 0; j < H; j++) {
         dgx[j] = drh[j] * h_prev[j] * act[4 * H + j];
         dh[j] = dh[j] * act[H + j] + drh[j] * act[j];
