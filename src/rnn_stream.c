@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "rnn_step.h"
+#include "rnn_stream.h"
 #include "threads.h"
 
 struct fs_rnn_stream {
@@ -126,18 +127,11 @@ static void step_worker(const fs_step *st, const float *in, size_t ld_in, float 
     }
 }
 
-fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, float *y,
-                             size_t y_count) {
-    fs__clear_error();
-    if (!s || !x || !y) return fs__fail(FS_ERR_NULL_ARG, "stream, x and y must not be NULL");
+/* One step over input x, or (x NULL) over layer 0's input projection gx0. */
+static void stream_step(fs_rnn_stream *s, const float *x, const float *gx0, float *y) {
     const fs_rnn *m = s->model;
     const size_t B = s->batch, R = m->r, hp = m->hp;
     const size_t I = (size_t)m->cfg.input_size, L = (size_t)m->cfg.num_layers;
-    if (x_count != B * I)
-        return fs__fail(FS_ERR_SHAPE, "x: expected %zu elements (batch %zu x input_size %zu), got %zu", B * I, B, I, x_count);
-    if (y_count != B * R)
-        return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x %zu features), got %zu", B * R, B, R, y_count);
-
     const fs_kernels *k = fs__kernels();
     fs_phase phases[FS_MAX_PHASES];
     size_t blocks[FS_MAX_PHASES];
@@ -151,11 +145,11 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
     for (size_t l = 0; l < L; l++) {
         const fs_rnn_unit *u = &m->units[l];
         float *h_new = s->h + h_at(s, l, s->cur ^ 1);
-        const int low_rank = m->cfg.w_rank != 0;
-        if (low_rank) fs__project(m, k, u, B, in, ld_in, s->xa, s->gx); /* needs every column at once */
-        const float *proj_in = low_rank ? NULL : in;
+        const int given = l == 0 && gx0, low_rank = m->cfg.w_rank != 0;
+        if (low_rank && !given) fs__project(m, k, u, B, in, ld_in, s->xa, s->gx); /* needs every column at once */
+        const float *proj_in = low_rank || given ? NULL : in;
         const fs_step st = {
-            .model = m, .k = k, .unit = u, .batch = B, .gx = s->gx, .ldgx = m->gates * hp,
+            .model = m, .k = k, .unit = u, .batch = B, .gx = given ? gx0 : s->gx, .ldgx = m->gates * hp,
             .lengths = NULL, .t = 0, .h_prev = s->h + h_at(s, l, s->cur), .h_new = h_new,
             .c = s->c + l * B * hp, .mid = s->mid, .z = s->z, .t_low = s->t_low,
             .y = l + 1 == L && !residual ? y : NULL, .ldy = R,
@@ -182,6 +176,32 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
         }
     }
     s->cur ^= 1;
+}
+
+fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, float *y,
+                             size_t y_count) {
+    fs__clear_error();
+    if (!s || !x || !y) return fs__fail(FS_ERR_NULL_ARG, "stream, x and y must not be NULL");
+    const size_t B = s->batch, R = s->model->r, I = (size_t)s->model->cfg.input_size;
+    if (x_count != B * I)
+        return fs__fail(FS_ERR_SHAPE, "x: expected %zu elements (batch %zu x input_size %zu), got %zu", B * I, B, I, x_count);
+    if (y_count != B * R)
+        return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x %zu features), got %zu", B * R, B, R, y_count);
+    stream_step(s, x, NULL, y);
+    return FS_OK;
+}
+
+fs_status fs__rnn_stream_step_projected(fs_rnn_stream *s, const float *gx0, size_t gx0_count, float *y,
+                                        size_t y_count) {
+    fs__clear_error();
+    if (!s || !gx0 || !y) return fs__fail(FS_ERR_NULL_ARG, "stream, gx0 and y must not be NULL");
+    const size_t B = s->batch, R = s->model->r, n = s->model->gates * s->model->hp;
+    if (gx0_count != B * n)
+        return fs__fail(FS_ERR_SHAPE, "gx0: expected %zu elements (batch %zu x %zu projected), got %zu", B * n, B, n,
+                        gx0_count);
+    if (y_count != B * R)
+        return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x %zu features), got %zu", B * R, B, R, y_count);
+    stream_step(s, NULL, gx0, y);
     return FS_OK;
 }
 

@@ -1,8 +1,14 @@
-/* Decode loops of an encoder-decoder (fastseq.h section 7): per step, the
+/* Decode loops of an encoder-decoder (fastseq.h section 8): per step, the
  * input (embedding row or fed-back output) -> the stream step over every
- * layer -> the head (the table's gemm on a head packed once per call) ->
- * argmax, beam top-k or the continuous output. No Python and no allocation
- * inside the loop: everything is sized and allocated before the first step. */
+ * layer -> the head (the kernel table's gemm on a head packed once per call)
+ * -> argmax, beam top-k or the continuous output. No Python and no allocation
+ * inside the loop: everything is sized and allocated before the first step.
+ *
+ * Tokens: the first layer's input projection of a token depends on the token
+ * only, so a call projects the embedding once ([V][gates * hp], biases folded:
+ * the token table) and a step gathers its rows instead of a GEMM over the
+ * batch. The gemm sums a row the same way whatever the rows around it
+ * (kernels.h), so the table holds the very bits the step would compute. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -11,15 +17,19 @@
 #include "kernels/kernels.h"
 #include "rnn.h"
 #include "rnn_args.h"
+#include "rnn_step.h"
+#include "rnn_stream.h"
 
 /* One decode call's shapes and scratch over `rows` stream rows. */
 typedef struct decode {
     const fs_decoder *d;
     const fs_kernels *k;
-    size_t rows, I, R, H, V, Vp, L;
+    size_t rows, I, R, H, V, Vp, L, G; /* G: layer 0's projected floats per row */
     int lstm;
     fs_rnn_stream *stream;
-    float *x;       /* [rows][I] the step's input */
+    float *x;       /* [rows][I] the step's input (none with a token table) */
+    float *table;   /* [V][G] layer 0's input projection per token, or NULL */
+    float *gx;      /* [rows][G] the step's rows of the table */
     float *y;       /* [rows][R] the last layer's h */
     float *logits;  /* [rows][Vp] */
     float *head;    /* [Vp/8][R][8]: the head packed as one-gate blocks */
@@ -107,9 +117,14 @@ static void decode_free(decode *s) {
     fs__free(s->mem);
 }
 
-/* Allocates the stream and scratch for `rows` rows, packs the head and loads
- * the states: row r starts from caller row r / rep (rep copies of each). */
-static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t rep, const float *h0,
+/* A token table pays when projecting V tokens once costs no more than the
+ * rows x steps projections it replaces (it is then no larger than those). */
+static int use_table(size_t V, size_t rows, size_t steps) { return V / steps <= rows; }
+
+/* Allocates the stream and scratch for `rows` rows, packs the head, projects
+ * the token table (tokens: steps is max_len; 0: continuous) and loads the
+ * states: row r starts from caller row r / rep (rep copies of each). */
+static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t rep, size_t steps, const float *h0,
                              const float *c0) {
     const fs_rnn *m = d->model;
     memset(s, 0, sizeof *s);
@@ -123,12 +138,17 @@ static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t
     s->Vp = (s->V + FS_NB - 1) / FS_NB * FS_NB;
     s->L = (size_t)m->cfg.num_layers;
     s->lstm = m->cfg.cell == FS_CELL_LSTM;
+    s->G = m->gates * m->hp;
     if (rows > INT32_MAX) return fs__fail(FS_ERR_NOMEM, "batch x beam_size %zu exceeds INT32_MAX", rows);
-    /* floats of x, y, logits, head, bias, h, c: a x b x c each */
-    const size_t dims[7][3] = {{rows, s->I, 1}, {rows, s->R, 1}, {rows, s->Vp, 1}, {s->Vp, s->R, 1}, {s->Vp, 1, 1},
-                               {s->L, rows, s->R}, {s->L, rows, s->lstm ? s->H : 0}};
-    size_t at = 0, offs[7], state_h = 0, state_c = 0;
-    for (int i = 0; i < 7; i++) {
+    const int table = steps && use_table(s->V, rows, steps);
+    const size_t nv = table ? s->V : 0, nx = table ? 0 : rows, ng = table ? rows : 0;
+    /* floats of x, y, logits, head, bias, h, c, table, gx, the table's low-rank
+     * intermediate: a x b x c each */
+    const size_t dims[10][3] = {{nx, s->I, 1}, {rows, s->R, 1}, {rows, s->Vp, 1}, {s->Vp, s->R, 1}, {s->Vp, 1, 1},
+                                {s->L, rows, s->R}, {s->L, rows, s->lstm ? s->H : 0}, {nv, s->G, 1}, {ng, s->G, 1},
+                                {nv, m->wrp, 1}};
+    size_t at = 0, offs[10], state_h = 0, state_c = 0;
+    for (int i = 0; i < 10; i++) {
         size_t n, bytes;
         offs[i] = at;
         if (!mul3(dims[i][0], dims[i][1], dims[i][2], &n) || !fs__mul(n, sizeof(float), &bytes) ||
@@ -145,6 +165,11 @@ static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t
     s->head = (float *)(base + offs[3]);
     s->bias = (float *)(base + offs[4]);
     float *h = (float *)(base + offs[5]), *c = (float *)(base + offs[6]);
+    if (table) {
+        s->table = (float *)(base + offs[7]);
+        s->gx = (float *)(base + offs[8]);
+        fs__project(m, s->k, &m->units[0], s->V, d->embedding, s->I, (float *)(base + offs[9]), s->table);
+    }
     fs_status st = fs_rnn_stream_create(m, (int32_t)rows, &s->stream);
     if (st != FS_OK) {
         decode_free(s);
@@ -170,16 +195,19 @@ static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t
     return st;
 }
 
-/* One step: the stream over s->x, then logits = head(y). */
+/* One step: the stream over s->x (or the gathered s->gx), then logits = head(y). */
 static fs_status decode_step(decode *s) {
-    fs_status st = fs_rnn_stream_step(s->stream, s->x, s->rows * s->I, s->y, s->rows * s->R);
+    fs_status st = s->table ? fs__rnn_stream_step_projected(s->stream, s->gx, s->rows * s->G, s->y, s->rows * s->R)
+                            : fs_rnn_stream_step(s->stream, s->x, s->rows * s->I, s->y, s->rows * s->R);
     if (st != FS_OK) return st;
     s->k->gemm(s->rows, s->R, s->y, s->R, s->head, 1, s->Vp / FS_NB, s->bias, s->logits, s->Vp);
     return FS_OK;
 }
 
+/* The next input of a row: its token's table row, or its embedding. */
 static void embed(decode *s, size_t row, int32_t token) {
-    memcpy(s->x + row * s->I, s->d->embedding + (size_t)token * s->I, s->I * sizeof(float));
+    if (s->table) memcpy(s->gx + row * s->G, s->table + (size_t)token * s->G, s->G * sizeof(float));
+    else memcpy(s->x + row * s->I, s->d->embedding + (size_t)token * s->I, s->I * sizeof(float));
 }
 
 /* log sum exp of a row's V logits, in double. */
@@ -205,7 +233,7 @@ fs_status fs_decode_greedy(const fs_decoder *decoder, int32_t batch, const float
                                     tokens_count, lengths_out, lengths_count, scores_out, scores_count);
     if (st != FS_OK) return st;
     decode s;
-    if ((st = decode_init(&s, decoder, (size_t)batch, 1, h0, c0)) != FS_OK) return st;
+    if ((st = decode_init(&s, decoder, (size_t)batch, 1, (size_t)max_len, h0, c0)) != FS_OK) return st;
     const size_t B = (size_t)batch, T = (size_t)max_len;
     size_t running = B;
     for (size_t b = 0; b < B; b++) {
@@ -407,7 +435,7 @@ fs_status fs_decode_beam(const fs_decoder *decoder, int32_t batch, int32_t beam_
     if (!fs__mul(B, K, &rows)) return fs__fail(FS_ERR_NOMEM, "batch x beam_size overflows");
     decode s;
     beam bm;
-    if ((st = decode_init(&s, decoder, rows, K, h0, c0)) != FS_OK) return st;
+    if ((st = decode_init(&s, decoder, rows, K, T, h0, c0)) != FS_OK) return st;
     if ((st = beam_init(&bm, &s, B, K, T)) != FS_OK) {
         decode_free(&s);
         return st;
@@ -464,7 +492,7 @@ fs_status fs_decode_continuous(const fs_decoder *decoder, int32_t batch, const f
         return fs__fail(FS_ERR_INVALID_ARG, "stop_channel: expected -1 (none) or a channel in [0, %d), got %d",
                         (int)decoder->vocab, (int)stop_channel);
     decode s;
-    if ((st = decode_init(&s, decoder, (size_t)batch, 1, h0, c0)) != FS_OK) return st;
+    if ((st = decode_init(&s, decoder, (size_t)batch, 1, 0, h0, c0)) != FS_OK) return st;
     const size_t B = (size_t)batch, T = (size_t)max_len, V = s.V;
     if (start) memcpy(s.x, start, B * V * sizeof(float));
     else memset(s.x, 0, B * V * sizeof(float));

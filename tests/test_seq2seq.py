@@ -162,6 +162,31 @@ def test_results_do_not_depend_on_threads():
     np.testing.assert_array_equal(b1[1], b2[1])
 
 
+@pytest.mark.parametrize("dec", ["LSTM", "GRU"])
+def test_token_table_gives_the_bits_of_a_projection_per_step(dec):
+    """A call projects the embedding through the decoder's first layer once (a token table)
+    when V <= rows x max_len, and per step otherwise: the two give the same bits. 6 rows of
+    a 60-token vocabulary over 4 steps take the per-step path; the same rows among 20 (or
+    beam rows 6 x 3) take the table. Both match the torch greedy loop."""
+    vocab, T, rows = 60, 4, 20
+    ref = reference("LSTM", dec, 2, True, True, vocab=vocab, seed=8)
+    model = fastseq.from_torch(ref)
+    x = inputs()
+    extra = torch.randn(x.shape[0], rows - len(LENGTHS), x.shape[2], generator=torch.Generator().manual_seed(9))
+    x_wide, lengths_wide = torch.cat([x, extra], 1), LENGTHS + [4] * (rows - len(LENGTHS))
+    steps = dict(max_len=T, bos=BOS, eos=EOS)
+    per_step, per_step_scores = model.greedy(x.numpy(), LENGTHS, **steps, return_scores=True)
+    table, table_scores = model.greedy(x_wide.numpy(), lengths_wide, **steps, return_scores=True)
+    assert [t.tolist() for t in table[:len(LENGTHS)]] == [t.tolist() for t in per_step]
+    np.testing.assert_array_equal(table_scores[:len(LENGTHS)], per_step_scores)
+    assert [t.tolist() for t in per_step] == [t.tolist() for t in ref.greedy(x, LENGTHS, **steps)]
+    assert len({tuple(t.tolist()) for t in per_step}) > 1, "outputs should differ for this test to mean anything"
+    few, few_scores = model.beam(x[:, :2].numpy(), LENGTHS[:2], beam_size=3, **steps)   # 6 rows: per step
+    many, many_scores = model.beam(x.numpy(), LENGTHS, beam_size=3, **steps)            # 18 rows: table
+    assert [t.tolist() for t in many[:2]] == [t.tolist() for t in few]
+    np.testing.assert_array_equal(many_scores[:2], few_scores)
+
+
 def _tiny(**kw):
     args = dict(encoder=fastseq.GRU(3, 8), decoder=fastseq.GRU(4, 8),
                 head=(np.zeros((5, 8), np.float32), np.zeros(5, np.float32)), embedding=np.zeros((5, 4), np.float32))
