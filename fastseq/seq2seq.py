@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from . import _core
-from ._arrays import as_float32
+from ._arrays import as_float32, as_lengths
 
 
 def _pair(value, name):
@@ -174,8 +174,20 @@ class Seq2Seq:
         >>> m.encode(np.zeros((6, 2, 3)))[0].shape
         (1, 2, 8)
         """
-        _, state = self.encoder(as_float32(x, "x"), lengths=lengths)
+        x = as_float32(x, "x")
+        order = None
+        if lengths is not None and x.ndim == 3:
+            # longest first: the driver's products then skip the finished rows at every step
+            axis = 0 if self.encoder.batch_first else 1
+            lens = as_lengths(lengths, x.shape[axis])
+            order = np.argsort(-lens, kind="stable")
+            x, lengths = np.take(x, order, axis=axis), lens[order]
+        _, state = self.encoder(x, lengths=lengths)
         enc_h, enc_c = state if self._enc_lstm else (state, None)
+        if order is not None:   # back to the caller's order
+            inverse = np.argsort(order)
+            enc_h = np.asarray(enc_h)[:, inverse]
+            enc_c = None if enc_c is None else np.asarray(enc_c)[:, inverse]
         return self.initial_states(np.asarray(enc_h), None if enc_c is None else np.asarray(enc_c))
 
     # ---- decoding ----------------------------------------------------------------------

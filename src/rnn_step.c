@@ -232,10 +232,20 @@ int fs__step_fused(const fs_step *s) {
     return 1;
 }
 
+/* Rows a step's products cover: rows past the last active one are skipped
+ * (callers that sort by length skip every finished row), except when
+ * recording (the tape keeps every row's product). */
+static size_t product_rows(const fs_step *s) {
+    size_t n = s->batch;
+    if (!s->lengths || s->rec_acc) return n;
+    while (n > 1 && !is_active(s->lengths, s->t, n - 1)) n--;
+    return n;
+}
+
 void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile) {
     const fs_rnn *m = s->model;
     const fs_rnn_unit *u = s->unit;
-    const size_t B = s->batch, H = (size_t)m->cfg.hidden_size, hp = m->hp, gh = m->gh;
+    const size_t B = product_rows(s), H = (size_t)m->cfg.hidden_size, hp = m->hp, gh = m->gh;
     if (hi <= lo) return;
     if (phase == FS_PHASE_LOWRANK || phase == FS_PHASE_LOWRANK_N) { /* straight into t_low: no epilogue */
         const int n = phase == FS_PHASE_LOWRANK_N; /* U_a (r * h): r * h is mid, hp apart */
@@ -246,7 +256,7 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
     const int rb = m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before;
     const int final = phase != FS_PHASE_CELL || (!m->cfg.proj_size && !rb);
     const size_t width = (phase == FS_PHASE_CELL ? gh : 1) * FS_NB;
-    const size_t per_call = B == 1 ? hi - lo : 1; /* blocks per product (see fs__tile_floats) */
+    const size_t per_call = s->batch == 1 ? hi - lo : 1; /* blocks per product (see fs__tile_floats) */
     for (size_t jb = lo; jb < hi; jb += per_call) {
         const size_t nb = hi - jb < per_call ? hi - jb : per_call;
         rows_fn rows = cell_rows;
