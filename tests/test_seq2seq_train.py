@@ -102,10 +102,69 @@ def test_tbptt_stops_the_encoder_gradient_at_its_last_steps():
         np.testing.assert_allclose(g, getattr(ref.encoder, k).grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
 
 
-def test_tbptt_with_lengths_is_refused():
-    model = fastseq.from_torch(reference("GRU", "GRU", False, True, layers=1))
-    with pytest.raises(ValueError, match="tbptt with input lengths is not supported"):
-        train.Seq2SeqTrainer(model, bos=BOS, eos=EOS).loss_and_grad(np.zeros((6, 2, 4)), [[2], [3]], [6, 3], tbptt=2)
+def torch_tbptt_loss(ref, x, targets, lengths, tbptt):
+    """torch_loss with each sequence's encoder gradient stopped `tbptt` steps before its end:
+    the earlier steps run one sequence at a time under no_grad, the last ones from there."""
+    finals = []
+    for b, n in enumerate(lengths):
+        start, state = max(n - tbptt, 0), None
+        if start:
+            with torch.no_grad():
+                state = ref.encoder(x[:start, b:b + 1])[1]
+        finals.append(ref.encoder(x[start:n, b:b + 1], state)[1])
+    lstm = isinstance(finals[0], tuple)
+    states = [torch.cat([f[i] if lstm else f for f in finals], 1) for i in range(2 if lstm else 1)]
+    states = [ref.bridge(s) for s in states]
+    ref.initial_states = lambda *_: tuple(states) if lstm else states[0]   # this instance only
+    return torch_loss(ref, x, targets, lengths)
+
+
+@pytest.mark.parametrize("kind,layers,bridge", [("GRU", 1, True), ("LSTM", 2, True)])
+def test_tbptt_with_lengths_stops_each_sequence_at_its_own_last_steps(kind, layers, bridge):
+    """Lengths 9, 3, 6, 2 with tbptt 4: sequences 0 and 2 keep a gradient-free prefix of 5
+    and 2 steps, 1 and 3 are back-propagated whole. Gradients as in torch, every parameter."""
+    ref = reference(kind, kind, False, bridge, layers=layers, seed=3)
+    model = fastseq.from_torch(ref)
+    trainer = train.Seq2SeqTrainer(model, bos=BOS, eos=EOS)
+    x = torch.randn(9, 4, 4, generator=torch.Generator().manual_seed(4))
+    lengths, targets = [9, 3, 6, 2], [[2, 3], [4], [5, 6, 7], [8, 2]]
+    loss = trainer.loss_and_grad(x.numpy(), targets, lengths, tbptt=4)
+    ref_loss = torch_tbptt_loss(ref, x, targets, lengths, 4)
+    ref_loss.backward()
+    assert loss == pytest.approx(ref_loss.item(), rel=1e-5)
+    n_enc = _core.param_count(model.encoder.c_model)
+    got = layer_grads(model.encoder, trainer.grads[:n_enc])
+    for k, g in got.items():
+        want = getattr(ref.encoder, k).grad.numpy()
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(want).max())), err_msg=k)
+    untruncated = train.Seq2SeqTrainer(fastseq.from_torch(ref), bos=BOS, eos=EOS)
+    untruncated.loss_and_grad(x.numpy(), targets, lengths)
+    assert not np.allclose(untruncated.grads[:n_enc], trainer.grads[:n_enc]), "tbptt 4 should cut something"
+
+
+def test_tbptt_with_lengths_is_the_same_batch_first():
+    """Batch-first inputs move each sequence's recorded steps like time-major ones."""
+    ref = reference("LSTM", "LSTM", True, True, layers=1, seed=5)
+    x = np.random.default_rng(6).normal(size=(8, 3, 4)).astype(np.float32)
+    lengths, targets = [8, 2, 5], [[2], [3, 4], []]
+    ref_bf = ft.Seq2Seq(nn.LSTM(4, 12, bidirectional=True, batch_first=True), nn.LSTM(5, 12, batch_first=True),
+                        nn.Linear(12, V), nn.Embedding(V, 5), nn.Linear(24, 12))
+    ref_bf.load_state_dict(ref.state_dict())
+    grads = []
+    for batch_first, r in ((False, ref), (True, ref_bf)):
+        trainer = train.Seq2SeqTrainer(fastseq.from_torch(r), bos=BOS, eos=EOS)
+        trainer.loss_and_grad(x.transpose(1, 0, 2) if batch_first else x, targets, lengths, tbptt=3)
+        grads.append(trainer.grads)
+    # the layouts sum the weight gradients' rows in different orders: rounding apart only
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("tbptt", [0, -2, 1.5, True])
+def test_bad_tbptt_is_named(tbptt):
+    trainer = train.Seq2SeqTrainer(fastseq.from_torch(reference("GRU", "GRU", False, True, layers=1)),
+                                   bos=BOS, eos=EOS)
+    with pytest.raises(ValueError, match="tbptt: expected an integer >= 1"):
+        trainer.loss_and_grad(np.zeros((6, 2, 4)), [[2], [3]], [6, 3], tbptt=tbptt)
 
 
 def test_bad_targets_are_named():

@@ -102,21 +102,38 @@ class Seq2SeqTrainer:
         return dec_in, out, lens
 
     def _encode(self, x, lengths, tbptt):
-        """The encoder's recorded forward: all of x, or only its last `tbptt` steps from the state
-        the earlier ones reach (the gradient stops there)."""
+        """The encoder's recorded forward: all of x, or only each sequence's last `tbptt` valid
+        steps from the state its earlier steps reach (the gradient stops there)."""
         enc = self.model.encoder
-        bf = enc.batch_first
-        T = x.shape[1] if bf else x.shape[0]
+        t_ax, b_ax = (1, 0) if enc.batch_first else (0, 1)
+        T, B = x.shape[t_ax], x.shape[b_ax]
         h0 = c0 = None
-        if tbptt is not None and tbptt < T:
-            if lengths is not None:
-                raise ValueError("tbptt with input lengths is not supported: pad or bucket the inputs")
-            head = x[:, :T - tbptt] if bf else x[:T - tbptt]
-            _, state = enc(np.ascontiguousarray(head))
-            h0, c0 = (state if self.model._enc_lstm else (state, None))
-            x = x[:, T - tbptt:] if bf else x[T - tbptt:]
+        lens = np.full(B, T, dtype=np.int32) if lengths is None else lengths
+        if tbptt is not None and lens.max() > tbptt:
+            start = np.maximum(lens - tbptt, 0)   # each sequence's first step with a gradient
+            h0, c0 = self._prefix_states(x, start)
+            # each sequence's recorded steps moved to t = 0; past its end: padding, never read
+            steps = np.minimum(start[None, :] + np.arange(min(int(lens.max()), tbptt))[:, None], T - 1)
+            x = x[np.arange(B)[:, None], steps.T] if enc.batch_first else x[steps, np.arange(B)]
+            lengths = None if lengths is None else np.ascontiguousarray(lens - start, dtype=np.int32)
         _, h_n, c_n = self._enc.forward(np.ascontiguousarray(x), h0, c0, lengths)
         return h_n, c_n
+
+    def _prefix_states(self, x, start):
+        """The encoder's states after each sequence's first start[b] steps (zeros where 0),
+        without recording."""
+        enc = self.model.encoder
+        b_ax = 0 if enc.batch_first else 1
+        rows = np.flatnonzero(start)
+        prefix = np.take(np.take(x, rows, axis=b_ax), np.arange(int(start.max())), axis=1 - b_ax)
+        _, state = enc(np.ascontiguousarray(prefix), lengths=start[rows])
+        states = []
+        for s in (state if self.model._enc_lstm else (state,)):
+            s = np.asarray(s, dtype=np.float32)
+            full = np.zeros((s.shape[0], x.shape[b_ax], s.shape[2]), dtype=np.float32)
+            full[:, rows] = s
+            states.append(full)
+        return states[0], (states[1] if len(states) > 1 else None)
 
     def _bridge_backward(self, s, g):
         """Gradient of bridge(s) = s W^T + b for its output gradient g; returns d s."""
@@ -147,8 +164,8 @@ class Seq2SeqTrainer:
         lengths : array_like of int, optional
             ``[B]`` input lengths.
         tbptt : int, optional
-            Back-propagate through the encoder's last `tbptt` steps only (long inputs;
-            needs equal input lengths).
+            Back-propagate through each sequence's last `tbptt` valid input steps only (long
+            inputs); its earlier steps run forward only and give the starting state.
 
         Returns
         -------
@@ -158,7 +175,7 @@ class Seq2SeqTrainer:
         Raises
         ------
         ValueError
-            Shapes that do not fit, tokens outside the vocabulary.
+            Shapes that do not fit, tokens outside the vocabulary, `tbptt` < 1.
 
         Examples
         --------
@@ -176,6 +193,8 @@ class Seq2SeqTrainer:
         if len(targets) != B:
             raise ValueError(f"targets: expected {B} sequences (one per input), got {len(targets)}")
         lens = None if lengths is None else as_lengths(lengths, B)
+        if tbptt is not None and (not isinstance(tbptt, (int, np.integer)) or isinstance(tbptt, bool) or tbptt < 1):
+            raise ValueError(f"tbptt: expected an integer >= 1 (steps back-propagated), got {tbptt!r}")
         enc_h, enc_c = self._encode(x, lens, tbptt)
         s_h = m._layer_states(enc_h, m.encoder.output_features)
         s_c = None if enc_c is None else m._layer_states(enc_c, m.encoder.hidden_size)
@@ -232,7 +251,7 @@ def fit_seq2seq(trainer: Seq2SeqTrainer, x: Any, targets: Sequence[Any], *, leng
     clip_norm : float, optional
         Global gradient-norm clipping before each update.
     tbptt : int, optional
-        Truncate the encoder's backward to its last `tbptt` steps.
+        Truncate the encoder's backward to each sequence's last `tbptt` valid steps.
     progress : bool
         A progress bar per epoch on stderr.
     callback : callable, optional
