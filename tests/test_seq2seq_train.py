@@ -32,6 +32,18 @@ def layer_grads(layer, flat):
     return out
 
 
+def named_grads(model, trainer):
+    """The trainer's gradients under the torch reference's parameter names."""
+    n_enc = _core.param_count(model.encoder.c_model)
+    n_dec = _core.param_count(model.decoder.c_model)
+    got = {f"encoder.{k}": v for k, v in layer_grads(model.encoder, trainer.grads[:n_enc]).items()}
+    got.update({f"decoder.{k}": v for k, v in layer_grads(model.decoder, trainer.grads[n_enc:n_enc + n_dec]).items()})
+    names = {"head_weight": "head.weight", "head_bias": "head.bias", "embedding": "embedding.weight",
+             "bridge_weight": "bridge.weight", "bridge_bias": "bridge.bias"}
+    got.update({names[k]: v for k, v in trainer._grad_views.items()})
+    return got
+
+
 def torch_loss(ref, x, targets, lengths):
     """Mean cross-entropy per output token under teacher forcing (eos-terminated targets)."""
     T = max(len(t) for t in targets) + 1
@@ -60,15 +72,7 @@ def test_gradients_match_torch_autograd(enc, dec, bidir, bridge):
     ref_loss.backward()
     assert loss == pytest.approx(ref_loss.item(), rel=1e-5)
 
-    n_enc = _core.param_count(model.encoder.c_model)
-    n_dec = _core.param_count(model.decoder.c_model)
-    got = {f"encoder.{k}": v for k, v in layer_grads(model.encoder, trainer.grads[:n_enc]).items()}
-    got.update({f"decoder.{k}": v for k, v in layer_grads(model.decoder, trainer.grads[n_enc:n_enc + n_dec]).items()})
-    got.update({"head.weight": trainer._grad_views["head_weight"], "head.bias": trainer._grad_views["head_bias"],
-                "embedding.weight": trainer._grad_views["embedding"]})
-    if bridge:
-        got.update({"bridge.weight": trainer._grad_views["bridge_weight"],
-                    "bridge.bias": trainer._grad_views["bridge_bias"]})
+    got = named_grads(model, trainer)
     want = {k: p.grad.numpy() for k, p in ref.named_parameters()}
     assert set(got) == set(want)
     for k, g in want.items():
@@ -165,6 +169,97 @@ def test_bad_tbptt_is_named(tbptt):
                                    bos=BOS, eos=EOS)
     with pytest.raises(ValueError, match="tbptt: expected an integer >= 1"):
         trainer.loss_and_grad(np.zeros((6, 2, 4)), [[2], [3]], [6, 3], tbptt=tbptt)
+
+
+def continuous_reference(kind, bidirectional, layers=2, H=12, seed=0, vocab=3):
+    torch.manual_seed(seed)
+    D = 2 if bidirectional else 1
+    return ft.Seq2Seq(getattr(nn, kind)(4, H, num_layers=layers, bidirectional=bidirectional),
+                      getattr(nn, kind)(vocab, H, num_layers=layers), nn.Linear(H, vocab), None,
+                      nn.Linear(D * H, H))
+
+
+@pytest.mark.parametrize("kind,bidir", [("LSTM", True), ("GRU", False)])
+def test_continuous_gradients_match_torch_autograd(kind, bidir):
+    """No embedding: the decoder reads the start vector, then the previous target vector;
+    the loss is the mean squared error over every value of every valid output step."""
+    ref = continuous_reference(kind, bidir)
+    model = fastseq.from_torch(ref)
+    start = np.array([0.5, -1.0, 0.25], np.float32)
+    trainer = train.Seq2SeqTrainer(model, bos=start)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(7, 3, 4, generator=g)
+    lengths = [7, 2, 5]
+    targets = [torch.randn(n, 3, generator=g) for n in (4, 1, 6)]
+    loss = trainer.loss_and_grad(x.numpy(), [t.numpy() for t in targets], lengths)
+
+    T = max(len(t) for t in targets)
+    dec_in, want, mask = torch.zeros(T, 3, 3), torch.zeros(T, 3, 3), torch.zeros(T, 3, 1)
+    for b, t in enumerate(targets):
+        dec_in[0, b] = torch.from_numpy(start)
+        dec_in[1:len(t), b] = t[:-1]
+        want[:len(t), b], mask[:len(t), b] = t, 1.0
+    pred = ref(x, dec_in, lengths)
+    ref_loss = (((pred - want) ** 2) * mask).sum() / (mask.sum() * 3)
+    ref_loss.backward()
+    assert loss == pytest.approx(ref_loss.item(), rel=1e-5)
+    got = named_grads(model, trainer)
+    want_grads = {k: p.grad.numpy() for k, p in ref.named_parameters()}
+    assert set(got) == set(want_grads)
+    for k, gr in want_grads.items():
+        np.testing.assert_allclose(got[k], gr, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(gr).max())), err_msg=k)
+        assert np.abs(gr).max() > 0, k
+
+
+def test_learns_a_continuous_output_with_its_own_stop():
+    """Each input: 2 to 5 steps of a 2-D point; the output: the points in reverse order and a
+    stop channel (+1 at the last step, -1 before). After training, continuous greedy
+    decoding (fed back in C, stopping on the channel) returns the right number of points
+    for >= 90 % of held-out inputs and the points within 0.2 on average (a constant 0 is off
+    by 0.5; this seed reaches 100 % and 0.13)."""
+    rng = np.random.default_rng(0)
+
+    def data(n):
+        lens = rng.integers(2, 6, size=n)
+        pts = rng.uniform(-1, 1, size=(5, n, 2)).astype(np.float32)
+        x = np.zeros((5, n, 2), np.float32)
+        targets = []
+        for b, k in enumerate(lens):
+            x[:k, b] = pts[:k, b]
+            stop = np.where(np.arange(k) == k - 1, 1.0, -1.0)[:, None]
+            targets.append(np.hstack([pts[:k, b][::-1], stop]).astype(np.float32))
+        return x, lens, targets
+
+    H = 48
+    r = np.random.default_rng(1)
+    model = fastseq.Seq2Seq(fastseq.GRU(2, H, bidirectional=True), fastseq.GRU(3, H),
+                            (r.uniform(-0.1, 0.1, (3, H)), np.zeros(3)), None,
+                            (r.uniform(-0.1, 0.1, (H, 2 * H)), np.zeros(H)))
+    start = np.zeros(3, np.float32)
+    trainer = train.Seq2SeqTrainer(model, bos=start)
+    x, lens, targets = data(1024)
+    history = train.fit_seq2seq(trainer, x, targets, lengths=lens, optimizer=("adam", {"lr": 5e-3}), epochs=30,
+                                batch_size=32, seed=0, clip_norm=5.0, progress=False)
+    assert history["loss"][-1] < 0.1 * history["loss"][0]
+    xt, lt, tt = data(200)
+    out, got_lens = model.greedy(xt, lt, max_len=8, bos=start, eos=2)
+    right = got_lens == np.array([len(t) for t in tt])
+    assert right.mean() >= 0.9, right.mean()
+    err = np.mean([np.abs(out[b, :len(t), :2] - t[:, :2]).mean() for b, t in enumerate(tt) if right[b]])
+    assert err < 0.2, err
+
+
+def test_continuous_trainer_arguments_are_named():
+    model = fastseq.from_torch(continuous_reference("GRU", False, layers=1))
+    with pytest.raises(ValueError, match="eos: a continuous model's targets carry their own stop channel"):
+        train.Seq2SeqTrainer(model, bos=0.0, eos=1)
+    with pytest.raises(ValueError, match=r"bos: expected the start vector \[3\] or a scalar, got shape \(2,\)"):
+        train.Seq2SeqTrainer(model, bos=[0.0, 1.0])
+    trainer = train.Seq2SeqTrainer(model, bos=0.0)
+    with pytest.raises(ValueError, match=r"targets\[1\]: expected \[steps >= 1, 3\] output vectors, got shape \(2, 2\)"):
+        trainer.loss_and_grad(np.zeros((6, 2, 4)), [np.zeros((2, 3)), np.zeros((2, 2))])
+    with pytest.raises(ValueError, match=r"eos: expected a token in \[0, 9\), got None"):
+        train.Seq2SeqTrainer(fastseq.from_torch(reference("GRU", "GRU", False, True)), bos=BOS)
 
 
 def test_bad_targets_are_named():

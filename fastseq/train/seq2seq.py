@@ -1,5 +1,6 @@
 """Training a fastseq.Seq2Seq by teacher forcing: the decoder reads the previous target
-token, a cross-entropy per output step, and the gradient flows from the decoder's initial
+(token, or output vector for a continuous model), a cross-entropy (tokens) or mean squared
+error (continuous) per output step, and the gradient flows from the decoder's initial
 state back through the bridge into the encoder (BPTT in C for both layers)."""
 import time
 from typing import Any, Callable, List, Optional, Sequence
@@ -15,22 +16,33 @@ from .progress import EpochProgress
 
 
 class Seq2SeqTrainer:
-    """Every parameter of a token :class:`fastseq.Seq2Seq` in one flat ``params`` vector
+    """Every parameter of a :class:`fastseq.Seq2Seq` in one flat ``params`` vector
     (encoder, decoder, head weight and bias, embedding, bridge weight and bias), with the
     matching ``grads``; the model's arrays become views into ``params``, so an optimizer's
     update (``fastseq.train.Adam(trainer)``) is seen by the next ``model.greedy``.
 
+    A token model (with an embedding) learns by cross-entropy: targets are token sequences,
+    each ended by `eos`. A continuous model (no embedding) learns by mean squared error:
+    targets are ``[T_b, V]`` arrays, the decoder reads `bos` (the start vector) and then the
+    previous target vector, as :meth:`fastseq.Seq2Seq.greedy` feeds back its outputs. To
+    train its stop channel, put a positive target there at a sequence's last step and a
+    negative one before (decoding stops after the first step above 0).
+
     Parameters
     ----------
     model : fastseq.Seq2Seq
-        With an embedding (token outputs).
-    bos, eos : int
-        Start and end tokens: step 0 reads `bos`, the target ends with `eos`.
+        A token or a continuous model.
+    bos : int or array_like
+        Tokens: the start token. Continuous: the first decoder input, ``[V]`` or a scalar
+        (broadcast).
+    eos : int, optional
+        Tokens: the end token the targets end with (required). Continuous: None.
 
     Raises
     ------
     ValueError
-        A continuous model, or `bos` / `eos` outside the vocabulary.
+        `bos` / `eos` outside the vocabulary or missing; a continuous model given an `eos`
+        or a `bos` that is not ``[V]``.
 
     Examples
     --------
@@ -43,13 +55,21 @@ class Seq2SeqTrainer:
     1.6094
     """
 
-    def __init__(self, model: Any, *, bos: int, eos: int):
-        if model.embedding is None:
-            raise ValueError("Seq2SeqTrainer: expected a model with an embedding (token outputs)")
-        for name, tok in (("bos", bos), ("eos", eos)):
-            if not 0 <= tok < model.vocab:
-                raise ValueError(f"{name}: expected a token in [0, {model.vocab}), got {tok}")
-        self.model, self.bos, self.eos = model, int(bos), int(eos)
+    def __init__(self, model: Any, *, bos: Any, eos: Optional[int] = None):
+        self.continuous = model.embedding is None
+        if self.continuous:
+            if eos is not None:
+                raise ValueError(f"eos: a continuous model's targets carry their own stop channel; expected None, "
+                                 f"got {eos!r}")
+            start = np.asarray(as_float32(bos, "bos"))
+            if start.ndim > 1 or start.size not in (1, model.vocab):
+                raise ValueError(f"bos: expected the start vector [{model.vocab}] or a scalar, got shape {start.shape}")
+            self.model, self.bos, self.eos = model, np.broadcast_to(start, (model.vocab,)).copy(), None
+        else:
+            for name, tok in (("bos", bos), ("eos", eos)):
+                if tok is None or not 0 <= tok < model.vocab:
+                    raise ValueError(f"{name}: expected a token in [0, {model.vocab}), got {tok}")
+            self.model, self.bos, self.eos = model, int(bos), int(eos)
         self._enc, self._dec = Recorder(model.encoder), Recorder(model.decoder)
         n_enc, n_dec = _core.param_count(model.encoder.c_model), _core.param_count(model.decoder.c_model)
         arrays = [("head_weight", model.head_weight), ("head_bias", model.head_bias),
@@ -70,7 +90,7 @@ class Seq2SeqTrainer:
             self._grad_views[key] = self.grads[at:at + a.size].reshape(a.shape)
             at += a.size
         v = self._views
-        model.head_weight, model.head_bias, model.embedding = v["head_weight"], v.get("head_bias"), v["embedding"]
+        model.head_weight, model.head_bias, model.embedding = v["head_weight"], v.get("head_bias"), v.get("embedding")
         if model.bridge is not None:
             model.bridge = (v["bridge_weight"], v.get("bridge_bias"))
 
@@ -99,6 +119,24 @@ class Seq2SeqTrainer:
             dec_in[0, b] = self.bos
             dec_in[1:s.size + 1, b] = s
             out[:s.size, b] = s
+        return dec_in, out, lens
+
+    def _vector_targets(self, targets):
+        """Continuous: decoder inputs [T_out, B, V] (bos, then the targets but the last),
+        targets [T_out, B, V], both zero-padded, and the output lengths."""
+        V = self.model.vocab
+        seqs = [np.asarray(as_float32(t, f"targets[{i}]")) for i, t in enumerate(targets)]
+        for i, t in enumerate(seqs):
+            if t.ndim != 2 or t.shape[1] != V or t.shape[0] < 1:
+                raise ValueError(f"targets[{i}]: expected [steps >= 1, {V}] output vectors, got shape {t.shape}")
+        lens = np.array([t.shape[0] for t in seqs], dtype=np.int32)
+        T, B = int(lens.max()), len(seqs)
+        dec_in = np.zeros((T, B, V), dtype=np.float32)
+        out = np.zeros((T, B, V), dtype=np.float32)
+        dec_in[0] = self.bos
+        for b, t in enumerate(seqs):
+            dec_in[1:len(t), b] = t[:-1]
+            out[:len(t), b] = t
         return dec_in, out, lens
 
     def _encode(self, x, lengths, tbptt):
@@ -159,8 +197,9 @@ class Seq2SeqTrainer:
         ----------
         x : array_like
             Encoder input ``[T, B, I]`` (``[B, T, I]`` if the encoder is batch_first).
-        targets : sequence of array_like of int
-            B target token sequences (any lengths, eos not included).
+        targets : sequence of array_like
+            B targets of any lengths: token sequences (eos not included), or for a
+            continuous model ``[T_b, V]`` output vectors.
         lengths : array_like of int, optional
             ``[B]`` input lengths.
         tbptt : int, optional
@@ -170,7 +209,8 @@ class Seq2SeqTrainer:
         Returns
         -------
         float
-            The mean cross-entropy per output token (eos included).
+            The mean cross-entropy per output token (eos included), or for a continuous
+            model the mean squared error per output value.
 
         Raises
         ------
@@ -200,23 +240,27 @@ class Seq2SeqTrainer:
         s_c = None if enc_c is None else m._layer_states(enc_c, m.encoder.hidden_size)
         h0, c0 = m.initial_states(enc_h, enc_c)
 
-        dec_in, out, out_lens = self._targets(targets)
+        dec_in, out, out_lens = self._vector_targets(targets) if self.continuous else self._targets(targets)
         bf = m.decoder.batch_first
-        xd = m.embedding[dec_in.T if bf else dec_in]
+        if bf:
+            dec_in, out = dec_in.swapaxes(0, 1), out.swapaxes(0, 1)
+        xd = dec_in if self.continuous else m.embedding[dec_in]
         y, _, _ = self._dec.forward(np.ascontiguousarray(xd), h0, c0, out_lens)
         logits = np.empty(y.shape[:-1] + (m.vocab,), dtype=np.float32)
         _core.linear_forward(y, m.head_weight, m.head_bias, logits)
-        mask = (np.arange(out.shape[0])[:, None] < out_lens[None, :]).astype(np.float32)
-        if bf:
-            out, mask = out.T, mask.T
+        mask = (np.arange(out.shape[1 if bf else 0])[:, None] < out_lens[None, :]).astype(np.float32)
+        mask = np.ascontiguousarray(mask.T if bf else mask)
         grad_logits = np.empty_like(logits)
-        loss = _core.xent_loss(logits, np.ascontiguousarray(out), np.ascontiguousarray(mask), grad_logits, m.vocab)
+        loss_fn = _core.mse_loss if self.continuous else _core.xent_loss
+        loss = loss_fn(logits, np.ascontiguousarray(out), mask, grad_logits, m.vocab)
 
         gy = np.empty(y.shape, dtype=np.float32)
         _core.linear_backward(y, m.head_weight, grad_logits, gy, self._grad_views["head_weight"],
                               self._grad_views.get("head_bias"))
-        gx, gh0, gc0 = self._dec.backward(gy, None, None, self.grads[self._dec_slice], accumulate=True)
-        np.add.at(self._grad_views["embedding"], dec_in.T if bf else dec_in, gx)
+        gx, gh0, gc0 = self._dec.backward(gy, None, None, self.grads[self._dec_slice], accumulate=True,
+                                          want_input=not self.continuous)
+        if not self.continuous:   # a continuous decoder reads the targets: nothing to learn there
+            np.add.at(self._grad_views["embedding"], dec_in, gx)
         g_h = self._unlayer(self._bridge_backward(s_h, gh0))
         g_c = None
         if s_c is not None and gc0 is not None:
@@ -238,8 +282,9 @@ def fit_seq2seq(trainer: Seq2SeqTrainer, x: Any, targets: Sequence[Any], *, leng
         The model's parameters and its bos / eos.
     x : array_like
         Encoder inputs ``[T, N, I]`` (``[N, T, I]`` if the encoder is batch_first).
-    targets : sequence of array_like of int
-        N target sequences of any lengths (eos not included).
+    targets : sequence of array_like
+        N targets of any lengths: token sequences (eos not included), or ``[T_n, V]``
+        output vectors for a continuous model.
     lengths : array_like of int, optional
         ``[N]`` input lengths.
     optimizer : str, tuple or optimizer
