@@ -127,10 +127,10 @@ static void step_worker(const fs_step *st, const float *in, size_t ld_in, float 
     }
 }
 
-/* One step over input x, or (x NULL) over layer 0's input projection gx0. */
-static void stream_step(fs_rnn_stream *s, const float *x, const float *gx0, float *y) {
+/* One step of rows [0, B) over input x, or (x NULL) over layer 0's input projection gx0. */
+static void stream_step(fs_rnn_stream *s, const float *x, const float *gx0, size_t B, float *y) {
     const fs_rnn *m = s->model;
-    const size_t B = s->batch, R = m->r, hp = m->hp;
+    const size_t R = m->r, hp = m->hp;
     const size_t I = (size_t)m->cfg.input_size, L = (size_t)m->cfg.num_layers;
     const fs_kernels *k = fs__kernels();
     fs_phase phases[FS_MAX_PHASES];
@@ -151,7 +151,7 @@ static void stream_step(fs_rnn_stream *s, const float *x, const float *gx0, floa
         const fs_step st = {
             .model = m, .k = k, .unit = u, .batch = B, .gx = given ? gx0 : s->gx, .ldgx = m->gates * hp,
             .lengths = NULL, .t = 0, .h_prev = s->h + h_at(s, l, s->cur), .h_new = h_new,
-            .c = s->c + l * B * hp, .mid = s->mid, .z = s->z, .t_low = s->t_low,
+            .c = s->c + l * s->batch * hp, .mid = s->mid, .z = s->z, .t_low = s->t_low,
             .y = l + 1 == L && !residual ? y : NULL, .ldy = R,
         };
         if (nt == 1) {
@@ -187,21 +187,38 @@ fs_status fs_rnn_stream_step(fs_rnn_stream *s, const float *x, size_t x_count, f
         return fs__fail(FS_ERR_SHAPE, "x: expected %zu elements (batch %zu x input_size %zu), got %zu", B * I, B, I, x_count);
     if (y_count != B * R)
         return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x %zu features), got %zu", B * R, B, R, y_count);
-    stream_step(s, x, NULL, y);
+    stream_step(s, x, NULL, B, y);
     return FS_OK;
 }
 
-fs_status fs__rnn_stream_step_projected(fs_rnn_stream *s, const float *gx0, size_t gx0_count, float *y,
-                                        size_t y_count) {
+fs_status fs__rnn_stream_step_rows(fs_rnn_stream *s, const float *x, const float *gx0, size_t rows, float *y) {
     fs__clear_error();
-    if (!s || !gx0 || !y) return fs__fail(FS_ERR_NULL_ARG, "stream, gx0 and y must not be NULL");
-    const size_t B = s->batch, R = s->model->r, n = s->model->gates * s->model->hp;
-    if (gx0_count != B * n)
-        return fs__fail(FS_ERR_SHAPE, "gx0: expected %zu elements (batch %zu x %zu projected), got %zu", B * n, B, n,
-                        gx0_count);
-    if (y_count != B * R)
-        return fs__fail(FS_ERR_SHAPE, "y: expected %zu elements (batch %zu x %zu features), got %zu", B * R, B, R, y_count);
-    stream_step(s, NULL, gx0, y);
+    if (!s || (!x && !gx0) || !y) return fs__fail(FS_ERR_NULL_ARG, "stream, x or gx0, and y must not be NULL");
+    if (rows < 1 || rows > s->batch)
+        return fs__fail(FS_ERR_INVALID_ARG, "rows: expected 1 to the stream's batch %zu, got %zu", s->batch, rows);
+    stream_step(s, x, x ? NULL : gx0, rows, y);
+    return FS_OK;
+}
+
+fs_status fs__rnn_stream_swap_rows(fs_rnn_stream *s, size_t a, size_t b) {
+    fs__clear_error();
+    if (!s) return fs__fail(FS_ERR_NULL_ARG, "stream must not be NULL");
+    if (a >= s->batch || b >= s->batch)
+        return fs__fail(FS_ERR_INVALID_ARG, "rows %zu, %zu: expected both below the stream's batch %zu", a, b, s->batch);
+    const fs_rnn *m = s->model;
+    for (size_t l = 0; l < (size_t)m->cfg.num_layers; l++) {
+        float *h = s->h + h_at(s, l, s->cur), *c = s->c + l * s->batch * m->hp;
+        for (size_t j = 0; j < m->rp; j++) {
+            const float t = h[a * m->rp + j];
+            h[a * m->rp + j] = h[b * m->rp + j];
+            h[b * m->rp + j] = t;
+        }
+        for (size_t j = 0; m->cfg.cell == FS_CELL_LSTM && j < m->hp; j++) {
+            const float t = c[a * m->hp + j];
+            c[a * m->hp + j] = c[b * m->hp + j];
+            c[b * m->hp + j] = t;
+        }
+    }
     return FS_OK;
 }
 

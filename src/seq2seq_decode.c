@@ -195,12 +195,12 @@ static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t
     return st;
 }
 
-/* One step: the stream over s->x (or the gathered s->gx), then logits = head(y). */
-static fs_status decode_step(decode *s) {
-    fs_status st = s->table ? fs__rnn_stream_step_projected(s->stream, s->gx, s->rows * s->G, s->y, s->rows * s->R)
-                            : fs_rnn_stream_step(s->stream, s->x, s->rows * s->I, s->y, s->rows * s->R);
+/* One step of rows [0, rows): the stream over s->x (or the gathered s->gx),
+ * then logits = head(y). */
+static fs_status decode_step(decode *s, size_t rows) {
+    fs_status st = fs__rnn_stream_step_rows(s->stream, s->table ? NULL : s->x, s->gx, rows, s->y);
     if (st != FS_OK) return st;
-    s->k->gemm(s->rows, s->R, s->y, s->R, s->head, 1, s->Vp / FS_NB, s->bias, s->logits, s->Vp);
+    s->k->gemm(rows, s->R, s->y, s->R, s->head, 1, s->Vp / FS_NB, s->bias, s->logits, s->Vp);
     return FS_OK;
 }
 
@@ -235,37 +235,53 @@ fs_status fs_decode_greedy(const fs_decoder *decoder, int32_t batch, const float
     decode s;
     if ((st = decode_init(&s, decoder, (size_t)batch, 1, (size_t)max_len, h0, c0)) != FS_OK) return st;
     const size_t B = (size_t)batch, T = (size_t)max_len;
-    size_t running = B;
+    /* Rows [0, running) hold the running sequences (row r: sequence seq[r]); a
+     * sequence that ends trades rows with the last running one, so a step only
+     * computes running rows. A row's bits do not depend on its place. */
+    double *score = fs__alloc(B * (sizeof(double) + sizeof(size_t) + sizeof(int32_t)));
+    if (!score) {
+        decode_free(&s);
+        return fs__fail(FS_ERR_NOMEM, "out of memory for %zu sequences' scores", B);
+    }
+    size_t *seq = (size_t *)(score + B);
+    int32_t *next = (int32_t *)(seq + B); /* the row's next input token; -1: it ended */
     for (size_t b = 0; b < B; b++) {
         lengths_out[b] = (int32_t)T;
-        if (scores_out) scores_out[b] = 0.0f;
+        score[b] = 0.0;
+        seq[b] = b;
         embed(&s, b, bos);
     }
-    double *score = NULL; /* sums in double; rows stop adding once done */
-    if (scores_out && !(score = fs__alloc(B * sizeof(double)))) {
-        decode_free(&s);
-        return fs__fail(FS_ERR_NOMEM, "out of memory for %zu scores", B);
-    }
-    for (size_t b = 0; score && b < B; b++) score[b] = 0.0;
+    size_t running = B;
     for (size_t t = 0; t < T && running; t++) {
-        if ((st = decode_step(&s)) != FS_OK) break;
-        for (size_t b = 0; b < B; b++) {
-            if ((size_t)lengths_out[b] < t) continue; /* stopped: its row runs on, unread */
-            const float *z = s.logits + b * s.Vp;
+        if ((st = decode_step(&s, running)) != FS_OK) break;
+        for (size_t r = 0; r < running; r++) {
+            const size_t b = seq[r];
+            const float *z = s.logits + r * s.Vp;
             int32_t best = 0;
             for (size_t v = 1; v < s.V; v++)
                 if (z[v] > z[best]) best = (int32_t)v;
             tokens_out[b * T + t] = best;
-            if (score) score[b] += (double)z[best] - log_sum_exp(z, s.V);
+            if (scores_out) score[b] += (double)z[best] - log_sum_exp(z, s.V);
+            next[r] = best == eos ? -1 : best;
             if (best == eos) {
                 lengths_out[b] = (int32_t)t;
                 fill_tail(tokens_out + b * T, t, T, eos);
-                running--;
             }
-            embed(&s, b, best);
         }
+        for (size_t r = 0; r < running && st == FS_OK;) {
+            if (next[r] >= 0) {
+                r++;
+                continue;
+            }
+            const size_t last = --running, sq = seq[r];
+            const int32_t nt = next[r];
+            if (r != last) st = fs__rnn_stream_swap_rows(s.stream, r, last); /* inputs: embedded below */
+            seq[r] = seq[last], seq[last] = sq;
+            next[r] = next[last], next[last] = nt;
+        }
+        for (size_t r = 0; r < running; r++) embed(&s, r, next[r]);
     }
-    for (size_t b = 0; score && b < B; b++) scores_out[b] = (float)score[b];
+    for (size_t b = 0; scores_out && b < B; b++) scores_out[b] = (float)score[b];
     fs__free(score);
     decode_free(&s);
     return st;
@@ -451,7 +467,7 @@ fs_status fs_decode_beam(const fs_decoder *decoder, int32_t batch, int32_t beam_
         fill_tail(tokens_out + b * T, 0, T, eos);
     }
     for (size_t t = 0; t < T; t++) {
-        if ((st = decode_step(&s)) != FS_OK) break;
+        if ((st = decode_step(&s, rows)) != FS_OK) break;
         size_t running = 0;
         for (size_t b = 0; b < B; b++) {
             if (bm.done[b]) {
@@ -500,7 +516,7 @@ fs_status fs_decode_continuous(const fs_decoder *decoder, int32_t batch, const f
     size_t running = B;
     for (size_t b = 0; b < B; b++) lengths_out[b] = (int32_t)T;
     for (size_t t = 0; t < T && running; t++) {
-        if ((st = decode_step(&s)) != FS_OK) break;
+        if ((st = decode_step(&s, B)) != FS_OK) break;
         for (size_t b = 0; b < B; b++) {
             const float *z = s.logits + b * s.Vp;
             memcpy(s.x + b * V, z, V * sizeof(float));
