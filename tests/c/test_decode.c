@@ -71,6 +71,39 @@ static void beam_1_is_greedy(void) {
     fs_rnn_free(m);
 }
 
+/* Sequences that end at different steps leave the rows a step computes (the
+ * running ones move to the front, their states swapped): each still gets the
+ * bits it gets alone. Large head weights: outputs that differ by row. */
+static void rows_alone_match_rows_together(void) {
+    fs_rnn *m = gru(0, 1);
+    float head[V * H], bias[V], emb[V * I], h0[B * H];
+    for (int i = 0; i < V * H; i++) head[i] = urand(6.0f);
+    for (int i = 0; i < V; i++) bias[i] = 0.0f;
+    for (int i = 0; i < V * I; i++) emb[i] = urand(1.0f);
+    for (int i = 0; i < B * H; i++) h0[i] = urand(3.0f);
+    fs_decoder d = {m, V, head, V * H, bias, V, emb, V * I};
+    int32_t tokens[B * T], lengths[B], one[T], one_len;
+    float scores[B], one_score;
+    int32_t eos = -1;
+    /* the eos that gives the most distinct output lengths */
+    int best_distinct = 0;
+    for (int32_t e = 1; e < V; e++) {
+        CHECK_STATUS(fs_decode_greedy(&d, B, h0, B * H, NULL, 0, T, 0, e, tokens, B * T, lengths, B, scores, B), FS_OK);
+        const int distinct = 1 + (lengths[1] != lengths[0]) + (lengths[2] != lengths[0] && lengths[2] != lengths[1]);
+        if (distinct > best_distinct) best_distinct = distinct, eos = e;
+    }
+    CHECK(best_distinct > 1, "no eos makes the output lengths differ: the test would mean nothing");
+    CHECK_STATUS(fs_decode_greedy(&d, B, h0, B * H, NULL, 0, T, 0, eos, tokens, B * T, lengths, B, scores, B), FS_OK);
+    for (int b = 0; b < B; b++) {
+        CHECK_STATUS(fs_decode_greedy(&d, 1, h0 + b * H, H, NULL, 0, T, 0, eos, one, T, &one_len, 1, &one_score, 1),
+                     FS_OK);
+        CHECK(one_len == lengths[b] && memcmp(one, tokens + b * T, sizeof one) == 0 &&
+                  memcmp(&one_score, scores + b, sizeof one_score) == 0,
+              "row %d alone: length %d vs %d, score %g vs %g", b, one_len, lengths[b], one_score, scores[b]);
+    }
+    fs_rnn_free(m);
+}
+
 #define CHECK_NAMED(call, expect, word)                                                  \
     do {                                                                                 \
         CHECK_STATUS(call, expect);                                                      \
@@ -150,6 +183,7 @@ static void arguments(void) {
 int main(void) {
     constant_logits();
     beam_1_is_greedy();
+    rows_alone_match_rows_together();
     arguments();
     printf("test_decode: %d checks, %d failed\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
