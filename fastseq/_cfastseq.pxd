@@ -252,6 +252,11 @@ cdef extern from "fastseq.h" nogil:
         int32_t batch_first
         uint32_t tensor_count
         uint64_t param_count
+        int32_t model_type
+
+    ctypedef enum fs_model_type:
+        FS_MODEL_RNN
+        FS_MODEL_TREE
 
     fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out)
     fs_status fs_model_load(const void *data, size_t size, fs_rnn **out)
@@ -333,6 +338,11 @@ cdef extern from "fastseq.h" nogil:
                                float *grad_w_ih, size_t grad_w_ih_count, float *grad_w_hh,
                                size_t grad_w_hh_count, float *grad_bias, size_t grad_bias_count,
                                void *workspace, size_t workspace_bytes)
+
+    # 5. Model file: tree networks
+    fs_status fs_tree_inspect(const void *data, size_t size, fs_tree_config *config_out)
+    fs_status fs_tree_load(const void *data, size_t size, fs_tree **out)
+    fs_status fs_tree_load_file(const char *path, fs_tree **out)
 
     # 8. Sequence to sequence: decode loops
     ctypedef struct fs_decoder:

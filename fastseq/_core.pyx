@@ -765,7 +765,7 @@ def model_inspect(const unsigned char[::1] data not None):
     config = d.config
     return {"format_version": d.format_version, "kind": d.kind.decode("ascii"), "config": config,
             "batch_first": bool(d.batch_first), "tensor_count": d.tensor_count,
-            "param_count": d.param_count}
+            "param_count": d.param_count, "tree": d.model_type == c.FS_MODEL_TREE}
 
 
 cdef Model _wrap(c.fs_rnn *ptr):
@@ -1166,6 +1166,41 @@ cdef class TreeModel:
             _leave_model(self.gate)
         check(st)
         return dx, gw_ih, gw_hh, gb
+
+
+def tree_inspect(const unsigned char[::1] data not None):
+    """The tree network's configuration in a .fsq file (fs_tree_inspect): kind, input_size,
+    hidden_size, arity, relu. ValueError (the C detail) for anything else."""
+    cdef c.fs_tree_config cfg
+    cdef const unsigned char *p = &data[0] if data.shape[0] > 0 else _empty_b
+    cdef size_t n = data.shape[0]
+    with nogil:
+        st = c.fs_tree_inspect(p, n, &cfg)
+    check(st)
+    return cfg
+
+
+def tree_load(const unsigned char[::1] data not None):
+    """A TreeModel created by the C loader (fs_tree_load) from the bytes of a .fsq file."""
+    cdef c.fs_tree *ptr = NULL
+    cdef c.fs_tree_config cfg
+    cdef const unsigned char *p = &data[0] if data.shape[0] > 0 else _empty_b
+    cdef size_t n = data.shape[0]
+    with nogil:
+        st = c.fs_tree_inspect(p, n, &cfg)
+        if st == c.FS_OK:
+            st = c.fs_tree_load(p, n, &ptr)
+    check(st)
+    # a TreeModel of the file's shape, its own (zero) model swapped for the loaded one
+    cdef TreeModel m
+    try:
+        m = TreeModel(cfg.kind, cfg.input_size, cfg.hidden_size, cfg.arity, cfg.relu)
+    except BaseException:
+        c.fs_tree_free(ptr)
+        raise
+    c.fs_tree_free(m.ptr)
+    m.ptr = ptr
+    return m
 
 
 # ---- sequence to sequence: decode loops in C (fastseq.h section 8) ---------------------

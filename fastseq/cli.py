@@ -32,7 +32,9 @@ def _fmt_int(n):
 
 # ---- loading models ---------------------------------------------------------------------
 
-def _load_model(path):
+def _load_model(path, trees=False):
+    """(ModelFile, the layer it holds). A tree network's file: the tree itself when
+    `trees`, else a CLIError (the commands but `info` run sequence layers)."""
     from . import io
 
     if not os.path.exists(path):
@@ -43,6 +45,11 @@ def _load_model(path):
         model = io.build(model_file, path)
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
+    if model_file.tree:
+        if not trees:
+            raise CLIError(f"{path}: holds a tree network ({model_file.kind}); this command runs sequence "
+                           f"layers: describe it with `{PROG} info`, run it in Python (fastseq.load)")
+        return model_file, getattr(model, "tree", model)
     # a file with an output head loads as a SequenceModel; the commands run its layer
     return model_file, getattr(model, "rnn", model)
 
@@ -119,27 +126,22 @@ def cmd_convert(args):
 
 # ---- info -------------------------------------------------------------------------------
 
-def cmd_info(args):
+def _tensor_rows(model):
+    """(name, shape, count) of each tensor of a layer or tree, and their total."""
+    tensors = [(k, list(v.shape), int(v.size)) for k, v in model.state_dict().items()]
+    return tensors, sum(n for _, _, n in tensors)
+
+
+def _info_dict(args, model_file, tensors, params, **facts):
+    """The JSON form of `info`: the file, `facts`, tensors, head, metadata and runtime."""
     import fastseq
 
-    model_file, layer = _load_model(args.model)
-    D = layer.num_directions
-    R = layer.output_features
-    tensors = [(k, list(v.shape), int(v.size)) for k, v in layer.state_dict().items()]
-    params = sum(n for _, _, n in tensors)
-    layout = "[B, T, {}]" if layer.batch_first else "[T, B, {}]"
-    states = {"h_n": [layer.num_layers * D, "B", R]}
-    if layer.mode == "LSTM":
-        states["c_n"] = [layer.num_layers * D, "B", layer.hidden_size]
-    info = {
-        "file": args.model, "bytes": model_file.size, "format_version": model_file.version,
-        "kind": model_file.kind, "layer": repr(layer), "config": layer.config(),
-        "input": layout.format(layer.input_size), "output": layout.format(D * R),
-        "states": states, "tensors": [{"name": k, "shape": s, "count": n} for k, s, n in tensors],
-        "parameters": params, "weight_bytes": 4 * params,
-        "isa": fastseq.isa(), "available_isas": fastseq.available_isas(),
-        "threads": fastseq.get_num_threads(),
-    }
+    info = {"file": args.model, "bytes": model_file.size, "format_version": model_file.version,
+            "kind": model_file.kind, **facts,
+            "tensors": [{"name": k, "shape": s, "count": n} for k, s, n in tensors],
+            "parameters": params, "weight_bytes": 4 * params,
+            "isa": fastseq.isa(), "available_isas": fastseq.available_isas(),
+            "threads": fastseq.get_num_threads()}
     head = model_file.head
     if head is not None:
         info["head"] = {"kind": head.kind, "config": head.config, "parameters": head.param_count,
@@ -147,29 +149,73 @@ def cmd_info(args):
                                     for k, v in head.tensors.items()]}
     if model_file.metadata:
         info["metadata"] = model_file.metadata
-    if args.json:
-        print(json.dumps(info))
-        return 0
+    return info
+
+
+def _print_info(args, model_file, info, rows, tensors, params, head_note):
+    """The text form of `info`: the file, `rows` (label, text), tensors, head, metadata, runtime."""
     print(f"{args.model}: fastseq model file, format version {model_file.version}, "
           f"{_fmt_int(model_file.size)} bytes")
-    print(f"  layer       {layer!r}")
-    print(f"  config      {' '.join(f'{k}={v}' for k, v in info['config'].items())}")
-    print(f"  input       {info['input']}   (unbatched: [T, {layer.input_size}])")
-    print(f"  output      {info['output']}")
-    print(f"  states      {', '.join(f'{k} {v}' for k, v in states.items())}".replace("'", ""))
+    for label, text in rows:
+        print(f"  {label:<11} {text}")
     print(f"  parameters  {_fmt_int(params)} in {len(tensors)} tensors ({_fmt_int(4 * params)} bytes float32)")
     width = max(len(k) for k, _, _ in tensors)
     for k, s, n in tensors:
         print(f"    {k:<{width}}  {str(s):<14} {_fmt_int(n):>12}")
+    head = model_file.head
     if head is not None:
-        print(f"  head        {head.kind}({' '.join(f'{k}={v}' for k, v in head.config.items())}), "
-              f"{_fmt_int(head.param_count)} parameters (not run by `run`, `bench`, `export-c` or C)")
+        print(f"  head        {head.kind}({' '.join(f'{k}={v}' for k, v in head.config.items())}){head_note}, "
+              f"{_fmt_int(head.param_count)} parameters")
     if model_file.metadata:
         print("  metadata    " + "\n              ".join(
             f"{k}={_short(v)}" for k, v in model_file.metadata.items()))
     print(f"  runtime     ISA {info['isa']} (available: {', '.join(info['available_isas'])}), "
           f"up to {info['threads']} threads")
     return 0
+
+
+def cmd_info(args):
+    model_file, layer = _load_model(args.model, trees=True)
+    if model_file.tree:
+        return _info_tree(args, model_file, layer)
+    D = layer.num_directions
+    R = layer.output_features
+    tensors, params = _tensor_rows(layer)
+    layout = "[B, T, {}]" if layer.batch_first else "[T, B, {}]"
+    states = {"h_n": [layer.num_layers * D, "B", R]}
+    if layer.mode == "LSTM":
+        states["c_n"] = [layer.num_layers * D, "B", layer.hidden_size]
+    info = _info_dict(args, model_file, tensors, params, layer=repr(layer), config=layer.config(),
+                      input=layout.format(layer.input_size), output=layout.format(D * R), states=states)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    rows = [("layer", repr(layer)),
+            ("config", " ".join(f"{k}={v}" for k, v in info["config"].items())),
+            ("input", f"{info['input']}   (unbatched: [T, {layer.input_size}])"),
+            ("output", info["output"]),
+            ("states", ", ".join(f"{k} {v}" for k, v in states.items()).replace("'", ""))]
+    return _print_info(args, model_file, info, rows, tensors, params,
+                       " (not run by `run`, `bench`, `export-c` or C)")
+
+
+def _info_tree(args, model_file, tree):
+    """`info` on a tree network's file: the network, its inputs and outputs, tensors, head."""
+    import fastseq
+
+    tensors, params = _tensor_rows(tree)
+    H = tree.hidden_size
+    output = f"h [N, {H}], c [N, {H}]" if isinstance(tree, fastseq.TreeLSTM) else f"h [N, {H}]"
+    info = _info_dict(args, model_file, tensors, params, tree=repr(tree), config=model_file.config,
+                      input=f"x [N, {tree.input_size}], parent [N]", output=output)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    rows = [("tree", repr(tree)),
+            ("config", " ".join(f"{k}={v}" for k, v in model_file.config.items())),
+            ("input", f"{info['input']}   (a forest of N nodes; parent -1 for a root)"),
+            ("output", f"{output}   (every node's state; a root's h is its tree's vector)")]
+    return _print_info(args, model_file, info, rows, tensors, params, " on each root's h")
 
 
 def _short(value, limit=60):

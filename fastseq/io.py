@@ -1,17 +1,19 @@
-"""Model files (``.fsq``): one layer -- its cell, configuration and weights -- in a
-versioned, little-endian, checksummed file; optionally a linear output head (a
-fastseq.train.SequenceModel) and metadata, in optional sections.
+"""Model files (``.fsq``): one layer -- its cell, configuration and weights -- or one
+tree network (fastseq.TreeLSTM, fastseq.RecursiveNN) in a versioned, little-endian,
+checksummed file; optionally a linear output head (a fastseq.train.SequenceModel, or a
+fastseq.train.TreeModel's head on each root) and metadata, in optional sections.
 
     fastseq.save(layer, "model.fsq")
     layer = fastseq.load("model.fsq")       # bit-exact round trip
+    tree.save("tree.fsq"); fastseq.load("tree.fsq")  # a TreeLSTM or RecursiveNN
     fastseq.save(train.SequenceModel(layer, head), "lm.fsq", metadata={"vocab": "abc"})
     model = fastseq.load("lm.fsq")          # a SequenceModel again, head included
     fastseq.io.read("lm.fsq").metadata      # {"vocab": "abc"}
 
 The format is specified in docs/fsq-format.md. Python writes it (struct, zlib's
 CRC-32, numpy); the C library is its one reader: `load`, `read` and `decode` go through
-fs_model_read_file, fs_model_inspect, fs_model_load, fs_model_head and
-fs_model_metadata, so a file Python accepts is exactly a file C accepts. Any malformed,
+fs_model_read_file, fs_model_inspect, fs_model_load (trees: fs_tree_inspect,
+fs_tree_load), fs_model_head and fs_model_metadata, so a file Python accepts is exactly a file C accepts. Any malformed,
 truncated, corrupted or unsupported file raises ValueError naming the problem and where
 it is.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from . import _activations, _core
 
-__all__ = ["save", "load", "read", "encode", "decode", "layer_parts", "ModelFile", "Head",
+__all__ = ["save", "load", "read", "encode", "decode", "layer_parts", "tree_parts", "ModelFile", "Head",
            "FORMAT_VERSION"]
 
 MAGIC = b"\x89FSQ\r\n\x1a\n"
@@ -58,13 +60,14 @@ HEAD_KINDS = ("PerStepLinear", "LastStepLinear")  # classes of fastseq.train.hea
 
 class ModelFile:
     """What a .fsq file holds, as the C reader describes it: `kind` (the cell, C's
-    fs_cell_name: "LSTM", "RNN_TANH", ...), `config` (the fs_rnn_config fields and
-    batch_first), `version` (format version), `size` (bytes), `param_count` (floats of
-    the layer), `head` (None, or a Head) and `metadata` (a dict, empty when the file
-    has none); `raw`: the file's bytes."""
+    fs_cell_name: "LSTM", "RNN_TANH", ...; a tree network: "TREE_CHILD_SUM",
+    "TREE_NARY", "TREE_RECURSIVE", and `tree` is True), `config` (the fs_rnn_config
+    fields and batch_first; a tree: its file keys), `version` (format version), `size`
+    (bytes), `param_count` (floats of the layer), `head` (None, or a Head) and `metadata`
+    (a dict, empty when the file has none); `raw`: the file's bytes."""
 
-    def __init__(self, kind, config, version, size, param_count, raw, head=None, metadata=None):
-        self.kind, self.config = kind, dict(config)
+    def __init__(self, kind, config, version, size, param_count, raw, head=None, metadata=None, tree=False):
+        self.kind, self.config, self.tree = kind, dict(config), tree
         self.version, self.size, self.param_count = version, size, param_count
         self.raw = raw
         self.head = head
@@ -270,13 +273,55 @@ def _head_part(model):
     return Head(kind, config, head.state_dict())
 
 
+def _tree_of(model):
+    """The tree network a save writes: a TreeLSTM / RecursiveNN itself, or a
+    fastseq.train.TreeModel's tree; None for anything else."""
+    from . import tree
+
+    if _is_tree_model(model):
+        model = model.tree
+    return model if isinstance(model, tree._Tree) else None
+
+
+def _is_tree_model(obj):
+    from .train.tree import TreeModel
+    return isinstance(obj, TreeModel)
+
+
+def tree_parts(tree):
+    """(kind, config, tensors) of a tree network's file: kind TREE_CHILD_SUM, TREE_NARY
+    or TREE_RECURSIVE; config the fs_tree_config fields of the C model (input_size,
+    hidden_size, arity where it has one, nonlinearity for a recursive network);
+    tensors its state_dict (weight_ih, weight_hh, bias_ih, bias_hh)."""
+    from .tree import file_kind_and_config
+
+    kind, config = file_kind_and_config(tree)
+    return kind, config, tree.state_dict()
+
+
+def _tree_head_part(model):
+    """The Head of a TreeModel: its PerStepLinear, applied to each root's h."""
+    if not _is_tree_model(model):
+        return None
+    head = model.head
+    if type(head).__name__ != "PerStepLinear":
+        raise TypeError(f"save: a tree model's head is a PerStepLinear, got {type(head).__name__}")
+    config = {"in_features": head.in_features, "out_features": head.out_features, "bias": head.has_bias}
+    return Head("PerStepLinear", config, head.state_dict())
+
+
 def save(model, path, metadata=None):
     """Write `model` to `path` as a .fsq model file: a fastseq layer, a torch nn.LSTM /
-    nn.GRU / nn.RNN, or a fastseq.train.SequenceModel (layer + linear head).
+    nn.GRU / nn.RNN, or a fastseq.train.SequenceModel (layer + linear head); a tree
+    network (fastseq.TreeLSTM, fastseq.RecursiveNN), or a fastseq.train.TreeModel
+    (tree + head on each root).
     `metadata`: an optional dict (at most 64 entries; keys of letters, digits, '_'
     and '.'; values int, bool, float, None, or ASCII str of at most 256 bytes), read
     back by `fastseq.io.read(path).metadata`. The file is written whole, then renamed
     into place."""
+    tree = _tree_of(model)
+    if tree is not None:
+        return write_atomic(path, encode(*tree_parts(tree), head=_tree_head_part(model), metadata=metadata))
     return write_atomic(path, encode(*layer_parts(model), head=_head_part(model), metadata=metadata))
 
 
@@ -320,8 +365,14 @@ def decode(data, source="<bytes>"):
         desc = _core.model_inspect(data)
         head = _core.model_head(data)
         metadata = _core.model_metadata(data)
+        tree = _core.tree_inspect(data) if desc["tree"] else None
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{source}: {exc}") from None
+    if tree is not None:
+        from .tree import file_config
+
+        return ModelFile(desc["kind"], file_config(tree), desc["format_version"], len(data), desc["param_count"],
+                         data, None if head is None else Head(*head), metadata, tree=True)
     config = {k: v for k, v in desc["config"].items() if k not in _GATE_FIELDS + _PRECISION_FIELDS}
     if desc["config"]["dtype"]:
         config["dtype"] = {v: k for k, v in _core.DTYPES.items()}[desc["config"]["dtype"]]
@@ -345,11 +396,14 @@ def read(path):
 
 def build(model_file, source="<model>"):
     """What a ModelFile holds, built: the fastseq layer (the C loader's model, weights in
-    place), or a fastseq.train.SequenceModel when the file has a head."""
+    place), or a fastseq.train.SequenceModel when the file has a head; a tree network
+    (TreeLSTM, RecursiveNN), or a fastseq.train.TreeModel when the file has a head."""
     try:
-        model = _core.model_load(model_file.raw)
+        model = (_core.tree_load if model_file.tree else _core.model_load)(model_file.raw)
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{source}: {exc}") from None
+    if model_file.tree:
+        return _assemble_tree(model, model_file.head)
     return _assemble(model, model_file.config["batch_first"], model_file.head)
 
 
@@ -369,19 +423,40 @@ def _assemble(model, batch_first, head):
     return SequenceModel(layer, h)
 
 
+def _assemble_tree(model, head):
+    """The TreeLSTM / RecursiveNN around a loaded C tree model, in a TreeModel with its
+    head (a Head) if the file has one."""
+    from .tree import from_c_model
+
+    tree = from_c_model(model)
+    if head is None:
+        return tree
+    from .train.heads import PerStepLinear
+    from .train.tree import TreeModel
+
+    cfg = head.config
+    h = PerStepLinear(cfg["in_features"], cfg["out_features"], bias=bool(cfg["bias"]), seed=0)
+    h.load_state_dict(head.tensors)
+    return TreeModel(tree, h)
+
+
 def load(path):
     """Read the .fsq model file at `path` and return what was saved, weights
     bit-identical: the fastseq layer (LSTM, GRU, RNN, ...), or a
-    fastseq.train.SequenceModel (layer + head) when the file holds a head.
-    Metadata: `fastseq.io.read(path).metadata`."""
+    fastseq.train.SequenceModel (layer + head) when the file holds a head; a tree
+    network (TreeLSTM, RecursiveNN), or a fastseq.train.TreeModel (tree + head on each
+    root). Metadata: `fastseq.io.read(path).metadata`."""
     path = os.fspath(path)
     try:
         data = _core.read_model_file(path)
-        batch_first = _core.model_inspect(data)["batch_first"]
-        model = _core.model_load(data)
+        desc = _core.model_inspect(data)
+        model = (_core.tree_load if desc["tree"] else _core.model_load)(data)
         head = _core.model_head(data)
         _core.model_metadata(data)  # a malformed metadata section fails here too, as in `read`
     except (ValueError, RuntimeError) as exc:
         message = str(exc)
         raise ValueError(message if message.startswith(path) else f"{path}: {message}") from None
-    return _assemble(model, batch_first, None if head is None else Head(*head))
+    head = None if head is None else Head(*head)
+    if desc["tree"]:
+        return _assemble_tree(model, head)
+    return _assemble(model, desc["batch_first"], head)

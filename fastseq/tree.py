@@ -10,6 +10,9 @@ from .layers import _positive
 
 _KINDS = {"child_sum": _core.TREE_CHILD_SUM, "nary": _core.TREE_NARY}
 _NONLINEARITIES = ("tanh", "relu")
+# .fsq config kinds (docs/fsq-format.md), by fs_tree_kind
+_FILE_KINDS = {_core.TREE_CHILD_SUM: "TREE_CHILD_SUM", _core.TREE_NARY: "TREE_NARY",
+               _core.TREE_RECURSIVE: "TREE_RECURSIVE"}
 
 
 def _as_parent(parent: Any, n: int) -> np.ndarray:
@@ -172,6 +175,24 @@ class _Tree:
         dx, gw_ih, gw_hh, gb = self._model.backward(tape.x, tape.parent, grad_h, grad_c, tape.workspace)
         return dx, {"weight_ih": gw_ih, "weight_hh": gw_hh, "bias_ih": gb, "bias_hh": gb.copy()}
 
+    def save(self, path: Any, metadata: Optional[Dict[str, Any]] = None) -> str:
+        """Write this network to a .fsq model file (``fastseq.load`` reads it back bit for bit).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write; the file is written whole, then renamed into place.
+        metadata : dict, optional
+            Entries stored with the model (see :func:`fastseq.save`).
+
+        Returns
+        -------
+        str
+            The path written.
+        """
+        from .io import save
+        return save(self, path, metadata=metadata)
+
     @classmethod
     def from_torch(cls, module: Any) -> "_Tree":
         """A copy of a :mod:`fastseq.torch` reference module's configuration and weights.
@@ -303,3 +324,75 @@ class RecursiveNN(_Tree):
     def __repr__(self) -> str:
         return (f"RecursiveNN({self.input_size}, {self.hidden_size}, arity={self.arity}, "
                 f"nonlinearity={self.nonlinearity!r})")
+
+
+# ---- model files (fastseq.io): the file's kind and keys, and the network a file holds ----
+
+def file_config(cfg: Dict[str, int]) -> Dict[str, Any]:
+    """The .fsq config keys of a tree network from its fs_tree_config fields (a dict).
+
+    Parameters
+    ----------
+    cfg : dict
+        ``kind``, ``input_size``, ``hidden_size``, ``arity``, ``relu``.
+
+    Returns
+    -------
+    dict
+        ``input_size``, ``hidden_size``, ``arity`` (N-ary, recursive) and ``nonlinearity``
+        (recursive), as a file stores them.
+    """
+    config = {"input_size": int(cfg["input_size"]), "hidden_size": int(cfg["hidden_size"])}
+    if cfg["kind"] != _core.TREE_CHILD_SUM:
+        config["arity"] = int(cfg["arity"])
+    if cfg["kind"] == _core.TREE_RECURSIVE:
+        config["nonlinearity"] = _NONLINEARITIES[int(cfg["relu"])]
+    return config
+
+
+def _c_config(model: Any) -> Dict[str, int]:
+    return {"kind": model.kind, "input_size": model.input_size, "hidden_size": model.hidden_size,
+            "arity": model.arity, "relu": int(model.relu)}
+
+
+def file_kind_and_config(tree: "_Tree") -> Tuple[str, Dict[str, Any]]:
+    """The .fsq config kind and keys of a tree network, read from its C model.
+
+    Parameters
+    ----------
+    tree : TreeLSTM or RecursiveNN
+
+    Returns
+    -------
+    kind : str
+        ``TREE_CHILD_SUM``, ``TREE_NARY`` or ``TREE_RECURSIVE``.
+    config : dict
+        See :func:`file_config`.
+    """
+    cfg = _c_config(tree._model)
+    return _FILE_KINDS[cfg["kind"]], file_config(cfg)
+
+
+def from_c_model(model: Any) -> "_Tree":
+    """The TreeLSTM or RecursiveNN around a C tree model made by the file loader, weights
+    as loaded.
+
+    Parameters
+    ----------
+    model : fastseq._core.TreeModel
+
+    Returns
+    -------
+    TreeLSTM or RecursiveNN
+    """
+    config = file_config(_c_config(model))
+    if model.kind == _core.TREE_RECURSIVE:
+        tree = RecursiveNN.__new__(RecursiveNN)
+        tree.arity, tree.nonlinearity = config["arity"], config["nonlinearity"]
+    else:
+        tree = TreeLSTM.__new__(TreeLSTM)
+        tree.kind = "child_sum" if model.kind == _core.TREE_CHILD_SUM else "nary"
+        tree.arity = config.get("arity")
+        config["kind"] = tree.kind
+    tree._model, tree._config = model, config
+    return tree

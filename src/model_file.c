@@ -11,6 +11,9 @@
  * layer kind means adding rows to KINDS, KEYS and TENSORS below. Version 1
  * files name Python classes and their constructor arguments (KINDS_V1,
  * KEYS_V1); version 2 files name the cell and the fs_rnn_config fields.
+ * A tree network (fs_tree) is a version 2 kind of its own (TREE_*): its keys
+ * are rows of KEYS_V2, its tensors TREE_TENSORS, and it is built through
+ * fs_tree_create and fs_tree_set_param (fs_tree_load).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -118,6 +121,14 @@ static uint32_t le32(const unsigned char *p) {
 
 static uint64_t le64(const unsigned char *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
 
+/* Little-endian floats out of the file, any alignment, any host. */
+static void copy_floats(const unsigned char *src, size_t n, float *dst) {
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bits = le32(src + 4 * i);
+        memcpy(&dst[i], &bits, 4);
+    }
+}
+
 static int take(cursor *c, size_t n, const unsigned char **out) {
     if (n > c->end - c->at) return 0;
     *out = c->p + c->at;
@@ -176,6 +187,7 @@ typedef struct fsq_parsed {
     int32_t batch_first;
     int32_t nonlinearity; /* RNN: 0 tanh, 1 relu */
     int32_t reset_after;  /* GRU: 1 torch's form, 0 reset-before */
+    fs_tree_config tree;  /* a tree network's configuration (TREE_* kinds; cfg stays zero) */
 } fsq_parsed;
 
 /* Layer kinds, one bit each: which KEYS and TENSORS rows apply. */
@@ -186,6 +198,10 @@ enum {
     K_FASTRNN = 1u << 3,
     K_FASTGRNN = 1u << 4,
     K_UGRNN = 1u << 5,
+    K_TREE_CHILD_SUM = 1u << 6, /* tree networks: not K_ALL, they share no key with a layer */
+    K_TREE_NARY = 1u << 7,
+    K_TREE_RECURSIVE = 1u << 8,
+    K_TREE = K_TREE_CHILD_SUM | K_TREE_NARY | K_TREE_RECURSIVE,
     K_TORCH = K_RNN | K_LSTM | K_GRU | K_UGRNN, /* the cells with torch's biases */
     K_FAST = K_FASTRNN | K_FASTGRNN,
     K_ALL = K_TORCH | K_FAST
@@ -206,6 +222,10 @@ static fs_cell finish_tanh(fsq_parsed *p) { (void)p; return FS_CELL_RNN_TANH; }
 static fs_cell finish_relu(fsq_parsed *p) { (void)p; return FS_CELL_RNN_RELU; }
 static fs_cell finish_gru_v2(fsq_parsed *p) { (void)p; return FS_CELL_GRU; }
 static fs_cell finish_ugrnn(fsq_parsed *p) { (void)p; return FS_CELL_UGRNN; }
+/* A tree has no cell: these set its kind, and cfg.cell stays 0 like the rest of cfg. */
+static fs_cell finish_tree_child_sum(fsq_parsed *p) { p->tree.kind = FS_TREE_CHILD_SUM; return (fs_cell)0; }
+static fs_cell finish_tree_nary(fsq_parsed *p) { p->tree.kind = FS_TREE_NARY; return (fs_cell)0; }
+static fs_cell finish_tree_recursive(fsq_parsed *p) { p->tree.kind = FS_TREE_RECURSIVE; return (fs_cell)0; }
 
 static const fsq_kind KINDS_V1[] = {
     {"RNN", K_RNN, finish_rnn},
@@ -223,6 +243,9 @@ static const fsq_kind KINDS_V2[] = {
     {"FASTRNN", K_FASTRNN, finish_fastrnn},
     {"FASTGRNN", K_FASTGRNN, finish_fastgrnn},
     {"UGRNN", K_UGRNN, finish_ugrnn},
+    {"TREE_CHILD_SUM", K_TREE_CHILD_SUM, finish_tree_child_sum},
+    {"TREE_NARY", K_TREE_NARY, finish_tree_nary},
+    {"TREE_RECURSIVE", K_TREE_RECURSIVE, finish_tree_recursive},
 };
 
 typedef struct fsq_choice {
@@ -321,6 +344,11 @@ static const fsq_key KEYS_V2[] = {
     {"dtype", K_ALL, V_CHOICE, OFF(cfg.dtype), 0, 0, FS_DTYPE_F32, 0, 0, DTYPES},
     {"group_size", K_ALL, V_INT, OFF(cfg.group_size), 0, 64, 0, 0, 0, NULL},
     {"residual", K_ALL, V_INT, OFF(cfg.residual), 0, 1, 0, 0, 0, NULL},
+    /* tree networks: the fs_tree_config fields (arity in its documented 1..64; relu by name) */
+    {"input_size", K_TREE, V_INT, OFF(tree.input_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"hidden_size", K_TREE, V_INT, OFF(tree.hidden_size), 1, INT32_MAX, 0, 1, 0, NULL},
+    {"arity", K_TREE_NARY | K_TREE_RECURSIVE, V_INT, OFF(tree.arity), 1, 64, 0, 1, 0, NULL},
+    {"nonlinearity", K_TREE_RECURSIVE, V_CHOICE, OFF(tree.relu), 0, 0, 0, 1, 0, RNN_ACTS},
 };
 #undef OFF
 
@@ -337,9 +365,10 @@ static const fsq_tables TABLES[2] = {
     {KINDS_V1, sizeof KINDS_V1 / sizeof KINDS_V1[0], KEYS_V1, sizeof KEYS_V1 / sizeof KEYS_V1[0],
      "RNN, LSTM, GRU, FastRNN, FastGRNN"},
     {KINDS_V2, sizeof KINDS_V2 / sizeof KINDS_V2[0], KEYS_V2, sizeof KEYS_V2 / sizeof KEYS_V2[0],
-     "RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN"},
+     "RNN_TANH, RNN_RELU, LSTM, GRU, FASTRNN, FASTGRNN, UGRNN, TREE_CHILD_SUM, TREE_NARY, TREE_RECURSIVE"},
 };
-#define FSQ_MAX_KEYS 32 /* rows of the longest KEYS table */
+#define FSQ_MAX_KEYS 48 /* at least the rows of the longest KEYS table */
+_Static_assert(sizeof KEYS_V2 / sizeof KEYS_V2[0] <= FSQ_MAX_KEYS, "FSQ_MAX_KEYS: too few for KEYS_V2");
 
 /* One dimension of a tensor's shape, in terms of the configuration. */
 typedef enum fsq_dim {
@@ -795,6 +824,18 @@ static void shape_text(const fsq_raw_tensor *t, char *got, size_t cap) {
     snprintf(got + at, cap - (size_t)at, "]");
 }
 
+/* The tensor's shape is [rows] (ndim 1) or [rows, cols] (ndim 2), or an error naming both. */
+static fs_status expect_shape(const fsq_raw_tensor *t, uint32_t ndim, uint64_t rows, uint64_t cols) {
+    if (t->ndim == ndim && t->dims[0] == rows && (ndim == 1 || t->dims[1] == cols)) return FS_OK;
+    char got[64];
+    shape_text(t, got, sizeof got);
+    if (ndim == 1)
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu], got %s", (int)t->name.n, t->name.s,
+                        (unsigned long long)rows, got);
+    return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu, %llu], got %s", (int)t->name.n, t->name.s,
+                    (unsigned long long)rows, (unsigned long long)cols, got);
+}
+
 static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq_kind *kind,
                               const fsq_parsed *p, fsq_tensor *t) {
     fsq_raw_tensor raw;
@@ -804,23 +845,13 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
     if (st != FS_OK) return st;
     const fsq_str name = raw.name;
     const int nl = (int)name.n;
-    const uint32_t ndim = raw.ndim;
-    const uint64_t *dims = raw.dims;
     if (!parse_tensor_name(name, kind, p, t))
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' is not a parameter of this %s (num_layers %d, bidirectional %d, bias %d)",
                         nl, name.s, kind->name, (int)p->cfg.num_layers, (int)p->cfg.bidirectional, (int)p->cfg.bias);
     const uint64_t rows = dim_value(t->rule->rows, p, t->layer);
     const uint64_t cols = dim_value(t->rule->cols, p, t->layer);
     const uint32_t want_ndim = t->rule->cols == DIM_NONE ? 1 : 2;
-    if (ndim != want_ndim || dims[0] != rows || (want_ndim == 2 && dims[1] != cols)) {
-        char got[64];
-        shape_text(&raw, got, sizeof got);
-        if (want_ndim == 1)
-            return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu], got %s", nl, name.s,
-                            (unsigned long long)rows, got);
-        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected shape [%llu, %llu], got %s", nl, name.s,
-                        (unsigned long long)rows, (unsigned long long)cols, got);
-    }
+    if ((st = expect_shape(&raw, want_ndim, rows, cols)) != FS_OK) return st;
     if ((raw.dtype != FS_DTYPE_F32) != (p->cfg.dtype != FS_DTYPE_F32 && want_ndim == 2))
         return fs__fail(FS_ERR_FORMAT, "tensor '%.*s': expected %s data (the layer's dtype is %s), got %s", nl, name.s,
                         want_ndim == 2 ? fs_dtype_name((fs_dtype)p->cfg.dtype) : "f32",
@@ -830,6 +861,46 @@ static fs_status parse_tensor(const fsq_file *f, const fsq_section *s, const fsq
     t->dtype = raw.dtype;
     t->bytes = raw.bytes;
     return FS_OK;
+}
+
+/* ---- tree networks: their four tensors ------------------------------------------ */
+
+/* fs_tree_param order; shapes [G*H, I], [G*H, K], [G*H], [G*H] (fs_tree_kind). */
+static const char *const TREE_TENSORS[FS_TREE_PARAM_COUNT] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+
+static void tree_shape(const fs_tree_config *c, int which, uint64_t *rows, uint64_t *cols) {
+    const uint64_t H = (uint64_t)c->hidden_size, N = (uint64_t)c->arity;
+    const uint64_t G = c->kind == FS_TREE_CHILD_SUM ? 4 : c->kind == FS_TREE_NARY ? N + 3 : 1;
+    const uint64_t K = c->kind == FS_TREE_CHILD_SUM ? H : N * H;
+    *rows = G * H;
+    *cols = which == FS_TREE_WEIGHT_IH ? (uint64_t)c->input_size : which == FS_TREE_WEIGHT_HH ? K : 0;
+}
+
+/* A tree tensor section: which parameter (*which) and its float32 data, shape checked. */
+static fs_status parse_tree_tensor(const fsq_file *f, const fsq_section *s, const fsq_kind *kind,
+                                   const fs_tree_config *c, int *which, fsq_raw_tensor *t) {
+    if (s->flags != 0)
+        return fs__fail(FS_ERR_FORMAT, "tensor section at offset %zu: flags must be 0", s->at);
+    fs_status st = read_tensor(f, s, NULL, t); /* NULL: float32 only */
+    if (st != FS_OK) return st;
+    *which = 0;
+    while (*which < FS_TREE_PARAM_COUNT && !str_is(t->name, TREE_TENSORS[*which])) ++*which;
+    if (*which == FS_TREE_PARAM_COUNT)
+        return fs__fail(FS_ERR_FORMAT, "tensor '%.*s' is not a parameter of a %s (it has weight_ih, weight_hh, "
+                        "bias_ih, bias_hh)", (int)t->name.n, t->name.s, kind->name);
+    uint64_t rows, cols;
+    tree_shape(c, *which, &rows, &cols);
+    return expect_shape(t, *which <= FS_TREE_WEIGHT_HH ? 2 : 1, rows, cols);
+}
+
+/* Copies a tree tensor into the model through its public parameter API. */
+static fs_status set_tree_tensor(fs_tree *tree, int which, const fsq_raw_tensor *t) {
+    float *tmp = fs__alloc(t->count * sizeof(float));
+    if (!tmp) return fs__fail(FS_ERR_NOMEM, "out of memory for a %zu-float tensor", t->count);
+    copy_floats(t->data, t->count, tmp);
+    fs_status st = fs_tree_set_param(tree, (fs_tree_param)which, tmp, t->count);
+    fs__free(tmp);
+    return st;
 }
 
 /* Float data is little-endian in the file; on a big-endian host (or an unaligned
@@ -859,10 +930,12 @@ static fs_status set_tensor(fs_rnn *model, const fsq_tensor *t) {
     return st;
 }
 
-/* Validates the whole file; with `model` (created from this very file's
+/* Validates the whole file; with `model` or `tree` (created from this very file's
  * configuration, after a walk without one verified every checksum) copies every
- * tensor into it, checking everything again but the checksums. */
-static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn *model) {
+ * tensor into it, checking everything again but the checksums. tree_cfg (may be
+ * NULL) receives a tree network's configuration. */
+static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_tree_config *tree_cfg, fs_rnn *model,
+                      fs_tree *tree) {
     fsq_file f;
     memset(&f, 0, sizeof f);
     fs_status st = parse_header(data, size, &f);
@@ -877,7 +950,7 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
     for (uint32_t i = 0; i < f.sections; i++) {
         fsq_section s;
         memset(&s, 0, sizeof s);
-        if ((st = parse_section(&f, i, at, model == NULL, &s)) != FS_OK) return st;
+        if ((st = parse_section(&f, i, at, model == NULL && tree == NULL, &s)) != FS_OK) return st;
         at = s.payload + s.length;
         if (i == 0 && s.type != FSQ_SEC_CONFIG)
             return fs__fail(FS_ERR_FORMAT, "section 0 at offset %zu: expected the config section (type 1), got type %u",
@@ -885,6 +958,11 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
         if (s.type == FSQ_SEC_CONFIG) {
             if (i != 0) return fs__fail(FS_ERR_FORMAT, "section %u at offset %zu: a second config section", (unsigned)i, s.at);
             if ((st = parse_config(&f, &s, &kind, &parsed)) != FS_OK) return st;
+            memset(seen, 0, sizeof seen);
+            if (kind->mask & K_TREE) { /* its four tensors; sizes: checked against their sections */
+                expected = FS_TREE_PARAM_COUNT;
+                continue;
+            }
             if (parsed.cfg.dtype != FS_DTYPE_F32 && f.version < 3)
                 return fs__fail(FS_ERR_FORMAT, "config section at offset %zu: a %s layer needs format version 3, the file is version %u",
                                 s.at, fs_dtype_name((fs_dtype)parsed.cfg.dtype), (unsigned)f.version);
@@ -906,7 +984,17 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
                 snprintf(detail, sizeof detail, "%s", fs_last_error());
                 return fs__fail(FS_ERR_FORMAT, "config section at offset %zu: invalid configuration: %s", s.at, detail);
             }
-            memset(seen, 0, sizeof seen);
+        } else if (s.type == FSQ_SEC_TENSOR && (kind->mask & K_TREE)) {
+            fsq_raw_tensor t;
+            int which = 0;
+            if ((st = parse_tree_tensor(&f, &s, kind, &parsed.tree, &which, &t)) != FS_OK) return st;
+            if (seen[0] & (1u << which))
+                return fs__fail(FS_ERR_FORMAT, "tensor section %u at offset %zu: %s appears twice", (unsigned)i, s.at,
+                                TREE_TENSORS[which]);
+            seen[0] |= (unsigned char)(1u << which);
+            tensors++;
+            params += t.count;
+            if (tree && (st = set_tree_tensor(tree, which, &t)) != FS_OK) return st;
         } else if (s.type == FSQ_SEC_TENSOR) {
             fsq_tensor t;
             memset(&t, 0, sizeof t);
@@ -935,12 +1023,15 @@ static fs_status walk(const void *data, size_t size, fs_model_desc *desc, fs_rnn
     if (desc) {
         memset(desc, 0, sizeof *desc);
         desc->format_version = f.version;
-        snprintf(desc->kind, sizeof desc->kind, "%s", fs_cell_name(parsed.cfg.cell));
+        const int is_tree = (kind->mask & K_TREE) != 0;
+        snprintf(desc->kind, sizeof desc->kind, "%s", is_tree ? kind->name : fs_cell_name(parsed.cfg.cell));
+        desc->model_type = is_tree ? FS_MODEL_TREE : FS_MODEL_RNN;
         desc->config = parsed.cfg;
         desc->batch_first = parsed.batch_first;
         desc->tensor_count = tensors;
         desc->param_count = params;
     }
+    if (tree_cfg) *tree_cfg = parsed.tree;
     return FS_OK;
 }
 
@@ -1048,9 +1139,10 @@ static fs_status visit_metadata(void *ctx, const fsq_file *f, const fsq_section 
     return read_entries(&c, s, m->entries, m->cap, &m->count);
 }
 
-/* What the head's sections say, checked against the layer's output. */
+/* What the head's sections say, checked against the model's output. */
 typedef struct head_ctx {
-    const fs_rnn_config *cfg;
+    int64_t features; /* the model's output features: a layer's D*R, a tree's hidden_size */
+    int tree;         /* a tree network: its head acts on each root's h (PerStepLinear) */
     fs_model_head_desc *desc;
     fsq_raw_tensor weight, bias;
     int heads, has_weight, has_bias;
@@ -1073,6 +1165,9 @@ static fs_status visit_head(void *ctx, const fsq_file *f, const fsq_section *s) 
             return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: kind '%.*s' is not known to this fastseq "
                             "(it knows PerStepLinear, LastStepLinear); the file may come from a newer version",
                             s->at, (int)(kind.n > 32 ? 32 : kind.n), kind.s);
+        if (h->tree && !str_is(kind, "PerStepLinear"))
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: a tree network's head is PerStepLinear "
+                            "(on each root's h), got '%.*s'", s->at, (int)kind.n, kind.s);
         memcpy(h->desc->kind, kind.s, kind.n);
         if ((st = read_entries(&c, s, entries, FSQ_MAX_ENTRIES, &n)) != FS_OK) return st;
         int32_t *fields[] = {&h->desc->in_features, &h->desc->out_features, &h->desc->bias};
@@ -1090,14 +1185,13 @@ static fs_status visit_head(void *ctx, const fsq_file *f, const fsq_section *s) 
                                 s->at, names[k], (int)lo, (int)hi);
             *fields[k] = v;
         }
-        const int64_t D = h->cfg->bidirectional ? 2 : 1;
-        const int64_t R = h->cfg->proj_size ? h->cfg->proj_size : h->cfg->hidden_size;
         if (h->desc->in_features < 1 || h->desc->out_features < 1)
             return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: in_features and out_features are required",
                             s->at);
-        if (h->desc->in_features != D * R)
-            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: in_features %d does not match the layer's "
-                            "%lld output features", s->at, (int)h->desc->in_features, (long long)(D * R));
+        if (h->desc->in_features != h->features)
+            return fs__fail(FS_ERR_FORMAT, "head section at offset %zu: in_features %d does not match the %s's "
+                            "%lld output features", s->at, (int)h->desc->in_features, h->tree ? "tree" : "layer",
+                            (long long)h->features);
     } else if (s->type == FSQ_SEC_HEAD_TENSOR) {
         fsq_raw_tensor t;
         if (!h->heads)
@@ -1126,20 +1220,12 @@ static fs_status visit_head(void *ctx, const fsq_file *f, const fsq_section *s) 
     return FS_OK;
 }
 
-/* Little-endian floats out of the file, any alignment, any host. */
-static void copy_floats(const unsigned char *src, size_t n, float *dst) {
-    for (size_t i = 0; i < n; i++) {
-        const uint32_t bits = le32(src + 4 * i);
-        memcpy(&dst[i], &bits, 4);
-    }
-}
-
 /* ---- public API ------------------------------------------------------------ */
 
 fs_status fs_model_inspect(const void *data, size_t size, fs_model_desc *desc_out) {
     fs__clear_error();
     if (!desc_out) return fs__fail(FS_ERR_NULL_ARG, "desc_out must not be NULL");
-    return walk(data, size, desc_out, NULL);
+    return walk(data, size, desc_out, NULL, NULL, NULL);
 }
 
 fs_status fs_model_load(const void *data, size_t size, fs_rnn **out) {
@@ -1147,11 +1233,14 @@ fs_status fs_model_load(const void *data, size_t size, fs_rnn **out) {
     fs__clear_error();
     if (!out) return fs__fail(FS_ERR_NULL_ARG, "out must not be NULL");
     *out = NULL;
-    fs_status st = walk(data, size, &desc, NULL);
+    fs_status st = walk(data, size, &desc, NULL, NULL, NULL);
     if (st != FS_OK) return st;
+    if (desc.model_type == FS_MODEL_TREE)
+        return fs__fail(FS_ERR_UNSUPPORTED, "the file holds a tree network (%s), not a sequence layer: load it with "
+                        "fs_tree_load", desc.kind);
     fs_rnn *model = NULL;
     if ((st = fs_rnn_create(&desc.config, &model)) != FS_OK) return st;
-    if ((st = walk(data, size, NULL, model)) != FS_OK) {
+    if ((st = walk(data, size, NULL, NULL, model, NULL)) != FS_OK) {
         fs_rnn_free(model);
         return st;
     }
@@ -1162,15 +1251,19 @@ fs_status fs_model_load(const void *data, size_t size, fs_rnn **out) {
 fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
                         size_t weight_count, float *bias, size_t bias_count) {
     fs_model_desc model;
+    fs_tree_config tree;
     fs__clear_error();
     if (!desc_out) return fs__fail(FS_ERR_NULL_ARG, "desc_out must not be NULL");
-    fs_status st = walk(data, size, &model, NULL);
+    fs_status st = walk(data, size, &model, &tree, NULL, NULL);
     if (st != FS_OK) return st;
     fs_model_head_desc desc;
     memset(&desc, 0, sizeof desc);
     head_ctx h;
     memset(&h, 0, sizeof h);
-    h.cfg = &model.config;
+    h.tree = model.model_type == FS_MODEL_TREE;
+    const fs_rnn_config *c = &model.config;
+    h.features = h.tree ? tree.hidden_size
+                        : (c->bidirectional ? 2 : 1) * (int64_t)(c->proj_size ? c->proj_size : c->hidden_size);
     h.desc = &desc;
     if ((st = each_section(data, size, visit_head, &h)) != FS_OK) return st;
     if (h.heads && !h.has_weight) return fs__fail(FS_ERR_FORMAT, "head: tensor 'weight' is missing");
@@ -1193,7 +1286,7 @@ fs_status fs_model_metadata(const void *data, size_t size, fs_model_entry *entri
     fs__clear_error();
     if (!count_out) return fs__fail(FS_ERR_NULL_ARG, "count_out must not be NULL");
     metadata_ctx m = {entries, capacity, 0, 0};
-    fs_status st = walk(data, size, NULL, NULL);
+    fs_status st = walk(data, size, NULL, NULL, NULL, NULL);
     if (st == FS_OK) st = each_section(data, size, visit_metadata, &m);
     if (st == FS_OK) *count_out = m.count;
     return st;
@@ -1256,15 +1349,13 @@ fs_status fs_model_read_file(const char *path, void **data_out, size_t *size_out
 
 void fs_model_data_free(void *data) { free(data); }
 
-fs_status fs_model_load_file(const char *path, fs_rnn **out) {
+/* Loads the file at `path` with `load` (into *out); error details start with the path. */
+static fs_status load_file(const char *path, fs_status (*load)(const void *, size_t, void *), void *out) {
     void *data = NULL;
     size_t size = 0;
-    fs__clear_error();
-    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
-    *out = NULL;
     fs_status st = fs_model_read_file(path, &data, &size);
     if (st != FS_OK) return st;
-    st = fs_model_load(data, size, out);
+    st = load(data, size, out);
     if (st != FS_OK && st != FS_ERR_NOMEM) {
         char detail[400];
         snprintf(detail, sizeof detail, "%s", fs_last_error());
@@ -1272,4 +1363,55 @@ fs_status fs_model_load_file(const char *path, fs_rnn **out) {
     }
     free(data);
     return st;
+}
+
+static fs_status load_rnn(const void *data, size_t size, void *out) { return fs_model_load(data, size, out); }
+
+fs_status fs_model_load_file(const char *path, fs_rnn **out) {
+    fs__clear_error();
+    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
+    *out = NULL;
+    return load_file(path, load_rnn, out);
+}
+
+/* ---- tree networks ----------------------------------------------------------- */
+
+fs_status fs_tree_inspect(const void *data, size_t size, fs_tree_config *config_out) {
+    fs_model_desc desc;
+    fs_tree_config cfg;
+    fs__clear_error();
+    if (!config_out) return fs__fail(FS_ERR_NULL_ARG, "config_out must not be NULL");
+    fs_status st = walk(data, size, &desc, &cfg, NULL, NULL);
+    if (st != FS_OK) return st;
+    if (desc.model_type != FS_MODEL_TREE)
+        return fs__fail(FS_ERR_UNSUPPORTED, "the file holds a sequence layer (%s), not a tree network: load it with "
+                        "fs_model_load", desc.kind);
+    *config_out = cfg;
+    return FS_OK;
+}
+
+fs_status fs_tree_load(const void *data, size_t size, fs_tree **out) {
+    fs_tree_config cfg;
+    fs__clear_error();
+    if (!out) return fs__fail(FS_ERR_NULL_ARG, "out must not be NULL");
+    *out = NULL;
+    fs_status st = fs_tree_inspect(data, size, &cfg);
+    if (st != FS_OK) return st;
+    fs_tree *tree = NULL;
+    if ((st = fs_tree_create(&cfg, &tree)) != FS_OK) return st;
+    if ((st = walk(data, size, NULL, NULL, NULL, tree)) != FS_OK) {
+        fs_tree_free(tree);
+        return st;
+    }
+    *out = tree;
+    return FS_OK;
+}
+
+static fs_status load_tree(const void *data, size_t size, void *out) { return fs_tree_load(data, size, out); }
+
+fs_status fs_tree_load_file(const char *path, fs_tree **out) {
+    fs__clear_error();
+    if (!path || !out) return fs__fail(FS_ERR_NULL_ARG, "path and out must not be NULL");
+    *out = NULL;
+    return load_file(path, load_tree, out);
 }

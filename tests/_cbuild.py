@@ -99,7 +99,8 @@ class Build:
 
 @functools.lru_cache(maxsize=None)
 def build():
-    """The library plus run_model and test_model_file, built once per session."""
+    """The library plus run_model, test_model_file and fuzz_replay_model_load, built once
+    per session."""
     cc = c_compiler()
     tmp = tempfile.mkdtemp(prefix="fastseq-cbuild-")
     atexit.register(shutil.rmtree, tmp, True)
@@ -110,5 +111,5 @@ def build():
          f"-DCMAKE_EXE_LINKER_FLAGS={' '.join(flags)}"], cwd=tmp)
     jobs = str(max(1, min(os.cpu_count() or 1, 8)))
     run(["cmake", "--build", out, "--parallel", jobs, "--target", "fastseq", "run_model",
-         "test_model_file"], cwd=tmp)
+         "test_model_file", "fuzz_replay_model_load"], cwd=tmp)
     return Build(out, flags, cc)

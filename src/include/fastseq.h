@@ -551,6 +551,13 @@ FS_API fs_status fs_rnn_stream_set_state(fs_rnn_stream *stream, const float *h, 
 #define FS_MODEL_MAX_NDIM 8            /* dimensions of a tensor */
 #define FS_MODEL_MAX_DIM 0x7fffffff    /* each dimension */
 
+/** The kind of model a file holds. Values are stable. */
+typedef enum fs_model_type {
+    FS_MODEL_RNN = 0, /* a sequence layer: fs_model_load */
+    FS_MODEL_TREE = 1 /* a tree network (section 7): fs_tree_load; kind is "TREE_CHILD_SUM",
+                         "TREE_NARY" or "TREE_RECURSIVE", config and batch_first are zero */
+} fs_model_type;
+
 /** What a model file holds, as fs_model_inspect reports it. */
 typedef struct fs_model_desc {
     uint32_t format_version;  /* the file's: 1 .. FS_MODEL_FORMAT_VERSION */
@@ -560,6 +567,7 @@ typedef struct fs_model_desc {
                                  fs_seq_args.batch_first to read inputs as its author did */
     uint32_t tensor_count;    /* parameter tensors in the file */
     uint64_t param_count;     /* floats in all of them */
+    int32_t model_type;       /* fs_model_type: which loader builds the model */
 } fs_model_desc;
 
 /**
@@ -650,6 +658,31 @@ typedef struct fs_model_head_desc {
  */
 FS_API fs_status fs_model_head(const void *data, size_t size, fs_model_head_desc *desc_out, float *weight,
                                size_t weight_count, float *bias, size_t bias_count);
+
+/*
+ * Tree networks (section 7) in model files: fs_model_inspect reports
+ * model_type FS_MODEL_TREE, fs_model_load refuses them (FS_ERR_UNSUPPORTED),
+ * the functions below read them and refuse a sequence layer's file the same
+ * way. fs_model_head and fs_model_metadata read a tree file's optional
+ * sections (its head, PerStepLinear only, acts on each root's h: in_features
+ * is the tree's hidden_size). Spec: docs/fsq-format.md, "Tree networks".
+ */
+struct fs_tree;        /* fs_tree, section 7 */
+struct fs_tree_config; /* fs_tree_config, section 7 */
+
+/** The configuration of the tree network in a model file (validated as by
+ * fs_model_inspect; allocates nothing). */
+FS_API fs_status fs_tree_inspect(const void *data, size_t size, struct fs_tree_config *config_out);
+
+/**
+ * Create a tree network from a model file held in memory (validated first;
+ * built by fs_tree_create and fs_tree_set_param). The weights are copied: data
+ * may be released once this returns. The caller owns *out (fs_tree_free).
+ */
+FS_API fs_status fs_tree_load(const void *data, size_t size, struct fs_tree **out);
+
+/** fs_tree_load on the contents of the file at `path` (as fs_model_load_file). */
+FS_API fs_status fs_tree_load_file(const char *path, struct fs_tree **out);
 
 /* ------------------------------------------------------------------------ */
 /* 6. Training (backward)                                                   */

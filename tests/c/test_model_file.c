@@ -4,6 +4,7 @@
  *
  *   test_model_file                 self-contained checks (what ctest runs)
  *   test_model_file FILE.fsq ...    also cut and flip the bytes of these files
+ *                                   (sequence layers or tree networks)
  *
  * Files are written here by a small writer made from docs/fsq-format.md alone
  * (with its own bitwise CRC-32), so the loader is checked against the spec, not
@@ -213,8 +214,17 @@ static fs_status load_exact(const unsigned char *bytes, size_t n, fs_rnn **out) 
     size_t n_entries = 0;
     fs_status st3 = fs_model_head(copy, n, &head, NULL, 0, NULL, 0);
     fs_status st4 = fs_model_metadata(copy, n, entries, FS_MODEL_MAX_ENTRIES, &n_entries);
+    fs_tree *tree = NULL;
+    fs_status st5 = fs_tree_load(copy, n, &tree); /* a file that is not a tree: FS_ERR_UNSUPPORTED */
+    fs_tree_free(tree);
     free(copy);
+    if (st == FS_OK && desc.model_type == FS_MODEL_TREE) { /* a tree network: fs_tree_load's, not fs_model_load's */
+        CHECK(st2 == FS_ERR_UNSUPPORTED && st5 == FS_OK, "a tree file: fs_model_load -> %d, fs_tree_load -> %d",
+              (int)st2, (int)st5);
+        return st5;
+    }
     CHECK(st == st2, "fs_model_inspect -> %d but fs_model_load -> %d", (int)st, (int)st2);
+    CHECK(st5 == (st == FS_OK ? FS_ERR_UNSUPPORTED : st), "inspect -> %d, fs_tree_load -> %d", (int)st, (int)st5);
     CHECK(st == FS_OK || (st3 == st && st4 == st), "inspect -> %d, head -> %d, metadata -> %d", (int)st,
           (int)st3, (int)st4);
     return st2;
@@ -497,10 +507,19 @@ static void check_file(const char *path) {
     size_t got = fread(bytes, 1, (size_t)n, fp);
     fclose(fp);
     CHECK(got == (size_t)n, "%s: short read", path);
-    fs_rnn *m = NULL;
-    fs_status st = fs_model_load_file(path, &m);
+    fs_model_desc desc;
+    fs_status st = fs_model_inspect(bytes, got, &desc);
     CHECK(st == FS_OK, "%s: %s", path, fs_last_error());
-    fs_rnn_free(m);
+    if (st == FS_OK && desc.model_type == FS_MODEL_TREE) {
+        fs_tree *t = NULL;
+        st = fs_tree_load_file(path, &t);
+        fs_tree_free(t);
+    } else {
+        fs_rnn *m = NULL;
+        st = fs_model_load_file(path, &m);
+        fs_rnn_free(m);
+    }
+    CHECK(st == FS_OK, "%s: %s", path, fs_last_error());
     mutate_all(path, bytes, got);
     free(bytes);
 }
