@@ -132,14 +132,29 @@ def _tensor_rows(model):
     return tensors, sum(n for _, _, n in tensors)
 
 
-def _info_dict(args, model_file, tensors, params, **facts):
-    """The JSON form of `info`: the file, `facts`, tensors, head, metadata and runtime."""
+def _stored_bytes(layer):
+    """The bytes of a layer's parameters as the C library holds them, and their types in
+    words: 4 per float32; a quantised matrix its codes and scales (fs_rnn_get_param_raw)."""
+    from .io import QuantisedTensor, layer_parts
+    tensors = layer_parts(layer)[2].values()
+    quantised = [t for t in tensors if isinstance(t, QuantisedTensor)]
+    floats = sum(4 * t.size for t in tensors if not isinstance(t, QuantisedTensor))
+    if not quantised:
+        return floats, "float32"
+    codes = sum(len(t.data) for t in quantised)
+    return codes + floats, (f"{layer.dtype} matrices with their scales {_fmt_int(codes)}, "
+                            f"float32 vectors {_fmt_int(floats)}")
+
+
+def _info_dict(args, model_file, tensors, params, stored, **facts):
+    """The JSON form of `info`: the file, `facts`, tensors, stored bytes, head, metadata and
+    runtime."""
     import fastseq
 
     info = {"file": args.model, "bytes": model_file.size, "format_version": model_file.version,
             "kind": model_file.kind, **facts,
             "tensors": [{"name": k, "shape": s, "count": n} for k, s, n in tensors],
-            "parameters": params, "weight_bytes": 4 * params,
+            "parameters": params, "weight_bytes": stored[0],
             "isa": fastseq.isa(), "available_isas": fastseq.available_isas(),
             "threads": fastseq.get_num_threads()}
     head = model_file.head
@@ -152,13 +167,13 @@ def _info_dict(args, model_file, tensors, params, **facts):
     return info
 
 
-def _print_info(args, model_file, info, rows, tensors, params, head_note):
+def _print_info(args, model_file, info, rows, tensors, params, stored, head_note):
     """The text form of `info`: the file, `rows` (label, text), tensors, head, metadata, runtime."""
     print(f"{args.model}: fastseq model file, format version {model_file.version}, "
           f"{_fmt_int(model_file.size)} bytes")
     for label, text in rows:
         print(f"  {label:<11} {text}")
-    print(f"  parameters  {_fmt_int(params)} in {len(tensors)} tensors ({_fmt_int(4 * params)} bytes float32)")
+    print(f"  parameters  {_fmt_int(params)} in {len(tensors)} tensors ({_fmt_int(stored[0])} bytes {stored[1]})")
     width = max(len(k) for k, _, _ in tensors)
     for k, s, n in tensors:
         print(f"    {k:<{width}}  {str(s):<14} {_fmt_int(n):>12}")
@@ -185,7 +200,9 @@ def cmd_info(args):
     states = {"h_n": [layer.num_layers * D, "B", R]}
     if layer.mode == "LSTM":
         states["c_n"] = [layer.num_layers * D, "B", layer.hidden_size]
-    info = _info_dict(args, model_file, tensors, params, layer=repr(layer), config=layer.config(),
+    stored = _stored_bytes(layer)
+    info = _info_dict(args, model_file, tensors, params, stored, layer=repr(layer), dtype=layer.dtype,
+                      config=layer.config(),
                       input=layout.format(layer.input_size), output=layout.format(D * R), states=states)
     if args.json:
         print(json.dumps(info))
@@ -195,7 +212,7 @@ def cmd_info(args):
             ("input", f"{info['input']}   (unbatched: [T, {layer.input_size}])"),
             ("output", info["output"]),
             ("states", ", ".join(f"{k} {v}" for k, v in states.items()).replace("'", ""))]
-    return _print_info(args, model_file, info, rows, tensors, params,
+    return _print_info(args, model_file, info, rows, tensors, params, stored,
                        " (not run by `run`, `bench`, `export-c` or C)")
 
 
@@ -206,7 +223,8 @@ def _info_tree(args, model_file, tree):
     tensors, params = _tensor_rows(tree)
     H = tree.hidden_size
     output = f"h [N, {H}], c [N, {H}]" if isinstance(tree, fastseq.TreeLSTM) else f"h [N, {H}]"
-    info = _info_dict(args, model_file, tensors, params, tree=repr(tree), config=model_file.config,
+    stored = 4 * params, "float32"
+    info = _info_dict(args, model_file, tensors, params, stored, tree=repr(tree), config=model_file.config,
                       input=f"x [N, {tree.input_size}], parent [N]", output=output)
     if args.json:
         print(json.dumps(info))
@@ -215,7 +233,7 @@ def _info_tree(args, model_file, tree):
             ("config", " ".join(f"{k}={v}" for k, v in model_file.config.items())),
             ("input", f"{info['input']}   (a forest of N nodes; parent -1 for a root)"),
             ("output", f"{output}   (every node's state; a root's h is its tree's vector)")]
-    return _print_info(args, model_file, info, rows, tensors, params, " on each root's h")
+    return _print_info(args, model_file, info, rows, tensors, params, stored, " on each root's h")
 
 
 def _short(value, limit=60):

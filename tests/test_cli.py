@@ -424,3 +424,24 @@ def test_info_and_run_on_a_model_with_a_head(capsys, tmp_path):
     code, _, err = _run(capsys, "run", path, tmp_path / "x.npy", "-o", tmp_path / "y.npy")
     assert code == 0, err
     assert np.array_equal(np.load(tmp_path / "y.npy"), model.rnn(x)[0])
+
+
+@pytest.mark.parametrize("dtype, group, code_bytes", [
+    ("int8", 0, lambda r, c, g: r * c + 4 * r),
+    ("int4", 32, lambda r, c, g: r * ((c + 1) // 2) + 4 * r * -(-c // g)),
+    ("bf16", 0, lambda r, c, g: 2 * r * c)])
+def test_info_counts_a_quantised_layers_bytes_in_its_dtype(capsys, tmp_path, dtype, group, code_bytes):
+    """`info` on a quantised file: the stored bytes of its matrices (codes and scales, as
+    docs/fsq-format.md lays them out) and of its float32 vectors, not 4 bytes a parameter."""
+    layer = fastseq.quantize(fastseq.GRU(40, 24, num_layers=2, seed=3), dtype)
+    path = tmp_path / "q.fsq"
+    fastseq.save(layer, path)
+    sd = layer.state_dict()
+    matrices = sum(code_bytes(*v.shape, group) for v in sd.values() if v.ndim == 2)
+    vectors = sum(4 * v.size for v in sd.values() if v.ndim == 1)
+    code, out, _ = _run(capsys, "info", path, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["dtype"] == dtype and info["weight_bytes"] == matrices + vectors
+    code, out, _ = _run(capsys, "info", path)
+    line = next(l for l in out.splitlines() if l.strip().startswith("parameters"))
+    assert f"{dtype} matrices with their scales {matrices:,}" in line and f"float32 vectors {vectors:,}" in line
