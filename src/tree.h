@@ -1,15 +1,18 @@
 /* The tree model behind fs_tree, the forest structure and the workspace layout
  * shared by the tree forward (tree_forward.c) and backward (tree_backward.c).
  *
- * Every product is the table's packed gemm with one gate per block (g = 1), so
- * output columns are PyTorch's gate rows in order (r = gate * H + unit), padded
- * to a multiple of 8. Internal arrays are indexed by node id. */
+ * Every product is the table's packed gemm on blocks of FS_TREE_G = 4 panels
+ * (kernels.h: [K][4][8], 32 consecutive output columns per block, the gemm's
+ * fastest path), so output columns are PyTorch's gate rows in order
+ * (r = gate * H + unit), padded to a multiple of 32. Internal arrays are
+ * indexed by node id. */
 #ifndef FS_TREE_H
 #define FS_TREE_H
 
 #include <stdint.h>
 
 #include "fastseq.h"
+#include "kernels/kernels.h"
 
 struct fs_tree {
     fs_tree_config cfg;
@@ -18,7 +21,7 @@ struct fs_tree {
     size_t K;         /* recurrent inputs per node: H (child-sum) or arity * H */
     size_t GH;        /* gate rows, G * H */
     float *raw[FS_TREE_PARAM_COUNT]; /* the parameters as given, PyTorch layout */
-    float *bias;      /* [round8(GH)] bias_ih + bias_hh */
+    float *bias;      /* [pad(GH)] bias_ih + bias_hh */
     float *wih_p;     /* forward: x -> gate rows (K = I) */
     float *whh_p;     /* forward: recurrent input -> gate rows */
     float *wih_t;     /* backward: gate-row gradients -> dx (K = GH, I columns) */
@@ -57,7 +60,12 @@ typedef struct fs_tree_layout {
     size_t total;
 } fs_tree_layout;
 
-static inline size_t fs__tree_r8(size_t n) { return (n + 7) / 8 * 8; }
+/* Panels per packed block, and the columns of a block. */
+#define FS_TREE_G 4
+#define FS_TREE_NB (FS_TREE_G * FS_NB)
+
+/* n columns padded to whole blocks. */
+static inline size_t fs__tree_pad(size_t n) { return (n + FS_TREE_NB - 1) / FS_TREE_NB * FS_TREE_NB; }
 
 /* Layout for n nodes (train: with the backward's arrays); FS_ERR_NOMEM on overflow. */
 fs_status fs__tree_layout(const fs_tree *m, int32_t n, int train, int threads, fs_tree_layout *lay);

@@ -30,7 +30,7 @@ typedef struct brun {
  * tc: H floats of scratch. */
 static void cell_backward(const brun *r, int32_t v, float *tc) {
     const fs_tree *m = r->m;
-    const size_t H = m->H, GH = m->GH, GHp = fs__tree_r8(GH);
+    const size_t H = m->H, GH = m->GH, GHp = fs__tree_pad(GH);
     const float *dh = WS(r, dh) + (size_t)v * H, *h = WS(r, h) + (size_t)v * H;
     float *dp = WS(r, dpre) + (size_t)v * GH;
     if (m->cfg.kind == FS_TREE_RECURSIVE) {
@@ -67,7 +67,7 @@ static void cell_backward(const brun *r, int32_t v, float *tc) {
 /* Rows [lo, hi) of one level, in tiles; level 0 (the leaves) passes nothing down. */
 static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *tile) {
     const fs_tree *m = r->m;
-    const size_t H = m->H, GH = m->GH, K = m->K, Kp = fs__tree_r8(K), Hp = fs__tree_r8(H);
+    const size_t H = m->H, GH = m->GH, K = m->K, Kp = fs__tree_pad(K), Hp = fs__tree_pad(H);
     const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
     float *in = tile, *out = in + FS_TREE_TILE * wide, *ft = out + FS_TREE_TILE * wide, *fo = ft + FS_TREE_TILE * Hp;
     float *dh = WS(r, dh), *dpre = WS(r, dpre);
@@ -78,7 +78,7 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
         if (cs) { /* dh += U_f^T (forget-gate gradient of the node as a child; zero at a root) */
             for (size_t i = 0; i < rows; i++)
                 memcpy(ft + i * Hp, dpre + (size_t)order[t0 + i] * GH + H, H * sizeof(float));
-            r->k->gemm(rows, H, ft, Hp, m->uf_t, 1, Hp / FS_NB, NULL, fo, Hp);
+            r->k->gemm(rows, H, ft, Hp, m->uf_t, FS_TREE_G, Hp / FS_TREE_NB, NULL, fo, Hp);
             for (size_t i = 0; i < rows; i++)
                 for (size_t j = 0; j < H; j++) dh[(size_t)order[t0 + i] * H + j] += fo[i * Hp + j];
         }
@@ -88,7 +88,7 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
         }
         if (leaves) continue;
         /* the gradient of each row's recurrent input (child-sum: U's f rows are zero here) */
-        r->k->gemm(rows, GH, in, GH, m->whh_t, 1, Kp / FS_NB, NULL, out, Kp);
+        r->k->gemm(rows, GH, in, GH, m->whh_t, FS_TREE_G, Kp / FS_TREE_NB, NULL, out, Kp);
         for (size_t i = 0; i < rows; i++) {
             const int32_t v = order[t0 + i];
             const int32_t *ch = r->f->children + r->f->child_start[v];
@@ -102,10 +102,10 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
 }
 
 /* Row v (cols floats) into column v of the gemm's B over k = n rows:
- * out[(jb*n + v)*8 + l] = row[jb*8 + l], zero padded. */
+ * out[(jb*n + v)*32 + l] = row[jb*32 + l], zero padded. */
 static void pack_row(const float *row, size_t n, size_t cols, size_t v, float *out) {
-    for (size_t q = 0; q < fs__tree_r8(cols); q++)
-        out[((q / FS_NB) * n + v) * FS_NB + q % FS_NB] = q < cols ? row[q] : 0.0f;
+    for (size_t q = 0; q < fs__tree_pad(cols); q++)
+        out[((q / FS_TREE_NB) * n + v) * FS_TREE_NB + q % FS_TREE_NB] = q < cols ? row[q] : 0.0f;
 }
 
 /* Packs node v's x and recurrent input rows (the B operands of the weight gradients). */
@@ -124,9 +124,9 @@ static void pack_inputs(const brun *r, size_t v0, size_t v1) {
         const int32_t *ch = r->f->children + r->f->child_start[v];
         const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
         float *hp = WS(r, hp);
-        for (size_t q = 0; q < fs__tree_r8(m->K); q++) {
+        for (size_t q = 0; q < fs__tree_pad(m->K); q++) {
             const size_t k = q / H, j = q % H;
-            hp[((q / FS_NB) * N + v) * FS_NB + q % FS_NB] =
+            hp[((q / FS_TREE_NB) * N + v) * FS_TREE_NB + q % FS_TREE_NB] =
                 q < m->K && k < (size_t)nc ? WS(r, h)[(size_t)ch[k] * H + j] : 0.0f;
         }
     }
@@ -136,7 +136,7 @@ static void worker(const void *arg, int nth, int id) {
     const brun *r = arg;
     const fs_tree *m = r->m;
     const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I;
-    const size_t Ip = fs__tree_r8(I), Kp = fs__tree_r8(m->K), Hp = fs__tree_r8(H);
+    const size_t Ip = fs__tree_pad(I), Kp = fs__tree_pad(m->K), Hp = fs__tree_pad(H);
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
     float *tile = WS(r, tile) + (size_t)id * r->lay->tile_floats, *dpre = WS(r, dpre), *dgt = WS(r, dgt);
     size_t lo, hi;
@@ -173,7 +173,7 @@ static void worker(const void *arg, int nth, int id) {
     FS_BARRIER(nth);
     for (size_t t0 = lo; t0 < hi; t0 += FS_TREE_TILE) { /* dx = dpre W_ih */
         const size_t rows = hi - t0 < FS_TREE_TILE ? hi - t0 : FS_TREE_TILE;
-        r->k->gemm(rows, GH, dpre + t0 * GH, GH, m->wih_t, 1, Ip / FS_NB, NULL, tile, Ip);
+        r->k->gemm(rows, GH, dpre + t0 * GH, GH, m->wih_t, FS_TREE_G, Ip / FS_TREE_NB, NULL, tile, Ip);
         for (size_t i = 0; i < rows; i++) memcpy(r->dx + (t0 + i) * I, tile + i * Ip, I * sizeof(float));
     }
     size_t rlo, rhi;
@@ -190,12 +190,12 @@ static void worker(const void *arg, int nth, int id) {
         size_t rows = rhi - t0 < FS_TREE_TILE ? rhi - t0 : FS_TREE_TILE;
         const int frows = cs && t0 >= H && t0 < 2 * H; /* child-sum's U_f: per child, on its own h */
         if (cs && t0 < 2 * H && t0 + rows > (t0 < H ? H : 2 * H)) rows = (t0 < H ? H : 2 * H) - t0;
-        r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, xp), 1, Ip / FS_NB, NULL, tile, Ip);
+        r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, xp), FS_TREE_G, Ip / FS_TREE_NB, NULL, tile, Ip);
         for (size_t i = 0; i < rows; i++) memcpy(r->g_wih + (t0 + i) * I, tile + i * Ip, I * sizeof(float));
         if (frows)
-            r->k->gemm(rows, N, WS(r, dft) + (t0 - H) * N, N, WS(r, hp2), 1, Hp / FS_NB, NULL, tile, Hp);
+            r->k->gemm(rows, N, WS(r, dft) + (t0 - H) * N, N, WS(r, hp2), FS_TREE_G, Hp / FS_TREE_NB, NULL, tile, Hp);
         else
-            r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, hp), 1, Kp / FS_NB, NULL, tile, Kp);
+            r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, hp), FS_TREE_G, Kp / FS_TREE_NB, NULL, tile, Kp);
         for (size_t i = 0; i < rows; i++)
             memcpy(r->g_whh + (t0 + i) * m->K, tile + i * (frows ? Hp : Kp), m->K * sizeof(float));
         t0 += rows;

@@ -25,8 +25,8 @@ static int reserve(size_t *cursor, size_t a, size_t b, size_t *off) {
 
 fs_status fs__tree_layout(const fs_tree *m, int32_t n, int train, int threads, fs_tree_layout *lay) {
     if (n < 1) return fs__fail(FS_ERR_INVALID_ARG, "n_nodes: expected >= 1, got %d", (int)n);
-    const size_t N = (size_t)n, H = m->H, GH = m->GH, Hp = fs__tree_r8(H), GHp = fs__tree_r8(GH);
-    const size_t Ip = fs__tree_r8(m->I), Kp = fs__tree_r8(m->K);
+    const size_t N = (size_t)n, H = m->H, GH = m->GH, Hp = fs__tree_pad(H), GHp = fs__tree_pad(GH);
+    const size_t Ip = fs__tree_pad(m->I), Kp = fs__tree_pad(m->K);
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM, lstm = m->cfg.kind != FS_TREE_RECURSIVE;
     size_t wide = GHp > Kp ? GHp : Kp, cur = 0, unused;
     if (Ip > wide) wide = Ip;
