@@ -101,33 +101,68 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
     }
 }
 
-/* Row v (cols floats) into column v of the gemm's B over k = n rows:
- * out[(jb*n + v)*32 + l] = row[jb*32 + l], zero padded. */
+/* The weight gradients' B operands (x and the recurrent inputs over all n
+ * nodes, k = node) are packed in chunks of FS_TREE_KC nodes, each chunk a packed
+ * B of its own (k = its node count) that stays in L2 while the gradient rows
+ * stream past it: chunk c starts at float c*KC*cols_p; row v of chunk c lies
+ * in block jb at ((jb*kc + v - c*KC)*32 + l) for column jb*32 + l. */
+#define FS_TREE_KC 256
+
+static inline size_t chunk_nodes(size_t n, size_t k0) { return n - k0 < FS_TREE_KC ? n - k0 : FS_TREE_KC; }
+
+/* Row v (cols floats) into its chunk, zero padded to whole blocks. */
 static void pack_row(const float *row, size_t n, size_t cols, size_t v, float *out) {
-    for (size_t q = 0; q < fs__tree_pad(cols); q++)
-        out[((q / FS_TREE_NB) * n + v) * FS_TREE_NB + q % FS_TREE_NB] = q < cols ? row[q] : 0.0f;
+    const size_t k0 = v / FS_TREE_KC * FS_TREE_KC, kc = chunk_nodes(n, k0), cp = fs__tree_pad(cols);
+    float *dst = out + k0 * cp + (v - k0) * FS_TREE_NB;
+    for (size_t q = 0; q < cp; q++) dst[(q / FS_TREE_NB) * kc * FS_TREE_NB + q % FS_TREE_NB] = q < cols ? row[q] : 0.0f;
 }
 
 /* Packs node v's x and recurrent input rows (the B operands of the weight gradients). */
-static void pack_inputs(const brun *r, size_t v0, size_t v1) {
+static void pack_inputs(const brun *r, size_t v0, size_t v1, float *tmp) {
     const fs_tree *m = r->m;
-    const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH;
+    const size_t N = (size_t)r->f->n, H = m->H;
     for (size_t v = v0; v < v1; v++) {
         pack_row(r->x + v * m->I, N, m->I, v, WS(r, xp));
         if (m->cfg.kind == FS_TREE_CHILD_SUM) {
             pack_row(WS(r, hsum) + v * H, N, H, v, WS(r, hp));
             pack_row(WS(r, h) + v * H, N, H, v, WS(r, hp2));
-            for (size_t j = 0; j < H; j++) WS(r, dft)[j * N + v] = WS(r, dpre)[v * GH + H + j];
             continue;
         }
         /* [h_1; ...; h_arity], absent children as zeros */
         const int32_t *ch = r->f->children + r->f->child_start[v];
         const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
-        float *hp = WS(r, hp);
-        for (size_t q = 0; q < fs__tree_pad(m->K); q++) {
-            const size_t k = q / H, j = q % H;
-            hp[((q / FS_TREE_NB) * N + v) * FS_TREE_NB + q % FS_TREE_NB] =
-                q < m->K && k < (size_t)nc ? WS(r, h)[(size_t)ch[k] * H + j] : 0.0f;
+        memset(tmp, 0, m->K * sizeof(float));
+        for (int32_t k = 0; k < nc; k++) memcpy(tmp + (size_t)k * H, WS(r, h) + (size_t)ch[k] * H, H * sizeof(float));
+        pack_row(tmp, N, m->K, v, WS(r, hp));
+    }
+}
+
+/* dst [rows][n] = src's columns [q0, q0 + rows) of rows [0, n) (stride lds),
+ * in blocks of 16 nodes so that reads and writes both stay in whole cache lines. */
+static void transpose(const float *src, size_t lds, size_t q0, size_t rows, size_t n, float *dst) {
+    for (size_t v0 = 0; v0 < n; v0 += 16) {
+        const size_t v1 = n - v0 < 16 ? n : v0 + 16;
+        for (size_t q = 0; q < rows; q++)
+            for (size_t v = v0; v < v1; v++) dst[q * n + v] = src[v * lds + q0 + q];
+    }
+}
+
+/* out [rows][cols] (stride ldo) = a [rows][n] (stride n) times the chunked B
+ * (pack_row's layout, cols_p columns), chunk by chunk in node order: each
+ * chunk's product into tmp ([rows][cols_p]), then added. */
+static void weight_grad(const brun *r, size_t rows, const float *a, const float *b, size_t cols, float *out,
+                        size_t ldo, float *tmp) {
+    const size_t N = (size_t)r->f->n, cp = fs__tree_pad(cols);
+    for (size_t k0 = 0; k0 < N; k0 += FS_TREE_KC) {
+        const size_t kc = chunk_nodes(N, k0);
+        r->k->gemm(rows, kc, a + k0, N, b + k0 * cp, FS_TREE_G, cp / FS_TREE_NB, NULL, tmp, cp);
+        for (size_t i = 0; i < rows; i++) {
+            float *o = out + i * ldo;
+            const float *t = tmp + i * cp;
+            if (k0 == 0)
+                memcpy(o, t, cols * sizeof(float));
+            else
+                for (size_t j = 0; j < cols; j++) o[j] += t[j];
         }
     }
 }
@@ -136,7 +171,7 @@ static void worker(const void *arg, int nth, int id) {
     const brun *r = arg;
     const fs_tree *m = r->m;
     const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I;
-    const size_t Ip = fs__tree_pad(I), Kp = fs__tree_pad(m->K), Hp = fs__tree_pad(H);
+    const size_t Ip = fs__tree_pad(I);
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
     float *tile = WS(r, tile) + (size_t)id * r->lay->tile_floats, *dpre = WS(r, dpre), *dgt = WS(r, dgt);
     size_t lo, hi;
@@ -158,7 +193,12 @@ static void worker(const void *arg, int nth, int id) {
         FS_BARRIER(nth);
     }
     fs__tree_split(0, N, nth, id, &lo, &hi);
-    pack_inputs(r, lo, hi);
+    pack_inputs(r, lo, hi, tile);
+    if (cs) { /* each node's forget-gate gradient as a child, by unit */
+        size_t jlo, jhi;
+        fs__tree_split(0, H, nth, id, &jlo, &jhi);
+        transpose(dpre, GH, H + jlo, jhi - jlo, N, WS(r, dft) + jlo * N);
+    }
     FS_BARRIER(nth);
     if (cs) /* dpre's f slot becomes the gradient of the node's own W_f x + b_f: its children's sum */
         for (size_t v = lo; v < hi; v++) {
@@ -178,8 +218,7 @@ static void worker(const void *arg, int nth, int id) {
     }
     size_t rlo, rhi;
     fs__tree_split(0, GH, nth, id, &rlo, &rhi);
-    for (size_t q = rlo; q < rhi; q++)
-        for (size_t v = 0; v < N; v++) dgt[q * N + v] = dpre[v * GH + q];
+    transpose(dpre, GH, rlo, rhi - rlo, N, dgt + rlo * N);
     FS_BARRIER(nth);
     for (size_t q = rlo; q < rhi; q++) {
         float s = 0.0f;
@@ -190,14 +229,11 @@ static void worker(const void *arg, int nth, int id) {
         size_t rows = rhi - t0 < FS_TREE_TILE ? rhi - t0 : FS_TREE_TILE;
         const int frows = cs && t0 >= H && t0 < 2 * H; /* child-sum's U_f: per child, on its own h */
         if (cs && t0 < 2 * H && t0 + rows > (t0 < H ? H : 2 * H)) rows = (t0 < H ? H : 2 * H) - t0;
-        r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, xp), FS_TREE_G, Ip / FS_TREE_NB, NULL, tile, Ip);
-        for (size_t i = 0; i < rows; i++) memcpy(r->g_wih + (t0 + i) * I, tile + i * Ip, I * sizeof(float));
+        weight_grad(r, rows, dgt + t0 * N, WS(r, xp), I, r->g_wih + t0 * I, I, tile);
         if (frows)
-            r->k->gemm(rows, N, WS(r, dft) + (t0 - H) * N, N, WS(r, hp2), FS_TREE_G, Hp / FS_TREE_NB, NULL, tile, Hp);
+            weight_grad(r, rows, WS(r, dft) + (t0 - H) * N, WS(r, hp2), H, r->g_whh + t0 * m->K, m->K, tile);
         else
-            r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, hp), FS_TREE_G, Kp / FS_TREE_NB, NULL, tile, Kp);
-        for (size_t i = 0; i < rows; i++)
-            memcpy(r->g_whh + (t0 + i) * m->K, tile + i * (frows ? Hp : Kp), m->K * sizeof(float));
+            weight_grad(r, rows, dgt + t0 * N, WS(r, hp), m->K, r->g_whh + t0 * m->K, m->K, tile);
         t0 += rows;
     }
 }
