@@ -79,6 +79,7 @@ def peak_gflops(n, I, H, reps):
     a, b = torch.randn(n, I), torch.randn(I, 4 * H)
     leaves = fastseq.RecursiveNN(I, 4 * H, arity=1)
     xa, roots = a.numpy(), np.full(n, -1, np.int64)
+    reps = max(reps, 10)  # a short product: more tries against a noisy machine
     best = min(best_of(lambda: a @ b, reps), best_of(lambda: leaves(xa, roots), reps))
     return 2e-9 * n * I * 4 * H / best
 

@@ -42,6 +42,9 @@ typedef struct fs_tree_forest {
 /* Rows per product tile, each thread's scratch. */
 #define FS_TREE_TILE 32
 
+/* Nodes per chunk of the backward's weight-gradient products (tree_backward.c). */
+#define FS_TREE_KC 256
+
 /* The workspace, in floats from its start (each offset FS_ALIGN-aligned). */
 typedef struct fs_tree_layout {
     int threads; /* tiles reserved */
@@ -51,10 +54,10 @@ typedef struct fs_tree_layout {
     size_t uf_off;                  /* child-sum: [n][Hp] U_f h */
     size_t hsum_off;                /* child-sum, train: [n][H] sum of the children's h */
     size_t tile_off, tile_floats;   /* per thread */
+    size_t tile_wide;               /* widest padded row of a tile's products: max(GH, K, I) padded */
     /* train only */
     size_t dh_off, dc_off;          /* [n][H] */
     size_t dpre_off;                /* [n][GH] gradient of the gate pre-activations */
-    size_t dgt_off;                 /* [GH][n] the same, transposed */
     size_t dft_off;                 /* child-sum: [H][n] forget-gate gradient of each node as a child */
     size_t xp_off, hp_off, hp2_off; /* packed x, recurrent inputs (child-sum: hsum, then h) */
     size_t total;

@@ -68,7 +68,7 @@ static void cell_backward(const brun *r, int32_t v, float *tc) {
 static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *tile) {
     const fs_tree *m = r->m;
     const size_t H = m->H, GH = m->GH, K = m->K, Kp = fs__tree_pad(K), Hp = fs__tree_pad(H);
-    const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
+    const size_t wide = r->lay->tile_wide;
     float *in = tile, *out = in + FS_TREE_TILE * wide, *ft = out + FS_TREE_TILE * wide, *fo = ft + FS_TREE_TILE * Hp;
     float *dh = WS(r, dh), *dpre = WS(r, dpre);
     const int32_t *order = r->f->order;
@@ -106,8 +106,6 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
  * B of its own (k = its node count) that stays in L2 while the gradient rows
  * stream past it: chunk c starts at float c*KC*cols_p; row v of chunk c lies
  * in block jb at ((jb*kc + v - c*KC)*32 + l) for column jb*32 + l. */
-#define FS_TREE_KC 256
-
 static inline size_t chunk_nodes(size_t n, size_t k0) { return n - k0 < FS_TREE_KC ? n - k0 : FS_TREE_KC; }
 
 /* Row v (cols floats) into its chunk, zero padded to whole blocks. */
@@ -147,23 +145,41 @@ static void transpose(const float *src, size_t lds, size_t q0, size_t rows, size
     }
 }
 
-/* out [rows][cols] (stride ldo) = a [rows][n] (stride n) times the chunked B
- * (pack_row's layout, cols_p columns), chunk by chunk in node order: each
- * chunk's product into tmp ([rows][cols_p]), then added. */
-static void weight_grad(const brun *r, size_t rows, const float *a, const float *b, size_t cols, float *out,
-                        size_t ldo, float *tmp) {
-    const size_t N = (size_t)r->f->n, cp = fs__tree_pad(cols);
+/* out [rows][cols] (stride ldo) gets a [rows][kc] (stride lda) times one chunk
+ * of pack_row's layout (cols padded to cp): through tmp ([rows][cp]), stored
+ * into out for the first chunk, added for the others (chunks in node order). */
+static void chunk_product(const brun *r, size_t rows, const float *a, size_t lda, size_t kc, const float *b,
+                          size_t cols, float *out, size_t ldo, int first, float *tmp) {
+    const size_t cp = fs__tree_pad(cols);
+    r->k->gemm(rows, kc, a, lda, b, FS_TREE_G, cp / FS_TREE_NB, NULL, tmp, cp);
+    for (size_t i = 0; i < rows; i++) {
+        float *o = out + i * ldo;
+        const float *t = tmp + i * cp;
+        if (first)
+            memcpy(o, t, cols * sizeof(float));
+        else
+            for (size_t j = 0; j < cols; j++) o[j] += t[j];
+    }
+}
+
+/* The weight gradients of gate rows [t0, t0 + rows), chunk by chunk of nodes:
+ * the rows' pre-activation gradients transposed into the tile ([rows][kc]),
+ * then their products with the chunk's x and recurrent inputs (child-sum's
+ * U_f rows, frows: the forget-gate gradients as a child, dft, with each h). */
+static void weight_grads(const brun *r, size_t t0, size_t rows, int frows, float *tile) {
+    const fs_tree *m = r->m;
+    const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I, K = m->K;
+    const size_t Ip = fs__tree_pad(I), Kp = fs__tree_pad(K), Hp = fs__tree_pad(H);
+    float *at = tile, *tmp = tile + FS_TREE_TILE * FS_TREE_KC;
     for (size_t k0 = 0; k0 < N; k0 += FS_TREE_KC) {
         const size_t kc = chunk_nodes(N, k0);
-        r->k->gemm(rows, kc, a + k0, N, b + k0 * cp, FS_TREE_G, cp / FS_TREE_NB, NULL, tmp, cp);
-        for (size_t i = 0; i < rows; i++) {
-            float *o = out + i * ldo;
-            const float *t = tmp + i * cp;
-            if (k0 == 0)
-                memcpy(o, t, cols * sizeof(float));
-            else
-                for (size_t j = 0; j < cols; j++) o[j] += t[j];
-        }
+        transpose(WS(r, dpre) + k0 * GH, GH, t0, rows, kc, at);
+        chunk_product(r, rows, at, kc, kc, WS(r, xp) + k0 * Ip, I, r->g_wih + t0 * I, I, k0 == 0, tmp);
+        if (frows)
+            chunk_product(r, rows, WS(r, dft) + (t0 - H) * N + k0, N, kc, WS(r, hp2) + k0 * Hp, H,
+                          r->g_whh + t0 * K, K, k0 == 0, tmp);
+        else
+            chunk_product(r, rows, at, kc, kc, WS(r, hp) + k0 * Kp, K, r->g_whh + t0 * K, K, k0 == 0, tmp);
     }
 }
 
@@ -173,7 +189,7 @@ static void worker(const void *arg, int nth, int id) {
     const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I;
     const size_t Ip = fs__tree_pad(I);
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
-    float *tile = WS(r, tile) + (size_t)id * r->lay->tile_floats, *dpre = WS(r, dpre), *dgt = WS(r, dgt);
+    float *tile = WS(r, tile) + (size_t)id * r->lay->tile_floats, *dpre = WS(r, dpre);
     size_t lo, hi;
     fs__tree_split(0, N, nth, id, &lo, &hi);
     for (size_t v = lo; v < hi; v++) {
@@ -218,22 +234,14 @@ static void worker(const void *arg, int nth, int id) {
     }
     size_t rlo, rhi;
     fs__tree_split(0, GH, nth, id, &rlo, &rhi);
-    transpose(dpre, GH, rlo, rhi - rlo, N, dgt + rlo * N);
-    FS_BARRIER(nth);
-    for (size_t q = rlo; q < rhi; q++) {
-        float s = 0.0f;
-        for (size_t v = 0; v < N; v++) s += dgt[q * N + v];
-        r->g_bias[q] = s;
-    }
+    for (size_t q = rlo; q < rhi; q++) r->g_bias[q] = 0.0f;
+    for (size_t v = 0; v < N; v++) /* each element summed over the nodes in order */
+        for (size_t q = rlo; q < rhi; q++) r->g_bias[q] += dpre[v * GH + q];
     for (size_t t0 = rlo; t0 < rhi;) {
         size_t rows = rhi - t0 < FS_TREE_TILE ? rhi - t0 : FS_TREE_TILE;
         const int frows = cs && t0 >= H && t0 < 2 * H; /* child-sum's U_f: per child, on its own h */
         if (cs && t0 < 2 * H && t0 + rows > (t0 < H ? H : 2 * H)) rows = (t0 < H ? H : 2 * H) - t0;
-        weight_grad(r, rows, dgt + t0 * N, WS(r, xp), I, r->g_wih + t0 * I, I, tile);
-        if (frows)
-            weight_grad(r, rows, WS(r, dft) + (t0 - H) * N, WS(r, hp2), H, r->g_whh + t0 * m->K, m->K, tile);
-        else
-            weight_grad(r, rows, dgt + t0 * N, WS(r, hp), m->K, r->g_whh + t0 * m->K, m->K, tile);
+        weight_grads(r, t0, rows, frows, tile);
         t0 += rows;
     }
 }

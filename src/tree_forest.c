@@ -32,9 +32,12 @@ fs_status fs__tree_layout(const fs_tree *m, int32_t n, int train, int threads, f
     if (Ip > wide) wide = Ip;
     memset(lay, 0, sizeof *lay);
     lay->threads = threads;
+    lay->tile_wide = wide;
     /* a tile: the rows' recurrent inputs (or gate gradients), their product,
      * and two [rows][Hp] buffers (h and U_f h; the forget gradients and their product) */
     lay->tile_floats = FS_TREE_TILE * (2 * wide + 2 * Hp);
+    /* backward's weight gradients: a chunk of gradient rows transposed, and their product */
+    if (train && lay->tile_floats < FS_TREE_TILE * (FS_TREE_KC + wide)) lay->tile_floats = FS_TREE_TILE * (FS_TREE_KC + wide);
     int ok = reserve(&cur, 6 * N + 2, sizeof(int32_t) / sizeof(float), &lay->ints_off);
     ok = ok && reserve(&cur, N, GHp, &lay->gx_off);
     ok = ok && reserve(&cur, N, H, &lay->h_off);
@@ -46,7 +49,6 @@ fs_status fs__tree_layout(const fs_tree *m, int32_t n, int train, int threads, f
         ok = ok && reserve(&cur, N, H, &lay->dh_off);
         ok = ok && reserve(&cur, lstm ? N : 0, H, &lay->dc_off);
         ok = ok && reserve(&cur, N, GH, &lay->dpre_off);
-        ok = ok && reserve(&cur, GH, N, &lay->dgt_off);
         ok = ok && reserve(&cur, cs ? H : 0, N, &lay->dft_off);
         ok = ok && reserve(&cur, Ip, N, &lay->xp_off);
         ok = ok && reserve(&cur, Kp, N, &lay->hp_off);

@@ -87,7 +87,7 @@ static void cell(const run *r, int32_t v, float *pre, float *hrow) {
 static void level_rows(const run *r, size_t lo, size_t hi, int leaves, float *tile) {
     const fs_tree *m = r->m;
     const size_t H = m->H, K = m->K, GHp = fs__tree_pad(m->GH), Hp = fs__tree_pad(H);
-    const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
+    const size_t wide = r->lay->tile_wide;
     float *in = tile, *acc = in + FS_TREE_TILE * wide, *ht = acc + FS_TREE_TILE * wide, *uft = ht + FS_TREE_TILE * Hp;
     float *gx = r->ws + r->lay->gx_off, *h = r->ws + r->lay->h_off;
     const int32_t *order = r->f->order;
