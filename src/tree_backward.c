@@ -45,21 +45,21 @@ static void cell_backward(const brun *r, int32_t v, float *tc) {
     const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
     const size_t gi = 0, gg = (m->G - 2) * H, go = (m->G - 1) * H;
     r->k->vact(H, FS_ACT_TANH, cv, tc); /* as the forward computed it */
-    for (size_t j = 0; j < H; j++) {
+    for (size_t j = 0; j < H; j++) { /* tc becomes d loss / d c of the node */
         const float i = act[gi + j], g = act[gg + j], o = act[go + j];
         const float dct = dc[(size_t)v * H + j] + dh[j] * o * (1.0f - tc[j] * tc[j]);
         dp[go + j] = dh[j] * tc[j] * o * (1.0f - o);
         dp[gi + j] = dct * g * i * (1.0f - i);
         dp[gg + j] = dct * i * (1.0f - g * g);
-        for (int32_t k = 0; k < nc; k++) {
-            const size_t cj = (size_t)ch[k] * H + j;
-            const float f = cs ? gx[(size_t)ch[k] * GHp + H + j] : act[(1 + (size_t)k) * H + j];
-            const float dpf = dct * c[cj] * f * (1.0f - f);
-            if (cs)
-                dpre[(size_t)ch[k] * GH + H + j] = dpf;
-            else
-                dp[(1 + (size_t)k) * H + j] = dpf;
-            dc[cj] += dct * f;
+        tc[j] = dct;
+    }
+    for (int32_t k = 0; k < nc; k++) { /* child by child, units contiguous */
+        const float *f = cs ? gx + (size_t)ch[k] * GHp + H : act + (1 + (size_t)k) * H;
+        const float *ck = c + (size_t)ch[k] * H;
+        float *dpf = cs ? dpre + (size_t)ch[k] * GH + H : dp + (1 + (size_t)k) * H, *dck = dc + (size_t)ch[k] * H;
+        for (size_t j = 0; j < H; j++) {
+            dpf[j] = tc[j] * ck[j] * f[j] * (1.0f - f[j]);
+            dck[j] += tc[j] * f[j];
         }
     }
 }
