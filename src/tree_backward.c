@@ -24,6 +24,30 @@ typedef struct brun {
 
 #define WS(r, name) ((r)->ws + (r)->lay->name##_off)
 
+/* A Tree-LSTM node's own gates (restrict: the arrays never overlap, so the
+ * loops vectorise): from tc = tanh(c) and dct0 = the cell gradient from above,
+ * the gradients of i, g, o's pre-activations; tc becomes d loss / d c. */
+static void gates_backward(size_t H, const float *restrict i, const float *restrict g, const float *restrict o,
+                           const float *restrict dh, const float *restrict dct0, float *restrict tc,
+                           float *restrict dpi, float *restrict dpg, float *restrict dpo) {
+    for (size_t j = 0; j < H; j++) {
+        const float dct = dct0[j] + dh[j] * o[j] * (1.0f - tc[j] * tc[j]);
+        dpo[j] = dh[j] * tc[j] * o[j] * (1.0f - o[j]);
+        dpi[j] = dct * g[j] * i[j] * (1.0f - i[j]);
+        dpg[j] = dct * i[j] * (1.0f - g[j] * g[j]);
+        tc[j] = dct;
+    }
+}
+
+/* One child's forget gate f: its pre-activation gradient, and the child's cell gradient. */
+static void forget_backward(size_t H, const float *restrict dct, const float *restrict f, const float *restrict ck,
+                            float *restrict dpf, float *restrict dck) {
+    for (size_t j = 0; j < H; j++) {
+        dpf[j] = dct[j] * ck[j] * f[j] * (1.0f - f[j]);
+        dck[j] += dct[j] * f[j];
+    }
+}
+
 /* d loss / d pre-activations of node v (dpre[v]'s own slots); a Tree-LSTM also
  * passes the cell gradient to its children and leaves each child's forget-gate
  * gradient in the child's f slot (child-sum) or its own f_l slots (N-ary).
@@ -39,29 +63,16 @@ static void cell_backward(const brun *r, int32_t v, float *tc) {
         return;
     }
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
-    const float *gx = WS(r, gx), *act = gx + (size_t)v * GHp, *c = WS(r, c), *cv = c + (size_t)v * H;
+    const float *gx = WS(r, gx), *act = gx + (size_t)v * GHp, *c = WS(r, c);
     float *dc = WS(r, dc), *dpre = WS(r, dpre);
     const int32_t *ch = r->f->children + r->f->child_start[v];
     const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
     const size_t gi = 0, gg = (m->G - 2) * H, go = (m->G - 1) * H;
-    r->k->vact(H, FS_ACT_TANH, cv, tc); /* as the forward computed it */
-    for (size_t j = 0; j < H; j++) { /* tc becomes d loss / d c of the node */
-        const float i = act[gi + j], g = act[gg + j], o = act[go + j];
-        const float dct = dc[(size_t)v * H + j] + dh[j] * o * (1.0f - tc[j] * tc[j]);
-        dp[go + j] = dh[j] * tc[j] * o * (1.0f - o);
-        dp[gi + j] = dct * g * i * (1.0f - i);
-        dp[gg + j] = dct * i * (1.0f - g * g);
-        tc[j] = dct;
-    }
-    for (int32_t k = 0; k < nc; k++) { /* child by child, units contiguous */
-        const float *f = cs ? gx + (size_t)ch[k] * GHp + H : act + (1 + (size_t)k) * H;
-        const float *ck = c + (size_t)ch[k] * H;
-        float *dpf = cs ? dpre + (size_t)ch[k] * GH + H : dp + (1 + (size_t)k) * H, *dck = dc + (size_t)ch[k] * H;
-        for (size_t j = 0; j < H; j++) {
-            dpf[j] = tc[j] * ck[j] * f[j] * (1.0f - f[j]);
-            dck[j] += tc[j] * f[j];
-        }
-    }
+    r->k->vact(H, FS_ACT_TANH, c + (size_t)v * H, tc); /* as the forward computed it */
+    gates_backward(H, act + gi, act + gg, act + go, dh, dc + (size_t)v * H, tc, dp + gi, dp + gg, dp + go);
+    for (int32_t k = 0; k < nc; k++) /* child by child */
+        forget_backward(H, tc, cs ? gx + (size_t)ch[k] * GHp + H : act + (1 + (size_t)k) * H, c + (size_t)ch[k] * H,
+                        cs ? dpre + (size_t)ch[k] * GH + H : dp + (1 + (size_t)k) * H, dc + (size_t)ch[k] * H);
 }
 
 /* Rows [lo, hi) of one level, in tiles; level 0 (the leaves) passes nothing down. */
