@@ -80,18 +80,22 @@ def peak_gflops(n, I, H, reps):
     leaves = fastseq.RecursiveNN(I, 4 * H, arity=1)
     xa, roots = a.numpy(), np.full(n, -1, np.int64)
     reps = max(reps, 10)  # a short product: more tries against a noisy machine
-    best = min(best_of(lambda: a @ b, reps), best_of(lambda: leaves(xa, roots), reps))
+    best = min(best_of_alternating([lambda: a @ b, lambda: leaves(xa, roots)], reps))
     return 2e-9 * n * I * 4 * H / best
 
 
-def best_of(fn, reps):
-    fn()  # warm-up
-    times = []
+def best_of_alternating(fns, reps):
+    """The best time of each function, run in turn (one of each per round) so that a
+    loaded machine's slow moments fall on all of them alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [min(ts) for ts in times]
 
 
 def main():
@@ -135,7 +139,7 @@ def main():
         peak = peak_gflops(len(parent), args.input, args.hidden, args.reps)
         for mode, fs_fn, t_fn, gflop in (("forward", lambda: layer(x, parent), torch_fwd, flops[0]),
                                          ("forward+backward", fs_train, torch_train, flops[1])):
-            fs_s, t_s = best_of(fs_fn, args.reps), best_of(t_fn, args.reps)
+            fs_s, t_s = best_of_alternating([fs_fn, t_fn], args.reps)
             extra = {}
             if name == "child_sum":
                 with torch.inference_mode():  # the per-node walk computes what the module does
@@ -149,7 +153,7 @@ def main():
                     else:
                         xg = xt.clone().requires_grad_(True)
                         child_sum_per_node(ref, xg, parent)[0].sum().backward()
-                node_s = best_of(per_node, 1)
+                node_s, = best_of_alternating([per_node], 1)
                 extra = {"torch_per_node_ms": round(node_s * 1e3, 3), "ratio_per_node": round(node_s / fs_s, 1)}
             row = {"case": f"tree_{name}", "mode": mode, "nodes": len(parent), "trees": args.trees,
                    "H": args.hidden, "I": args.input, "threads": args.threads, "isa": fastseq.isa(),
