@@ -25,6 +25,7 @@ I, H = 40, 68  # neither a whole 32-column block
 KINDS = {
     "child_sum": (lambda: reference.ChildSumTreeLSTM(I, H), None, 4 * H, H),
     "nary2": (lambda: reference.NaryTreeLSTM(I, H, arity=2), 2, 5 * H, 2 * H),
+    "nary5": (lambda: reference.NaryTreeLSTM(I, H, arity=5), 5, 8 * H, 5 * H),  # wide nodes, 8 gates
     "rnn_tanh": (lambda: reference.RecursiveNN(I, H, arity=2), 2, H, 2 * H),
 }
 
