@@ -70,6 +70,7 @@ static void fill(fs_isa isa, fs_kernels *k) {
         fs__step1_init_avx512(k);
         fs__quant_init_avx512(k);
         fs__train_cells_init_avx512(k);
+        fs__vact_init_avx512(k);
     }
 #endif
 #if defined(FS_HAVE_NEON)

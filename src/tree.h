@@ -1,15 +1,18 @@
 /* The tree model behind fs_tree, the forest structure and the workspace layout
  * shared by the tree forward (tree_forward.c) and backward (tree_backward.c).
  *
- * Every product is the table's packed gemm with one gate per block (g = 1), so
- * output columns are PyTorch's gate rows in order (r = gate * H + unit), padded
- * to a multiple of 8. Internal arrays are indexed by node id. */
+ * Every product is the table's packed gemm on blocks of FS_TREE_G = 4 panels
+ * (kernels.h: [K][4][8], 32 consecutive output columns per block, the gemm's
+ * fastest path), so output columns are PyTorch's gate rows in order
+ * (r = gate * H + unit), padded to a multiple of 32. Internal arrays are
+ * indexed by node id. */
 #ifndef FS_TREE_H
 #define FS_TREE_H
 
 #include <stdint.h>
 
 #include "fastseq.h"
+#include "kernels/kernels.h"
 
 struct fs_tree {
     fs_tree_config cfg;
@@ -18,7 +21,7 @@ struct fs_tree {
     size_t K;         /* recurrent inputs per node: H (child-sum) or arity * H */
     size_t GH;        /* gate rows, G * H */
     float *raw[FS_TREE_PARAM_COUNT]; /* the parameters as given, PyTorch layout */
-    float *bias;      /* [round8(GH)] bias_ih + bias_hh */
+    float *bias;      /* [pad(GH)] bias_ih + bias_hh */
     float *wih_p;     /* forward: x -> gate rows (K = I) */
     float *whh_p;     /* forward: recurrent input -> gate rows */
     float *wih_t;     /* backward: gate-row gradients -> dx (K = GH, I columns) */
@@ -39,6 +42,9 @@ typedef struct fs_tree_forest {
 /* Rows per product tile, each thread's scratch. */
 #define FS_TREE_TILE 32
 
+/* Nodes per chunk of the backward's weight-gradient products (tree_backward.c). */
+#define FS_TREE_KC 256
+
 /* The workspace, in floats from its start (each offset FS_ALIGN-aligned). */
 typedef struct fs_tree_layout {
     int threads; /* tiles reserved */
@@ -48,16 +54,21 @@ typedef struct fs_tree_layout {
     size_t uf_off;                  /* child-sum: [n][Hp] U_f h */
     size_t hsum_off;                /* child-sum, train: [n][H] sum of the children's h */
     size_t tile_off, tile_floats;   /* per thread */
+    size_t tile_wide;               /* widest padded row of a tile's products: max(GH, K, I) padded */
     /* train only */
     size_t dh_off, dc_off;          /* [n][H] */
     size_t dpre_off;                /* [n][GH] gradient of the gate pre-activations */
-    size_t dgt_off;                 /* [GH][n] the same, transposed */
     size_t dft_off;                 /* child-sum: [H][n] forget-gate gradient of each node as a child */
     size_t xp_off, hp_off, hp2_off; /* packed x, recurrent inputs (child-sum: hsum, then h) */
     size_t total;
 } fs_tree_layout;
 
-static inline size_t fs__tree_r8(size_t n) { return (n + 7) / 8 * 8; }
+/* Panels per packed block, and the columns of a block. */
+#define FS_TREE_G 4
+#define FS_TREE_NB (FS_TREE_G * FS_NB)
+
+/* n columns padded to whole blocks. */
+static inline size_t fs__tree_pad(size_t n) { return (n + FS_TREE_NB - 1) / FS_TREE_NB * FS_TREE_NB; }
 
 /* Layout for n nodes (train: with the backward's arrays); FS_ERR_NOMEM on overflow. */
 fs_status fs__tree_layout(const fs_tree *m, int32_t n, int train, int threads, fs_tree_layout *lay);

@@ -24,13 +24,37 @@ typedef struct brun {
 
 #define WS(r, name) ((r)->ws + (r)->lay->name##_off)
 
+/* A Tree-LSTM node's own gates (restrict: the arrays never overlap, so the
+ * loops vectorise): from tc = tanh(c) and dct0 = the cell gradient from above,
+ * the gradients of i, g, o's pre-activations; tc becomes d loss / d c. */
+static void gates_backward(size_t H, const float *restrict i, const float *restrict g, const float *restrict o,
+                           const float *restrict dh, const float *restrict dct0, float *restrict tc,
+                           float *restrict dpi, float *restrict dpg, float *restrict dpo) {
+    for (size_t j = 0; j < H; j++) {
+        const float dct = dct0[j] + dh[j] * o[j] * (1.0f - tc[j] * tc[j]);
+        dpo[j] = dh[j] * tc[j] * o[j] * (1.0f - o[j]);
+        dpi[j] = dct * g[j] * i[j] * (1.0f - i[j]);
+        dpg[j] = dct * i[j] * (1.0f - g[j] * g[j]);
+        tc[j] = dct;
+    }
+}
+
+/* One child's forget gate f: its pre-activation gradient, and the child's cell gradient. */
+static void forget_backward(size_t H, const float *restrict dct, const float *restrict f, const float *restrict ck,
+                            float *restrict dpf, float *restrict dck) {
+    for (size_t j = 0; j < H; j++) {
+        dpf[j] = dct[j] * ck[j] * f[j] * (1.0f - f[j]);
+        dck[j] += dct[j] * f[j];
+    }
+}
+
 /* d loss / d pre-activations of node v (dpre[v]'s own slots); a Tree-LSTM also
  * passes the cell gradient to its children and leaves each child's forget-gate
  * gradient in the child's f slot (child-sum) or its own f_l slots (N-ary).
  * tc: H floats of scratch. */
 static void cell_backward(const brun *r, int32_t v, float *tc) {
     const fs_tree *m = r->m;
-    const size_t H = m->H, GH = m->GH, GHp = fs__tree_r8(GH);
+    const size_t H = m->H, GH = m->GH, GHp = fs__tree_pad(GH);
     const float *dh = WS(r, dh) + (size_t)v * H, *h = WS(r, h) + (size_t)v * H;
     float *dp = WS(r, dpre) + (size_t)v * GH;
     if (m->cfg.kind == FS_TREE_RECURSIVE) {
@@ -39,36 +63,23 @@ static void cell_backward(const brun *r, int32_t v, float *tc) {
         return;
     }
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
-    const float *gx = WS(r, gx), *act = gx + (size_t)v * GHp, *c = WS(r, c), *cv = c + (size_t)v * H;
+    const float *gx = WS(r, gx), *act = gx + (size_t)v * GHp, *c = WS(r, c);
     float *dc = WS(r, dc), *dpre = WS(r, dpre);
     const int32_t *ch = r->f->children + r->f->child_start[v];
     const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
     const size_t gi = 0, gg = (m->G - 2) * H, go = (m->G - 1) * H;
-    r->k->vact(H, FS_ACT_TANH, cv, tc); /* as the forward computed it */
-    for (size_t j = 0; j < H; j++) {
-        const float i = act[gi + j], g = act[gg + j], o = act[go + j];
-        const float dct = dc[(size_t)v * H + j] + dh[j] * o * (1.0f - tc[j] * tc[j]);
-        dp[go + j] = dh[j] * tc[j] * o * (1.0f - o);
-        dp[gi + j] = dct * g * i * (1.0f - i);
-        dp[gg + j] = dct * i * (1.0f - g * g);
-        for (int32_t k = 0; k < nc; k++) {
-            const size_t cj = (size_t)ch[k] * H + j;
-            const float f = cs ? gx[(size_t)ch[k] * GHp + H + j] : act[(1 + (size_t)k) * H + j];
-            const float dpf = dct * c[cj] * f * (1.0f - f);
-            if (cs)
-                dpre[(size_t)ch[k] * GH + H + j] = dpf;
-            else
-                dp[(1 + (size_t)k) * H + j] = dpf;
-            dc[cj] += dct * f;
-        }
-    }
+    r->k->vact(H, FS_ACT_TANH, c + (size_t)v * H, tc); /* as the forward computed it */
+    gates_backward(H, act + gi, act + gg, act + go, dh, dc + (size_t)v * H, tc, dp + gi, dp + gg, dp + go);
+    for (int32_t k = 0; k < nc; k++) /* child by child */
+        forget_backward(H, tc, cs ? gx + (size_t)ch[k] * GHp + H : act + (1 + (size_t)k) * H, c + (size_t)ch[k] * H,
+                        cs ? dpre + (size_t)ch[k] * GH + H : dp + (1 + (size_t)k) * H, dc + (size_t)ch[k] * H);
 }
 
 /* Rows [lo, hi) of one level, in tiles; level 0 (the leaves) passes nothing down. */
 static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *tile) {
     const fs_tree *m = r->m;
-    const size_t H = m->H, GH = m->GH, K = m->K, Kp = fs__tree_r8(K), Hp = fs__tree_r8(H);
-    const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
+    const size_t H = m->H, GH = m->GH, K = m->K, Kp = fs__tree_pad(K), Hp = fs__tree_pad(H);
+    const size_t wide = r->lay->tile_wide;
     float *in = tile, *out = in + FS_TREE_TILE * wide, *ft = out + FS_TREE_TILE * wide, *fo = ft + FS_TREE_TILE * Hp;
     float *dh = WS(r, dh), *dpre = WS(r, dpre);
     const int32_t *order = r->f->order;
@@ -78,7 +89,7 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
         if (cs) { /* dh += U_f^T (forget-gate gradient of the node as a child; zero at a root) */
             for (size_t i = 0; i < rows; i++)
                 memcpy(ft + i * Hp, dpre + (size_t)order[t0 + i] * GH + H, H * sizeof(float));
-            r->k->gemm(rows, H, ft, Hp, m->uf_t, 1, Hp / FS_NB, NULL, fo, Hp);
+            r->k->gemm(rows, H, ft, Hp, m->uf_t, FS_TREE_G, Hp / FS_TREE_NB, NULL, fo, Hp);
             for (size_t i = 0; i < rows; i++)
                 for (size_t j = 0; j < H; j++) dh[(size_t)order[t0 + i] * H + j] += fo[i * Hp + j];
         }
@@ -88,7 +99,7 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
         }
         if (leaves) continue;
         /* the gradient of each row's recurrent input (child-sum: U's f rows are zero here) */
-        r->k->gemm(rows, GH, in, GH, m->whh_t, 1, Kp / FS_NB, NULL, out, Kp);
+        r->k->gemm(rows, GH, in, GH, m->whh_t, FS_TREE_G, Kp / FS_TREE_NB, NULL, out, Kp);
         for (size_t i = 0; i < rows; i++) {
             const int32_t v = order[t0 + i];
             const int32_t *ch = r->f->children + r->f->child_start[v];
@@ -101,34 +112,85 @@ static void level_rows(const brun *r, size_t lo, size_t hi, int leaves, float *t
     }
 }
 
-/* Row v (cols floats) into column v of the gemm's B over k = n rows:
- * out[(jb*n + v)*8 + l] = row[jb*8 + l], zero padded. */
+/* The weight gradients' B operands (x and the recurrent inputs over all n
+ * nodes, k = node) are packed in chunks of FS_TREE_KC nodes, each chunk a packed
+ * B of its own (k = its node count) that stays in L2 while the gradient rows
+ * stream past it: chunk c starts at float c*KC*cols_p; row v of chunk c lies
+ * in block jb at ((jb*kc + v - c*KC)*32 + l) for column jb*32 + l. */
+static inline size_t chunk_nodes(size_t n, size_t k0) { return n - k0 < FS_TREE_KC ? n - k0 : FS_TREE_KC; }
+
+/* Row v (cols floats) into its chunk, zero padded to whole blocks. */
 static void pack_row(const float *row, size_t n, size_t cols, size_t v, float *out) {
-    for (size_t q = 0; q < fs__tree_r8(cols); q++)
-        out[((q / FS_NB) * n + v) * FS_NB + q % FS_NB] = q < cols ? row[q] : 0.0f;
+    const size_t k0 = v / FS_TREE_KC * FS_TREE_KC, kc = chunk_nodes(n, k0), cp = fs__tree_pad(cols);
+    float *dst = out + k0 * cp + (v - k0) * FS_TREE_NB;
+    for (size_t q = 0; q < cp; q++) dst[(q / FS_TREE_NB) * kc * FS_TREE_NB + q % FS_TREE_NB] = q < cols ? row[q] : 0.0f;
 }
 
 /* Packs node v's x and recurrent input rows (the B operands of the weight gradients). */
-static void pack_inputs(const brun *r, size_t v0, size_t v1) {
+static void pack_inputs(const brun *r, size_t v0, size_t v1, float *tmp) {
     const fs_tree *m = r->m;
-    const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH;
+    const size_t N = (size_t)r->f->n, H = m->H;
     for (size_t v = v0; v < v1; v++) {
         pack_row(r->x + v * m->I, N, m->I, v, WS(r, xp));
         if (m->cfg.kind == FS_TREE_CHILD_SUM) {
             pack_row(WS(r, hsum) + v * H, N, H, v, WS(r, hp));
             pack_row(WS(r, h) + v * H, N, H, v, WS(r, hp2));
-            for (size_t j = 0; j < H; j++) WS(r, dft)[j * N + v] = WS(r, dpre)[v * GH + H + j];
             continue;
         }
         /* [h_1; ...; h_arity], absent children as zeros */
         const int32_t *ch = r->f->children + r->f->child_start[v];
         const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
-        float *hp = WS(r, hp);
-        for (size_t q = 0; q < fs__tree_r8(m->K); q++) {
-            const size_t k = q / H, j = q % H;
-            hp[((q / FS_NB) * N + v) * FS_NB + q % FS_NB] =
-                q < m->K && k < (size_t)nc ? WS(r, h)[(size_t)ch[k] * H + j] : 0.0f;
-        }
+        memset(tmp, 0, m->K * sizeof(float));
+        for (int32_t k = 0; k < nc; k++) memcpy(tmp + (size_t)k * H, WS(r, h) + (size_t)ch[k] * H, H * sizeof(float));
+        pack_row(tmp, N, m->K, v, WS(r, hp));
+    }
+}
+
+/* dst [rows][n] = src's columns [q0, q0 + rows) of rows [0, n) (stride lds),
+ * in blocks of 16 nodes so that reads and writes both stay in whole cache lines. */
+static void transpose(const float *src, size_t lds, size_t q0, size_t rows, size_t n, float *dst) {
+    for (size_t v0 = 0; v0 < n; v0 += 16) {
+        const size_t v1 = n - v0 < 16 ? n : v0 + 16;
+        for (size_t q = 0; q < rows; q++)
+            for (size_t v = v0; v < v1; v++) dst[q * n + v] = src[v * lds + q0 + q];
+    }
+}
+
+/* out [rows][cols] (stride ldo) gets a [rows][kc] (stride lda) times one chunk
+ * of pack_row's layout (cols padded to cp): through tmp ([rows][cp]), stored
+ * into out for the first chunk, added for the others (chunks in node order). */
+static void chunk_product(const brun *r, size_t rows, const float *a, size_t lda, size_t kc, const float *b,
+                          size_t cols, float *out, size_t ldo, int first, float *tmp) {
+    const size_t cp = fs__tree_pad(cols);
+    r->k->gemm(rows, kc, a, lda, b, FS_TREE_G, cp / FS_TREE_NB, NULL, tmp, cp);
+    for (size_t i = 0; i < rows; i++) {
+        float *o = out + i * ldo;
+        const float *t = tmp + i * cp;
+        if (first)
+            memcpy(o, t, cols * sizeof(float));
+        else
+            for (size_t j = 0; j < cols; j++) o[j] += t[j];
+    }
+}
+
+/* The weight gradients of gate rows [t0, t0 + rows), chunk by chunk of nodes:
+ * the rows' pre-activation gradients transposed into the tile ([rows][kc]),
+ * then their products with the chunk's x and recurrent inputs (child-sum's
+ * U_f rows, frows: the forget-gate gradients as a child, dft, with each h). */
+static void weight_grads(const brun *r, size_t t0, size_t rows, int frows, float *tile) {
+    const fs_tree *m = r->m;
+    const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I, K = m->K;
+    const size_t Ip = fs__tree_pad(I), Kp = fs__tree_pad(K), Hp = fs__tree_pad(H);
+    float *at = tile, *tmp = tile + FS_TREE_TILE * FS_TREE_KC;
+    for (size_t k0 = 0; k0 < N; k0 += FS_TREE_KC) {
+        const size_t kc = chunk_nodes(N, k0);
+        transpose(WS(r, dpre) + k0 * GH, GH, t0, rows, kc, at);
+        chunk_product(r, rows, at, kc, kc, WS(r, xp) + k0 * Ip, I, r->g_wih + t0 * I, I, k0 == 0, tmp);
+        if (frows)
+            chunk_product(r, rows, WS(r, dft) + (t0 - H) * N + k0, N, kc, WS(r, hp2) + k0 * Hp, H,
+                          r->g_whh + t0 * K, K, k0 == 0, tmp);
+        else
+            chunk_product(r, rows, at, kc, kc, WS(r, hp) + k0 * Kp, K, r->g_whh + t0 * K, K, k0 == 0, tmp);
     }
 }
 
@@ -136,9 +198,9 @@ static void worker(const void *arg, int nth, int id) {
     const brun *r = arg;
     const fs_tree *m = r->m;
     const size_t N = (size_t)r->f->n, H = m->H, GH = m->GH, I = m->I;
-    const size_t Ip = fs__tree_r8(I), Kp = fs__tree_r8(m->K), Hp = fs__tree_r8(H);
+    const size_t Ip = fs__tree_pad(I);
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM;
-    float *tile = WS(r, tile) + (size_t)id * r->lay->tile_floats, *dpre = WS(r, dpre), *dgt = WS(r, dgt);
+    float *tile = WS(r, tile) + (size_t)id * r->lay->tile_floats, *dpre = WS(r, dpre);
     size_t lo, hi;
     fs__tree_split(0, N, nth, id, &lo, &hi);
     for (size_t v = lo; v < hi; v++) {
@@ -158,7 +220,12 @@ static void worker(const void *arg, int nth, int id) {
         FS_BARRIER(nth);
     }
     fs__tree_split(0, N, nth, id, &lo, &hi);
-    pack_inputs(r, lo, hi);
+    pack_inputs(r, lo, hi, tile);
+    if (cs) { /* each node's forget-gate gradient as a child, by unit */
+        size_t jlo, jhi;
+        fs__tree_split(0, H, nth, id, &jlo, &jhi);
+        transpose(dpre, GH, H + jlo, jhi - jlo, N, WS(r, dft) + jlo * N);
+    }
     FS_BARRIER(nth);
     if (cs) /* dpre's f slot becomes the gradient of the node's own W_f x + b_f: its children's sum */
         for (size_t v = lo; v < hi; v++) {
@@ -173,31 +240,19 @@ static void worker(const void *arg, int nth, int id) {
     FS_BARRIER(nth);
     for (size_t t0 = lo; t0 < hi; t0 += FS_TREE_TILE) { /* dx = dpre W_ih */
         const size_t rows = hi - t0 < FS_TREE_TILE ? hi - t0 : FS_TREE_TILE;
-        r->k->gemm(rows, GH, dpre + t0 * GH, GH, m->wih_t, 1, Ip / FS_NB, NULL, tile, Ip);
+        r->k->gemm(rows, GH, dpre + t0 * GH, GH, m->wih_t, FS_TREE_G, Ip / FS_TREE_NB, NULL, tile, Ip);
         for (size_t i = 0; i < rows; i++) memcpy(r->dx + (t0 + i) * I, tile + i * Ip, I * sizeof(float));
     }
     size_t rlo, rhi;
     fs__tree_split(0, GH, nth, id, &rlo, &rhi);
-    for (size_t q = rlo; q < rhi; q++)
-        for (size_t v = 0; v < N; v++) dgt[q * N + v] = dpre[v * GH + q];
-    FS_BARRIER(nth);
-    for (size_t q = rlo; q < rhi; q++) {
-        float s = 0.0f;
-        for (size_t v = 0; v < N; v++) s += dgt[q * N + v];
-        r->g_bias[q] = s;
-    }
+    for (size_t q = rlo; q < rhi; q++) r->g_bias[q] = 0.0f;
+    for (size_t v = 0; v < N; v++) /* each element summed over the nodes in order */
+        for (size_t q = rlo; q < rhi; q++) r->g_bias[q] += dpre[v * GH + q];
     for (size_t t0 = rlo; t0 < rhi;) {
         size_t rows = rhi - t0 < FS_TREE_TILE ? rhi - t0 : FS_TREE_TILE;
         const int frows = cs && t0 >= H && t0 < 2 * H; /* child-sum's U_f: per child, on its own h */
         if (cs && t0 < 2 * H && t0 + rows > (t0 < H ? H : 2 * H)) rows = (t0 < H ? H : 2 * H) - t0;
-        r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, xp), 1, Ip / FS_NB, NULL, tile, Ip);
-        for (size_t i = 0; i < rows; i++) memcpy(r->g_wih + (t0 + i) * I, tile + i * Ip, I * sizeof(float));
-        if (frows)
-            r->k->gemm(rows, N, WS(r, dft) + (t0 - H) * N, N, WS(r, hp2), 1, Hp / FS_NB, NULL, tile, Hp);
-        else
-            r->k->gemm(rows, N, dgt + t0 * N, N, WS(r, hp), 1, Kp / FS_NB, NULL, tile, Kp);
-        for (size_t i = 0; i < rows; i++)
-            memcpy(r->g_whh + (t0 + i) * m->K, tile + i * (frows ? Hp : Kp), m->K * sizeof(float));
+        weight_grads(r, t0, rows, frows, tile);
         t0 += rows;
     }
 }

@@ -25,16 +25,19 @@ static int reserve(size_t *cursor, size_t a, size_t b, size_t *off) {
 
 fs_status fs__tree_layout(const fs_tree *m, int32_t n, int train, int threads, fs_tree_layout *lay) {
     if (n < 1) return fs__fail(FS_ERR_INVALID_ARG, "n_nodes: expected >= 1, got %d", (int)n);
-    const size_t N = (size_t)n, H = m->H, GH = m->GH, Hp = fs__tree_r8(H), GHp = fs__tree_r8(GH);
-    const size_t Ip = fs__tree_r8(m->I), Kp = fs__tree_r8(m->K);
+    const size_t N = (size_t)n, H = m->H, GH = m->GH, Hp = fs__tree_pad(H), GHp = fs__tree_pad(GH);
+    const size_t Ip = fs__tree_pad(m->I), Kp = fs__tree_pad(m->K);
     const int cs = m->cfg.kind == FS_TREE_CHILD_SUM, lstm = m->cfg.kind != FS_TREE_RECURSIVE;
     size_t wide = GHp > Kp ? GHp : Kp, cur = 0, unused;
     if (Ip > wide) wide = Ip;
     memset(lay, 0, sizeof *lay);
     lay->threads = threads;
+    lay->tile_wide = wide;
     /* a tile: the rows' recurrent inputs (or gate gradients), their product,
      * and two [rows][Hp] buffers (h and U_f h; the forget gradients and their product) */
     lay->tile_floats = FS_TREE_TILE * (2 * wide + 2 * Hp);
+    /* backward's weight gradients: a chunk of gradient rows transposed, and their product */
+    if (train && lay->tile_floats < FS_TREE_TILE * (FS_TREE_KC + wide)) lay->tile_floats = FS_TREE_TILE * (FS_TREE_KC + wide);
     int ok = reserve(&cur, 6 * N + 2, sizeof(int32_t) / sizeof(float), &lay->ints_off);
     ok = ok && reserve(&cur, N, GHp, &lay->gx_off);
     ok = ok && reserve(&cur, N, H, &lay->h_off);
@@ -46,7 +49,6 @@ fs_status fs__tree_layout(const fs_tree *m, int32_t n, int train, int threads, f
         ok = ok && reserve(&cur, N, H, &lay->dh_off);
         ok = ok && reserve(&cur, lstm ? N : 0, H, &lay->dc_off);
         ok = ok && reserve(&cur, N, GH, &lay->dpre_off);
-        ok = ok && reserve(&cur, GH, N, &lay->dgt_off);
         ok = ok && reserve(&cur, cs ? H : 0, N, &lay->dft_off);
         ok = ok && reserve(&cur, Ip, N, &lay->xp_off);
         ok = ok && reserve(&cur, Kp, N, &lay->hp_off);

@@ -43,7 +43,7 @@ static void gather_input(const run *r, int32_t v, float *dst) {
 static void cell(const run *r, int32_t v, float *pre, float *hrow) {
     const fs_tree *m = r->m;
     const fs_kernels *k = r->k;
-    const size_t H = m->H, GHp = fs__tree_r8(m->GH);
+    const size_t H = m->H, GHp = fs__tree_pad(m->GH);
     float *gx = r->ws + r->lay->gx_off, *act = gx + (size_t)v * GHp;
     const int32_t *ch = r->f->children + r->f->child_start[v];
     const int32_t nc = r->f->child_start[v + 1] - r->f->child_start[v];
@@ -62,7 +62,7 @@ static void cell(const run *r, int32_t v, float *pre, float *hrow) {
     for (size_t j = 0; j < H; j++) cv[j] = act[gi + j] * act[gg + j];
     if (m->cfg.kind == FS_TREE_CHILD_SUM) {
         const float *uf = r->ws + r->lay->uf_off;
-        const size_t Hp = fs__tree_r8(H);
+        const size_t Hp = fs__tree_pad(H);
         float *fpre = pre + H; /* the f slot of pre is not used by child-sum */
         for (int32_t q = 0; q < nc; q++) {
             float *fk = gx + (size_t)ch[q] * GHp + H;
@@ -86,8 +86,8 @@ static void cell(const run *r, int32_t v, float *pre, float *hrow) {
  * no recurrent input, no product. */
 static void level_rows(const run *r, size_t lo, size_t hi, int leaves, float *tile) {
     const fs_tree *m = r->m;
-    const size_t H = m->H, K = m->K, GHp = fs__tree_r8(m->GH), Hp = fs__tree_r8(H);
-    const size_t wide = (r->lay->tile_floats / FS_TREE_TILE - 2 * Hp) / 2;
+    const size_t H = m->H, K = m->K, GHp = fs__tree_pad(m->GH), Hp = fs__tree_pad(H);
+    const size_t wide = r->lay->tile_wide;
     float *in = tile, *acc = in + FS_TREE_TILE * wide, *ht = acc + FS_TREE_TILE * wide, *uft = ht + FS_TREE_TILE * Hp;
     float *gx = r->ws + r->lay->gx_off, *h = r->ws + r->lay->h_off;
     const int32_t *order = r->f->order;
@@ -101,7 +101,7 @@ static void level_rows(const run *r, size_t lo, size_t hi, int leaves, float *ti
         if (leaves)
             memset(acc, 0, rows * GHp * sizeof(float));
         else
-            r->k->gemm(rows, K, in, K, m->whh_p, 1, GHp / FS_NB, NULL, acc, GHp);
+            r->k->gemm(rows, K, in, K, m->whh_p, FS_TREE_G, GHp / FS_TREE_NB, NULL, acc, GHp);
         for (size_t i = 0; i < rows; i++) {
             const int32_t v = order[t0 + i];
             float *pre = acc + i * GHp;
@@ -111,7 +111,7 @@ static void level_rows(const run *r, size_t lo, size_t hi, int leaves, float *ti
             memcpy(h + (size_t)v * H, ht + i * Hp, H * sizeof(float));
         }
         if (cs) { /* U_f h of these rows, for their parents' forget gates */
-            r->k->gemm(rows, H, ht, Hp, m->uf_p, 1, Hp / FS_NB, NULL, uft, Hp);
+            r->k->gemm(rows, H, ht, Hp, m->uf_p, FS_TREE_G, Hp / FS_TREE_NB, NULL, uft, Hp);
             for (size_t i = 0; i < rows; i++)
                 memcpy(r->ws + r->lay->uf_off + (size_t)order[t0 + i] * Hp, uft + i * Hp, Hp * sizeof(float));
         }
@@ -121,12 +121,12 @@ static void level_rows(const run *r, size_t lo, size_t hi, int leaves, float *ti
 static void worker(const void *arg, int nth, int id) {
     const run *r = arg;
     const fs_tree *m = r->m;
-    const size_t GHp = fs__tree_r8(m->GH), N = (size_t)r->f->n;
+    const size_t GHp = fs__tree_pad(m->GH), N = (size_t)r->f->n;
     float *tile = r->ws + r->lay->tile_off + (size_t)id * r->lay->tile_floats;
     size_t lo, hi;
     fs__tree_split(0, N, nth, id, &lo, &hi);
     if (hi > lo) /* every node's input part, gate rows in PyTorch order, biases folded in */
-        r->k->gemm(hi - lo, m->I, r->x + lo * m->I, m->I, m->wih_p, 1, GHp / FS_NB, m->bias,
+        r->k->gemm(hi - lo, m->I, r->x + lo * m->I, m->I, m->wih_p, FS_TREE_G, GHp / FS_TREE_NB, m->bias,
                    r->ws + r->lay->gx_off + lo * GHp, GHp);
     FS_BARRIER(nth);
     for (int32_t l = 0; l < r->f->levels; l++) {

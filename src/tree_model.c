@@ -6,23 +6,23 @@
 #include "kernels/kernels.h"
 #include "tree.h"
 
-/* w [rows][k] as the gemm's B for y = a w^T: out[(jb*k + kk)*8 + l] = w[jb*8 + l][kk]. */
+/* w [rows][k] as the gemm's B for y = a w^T: out[(jb*k + kk)*32 + l] = w[jb*32 + l][kk]. */
 static void pack_rows(const float *w, size_t rows, size_t k, float *out) {
-    for (size_t jb = 0; jb < fs__tree_r8(rows) / FS_NB; jb++)
+    for (size_t jb = 0; jb < fs__tree_pad(rows) / FS_TREE_NB; jb++)
         for (size_t kk = 0; kk < k; kk++)
-            for (size_t l = 0; l < FS_NB; l++) {
-                const size_t r = jb * FS_NB + l;
-                out[(jb * k + kk) * FS_NB + l] = r < rows ? w[r * k + kk] : 0.0f;
+            for (size_t l = 0; l < FS_TREE_NB; l++) {
+                const size_t r = jb * FS_TREE_NB + l;
+                out[(jb * k + kk) * FS_TREE_NB + l] = r < rows ? w[r * k + kk] : 0.0f;
             }
 }
 
-/* w [rows][cols] as the gemm's B for y = a w (k = rows): out[(jb*rows + r)*8 + l] = w[r][jb*8 + l]. */
+/* w [rows][cols] as the gemm's B for y = a w (k = rows): out[(jb*rows + r)*32 + l] = w[r][jb*32 + l]. */
 static void pack_cols(const float *w, size_t rows, size_t cols, float *out) {
-    for (size_t jb = 0; jb < fs__tree_r8(cols) / FS_NB; jb++)
+    for (size_t jb = 0; jb < fs__tree_pad(cols) / FS_TREE_NB; jb++)
         for (size_t r = 0; r < rows; r++)
-            for (size_t l = 0; l < FS_NB; l++) {
-                const size_t q = jb * FS_NB + l;
-                out[(jb * rows + r) * FS_NB + l] = q < cols ? w[r * cols + q] : 0.0f;
+            for (size_t l = 0; l < FS_TREE_NB; l++) {
+                const size_t q = jb * FS_TREE_NB + l;
+                out[(jb * rows + r) * FS_TREE_NB + l] = q < cols ? w[r * cols + q] : 0.0f;
             }
 }
 
@@ -66,11 +66,11 @@ fs_status fs_tree_create(const fs_tree_config *config, fs_tree **out) {
     m->G = config->kind == FS_TREE_CHILD_SUM ? 4 : config->kind == FS_TREE_NARY ? arity + 3 : 1;
     m->K = config->kind == FS_TREE_CHILD_SUM ? m->H : arity * m->H;
     m->GH = m->G * m->H;
-    const size_t GHp = fs__tree_r8(m->GH), Hp = fs__tree_r8(m->H);
+    const size_t GHp = fs__tree_pad(m->GH), Hp = fs__tree_pad(m->H);
     /* floats of each array: a * b (hidden sizes fit size_t: int32 times arity <= 67) */
     const size_t sizes[][2] = {{m->GH, m->I}, {m->GH, m->K}, {m->GH, 1}, {m->GH, 1}, {GHp, 1},
-                               {GHp, m->I}, {GHp, m->K}, {fs__tree_r8(m->I), m->GH},
-                               {fs__tree_r8(m->K), m->GH}, {Hp, m->H}, {Hp, m->H}};
+                               {GHp, m->I}, {GHp, m->K}, {fs__tree_pad(m->I), m->GH},
+                               {fs__tree_pad(m->K), m->GH}, {Hp, m->H}, {Hp, m->H}};
     float **dst[] = {&m->raw[0], &m->raw[1], &m->raw[2], &m->raw[3], &m->bias, &m->wih_p, &m->whh_p,
                      &m->wih_t, &m->whh_t, &m->uf_p, &m->uf_t};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -134,8 +134,8 @@ static void repack(fs_tree *m, fs_tree_param p) {
         if (m->cfg.kind == FS_TREE_CHILD_SUM) {
             /* the forget rows act per child (uf_*), not on the children's sum */
             for (size_t r = H; r < 2 * H; r++)
-                for (size_t jb = 0; jb < fs__tree_r8(m->K) / FS_NB; jb++)
-                    memset(m->whh_t + (jb * GH + r) * FS_NB, 0, FS_NB * sizeof(float));
+                for (size_t jb = 0; jb < fs__tree_pad(m->K) / FS_TREE_NB; jb++)
+                    memset(m->whh_t + (jb * GH + r) * FS_TREE_NB, 0, FS_TREE_NB * sizeof(float));
             pack_rows(u + H * H, H, H, m->uf_p);
             pack_cols(u + H * H, H, H, m->uf_t);
         }

@@ -216,6 +216,7 @@ void fs__cells_init_avx512(fs_kernels *k); /* the plain cells; peephole/coupled 
 void fs__step1_init_avx512(fs_kernels *k); /* the fused batch-1 steps */
 void fs__quant_init_avx512(fs_kernels *k);
 void fs__train_cells_init_avx512(fs_kernels *k); /* the LSTM record step; other training cells stay avx2 */
+void fs__vact_init_avx512(fs_kernels *k);
 #endif
 
 #if defined(FS_HAVE_NEON)
