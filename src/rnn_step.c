@@ -39,35 +39,61 @@ static size_t q8_widest_k(const fs_rnn *m) {
 }
 
 size_t fs__tile_floats(const fs_rnn *m, size_t batch) {
-    const size_t q8 = m->cfg.dtype == FS_DTYPE_INT8 ? q8_rows(batch) * (8 + FS_Q8_ROUND(q8_widest_k(m))) : 0;
+    const size_t widest = q8_widest_k(m);
+    /* scales, sums and codes per row; one row of floats for the fine rows' remainders */
+    const size_t q8 = m->cfg.dtype == FS_DTYPE_INT8 ? q8_rows(batch) * (8 + FS_Q8_ROUND(widest)) + widest * 4 : 0;
     return product_floats(m, batch) + (q8 + sizeof(float) - 1) / sizeof(float);
 }
 
 fs_qscratch fs__qscratch(const fs_rnn *m, size_t batch, float *tile) {
-    return (fs_qscratch){(char *)(tile + product_floats(m, batch)), q8_rows(batch), 0};
+    return (fs_qscratch){(char *)(tile + product_floats(m, batch)), q8_rows(batch), 0, 0};
 }
 
-/* The parts of a quantisation scratch. */
-static float *qa_scale(const fs_qscratch *qs) { return (float *)qs->base; }
-static int32_t *qa_sum(const fs_qscratch *qs) { return (int32_t *)(qs->base + qs->rows * sizeof(float)); }
-static int8_t *qa_codes(const fs_qscratch *qs) { return (int8_t *)(qs->base + qs->rows * 8); }
+/* The parts of a quantisation scratch: slot i's scale, sum and codes (ldq apart), the remainder row. */
+static float *qa_scale(const fs_qscratch *qs, size_t i) { return (float *)qs->base + i; }
+static int32_t *qa_sum(const fs_qscratch *qs, size_t i) { return (int32_t *)(qs->base + qs->rows * 4) + i; }
+static int8_t *qa_codes(const fs_qscratch *qs, size_t i, size_t ldq) { return (int8_t *)(qs->base + qs->rows * 8) + i * ldq; }
+static float *qa_rest(const fs_qscratch *qs, size_t ldq) { return (float *)(qs->base + qs->rows * (8 + ldq)); }
 
 void fs__qa_prepare(const fs_rnn *m, const fs_kernels *k, fs_qscratch *qs, size_t rows, size_t kk, const float *a,
                     size_t lda) {
     if (m->cfg.dtype != FS_DTYPE_INT8) return;
-    k->q8_quant_rows(rows, kk, a, lda, qa_codes(qs), FS_Q8_ROUND(kk), qa_scale(qs), qa_sum(qs));
+    const size_t ldq = FS_Q8_ROUND(kk);
+    k->q8_quant_rows(rows, kk, a, lda, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0));
     qs->ready = 1;
 }
 
-/* int8: the product in chunks of the scratch's rows, each quantised once for every block. */
+/* Fine rows: each row's remainder a - s q (fp32, the same operations on every
+ * level) quantised again into slot lo + i. */
+static void q8_fine_rows(const fs_kernels *k, const fs_qscratch *qs, size_t n, size_t kk, const float *a, size_t lda,
+                         size_t lo) {
+    const size_t ldq = FS_Q8_ROUND(kk);
+    float *rest = qa_rest(qs, ldq);
+    for (size_t i = 0; i < n; i++) {
+        const int8_t *q = qa_codes(qs, i, ldq);
+        const float s = *qa_scale(qs, i);
+        for (size_t j = 0; j < kk; j++) rest[j] = a[i * lda + j] - s * (float)q[j];
+        k->q8_quant_rows(1, kk, rest, kk, qa_codes(qs, lo + i, ldq), ldq, qa_scale(qs, lo + i), qa_sum(qs, lo + i));
+    }
+}
+
+/* int8: the product in chunks of the scratch's rows, each quantised once for
+ * every block; fine: half the rows a chunk, each a coarse and a fine row, the
+ * fine product added to the coarse one. */
 static void q8_product(const fs_kernels *k, const uint8_t *w, const float *scale, size_t rows, size_t kk,
                        const float *a, size_t lda, size_t g, size_t nb, const float *bias, float *c, size_t ldc,
                        const fs_qscratch *qs) {
-    const size_t ldq = FS_Q8_ROUND(kk);
-    for (size_t r0 = 0; r0 < rows; r0 += qs->rows) {
-        const size_t n = rows - r0 < qs->rows ? rows - r0 : qs->rows;
-        if (!qs->ready) k->q8_quant_rows(n, kk, a + r0 * lda, lda, qa_codes(qs), ldq, qa_scale(qs), qa_sum(qs));
-        k->gemm_q8(n, kk, qa_codes(qs), ldq, qa_scale(qs), qa_sum(qs), w, scale, g, nb, bias, c + r0 * ldc, ldc);
+    const size_t ldq = FS_Q8_ROUND(kk), chunk = qs->fine ? qs->rows / 2 : qs->rows;
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        const size_t n = rows - r0 < chunk ? rows - r0 : chunk;
+        if (!qs->ready)
+            k->q8_quant_rows(n, kk, a + r0 * lda, lda, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0));
+        k->gemm_q8(n, kk, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0), w, scale, g, nb, bias,
+                   c + r0 * ldc, ldc, 0);
+        if (!qs->fine) continue;
+        q8_fine_rows(k, qs, n, kk, a + r0 * lda, lda, chunk);
+        k->gemm_q8(n, kk, qa_codes(qs, chunk, ldq), ldq, qa_scale(qs, chunk), qa_sum(qs, chunk), w, scale, g, nb, NULL,
+                   c + r0 * ldc, ldc, 1);
     }
 }
 
@@ -91,20 +117,29 @@ void fs__wgemm(const fs_rnn *m, const fs_kernels *k, const float *w, const float
     }
 }
 
+/* A layer's input rows (int8): fine rows, see docs/quantization.md. */
+static fs_qscratch fine_rows(const fs_qscratch *qs) {
+    fs_qscratch f = *qs;
+    f.fine = 1;
+    return f;
+}
+
 void fs__project_blocks(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                         const float *in, size_t ld_in, float *gx, size_t jb0, size_t jb1, const fs_qscratch *qs) {
     const size_t w = m->gates * FS_NB;
+    const fs_qscratch fine = fine_rows(qs);
     if (jb1 > jb0)
         fs__wgemm(m, k, u->w_ih_packed, u->scale[FS_MAT_IH], rows, u->in_size, in, ld_in, m->gates, jb0, jb1 - jb0,
-                  u->bias_x + jb0 * w, gx + jb0 * w, m->gates * m->hp, qs);
+                  u->bias_x + jb0 * w, gx + jb0 * w, m->gates * m->hp, &fine);
 }
 
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                  const float *in, size_t ld_in, float *xa, float *gx, const fs_qscratch *qs) {
     const size_t G = m->gates, hp = m->hp;
     if (m->cfg.w_rank) {
+        const fs_qscratch fine = fine_rows(qs);
         fs__wgemm(m, k, u->w_ih_a_packed, u->scale[FS_MAT_IH_A], rows, u->in_size, in, ld_in, 1, 0, m->wrp / FS_NB,
-                  NULL, xa, m->wrp, qs);
+                  NULL, xa, m->wrp, &fine);
         fs__wgemm(m, k, u->w_ih_packed, u->scale[FS_MAT_IH], rows, (size_t)m->cfg.w_rank, xa, m->wrp, G, 0,
                   hp / FS_NB, u->bias_x, gx, G * hp, qs);
     } else {

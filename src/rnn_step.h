@@ -50,11 +50,13 @@ size_t fs__tile_floats(const fs_rnn *m, size_t batch);
 
 /* int8 models: quantised activation rows (kernels.h's q8_quant_rows), in a
  * thread's tile after its product floats. Laid out as scales [rows], sums
- * [rows], then codes [rows][FS_Q8_ROUND(k)] for the product's k. */
+ * [rows], codes [rows][FS_Q8_ROUND(k)] for the product's k, then one row of
+ * k floats (a fine row's remainder). */
 typedef struct fs_qscratch {
     char *base;
     size_t rows; /* the capacity in rows: products of more rows run in chunks of this many */
     int ready;   /* 1: holds the product operand already (fs__qa_prepare): fs__wgemm uses it as is */
+    int fine;    /* 1: a layer's input: each row quantised twice (docs/quantization.md, fine rows) */
 } fs_qscratch;
 
 /* The quantisation scratch of the tile of a step over `batch` rows. */

@@ -43,25 +43,43 @@ def outputs(result):
     return [y] + (list(state) if isinstance(state, tuple) else [state])
 
 
-def fake_q8(a):
-    """docs/quantization.md's activation rows, dequantised: per row (last axis) codes
-    round-half-even(a * (127 / max|a|)) in float32, times max|a| / 127; max|a| < 2^-100: 0."""
+def q8_rows(a):
+    """docs/quantization.md's activation rows: per row (last axis) the codes
+    round-half-even(a * (127 / max|a|)) in float32 and the scale max|a| / 127; max|a| < 2^-100: 0."""
     amax = a.abs().amax(-1, keepdim=True)
     tiny = amax < 2.0 ** -100
     inv = torch.where(tiny, torch.zeros_like(amax), torch.tensor(127.0) / amax)
-    return torch.round(a * inv).clamp(-127, 127) * torch.where(tiny, torch.zeros_like(amax), amax / 127.0)
+    return torch.round(a * inv).clamp(-127, 127), torch.where(tiny, torch.zeros_like(amax), amax / 127.0)
+
+
+def fake_q8(a):
+    """The rows dequantised: s * q."""
+    q, s = q8_rows(a)
+    return q * s
+
+
+def fine_q8(a):
+    """A layer's input rows (fine rows): s1 q1 plus the remainder a - s1 q1 quantised again."""
+    q, s = q8_rows(a)
+    return s * q + fake_q8(a - s * q)
 
 
 class Q8Weight(torch.Tensor):
     """A weight of fastseq.torch's reference modules (whose products are `a @ W.T`) that
     quantises the rows of its left operand first, as fastseq's int8 products do."""
+    quantise = staticmethod(fake_q8)
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         if func in (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__) and isinstance(args[1], cls) \
                 and not isinstance(args[0], cls):
-            return torch.matmul(fake_q8(args[0].as_subclass(torch.Tensor)), args[1].as_subclass(torch.Tensor))
+            return torch.matmul(cls.quantise(args[0].as_subclass(torch.Tensor)), args[1].as_subclass(torch.Tensor))
         return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class Q8InputWeight(Q8Weight):
+    """A weight over the layer's input: fine rows."""
+    quantise = staticmethod(fine_q8)
 
 
 def int8_reference(module, x, h0, c0):
@@ -73,7 +91,7 @@ def int8_reference(module, x, h0, c0):
     with torch.no_grad():
         if isinstance(module, (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)):
             hx = (fake_q8(h0), c0) if isinstance(module, torch.nn.LSTM) else fake_q8(h0)
-            expected = outputs(module(fake_q8(x), hx))
+            expected = outputs(module(fine_q8(x), hx))
             extra = 0.0
             if isinstance(module, torch.nn.GRU):
                 extra = float((0.5001 * h0.abs().amax(-1) / 127.0).max())
@@ -82,8 +100,9 @@ def int8_reference(module, x, h0, c0):
                 extra = max(float(0.5001 / 127.0 * w.abs().sum(1).max()) for w in w_hr)
             return expected, extra
         plain = module._params
-        module._params = lambda suffix: {k: Q8Weight(v) if k.startswith("weight") else v
-                                         for k, v in plain(suffix).items()}
+        kind = {"weight_ih": Q8InputWeight, "weight_ih_a": Q8InputWeight, "weight_ih_b": Q8Weight,
+                "weight_hh": Q8Weight, "weight_hh_a": Q8Weight, "weight_hh_b": Q8Weight}
+        module._params = lambda suffix: {k: kind[k](v) if k in kind else v for k, v in plain(suffix).items()}
         state = (h0, c0) if isinstance(module, (reference.PeepholeLSTM, reference.CoupledLSTM)) else h0
         return outputs(module(x, state)), 0.0
 
@@ -168,7 +187,7 @@ def test_cells_quantise_too():
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
     x, h = torch.randn(4, 7), torch.randn(4, 9)
     with torch.no_grad():  # int8: the operands quantised; the blend's h exact (int8_reference)
-        want = ref(fake_q8(x), fake_q8(h)).numpy()
+        want = ref(fine_q8(x), fake_q8(h)).numpy()
     extra = float((0.5001 * h.abs().amax(-1) / 127.0).max())
     assert (np.abs(ours(x, h) - want) / (TOL * np.maximum(1.0, np.abs(want)) + extra)).max() <= 1.0
 

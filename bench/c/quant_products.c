@@ -26,7 +26,7 @@ typedef struct q8_rows {
 static void int8_product(const fs_kernels *t, size_t m, size_t k, const float *a, const q8_rows *qa, const uint8_t *b,
                          const float *s, size_t g, size_t nb, float *c, size_t n) {
     t->q8_quant_rows(m, k, a, k, qa->q, FS_Q8_ROUND(k), qa->scale, qa->sum);
-    t->gemm_q8(m, k, qa->q, FS_Q8_ROUND(k), qa->scale, qa->sum, b, s, g, nb, NULL, c, n);
+    t->gemm_q8(m, k, qa->q, FS_Q8_ROUND(k), qa->scale, qa->sum, b, s, g, nb, NULL, c, n, 0);
 }
 
 int main(int argc, char **argv) {

@@ -190,12 +190,14 @@ typedef struct fs_kernels {
      * 128 * asum[i]), that order of float operations (no FMA) on every level:
      * the integer part is exact (k <= FS_Q8_MAX_K), so every level, and any
      * split of rows or blocks over threads, gives the generic level's bits.
-     * aq rows ldq >= FS_Q8_ROUND(k) apart. bias may be NULL (zero). */
+     * aq rows ldq >= FS_Q8_ROUND(k) apart. bias may be NULL (zero).
+     * accumulate: c's own value takes bias's place (c[i*ldc + q] + ...; bias
+     * unused): a second product added to a first, as the fine rows do. */
     void (*q8_quant_rows)(size_t m, size_t k, const float *a, size_t lda, int8_t *q, size_t ldq, float *scale,
                           int32_t *sum);
     void (*gemm_q8)(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale, const int32_t *asum,
                     const uint8_t *b, const float *scale, size_t g, size_t nblocks, const float *bias, float *c,
-                    size_t ldc);
+                    size_t ldc, int accumulate);
     /* Quantised weights, weight-only (the quantised layout above): the
      * products of gemm with narrower elements, for m rows and nblocks blocks
      * of g gates.

@@ -10,7 +10,7 @@
  * 7, 9; g 1..4; 1 or 3 blocks; lda, ldq and ldc wider than the data. Checks:
  * the same codes, scales and sums on every level; the same products bit for
  * bit; a row alone and each block alone give the same bits as the whole call
- * (any split over threads); the ldc padding untouched; NaN products for the
+ * (any split over threads); accumulate adds to c; the ldc padding untouched; NaN products for the
  * non-finite rows; the largest k (FS_Q8_MAX_K) sums exactly.
  */
 #include "check.h"
@@ -133,14 +133,27 @@ static void check_shape(const char *isa, const fs_kernels *ref, const fs_kernels
     float *c_ref = xmalloc(m * ldc * sizeof(float)), *c = xmalloc(m * ldc * sizeof(float));
     float *c_part = xmalloc(m * ldc * sizeof(float));
     for (size_t i = 0; i < m * ldc; i++) c_ref[i] = c[i] = c_part[i] = SENTINEL;
-    ref->gemm_q8(m, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, nb, bias, c_ref, ldc);
-    opt->gemm_q8(m, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, nb, bias, c, ldc);
+    ref->gemm_q8(m, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, nb, bias, c_ref, ldc, 0);
+    opt->gemm_q8(m, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, nb, bias, c, ldc, 0);
     /* any split: each row alone, each block alone */
     for (size_t i = 0; i < m; i++)
         for (size_t jb = 0; jb < nb; jb++)
             opt->gemm_q8(1, k, r.q + i * r.ldq, r.ldq, r.scale + i, r.sum + i, q.b + jb * FS_Q8_ROUND(k) * width,
                          q.scale + jb * width, g, 1, bias ? bias + jb * width : NULL, c_part + i * ldc + jb * width,
-                         ldc);
+                         ldc, 0);
+    /* accumulate: c's own values take the bias's place: c_ref + the product without bias */
+    float *c_acc = xmalloc(m * ldc * sizeof(float)), *c_nob = xmalloc(m * ldc * sizeof(float));
+    memcpy(c_acc, c_ref, m * ldc * sizeof(float));
+    ref->gemm_q8(m, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, nb, NULL, c_nob, ldc, 0);
+    opt->gemm_q8(m, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, nb, bias, c_acc, ldc, 1);
+    int acc_ok = 1;
+    for (size_t i = 0; i < m; i++)
+        for (size_t col = 0; col < n; col++) {
+            const float want = c_ref[i * ldc + col] + c_nob[i * ldc + col];
+            acc_ok &= memcmp(&want, &c_acc[i * ldc + col], sizeof want) == 0;
+        }
+    CHECK(acc_ok, "%s int8 dot: m=%zu k=%zu g=%zu nb=%zu: accumulate is not c + the product", isa, m, k, g, nb);
+    free(c_acc), free(c_nob);
     double worst = 0.0;
     int pad_ok = 1, same = 1, split_same = 1;
     for (size_t i = 0; i < m; i++) {
@@ -172,7 +185,7 @@ static void check_nonfinite(const char *isa, const fs_kernels *t) {
     float a[2 * 9], c[2 * FS_NB];
     fill_row(a, k, INF_ROW), fill_row(a + k, k, NAN_ROW);
     qrows r = quantise(t, 2, k, a, k);
-    t->gemm_q8(2, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, 1, NULL, c, FS_NB);
+    t->gemm_q8(2, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, 1, NULL, c, FS_NB, 0);
     int all_nan = 1;
     for (size_t i = 0; i < 2 * FS_NB; i++) all_nan &= isnan(c[i]) != 0;
     CHECK(all_nan, "%s int8 dot: a row with Inf / NaN must give NaN products", isa);
@@ -186,7 +199,7 @@ static void check_largest_k(const char *isa, const fs_kernels *t) {
     float *a = xmalloc(k * sizeof(float)), c[2 * FS_NB];
     for (size_t kk = 0; kk < k; kk++) a[kk] = 1.0f;
     qrows r = quantise(t, 1, k, a, k);
-    t->gemm_q8(1, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, 1, NULL, c, width);
+    t->gemm_q8(1, k, r.q, r.ldq, r.scale, r.sum, q.b, q.scale, g, 1, NULL, c, width, 0);
     int exact = 1;
     for (size_t col = 0; col < width; col++)
         exact &= c[col] == (r.scale[0] * q.scale[col]) * (float)(127 * 127 * (int32_t)k);

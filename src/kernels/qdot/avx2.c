@@ -91,7 +91,7 @@ FS_INLINE void epilogue(__m256i acc, int32_t asum, float ascale, const float *sc
  * 4-7) holding (k0 + k1, k2 + k3) sums, folded at the end. */
 FS_INLINE void tile(const int M, const int NP, size_t k4, const int8_t *aq, size_t ldq, const float *ascale,
                     const int32_t *asum, const uint8_t *b, size_t width, const float *scale, const float *bias,
-                    float *c, size_t ldc) {
+                    float *c, size_t ldc, int accumulate) {
     __m256i acc[2][2][2];
     for (int r = 0; r < M; r++)
         for (int p = 0; p < NP; p++) acc[r][p][0] = acc[r][p][1] = _mm256_setzero_si256();
@@ -111,31 +111,31 @@ FS_INLINE void tile(const int M, const int NP, size_t k4, const int8_t *aq, size
         for (int p = 0; p < NP; p++) {
             /* hadd: (c0 c1 c4 c5 | c2 c3 c6 c7); the permute puts columns in order */
             const __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][p][0], acc[r][p][1]), 0xD8);
-            epilogue(s, asum[r], ascale[r], scale + p * FS_NB, bias ? bias + p * FS_NB : NULL,
-                     c + r * ldc + p * FS_NB);
+            float *out = c + r * ldc + p * FS_NB;
+            epilogue(s, asum[r], ascale[r], scale + p * FS_NB, accumulate ? out : bias ? bias + p * FS_NB : NULL, out);
         }
 }
 
 FS_INLINE void rows(const int NP, size_t m, size_t k4, const int8_t *aq, size_t ldq, const float *ascale,
                     const int32_t *asum, const uint8_t *b, size_t width, const float *scale, const float *bias,
-                    float *c, size_t ldc) {
+                    float *c, size_t ldc, int acc) {
     size_t i = 0;
     for (; i + 2 <= m; i += 2)
-        tile(2, NP, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias, c + i * ldc, ldc);
-    if (i < m) tile(1, NP, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias, c + i * ldc, ldc);
+        tile(2, NP, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias, c + i * ldc, ldc, acc);
+    if (i < m) tile(1, NP, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias, c + i * ldc, ldc, acc);
 }
 
 static void fs_q8_gemm_dot__avx2(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale,
                                  const int32_t *asum, const uint8_t *b, const float *scale, size_t g,
-                                 size_t nblocks, const float *bias, float *c, size_t ldc) {
+                                 size_t nblocks, const float *bias, float *c, size_t ldc, int accumulate) {
     const size_t width = g * FS_NB, k4 = FS_Q8_ROUND(k);
     for (size_t jb = 0; jb < nblocks; jb++) {
         const uint8_t *bb = b + jb * k4 * width;
         for (size_t p = 0; p < g;) {
             const size_t col = jb * width + p * FS_NB, np = g - p >= 2 ? 2 : 1;
             const float *bi = bias ? bias + col : NULL;
-            if (np == 2) rows(2, m, k4, aq, ldq, ascale, asum, bb + p * FS_NB * 4, width, scale + col, bi, c + col, ldc);
-            else rows(1, m, k4, aq, ldq, ascale, asum, bb + p * FS_NB * 4, width, scale + col, bi, c + col, ldc);
+            if (np == 2) rows(2, m, k4, aq, ldq, ascale, asum, bb + p * FS_NB * 4, width, scale + col, bi, c + col, ldc, accumulate);
+            else rows(1, m, k4, aq, ldq, ascale, asum, bb + p * FS_NB * 4, width, scale + col, bi, c + col, ldc, accumulate);
             p += np;
         }
     }

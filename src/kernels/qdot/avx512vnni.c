@@ -35,7 +35,7 @@ FS_INLINE void epi8(__m256i acc, int32_t asum, float ascale, const float *scale,
  * bytes); S partial sums over alternating k groups. */
 FS_INLINE void tile16(const int M, const int NZ, const int S, size_t k4, const int8_t *aq, size_t ldq,
                       const float *ascale, const int32_t *asum, const uint8_t *b, size_t width, const float *scale,
-                      const float *bias, float *c, size_t ldc) {
+                      const float *bias, float *c, size_t ldc, int accumulate) {
     __m512i acc[4][2][4];
     for (int r = 0; r < M; r++)
         for (int z = 0; z < NZ; z++)
@@ -61,14 +61,15 @@ FS_INLINE void tile16(const int M, const int NZ, const int S, size_t k4, const i
         for (int z = 0; z < NZ; z++) {
             __m512i sum = acc[r][z][0];
             for (int s = 1; s < S; s++) sum = _mm512_add_epi32(sum, acc[r][z][s]);
-            epi16(sum, asum[r], ascale[r], scale + z * 16, bias ? bias + z * 16 : NULL, c + r * ldc + z * 16);
+            float *out = c + r * ldc + z * 16;
+            epi16(sum, asum[r], ascale[r], scale + z * 16, accumulate ? out : bias ? bias + z * 16 : NULL, out);
         }
 }
 
 /* The same for 8 columns (a ymm). */
 FS_INLINE void tile8(const int M, const int S, size_t k4, const int8_t *aq, size_t ldq, const float *ascale,
                      const int32_t *asum, const uint8_t *b, size_t width, const float *scale, const float *bias,
-                     float *c, size_t ldc) {
+                     float *c, size_t ldc, int accumulate) {
     __m256i acc[4][4];
     for (int r = 0; r < M; r++)
         for (int s = 0; s < S; s++) acc[r][s] = _mm256_setzero_si256();
@@ -88,7 +89,7 @@ FS_INLINE void tile8(const int M, const int S, size_t k4, const int8_t *aq, size
     for (int r = 0; r < M; r++) {
         __m256i sum = acc[r][0];
         for (int s = 1; s < S; s++) sum = _mm256_add_epi32(sum, acc[r][s]);
-        epi8(sum, asum[r], ascale[r], scale, bias, c + r * ldc);
+        epi8(sum, asum[r], ascale[r], scale, accumulate ? c + r * ldc : bias, c + r * ldc);
     }
 }
 
@@ -96,12 +97,12 @@ FS_INLINE void tile8(const int M, const int S, size_t k4, const int8_t *aq, size
  * tile, a lone row with 4 partial sums. */
 FS_INLINE void rows(const int n, size_t m, size_t k4, const int8_t *aq, size_t ldq, const float *ascale,
                     const int32_t *asum, const uint8_t *b, size_t width, const float *scale, const float *bias,
-                    float *c, size_t ldc) {
+                    float *c, size_t ldc, int acc) {
     size_t i = 0;
 #define FS_Q8_TILE(M, S)                                                                                         \
-    (n == 8 ? tile8(M, S, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias, c + i * ldc, ldc) \
-            : tile16(M, n / 16, S, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias,          \
-                     c + i * ldc, ldc))
+    (n == 8 ? tile8(M, S, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias, c + i * ldc, ldc, acc) \
+            : tile16(M, n / 16, S, k4, aq + i * ldq, ldq, ascale + i, asum + i, b, width, scale, bias,               \
+                     c + i * ldc, ldc, acc))
     for (; i + 4 <= m; i += 4) FS_Q8_TILE(4, 1);
     if (m - i == 3) FS_Q8_TILE(3, 1);
     else if (m - i == 2) FS_Q8_TILE(2, 2);
@@ -111,7 +112,7 @@ FS_INLINE void rows(const int n, size_t m, size_t k4, const int8_t *aq, size_t l
 
 static void fs_q8_gemm_dot__avx512vnni(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale,
                                        const int32_t *asum, const uint8_t *b, const float *scale, size_t g,
-                                       size_t nblocks, const float *bias, float *c, size_t ldc) {
+                                       size_t nblocks, const float *bias, float *c, size_t ldc, int accumulate) {
     const size_t width = g * FS_NB, k4 = FS_Q8_ROUND(k);
     for (size_t jb = 0; jb < nblocks; jb++) {
         const uint8_t *bb = b + jb * k4 * width;
@@ -119,7 +120,7 @@ static void fs_q8_gemm_dot__avx512vnni(size_t m, size_t k, const int8_t *aq, siz
             const int n = width - q >= 32 ? 32 : width - q >= 16 ? 16 : 8;
             const size_t col = jb * width + q;
             rows(n, m, k4, aq, ldq, ascale, asum, bb + q * 4, width, scale + col, bias ? bias + col : NULL, c + col,
-                 ldc);
+                 ldc, accumulate);
             q += (size_t)n;
         }
     }

@@ -42,7 +42,7 @@ static void fs_q8_quant_rows__generic(size_t m, size_t k, const float *a, size_t
 
 static void fs_q8_gemm_dot__generic(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale,
                                     const int32_t *asum, const uint8_t *b, const float *scale, size_t g,
-                                    size_t nblocks, const float *bias, float *c, size_t ldc) {
+                                    size_t nblocks, const float *bias, float *c, size_t ldc, int accumulate) {
     const size_t width = g * FS_NB, k4 = FS_Q8_ROUND(k);
     for (size_t i = 0; i < m; i++) {
         const int8_t *ar = aq + i * ldq;
@@ -56,7 +56,8 @@ static void fs_q8_gemm_dot__generic(size_t m, size_t k, const int8_t *aq, size_t
                 const size_t col = jb * width + q;
                 const float x = (float)(int32_t)(acc - 128u * (uint32_t)asum[i]);
                 const float t = ascale[i] * scale[col];
-                c[i * ldc + col] = (bias ? bias[col] : 0.0f) + t * x;
+                const float base = accumulate ? c[i * ldc + col] : bias ? bias[col] : 0.0f;
+                c[i * ldc + col] = base + t * x;
             }
         }
     }
