@@ -12,6 +12,7 @@ from _parity import TOL, num_threads
 
 torch = pytest.importorskip("torch")
 import fastseq.torch as reference  # noqa: E402
+from _q8 import fake_q8, fine_q8  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -41,27 +42,6 @@ def excess(got, want):
 def outputs(result):
     y, state = result
     return [y] + (list(state) if isinstance(state, tuple) else [state])
-
-
-def q8_rows(a):
-    """docs/quantization.md's activation rows: per row (last axis) the codes
-    round-half-even(a * (127 / max|a|)) in float32 and the scale max|a| / 127; max|a| < 2^-100: 0."""
-    amax = a.abs().amax(-1, keepdim=True)
-    tiny = amax < 2.0 ** -100
-    inv = torch.where(tiny, torch.zeros_like(amax), torch.tensor(127.0) / amax)
-    return torch.round(a * inv).clamp(-127, 127), torch.where(tiny, torch.zeros_like(amax), amax / 127.0)
-
-
-def fake_q8(a):
-    """The rows dequantised: s * q."""
-    q, s = q8_rows(a)
-    return q * s
-
-
-def fine_q8(a):
-    """A layer's input rows (fine rows): s1 q1 plus the remainder a - s1 q1 quantised again."""
-    q, s = q8_rows(a)
-    return s * q + fake_q8(a - s * q)
 
 
 class Q8Weight(torch.Tensor):
