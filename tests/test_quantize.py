@@ -169,7 +169,8 @@ def test_cells_quantise_too():
     with torch.no_grad():  # int8: the operands quantised; the blend's h exact (int8_reference)
         want = ref(fine_q8(x), fake_q8(h)).numpy()
     extra = float((0.5001 * h.abs().amax(-1) / 127.0).max())
-    assert (np.abs(ours(x, h) - want) / (TOL * np.maximum(1.0, np.abs(want)) + extra)).max() <= 1.0
+    got = ours(x.numpy(), h.numpy())
+    assert (np.abs(got - want) / (TOL * np.maximum(1.0, np.abs(want)) + extra)).max() <= 1.0
 
 
 def test_quantised_weights_are_smaller_and_the_float_layer_untouched():

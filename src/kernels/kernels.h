@@ -250,7 +250,8 @@ void fs__cells_init_avx512(fs_kernels *k); /* the plain cells; peephole/coupled 
 void fs__step1_init_avx512(fs_kernels *k); /* the fused batch-1 steps */
 void fs__quant_init_avx512(fs_kernels *k);
 void fs__train_cells_init_avx512(fs_kernels *k); /* the LSTM record step; other training cells stay avx2 */
-void fs__qdot_init_avx512vnni(fs_kernels *k);   /* only where the CPU has AVX512_VNNI (else avx2's) */
+void fs__qdot_init_avx512(fs_kernels *k);       /* the activation rows */
+void fs__qdot_init_avx512vnni(fs_kernels *k);   /* the int8 products, only where the CPU has AVX512_VNNI (else avx2's) */
 #endif
 
 #if defined(FS_HAVE_NEON)
