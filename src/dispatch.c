@@ -54,10 +54,12 @@ static void fill(fs_isa isa, fs_kernels *k) {
     fs__train_cells_init_generic(k);
     fs__vact_init_generic(k);
     fs__quant_init_generic(k);
+    fs__qdot_init_generic(k);
 #if defined(FS_HAVE_AVX2)
     if (isa >= FS_ISA_AVX2) {
         fs__gemm_init_avx2(k);
         fs__quant_init_avx2(k);
+        fs__qdot_init_avx2(k);
         fs__cells_init_avx2(k);
         fs__train_cells_init_avx2(k);
         fs__vact_init_avx2(k);
@@ -69,6 +71,8 @@ static void fill(fs_isa isa, fs_kernels *k) {
         fs__cells_init_avx512(k);
         fs__step1_init_avx512(k);
         fs__quant_init_avx512(k);
+        fs__qdot_init_avx512(k);
+        if (__builtin_cpu_supports("avx512vnni")) fs__qdot_init_avx512vnni(k); /* not in the level's baseline */
         fs__train_cells_init_avx512(k);
         fs__vact_init_avx512(k);
     }

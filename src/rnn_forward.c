@@ -126,29 +126,30 @@ static void split(size_t n, int nth, int id, size_t *lo, size_t *hi) {
  * intermediate needs every column) is split by rows; returns 1 when the
  * threads must then meet before the steps. */
 static int project_chunk(const fs_rnn *m, const fs_kernels *k, const plan *p, const fs_rnn_unit *u,
-                         const float *in, size_t t0, size_t n, float *gx, float *xa, int nth, int id) {
+                         const float *in, size_t t0, size_t n, float *gx, float *xa, float *tile, int nth, int id) {
     const size_t G = m->gates, hp = m->hp, in_size = u->in_size, B = p->B;
+    const fs_qscratch qs = fs__qscratch(m, B, tile);
     size_t lo, hi;
     if (!m->cfg.w_rank) {
         split(hp / FS_NB, nth, id, &lo, &hi);
         if (!p->batch_first)
-            fs__project_blocks(m, k, u, n * B, in + t0 * B * in_size, in_size, gx, lo, hi);
+            fs__project_blocks(m, k, u, n * B, in + t0 * B * in_size, in_size, gx, lo, hi, &qs);
         else
             for (size_t b = 0; b < B; b++)
-                fs__project_blocks(m, k, u, n, in + (b * p->T + t0) * in_size, in_size, gx + b * n * G * hp, lo, hi);
+                fs__project_blocks(m, k, u, n, in + (b * p->T + t0) * in_size, in_size, gx + b * n * G * hp, lo, hi, &qs);
         return 0;
     }
     if (!p->batch_first) { /* one contiguous run of n*B rows */
         split(n * B, nth, id, &lo, &hi);
         if (hi > lo)
             fs__project(m, k, u, hi - lo, in + (t0 * B + lo) * in_size, in_size, xa + lo * m->wrp,
-                        gx + lo * G * hp);
+                        gx + lo * G * hp, &qs);
         return 1;
     }
     split(B, nth, id, &lo, &hi); /* one run of n rows per sequence */
     for (size_t b = lo; b < hi; b++)
         fs__project(m, k, u, n, in + (b * p->T + t0) * in_size, in_size, xa + b * n * m->wrp,
-                    gx + b * n * G * hp);
+                    gx + b * n * G * hp, &qs);
     return 1;
 }
 
@@ -223,7 +224,7 @@ static void unit_worker(const unit_job *j, int id, int nth) {
     for (size_t s0 = 0; s0 < T; s0 += p->chunk) {
         const size_t n = T - s0 < p->chunk ? T - s0 : p->chunk;
         const size_t t0 = dir ? T - s0 - n : s0; /* first time step of the chunk */
-        if (project_chunk(m, j->k, p, j->u, j->in, t0, n, gx, ws + p->xa_off, nth, id)) FS_BARRIER(nth);
+        if (project_chunk(m, j->k, p, j->u, j->in, t0, n, gx, ws + p->xa_off, tile, nth, id)) FS_BARRIER(nth);
         for (size_t s = s0; s < s0 + n; s++) {
             const size_t t = dir ? T - 1 - s : s, tc = t - t0;
             fs_step st = {

@@ -119,6 +119,11 @@ static fs_status check_config(const fs_rnn_config *c) {
     if (c->dtype == FS_DTYPE_INT4 ? c->group_size != 32 && c->group_size != 64 : c->group_size != 0)
         return fs__fail(FS_ERR_INVALID_ARG, "group_size: expected %s, got %d",
                         c->dtype == FS_DTYPE_INT4 ? "32 or 64 (int4)" : "0 (only int4 has groups)", (int)c->group_size);
+    /* int8 products sum in int32 (kernels.h): every reduction (inputs, or both directions' features) stays below the bound */
+    const size_t widest = (size_t)c->hidden_size * (c->bidirectional ? 2 : 1);
+    if (c->dtype == FS_DTYPE_INT8 && ((size_t)c->input_size > FS_Q8_MAX_K || widest > FS_Q8_MAX_K))
+        return fs__fail(FS_ERR_INVALID_ARG, "int8: expected input_size and the layers' features <= %zu, got input_size %d, "
+                        "features %zu", FS_Q8_MAX_K, (int)c->input_size, widest);
     return FS_OK;
 }
 

@@ -20,7 +20,7 @@ int fs__mat_sizes(int32_t dtype, size_t group, size_t cols, size_t k, size_t *by
     size_t n;
     *scales = 0;
     switch (dtype) {
-    case FS_DTYPE_INT8: *scales = cols; return fs__mul(cols, k, bytes);
+    case FS_DTYPE_INT8: *scales = cols; return fs__mul(cols, FS_Q8_ROUND(k), bytes);
     case FS_DTYPE_BF16: return fs__mul(cols, k, &n) && fs__mul(n, 2, bytes);
     case FS_DTYPE_INT4: return fs__mul(cols, k / 2 + k % 2, bytes) && fs__mul(cols, (k + group - 1) / group, scales);
     default: return fs__mul(cols, k, &n) && fs__mul(n, sizeof(float), bytes);
@@ -58,6 +58,10 @@ typedef struct colpos { size_t jb, col, width; } colpos;
 static colpos pos_of(size_t g_count, size_t g, size_t j) {
     return (colpos){j / FS_NB, g * FS_NB + j % FS_NB, g_count * FS_NB};
 }
+/* The byte of input kk of that column in the int8 dot layout (kernels.h). */
+static size_t q8_at(colpos p, size_t k, size_t kk) {
+    return (p.jb * FS_Q8_ROUND(k) + kk / 4 * 4) * p.width + p.col * 4 + kk % 4;
+}
 
 void fs__quant_pack(int32_t dtype, size_t group, const float *w, void *base, float *scale, size_t g_count,
                     size_t h, size_t k) {
@@ -67,10 +71,9 @@ void fs__quant_pack(int32_t dtype, size_t group, const float *w, void *base, flo
             const float *row = w + (g * h + j) * k;
             const colpos p = pos_of(g_count, g, j);
             if (dtype == FS_DTYPE_INT8) {
-                int8_t *col = (int8_t *)base + p.jb * k * p.width + p.col;
                 const float s = scale_of(row, k, 127.0f);
                 scale[p.jb * p.width + p.col] = s;
-                for (size_t kk = 0; kk < k; kk++) col[kk * p.width] = (int8_t)quant(row[kk], s, 127);
+                for (size_t kk = 0; kk < k; kk++) ((uint8_t *)base)[q8_at(p, k, kk)] = (uint8_t)(quant(row[kk], s, 127) + 128);
             } else if (dtype == FS_DTYPE_INT4) {
                 uint8_t *col = (uint8_t *)base + p.jb * kp * p.width + p.col;
                 for (size_t gr = 0; gr < groups; gr++) {
@@ -99,7 +102,7 @@ void fs__quant_unpack(int32_t dtype, size_t group, const void *base, const float
             const colpos p = pos_of(g_count, g, j);
             for (size_t kk = 0; kk < k; kk++) {
                 if (dtype == FS_DTYPE_INT8) {
-                    const int8_t q = ((const int8_t *)base)[(p.jb * k + kk) * p.width + p.col];
+                    const int q = ((const uint8_t *)base)[q8_at(p, k, kk)] - 128;
                     row[kk] = scale[p.jb * p.width + p.col] * (float)q;
                 } else if (dtype == FS_DTYPE_INT4) {
                     const uint8_t byte = ((const uint8_t *)base)[(p.jb * kp + kk / 2) * p.width + p.col];
@@ -208,9 +211,9 @@ int fs__quant_raw(int32_t dtype, size_t group, void *base, float *scale, size_t 
             }
             for (size_t kk = 0; kk < k; kk++) {
                 if (dtype == FS_DTYPE_INT8) {
-                    int8_t *q = (int8_t *)base + (p.jb * k + kk) * p.width + p.col;
-                    if (to_raw) row[kk] = (unsigned char)*q;
-                    else *q = (int8_t)row[kk];
+                    uint8_t *q = (uint8_t *)base + q8_at(p, k, kk); /* stored q + 128, raw q */
+                    if (to_raw) row[kk] = (unsigned char)(*q ^ 0x80u);
+                    else *q = (uint8_t)(row[kk] ^ 0x80u);
                 } else if (dtype == FS_DTYPE_INT4) {
                     uint8_t *q = (uint8_t *)base + (p.jb * kp + kk / 2) * p.width + p.col;
                     const int shift = (int)(kk % 2) * 4;

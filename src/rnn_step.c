@@ -22,16 +22,89 @@ size_t fs__step_phases(const fs_rnn *m, fs_phase phases[FS_MAX_PHASES], size_t b
 
 /* A single row runs the product of many blocks in one call (independent FMA
  * chains across blocks hide their latency), so its tile spans every block. */
-size_t fs__tile_floats(const fs_rnn *m, size_t batch) {
+static size_t product_floats(const fs_rnn *m, size_t batch) {
     return batch == 1 ? m->gates * m->hp : batch * m->gates * FS_NB;
 }
 
+/* int8: rows of quantised activations a tile holds: a step's rows, and at
+ * least enough that the input projection's rows run in few chunks. */
+#define FS_Q8_MIN_ROWS 16
+static size_t q8_rows(size_t batch) { return batch > FS_Q8_MIN_ROWS ? batch : FS_Q8_MIN_ROWS; }
+
+/* The widest k of the model's products: inputs, the features inner layers read, H. */
+static size_t q8_widest_k(const fs_rnn *m) {
+    const fs_rnn_config *c = &m->cfg;
+    size_t k = (size_t)c->input_size > (size_t)c->hidden_size ? (size_t)c->input_size : (size_t)c->hidden_size;
+    return k > m->dirs * m->r ? k : m->dirs * m->r;
+}
+
+size_t fs__tile_floats(const fs_rnn *m, size_t batch) {
+    const size_t widest = q8_widest_k(m);
+    /* scales, sums and codes per row; one row of floats for the fine rows' remainders */
+    const size_t q8 = m->cfg.dtype == FS_DTYPE_INT8 ? q8_rows(batch) * (8 + FS_Q8_ROUND(widest)) + widest * 4 : 0;
+    return product_floats(m, batch) + (q8 + sizeof(float) - 1) / sizeof(float);
+}
+
+fs_qscratch fs__qscratch(const fs_rnn *m, size_t batch, float *tile) {
+    return (fs_qscratch){(char *)(tile + product_floats(m, batch)), q8_rows(batch), 0, 0};
+}
+
+/* The parts of a quantisation scratch: slot i's scale, sum and codes (ldq apart), the remainder row. */
+static float *qa_scale(const fs_qscratch *qs, size_t i) { return (float *)qs->base + i; }
+static int32_t *qa_sum(const fs_qscratch *qs, size_t i) { return (int32_t *)(qs->base + qs->rows * 4) + i; }
+static int8_t *qa_codes(const fs_qscratch *qs, size_t i, size_t ldq) { return (int8_t *)(qs->base + qs->rows * 8) + i * ldq; }
+static float *qa_rest(const fs_qscratch *qs, size_t ldq) { return (float *)(qs->base + qs->rows * (8 + ldq)); }
+
+void fs__qa_prepare(const fs_rnn *m, const fs_kernels *k, fs_qscratch *qs, size_t rows, size_t kk, const float *a,
+                    size_t lda) {
+    if (m->cfg.dtype != FS_DTYPE_INT8) return;
+    const size_t ldq = FS_Q8_ROUND(kk);
+    k->q8_quant_rows(rows, kk, a, lda, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0));
+    qs->ready = 1;
+}
+
+/* Fine rows: each row's remainder a - s q (fp32, the same operations on every
+ * level) quantised again into slot lo + i. */
+static void q8_fine_rows(const fs_kernels *k, const fs_qscratch *qs, size_t n, size_t kk, const float *a, size_t lda,
+                         size_t lo) {
+    const size_t ldq = FS_Q8_ROUND(kk);
+    float *rest = qa_rest(qs, ldq);
+    for (size_t i = 0; i < n; i++) {
+        const int8_t *q = qa_codes(qs, i, ldq);
+        const float s = *qa_scale(qs, i);
+        for (size_t j = 0; j < kk; j++) rest[j] = a[i * lda + j] - s * (float)q[j];
+        k->q8_quant_rows(1, kk, rest, kk, qa_codes(qs, lo + i, ldq), ldq, qa_scale(qs, lo + i), qa_sum(qs, lo + i));
+    }
+}
+
+/* int8: the product in chunks of the scratch's rows, each quantised once for
+ * every block; fine: half the rows a chunk, each a coarse and a fine row, the
+ * fine product added to the coarse one. */
+static void q8_product(const fs_kernels *k, const uint8_t *w, const float *scale, size_t rows, size_t kk,
+                       const float *a, size_t lda, size_t g, size_t nb, const float *bias, float *c, size_t ldc,
+                       const fs_qscratch *qs) {
+    const size_t ldq = FS_Q8_ROUND(kk), chunk = qs->fine ? qs->rows / 2 : qs->rows;
+    for (size_t r0 = 0; r0 < rows; r0 += chunk) {
+        const size_t n = rows - r0 < chunk ? rows - r0 : chunk;
+        if (!qs->ready)
+            k->q8_quant_rows(n, kk, a + r0 * lda, lda, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0));
+        k->gemm_q8(n, kk, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0), w, scale, g, nb, bias,
+                   c + r0 * ldc, ldc, 0);
+        if (!qs->fine) continue;
+        q8_fine_rows(k, qs, n, kk, a + r0 * lda, lda, chunk);
+        k->gemm_q8(n, kk, qa_codes(qs, chunk, ldq), ldq, qa_scale(qs, chunk), qa_sum(qs, chunk), w, scale, g, nb, NULL,
+                   c + r0 * ldc, ldc, 1);
+    }
+}
+
 void fs__wgemm(const fs_rnn *m, const fs_kernels *k, const float *w, const float *scale, size_t rows, size_t kk,
-               const float *a, size_t lda, size_t g, size_t jb, size_t nb, const float *bias, float *c, size_t ldc) {
+               const float *a, size_t lda, size_t g, size_t jb, size_t nb, const float *bias, float *c, size_t ldc,
+               const fs_qscratch *qs) {
     const size_t width = g * FS_NB, group = (size_t)m->cfg.group_size;
     switch (m->cfg.dtype) {
     case FS_DTYPE_INT8:
-        k->gemm_q8(rows, kk, a, lda, (const int8_t *)w + jb * kk * width, scale + jb * width, g, nb, bias, c, ldc);
+        q8_product(k, (const uint8_t *)w + jb * FS_Q8_ROUND(kk) * width, scale + jb * width, rows, kk, a, lda, g, nb,
+                   bias, c, ldc, qs);
         break;
     case FS_DTYPE_INT4:
         k->gemm_q4(rows, kk, a, lda, (const uint8_t *)w + jb * (kk / 2 + kk % 2) * width,
@@ -44,24 +117,33 @@ void fs__wgemm(const fs_rnn *m, const fs_kernels *k, const float *w, const float
     }
 }
 
+/* A layer's input rows (int8): fine rows, see docs/quantization.md. */
+static fs_qscratch fine_rows(const fs_qscratch *qs) {
+    fs_qscratch f = *qs;
+    f.fine = 1;
+    return f;
+}
+
 void fs__project_blocks(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
-                        const float *in, size_t ld_in, float *gx, size_t jb0, size_t jb1) {
+                        const float *in, size_t ld_in, float *gx, size_t jb0, size_t jb1, const fs_qscratch *qs) {
     const size_t w = m->gates * FS_NB;
+    const fs_qscratch fine = fine_rows(qs);
     if (jb1 > jb0)
         fs__wgemm(m, k, u->w_ih_packed, u->scale[FS_MAT_IH], rows, u->in_size, in, ld_in, m->gates, jb0, jb1 - jb0,
-                  u->bias_x + jb0 * w, gx + jb0 * w, m->gates * m->hp);
+                  u->bias_x + jb0 * w, gx + jb0 * w, m->gates * m->hp, &fine);
 }
 
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
-                 const float *in, size_t ld_in, float *xa, float *gx) {
+                 const float *in, size_t ld_in, float *xa, float *gx, const fs_qscratch *qs) {
     const size_t G = m->gates, hp = m->hp;
     if (m->cfg.w_rank) {
+        const fs_qscratch fine = fine_rows(qs);
         fs__wgemm(m, k, u->w_ih_a_packed, u->scale[FS_MAT_IH_A], rows, u->in_size, in, ld_in, 1, 0, m->wrp / FS_NB,
-                  NULL, xa, m->wrp);
+                  NULL, xa, m->wrp, &fine);
         fs__wgemm(m, k, u->w_ih_packed, u->scale[FS_MAT_IH], rows, (size_t)m->cfg.w_rank, xa, m->wrp, G, 0,
-                  hp / FS_NB, u->bias_x, gx, G * hp);
+                  hp / FS_NB, u->bias_x, gx, G * hp, qs);
     } else {
-        fs__project_blocks(m, k, u, rows, in, ld_in, gx, 0, hp / FS_NB);
+        fs__project_blocks(m, k, u, rows, in, ld_in, gx, 0, hp / FS_NB, qs);
     }
 }
 
@@ -247,10 +329,20 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
     const fs_rnn_unit *u = s->unit;
     const size_t B = product_rows(s), H = (size_t)m->cfg.hidden_size, hp = m->hp, gh = m->gh;
     if (hi <= lo) return;
+    /* the phase's operand a (B rows of kk, lda apart), quantised once for all its blocks (int8) */
+    const float *a = s->mid; /* LSTM o * tanh(c) (projection); GRU r * h (U_a, or W_hn at full rank) */
+    size_t kk = phase == FS_PHASE_PROJ ? H : m->r, lda = hp;
+    if (phase == FS_PHASE_LOWRANK || (phase == FS_PHASE_CELL && !m->cfg.u_rank))
+        a = s->h_prev, kk = m->r, lda = m->rp;
+    else if ((phase == FS_PHASE_CELL || phase == FS_PHASE_GRU_N) && m->cfg.u_rank)
+        a = s->t_low, kk = (size_t)m->cfg.u_rank, lda = m->urp;
+    else if (phase == FS_PHASE_GRU_N)
+        kk = H;
+    fs_qscratch qs = fs__qscratch(m, B, tile);
+    fs__qa_prepare(m, s->k, &qs, B, kk, a, lda);
     if (phase == FS_PHASE_LOWRANK || phase == FS_PHASE_LOWRANK_N) { /* straight into t_low: no epilogue */
-        const int n = phase == FS_PHASE_LOWRANK_N; /* U_a (r * h): r * h is mid, hp apart */
-        fs__wgemm(m, s->k, u->w_hh_a_packed, u->scale[FS_MAT_HH_A], B, m->r, n ? s->mid : s->h_prev, n ? hp : m->rp,
-                  1, lo, hi - lo, NULL, s->t_low + lo * FS_NB, m->urp);
+        fs__wgemm(m, s->k, u->w_hh_a_packed, u->scale[FS_MAT_HH_A], B, kk, a, lda, 1, lo, hi - lo, NULL,
+                  s->t_low + lo * FS_NB, m->urp, &qs);
         return;
     }
     const int rb = m->cfg.cell == FS_CELL_GRU && m->cfg.reset_before;
@@ -261,22 +353,20 @@ void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, floa
         const size_t nb = hi - jb < per_call ? hi - jb : per_call;
         rows_fn rows = cell_rows;
         if (phase == FS_PHASE_CELL) {
-            const int low = m->cfg.u_rank != 0;
-            const size_t kk = low ? (size_t)m->cfg.u_rank : m->r;
             const float *bias_h = m->cfg.cell == FS_CELL_GRU && !rb ? u->bias_h + jb * width : NULL;
-            fs__wgemm(m, s->k, u->w_hh_packed, u->scale[FS_MAT_HH], B, kk, low ? s->t_low : s->h_prev,
-                      low ? m->urp : m->rp, gh, jb, nb, bias_h, tile, nb * width);
+            fs__wgemm(m, s->k, u->w_hh_packed, u->scale[FS_MAT_HH], B, kk, a, lda, gh, jb, nb, bias_h, tile,
+                      nb * width, &qs);
             if (s->rec_acc) { /* what the cell reads, and c before it changes */
                 record_cols(s, s->rec_acc, gh * hp, tile, nb * width, jb * width, nb * width);
                 if (s->rec_c) record_cols(s, s->rec_c, hp, s->c + jb * FS_NB, hp, jb * FS_NB, nb * FS_NB);
             }
         } else if (phase == FS_PHASE_PROJ) {
-            fs__wgemm(m, s->k, u->w_hr_packed, u->scale[FS_MAT_HR], B, H, s->mid, hp, 1, jb, nb, NULL, tile, nb * width);
+            fs__wgemm(m, s->k, u->w_hr_packed, u->scale[FS_MAT_HR], B, kk, a, lda, 1, jb, nb, NULL, tile, nb * width,
+                      &qs);
             rows = proj_rows;
         } else { /* W_hn (r * h), or its low-rank U_b rows over t_low = U_a (r * h) */
-            const int low = m->cfg.u_rank != 0;
-            fs__wgemm(m, s->k, u->w_hn_packed, u->scale[FS_MAT_HN], B, low ? (size_t)m->cfg.u_rank : H,
-                      low ? s->t_low : s->mid, low ? m->urp : hp, 1, jb, nb, NULL, tile, nb * width);
+            fs__wgemm(m, s->k, u->w_hn_packed, u->scale[FS_MAT_HN], B, kk, a, lda, 1, jb, nb, NULL, tile, nb * width,
+                      &qs);
             if (s->rec_hn) record_cols(s, s->rec_hn, hp, tile, nb * width, jb * FS_NB, nb * FS_NB);
             rows = gru_n_rows;
         }

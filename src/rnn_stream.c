@@ -116,9 +116,10 @@ fs_status fs_rnn_stream_reset(fs_rnn_stream *s) {
 static void step_worker(const fs_step *st, const float *in, size_t ld_in, float *gx, const fs_phase *phases,
                         const size_t *blocks, size_t n_phases, float *tile, int id, int nth) {
     const size_t nb = st->model->hp / FS_NB;
+    const fs_qscratch qs = fs__qscratch(st->model, st->batch, tile);
     if (in)
         fs__project_blocks(st->model, st->k, st->unit, st->batch, in, ld_in, gx, nb * (size_t)id / (size_t)nth,
-                           nb * (size_t)(id + 1) / (size_t)nth);
+                           nb * (size_t)(id + 1) / (size_t)nth, &qs);
     if (nth == 1 && fs__step_fused(st)) return;
     for (size_t ph = 0; ph < n_phases; ph++) {
         fs__step_phase(st, phases[ph], blocks[ph] * (size_t)id / (size_t)nth,
@@ -146,7 +147,8 @@ static void stream_step(fs_rnn_stream *s, const float *x, const float *gx0, size
         const fs_rnn_unit *u = &m->units[l];
         float *h_new = s->h + h_at(s, l, s->cur ^ 1);
         const int given = l == 0 && gx0, low_rank = m->cfg.w_rank != 0;
-        if (low_rank && !given) fs__project(m, k, u, B, in, ld_in, s->xa, s->gx); /* needs every column at once */
+        const fs_qscratch qs = fs__qscratch(m, B, s->tile); /* thread 0's tile, free before the step */
+        if (low_rank && !given) fs__project(m, k, u, B, in, ld_in, s->xa, s->gx, &qs); /* needs every column at once */
         const float *proj_in = low_rank || given ? NULL : in;
         const fs_step st = {
             .model = m, .k = k, .unit = u, .batch = B, .gx = given ? gx0 : s->gx, .ldgx = m->gates * hp,

@@ -143,12 +143,13 @@ static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t
     const int table = steps && use_table(s->V, rows, steps);
     const size_t nv = table ? s->V : 0, nx = table ? 0 : rows, ng = table ? rows : 0;
     /* floats of x, y, logits, head, bias, h, c, table, gx, the table's low-rank
-     * intermediate: a x b x c each */
-    const size_t dims[10][3] = {{nx, s->I, 1}, {rows, s->R, 1}, {rows, s->Vp, 1}, {s->Vp, s->R, 1}, {s->Vp, 1, 1},
+     * intermediate, the table projection's tile (int8: its quantised rows):
+     * a x b x c each */
+    const size_t dims[11][3] = {{nx, s->I, 1}, {rows, s->R, 1}, {rows, s->Vp, 1}, {s->Vp, s->R, 1}, {s->Vp, 1, 1},
                                 {s->L, rows, s->R}, {s->L, rows, s->lstm ? s->H : 0}, {nv, s->G, 1}, {ng, s->G, 1},
-                                {nv, m->wrp, 1}};
-    size_t at = 0, offs[10], state_h = 0, state_c = 0;
-    for (int i = 0; i < 10; i++) {
+                                {nv, m->wrp, 1}, {table ? fs__tile_floats(m, 1) : 0, 1, 1}};
+    size_t at = 0, offs[11], state_h = 0, state_c = 0;
+    for (int i = 0; i < 11; i++) {
         size_t n, bytes;
         offs[i] = at;
         if (!mul3(dims[i][0], dims[i][1], dims[i][2], &n) || !fs__mul(n, sizeof(float), &bytes) ||
@@ -168,7 +169,8 @@ static fs_status decode_init(decode *s, const fs_decoder *d, size_t rows, size_t
     if (table) {
         s->table = (float *)(base + offs[7]);
         s->gx = (float *)(base + offs[8]);
-        fs__project(m, s->k, &m->units[0], s->V, d->embedding, s->I, (float *)(base + offs[9]), s->table);
+        const fs_qscratch qs = fs__qscratch(m, 1, (float *)(base + offs[10]));
+        fs__project(m, s->k, &m->units[0], s->V, d->embedding, s->I, (float *)(base + offs[9]), s->table, &qs);
     }
     fs_status st = fs_rnn_stream_create(m, (int32_t)rows, &s->stream);
     if (st != FS_OK) {

@@ -187,6 +187,25 @@ def test_token_table_gives_the_bits_of_a_projection_per_step(dec):
     np.testing.assert_array_equal(many_scores[:2], few_scores)
 
 
+
+@pytest.mark.parametrize("dtype", ["int8", "int4", "bf16"])
+def test_token_table_of_a_quantised_decoder_gives_its_bits_per_step(dtype):
+    """A quantised decoder's token table (int8: its quantised input rows, projected in the
+    call's own scratch) holds the bits its per-step projection computes."""
+    vocab, T, rows = 60, 4, 20
+    ref = reference("LSTM", "LSTM", 2, True, True, vocab=vocab, seed=8)
+    f = fastseq.from_torch(ref)
+    model = fastseq.Seq2Seq(fastseq.quantize(f.encoder, dtype), fastseq.quantize(f.decoder, dtype),
+                            (f.head_weight, f.head_bias), f.embedding, f.bridge)
+    x = inputs()
+    extra = torch.randn(x.shape[0], rows - len(LENGTHS), x.shape[2], generator=torch.Generator().manual_seed(9))
+    x_wide, lengths_wide = torch.cat([x, extra], 1), LENGTHS + [4] * (rows - len(LENGTHS))
+    steps = dict(max_len=T, bos=BOS, eos=EOS)
+    per_step, per_step_scores = model.greedy(x.numpy(), LENGTHS, **steps, return_scores=True)
+    table, table_scores = model.greedy(x_wide.numpy(), lengths_wide, **steps, return_scores=True)
+    assert [t.tolist() for t in table[:len(LENGTHS)]] == [t.tolist() for t in per_step]
+    np.testing.assert_array_equal(table_scores[:len(LENGTHS)], per_step_scores)
+
 def _tiny(**kw):
     args = dict(encoder=fastseq.GRU(3, 8), decoder=fastseq.GRU(4, 8),
                 head=(np.zeros((5, 8), np.float32), np.zeros(5, np.float32)), embedding=np.zeros((5, 4), np.float32))

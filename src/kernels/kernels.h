@@ -9,10 +9,16 @@
  * (block stride K*G*8). Hidden sizes are padded to a multiple of 8 with zero
  * weights. Outputs and biases use the matching [jb][G][8] column order.
  *
- * Quantised layout (models of dtype int8, int4, bf16): the same [K][G][8]
- * blocks with narrower elements. int8 and bf16: one int8_t / uint16_t (the
- * upper half of the fp32 bits) per element, block stride K*G*8 elements;
- * int8 has one float scale per column, in the biases' [jb][G][8] order.
+ * Quantised layout (models of dtype int4, bf16): the same [K][G][8] blocks
+ * with narrower elements. bf16: one uint16_t (the upper half of the fp32
+ * bits) per element, block stride K*G*8 elements.
+ * int8 (the dot layout, for integer dot products): per block, k in groups of
+ * four, [ceil(K / 4)][G*8][4] bytes: byte t of (group kg, column col) is
+ * q + 128 (1..255, the unsigned operand of vpdpbusd) for k = 4 kg + t; a zmm
+ * load is 16 columns x 4 k, a ymm 8. Block stride FS_Q8_ROUND(K) * G * 8 bytes.
+ * Bytes past K (and of padded columns) are never read as weights: the
+ * activations' codes are 0 there, and padded columns have scale 0. One float
+ * scale per column, in the biases' [jb][G][8] order.
  * int4: byte (kp, col) of a block, kp < (K + 1) / 2, holds k = 2 kp in its
  * low nibble and k = 2 kp + 1 in its high one, each q + 8 for q in [-7, 7]
  * (block stride (K + 1) / 2 * G * 8 bytes); scales per group of `group`
@@ -27,6 +33,15 @@
 #include "fastseq.h"
 
 #define FS_NB 8
+
+/* The int8 dot path: k rounded up to whole groups of four, and the largest
+ * reduction whose exact sum of products (|q_w q_a| <= 127 * 127 each) fits
+ * in int32, which the products accumulate in. */
+#define FS_Q8_ROUND(k) (((k) + 3) / 4 * 4)
+#define FS_Q8_MAX_K ((size_t)131072)
+/* Activation rows with max |a| below this count as zero (codes 0, scale 0):
+ * then 127 / max |a| and max |a| / 127 are normal floats. */
+#define FS_Q8_TINY 0x1p-100f
 
 /*
  * Summation order: what makes every result independent of the thread count.
@@ -164,19 +179,36 @@ typedef struct fs_kernels {
                        float *h_new, float *c);
     void (*gru_step1)(size_t k, size_t nblocks, const float *w, const float *bias_h, const float *gx,
                       const float *h_prev, float *h_new);
-    /* Quantised weights (the quantised layout below): the products of gemm
-     * with narrower elements, for m rows and nblocks blocks of g gates.
-     * gemm_q8: c[i*ldc + q] = bias[q] + scale[q] * sum_k a[i*lda + k] * b8(k, q);
+    /* int8 dot path (kernels/qdot/). q8_quant_rows: each of m rows of k
+     * floats quantised: amax = max |a|, scale[i] = amax / 127, q = a * (127 /
+     * amax) (one multiply by that reciprocal) rounded to nearest even, clamped
+     * to [-127, 127]; codes k .. FS_Q8_ROUND(k) are 0; sum[i] = the row's sum
+     * of codes. A row with amax < FS_Q8_TINY: codes 0, scale 0; a row with an
+     * Inf or NaN: codes 0, scale NaN (its products are NaN). Every level gives the same bits.
+     * gemm_q8 (b: the int8 dot layout): with acc = sum_k (q_w + 128) q_a in
+     * int32, c[i*ldc + q] = bias[q] + (ascale[i] * scale[q]) * (float)(acc -
+     * 128 * asum[i]), that order of float operations (no FMA) on every level:
+     * the integer part is exact (k <= FS_Q8_MAX_K), so every level, and any
+     * split of rows or blocks over threads, gives the generic level's bits.
+     * aq rows ldq >= FS_Q8_ROUND(k) apart. bias may be NULL (zero).
+     * accumulate: c's own value takes bias's place (c[i*ldc + q] + ...; bias
+     * unused): a second product added to a first, as the fine rows do. */
+    void (*q8_quant_rows)(size_t m, size_t k, const float *a, size_t lda, int8_t *q, size_t ldq, float *scale,
+                          int32_t *sum);
+    void (*gemm_q8)(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale, const int32_t *asum,
+                    const uint8_t *b, const float *scale, size_t g, size_t nblocks, const float *bias, float *c,
+                    size_t ldc, int accumulate);
+    /* Quantised weights, weight-only (the quantised layout above): the
+     * products of gemm with narrower elements, for m rows and nblocks blocks
+     * of g gates.
      * gemm_q4: c[i*ldc + q] = bias[q] + sum_grp scale[grp][q] * sum_{k in grp} a[i*lda + k] * b4(k, q);
      * gemm_bf16: as gemm, b's elements bf16 (widened exactly to fp32).
      * bias may be NULL (zero). The generic level sums in order (int4: each
      * group in order, then the groups in order); SIMD levels keep the bf16
-     * order of gemm (FS_PARTIALS) and, for int8 / int4, sum each element's
+     * order of gemm (FS_PARTIALS) and, for int4, sum each element's
      * products in a fixed order that depends on k only (so any split of rows
      * or blocks over threads gives the same bits), within
      * docs/quantization.md's bound of the generic level. */
-    void (*gemm_q8)(size_t m, size_t k, const float *a, size_t lda, const int8_t *b, const float *scale,
-                    size_t g, size_t nblocks, const float *bias, float *c, size_t ldc);
     void (*gemm_q4)(size_t m, size_t k, const float *a, size_t lda, const uint8_t *b, const float *scale,
                     size_t group, size_t g, size_t nblocks, const float *bias, float *c, size_t ldc);
     void (*gemm_bf16)(size_t m, size_t k, const float *a, size_t lda, const uint16_t *b, size_t g,
@@ -203,7 +235,9 @@ void fs__cells_init_generic(fs_kernels *k);
 void fs__train_cells_init_generic(fs_kernels *k);
 void fs__vact_init_generic(fs_kernels *k);
 void fs__quant_init_generic(fs_kernels *k);
+void fs__qdot_init_generic(fs_kernels *k);
 #if defined(FS_HAVE_AVX2)
+void fs__qdot_init_avx2(fs_kernels *k);
 void fs__quant_init_avx2(fs_kernels *k);
 void fs__gemm_init_avx2(fs_kernels *k);
 void fs__cells_init_avx2(fs_kernels *k);
@@ -217,6 +251,8 @@ void fs__step1_init_avx512(fs_kernels *k); /* the fused batch-1 steps */
 void fs__quant_init_avx512(fs_kernels *k);
 void fs__train_cells_init_avx512(fs_kernels *k); /* the LSTM record step; other training cells stay avx2 */
 void fs__vact_init_avx512(fs_kernels *k);
+void fs__qdot_init_avx512(fs_kernels *k);       /* the activation rows */
+void fs__qdot_init_avx512vnni(fs_kernels *k);   /* the int8 products, only where the CPU has AVX512_VNNI (else avx2's) */
 #endif
 
 #if defined(FS_HAVE_NEON)

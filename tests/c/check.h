@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fastseq.h"
@@ -32,6 +33,16 @@ static inline float urand(float scale) {
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0) * scale;
+}
+
+/* malloc that ends the test (exit 2) when out of memory; n = 0 allowed. */
+static inline void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
 }
 
 /* A call's status against the expected one, with fs_last_error() on mismatch. */

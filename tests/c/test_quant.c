@@ -1,6 +1,6 @@
 /*
- * test_quant.c -- the quantised product slots (gemm_q8, gemm_q4, gemm_bf16)
- * of every kernel level against the generic (reference) one, and the generic
+ * test_quant.c -- the weight-only quantised product slots (gemm_q4, gemm_bf16;
+ * int8's dot path: test_qdot.c) of every kernel level against the generic (reference) one, and the generic
  * one against a double-precision sum of the dequantised weights; fs_rnn_quantize's
  * int8 / int4 / bf16 numerics against an independent quantisation here.
  *
@@ -19,18 +19,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-enum { Q8, Q4, BF16 };
-static const char *const NAMES[] = {"int8", "int4", "bf16"};
+enum { Q4, BF16 };
+static const char *const NAMES[] = {"int4", "bf16"};
 static const float SENTINEL = -12345.5f;
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static float bf16_value(uint16_t v) {
     uint32_t bits = (uint32_t)v << 16;
@@ -52,17 +43,13 @@ static qmat make_qmat(int dt, size_t k, size_t width, size_t nb, size_t group) {
     q.w = xmalloc(nb * k * width * sizeof(float));
     q.scale = xmalloc(nb * (dt == Q4 ? groups : 1) * width * sizeof(float));
     for (size_t i = 0; i < nb * (dt == Q4 ? groups : 1) * width; i++) q.scale[i] = 0.05f + urand(0.05f);
-    q.b = xmalloc(nb * (dt == Q8 ? k : dt == Q4 ? kp : 2 * k) * width);
+    q.b = xmalloc(nb * (dt == Q4 ? kp : 2 * k) * width);
     if (dt == Q4) memset(q.b, 0, nb * kp * width);
     for (size_t jb = 0; jb < nb; jb++)
         for (size_t kk = 0; kk < k; kk++)
             for (size_t c = 0; c < width; c++) {
                 float *w = &q.w[(jb * k + kk) * width + c];
-                if (dt == Q8) {
-                    const int v = (int)lrintf(urand(127.0f));
-                    ((int8_t *)q.b)[(jb * k + kk) * width + c] = (int8_t)v;
-                    *w = q.scale[jb * width + c] * (float)v;
-                } else if (dt == Q4) {
+                if (dt == Q4) {
                     const int v = (int)lrintf(urand(7.0f));
                     ((uint8_t *)q.b)[(jb * kp + kk / 2) * width + c] |= (uint8_t)((v + 8) << (kk % 2 * 4));
                     *w = q.scale[(jb * groups + kk / group) * width + c] * (float)v;
@@ -77,8 +64,7 @@ static qmat make_qmat(int dt, size_t k, size_t width, size_t nb, size_t group) {
 
 static void run(const fs_kernels *t, int dt, size_t m, size_t k, const float *a, size_t lda, const qmat *q,
                 size_t group, size_t g, size_t nb, const float *bias, float *c, size_t ldc) {
-    if (dt == Q8) t->gemm_q8(m, k, a, lda, q->b, q->scale, g, nb, bias, c, ldc);
-    else if (dt == Q4) t->gemm_q4(m, k, a, lda, q->b, q->scale, group, g, nb, bias, c, ldc);
+    if (dt == Q4) t->gemm_q4(m, k, a, lda, q->b, q->scale, group, g, nb, bias, c, ldc);
     else t->gemm_bf16(m, k, a, lda, q->b, g, nb, bias, c, ldc);
 }
 
@@ -138,7 +124,7 @@ static void check_levels(void) {
     for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_NEON; isa++) {
         if (!fs_isa_supported(isa) || fs_set_isa(isa) != FS_OK) continue;
         const fs_kernels opt = *fs__kernels();
-        for (int dt = Q8; dt <= BF16; dt++)
+        for (int dt = Q4; dt <= BF16; dt++)
             for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
                 for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
                     for (size_t g = 1; g <= 4; g++)
@@ -156,7 +142,7 @@ static void check_avx512_is_avx2(void) {
     const fs_kernels avx2 = *fs__kernels();
     fs_set_isa(FS_ISA_AVX512);
     const fs_kernels avx512 = *fs__kernels();
-    for (int dt = Q8; dt <= BF16; dt++)
+    for (int dt = Q4; dt <= BF16; dt++)
         for (size_t g = 1; g <= 4; g++)
             for (size_t m = 1; m <= 9; m += 4)
                 for (size_t k = 1; k <= 69; k += 17) {

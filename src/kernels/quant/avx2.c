@@ -1,13 +1,12 @@
-/* AVX2 + FMA products with quantised packed weights: weights widened to fp32
- * in registers (int8: vpmovsxbd + vcvtdq2ps; int4: both nibbles of a byte;
- * bf16: a 16-bit shift), fp32 activations broadcast, FMA. Tiles of M rows x
- * NP panels keep their accumulators in registers for the whole k loop.
+/* AVX2 + FMA products with int4 and bf16 packed weights: weights widened to
+ * fp32 in registers (int4: both nibbles of a byte; bf16: a 16-bit shift),
+ * fp32 activations broadcast, FMA. Tiles of M rows x NP panels keep their
+ * accumulators in registers for the whole k loop.
  *
  * Summation order (depends on k only, never on m, nblocks or the tile):
- * bf16 as gemm (kernels.h, FS_PARTIALS); int8 S = FS_PARTIALS(g) partials
- * from zero in gemm's order, then c = bias + scale * sum; int4 per group two
- * partials (even k, odd k), their sum times the group's scale accumulated
- * into the element in group order, then bias added. */
+ * bf16 as gemm (kernels.h, FS_PARTIALS); int4 per group two partials (even
+ * k, odd k), their sum times the group's scale accumulated into the element
+ * in group order, then bias added. */
 #if !defined(__AVX2__) || !defined(__FMA__)
 #error "kernels/quant/avx2.c must be compiled with -mavx2 -mfma"
 #endif
@@ -16,22 +15,19 @@
 
 #include "../kernels.h"
 
-enum { Q8, BF16 };
-
-/* Eight weights of one panel at p, widened to fp32. */
-FS_INLINE __m256 widen(const int dt, const void *p) {
-    if (dt == Q8) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+/* Eight bf16 weights of one panel at p, widened to fp32. */
+FS_INLINE __m256 widen(const void *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 
-/* int8 / bf16 tile: M rows x NP panels of one block (elements kstride apart
- * per k; esize bytes each), S partials. */
-FS_INLINE void tile(const int dt, const int M, const int NP, const int S, size_t k, const float *a, size_t lda,
-                    const char *b, size_t kstride, const float *scale, const float *bias, float *c, size_t ldc) {
-    const size_t es = dt == Q8 ? 1 : 2;
+/* bf16 tile: M rows x NP panels of one block (elements kstride apart per k;
+ * 2 bytes each), S partials. */
+FS_INLINE void tile(const int M, const int NP, const int S, size_t k, const float *a, size_t lda,
+                    const char *b, size_t kstride, const float *bias, float *c, size_t ldc) {
+    const size_t es = 2;
     __m256 acc[3][2][4];
     for (int p = 0; p < NP; p++) {
-        const __m256 init = dt == BF16 && bias ? _mm256_loadu_ps(bias + p * FS_NB) : _mm256_setzero_ps();
+        const __m256 init = bias ? _mm256_loadu_ps(bias + p * FS_NB) : _mm256_setzero_ps();
         for (int r = 0; r < M; r++)
             for (int s = 0; s < S; s++) acc[r][p][s] = s == 0 ? init : _mm256_setzero_ps();
     }
@@ -39,7 +35,7 @@ FS_INLINE void tile(const int dt, const int M, const int NP, const int S, size_t
     for (; kk + (size_t)S <= k; kk += (size_t)S)
         for (int s = 0; s < S; s++) {
             __m256 w[2];
-            for (int p = 0; p < NP; p++) w[p] = widen(dt, b + ((kk + s) * kstride + p * FS_NB) * es);
+            for (int p = 0; p < NP; p++) w[p] = widen(b + ((kk + s) * kstride + p * FS_NB) * es);
             for (int r = 0; r < M; r++) {
                 const __m256 av = _mm256_broadcast_ss(a + r * lda + kk + s);
                 for (int p = 0; p < NP; p++) acc[r][p][s] = _mm256_fmadd_ps(av, w[p], acc[r][p][s]);
@@ -47,7 +43,7 @@ FS_INLINE void tile(const int dt, const int M, const int NP, const int S, size_t
         }
     for (; kk < k; kk++)
         for (int p = 0; p < NP; p++) {
-            const __m256 w = widen(dt, b + (kk * kstride + p * FS_NB) * es);
+            const __m256 w = widen(b + (kk * kstride + p * FS_NB) * es);
             for (int r = 0; r < M; r++)
                 acc[r][p][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + r * lda + kk), w, acc[r][p][0]);
         }
@@ -55,53 +51,40 @@ FS_INLINE void tile(const int dt, const int M, const int NP, const int S, size_t
         for (int p = 0; p < NP; p++) {
             __m256 sum = acc[r][p][0];
             for (int s = 1; s < S; s++) sum = _mm256_add_ps(sum, acc[r][p][s]);
-            if (dt == Q8)
-                sum = _mm256_fmadd_ps(sum, _mm256_loadu_ps(scale + p * FS_NB),
-                                      bias ? _mm256_loadu_ps(bias + p * FS_NB) : _mm256_setzero_ps());
             _mm256_storeu_ps(c + r * ldc + p * FS_NB, sum);
         }
 }
 
 /* Every row of one block's NP panels starting at panel offset (columns). */
-FS_INLINE void rows(const int dt, const int NP, const int S, size_t m, size_t k, const float *a, size_t lda,
-                    const char *b, size_t kstride, const float *scale, const float *bias, float *c, size_t ldc) {
+FS_INLINE void rows(const int NP, const int S, size_t m, size_t k, const float *a, size_t lda,
+                    const char *b, size_t kstride, const float *bias, float *c, size_t ldc) {
     size_t i = 0;
-    for (; i + 3 <= m; i += 3) tile(dt, 3, NP, S, k, a + i * lda, lda, b, kstride, scale, bias, c + i * ldc, ldc);
-    if (m - i == 2) tile(dt, 2, NP, S, k, a + i * lda, lda, b, kstride, scale, bias, c + i * ldc, ldc);
-    if (m - i == 1) tile(dt, 1, NP, S, k, a + i * lda, lda, b, kstride, scale, bias, c + i * ldc, ldc);
+    for (; i + 3 <= m; i += 3) tile(3, NP, S, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
+    if (m - i == 2) tile(2, NP, S, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
+    if (m - i == 1) tile(1, NP, S, k, a + i * lda, lda, b, kstride, bias, c + i * ldc, ldc);
 }
 
-FS_INLINE void gemm_wide(const int dt, size_t m, size_t k, const float *a, size_t lda, const char *b,
-                         const float *scale, size_t g, size_t nblocks, const float *bias, float *c, size_t ldc) {
-    const size_t width = g * FS_NB, es = dt == Q8 ? 1 : 2;
+static void fs_bf16_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t lda, const uint16_t *bw,
+                                      size_t g, size_t nblocks, const float *bias, float *c, size_t ldc) {
+    const char *b = (const char *)bw;
+    const size_t width = g * FS_NB, es = 2;
     const int S = FS_PARTIALS(g);
     for (size_t jb = 0; jb < nblocks; jb++) {
         const char *bb = b + jb * k * width * es;
         for (size_t p = 0; p < g;) { /* panels two at a time */
             const size_t col = jb * width + p * FS_NB;
-            const float *sc = scale ? scale + col : NULL, *bi = bias ? bias + col : NULL;
+            const float *bi = bias ? bias + col : NULL;
             if (g - p >= 2) {
-                if (S == 2) rows(dt, 2, 2, m, k, a, lda, bb + p * FS_NB * es, width, sc, bi, c + col, ldc);
-                else rows(dt, 2, 4, m, k, a, lda, bb + p * FS_NB * es, width, sc, bi, c + col, ldc);
+                if (S == 2) rows(2, 2, m, k, a, lda, bb + p * FS_NB * es, width, bi, c + col, ldc);
+                else rows(2, 4, m, k, a, lda, bb + p * FS_NB * es, width, bi, c + col, ldc);
                 p += 2;
             } else {
-                if (S == 2) rows(dt, 1, 2, m, k, a, lda, bb + p * FS_NB * es, width, sc, bi, c + col, ldc);
-                else rows(dt, 1, 4, m, k, a, lda, bb + p * FS_NB * es, width, sc, bi, c + col, ldc);
+                if (S == 2) rows(1, 2, m, k, a, lda, bb + p * FS_NB * es, width, bi, c + col, ldc);
+                else rows(1, 4, m, k, a, lda, bb + p * FS_NB * es, width, bi, c + col, ldc);
                 p += 1;
             }
         }
     }
-}
-
-static void fs_q8_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t lda, const int8_t *b,
-                                    const float *scale, size_t g, size_t nblocks, const float *bias,
-                                    float *c, size_t ldc) {
-    gemm_wide(Q8, m, k, a, lda, (const char *)b, scale, g, nblocks, bias, c, ldc);
-}
-
-static void fs_bf16_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t lda, const uint16_t *b,
-                                      size_t g, size_t nblocks, const float *bias, float *c, size_t ldc) {
-    gemm_wide(BF16, m, k, a, lda, (const char *)b, NULL, g, nblocks, bias, c, ldc);
 }
 
 /* int4 tile: M rows x NP panels of one block; bytes kpstride apart per k pair. */
@@ -181,7 +164,6 @@ static void fs_q4_gemm_packed__avx2(size_t m, size_t k, const float *a, size_t l
 }
 
 void fs__quant_init_avx2(fs_kernels *k) {
-    k->gemm_q8 = fs_q8_gemm_packed__avx2;
     k->gemm_q4 = fs_q4_gemm_packed__avx2;
     k->gemm_bf16 = fs_bf16_gemm_packed__avx2;
 }

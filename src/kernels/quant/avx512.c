@@ -12,12 +12,12 @@
 
 #include "../kernels.h"
 
-enum { Q8, BF16, Q4 };
+enum { BF16, Q4 };
 
 /* The columns of two panels (the second may be the first again: a lone panel). */
 typedef struct pair {
     const char *b[2];      /* weights of each panel at k = 0 */
-    const float *scale[2]; /* per column (int8) or per group row (int4); NULL for bf16 */
+    const float *scale[2]; /* int4: per group row; NULL for bf16 */
     const float *bias[2];  /* NULL: none */
     float *c[2];
     int lone;
@@ -32,42 +32,33 @@ FS_INLINE void store2(const pair *pr, size_t off, __m512 v) {
     if (!pr->lone) _mm256_storeu_ps(pr->c[1] + off, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-/* Sixteen weights (eight of each panel) at element offset e, widened; int4:
- * the byte row e, both nibbles (lo: even k, hi: odd k). */
-FS_INLINE __m512 widen(const int dt, const pair *pr, size_t e) {
-    if (dt == Q8) {
-        const __m128i v = _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(_mm_loadl_epi64((const __m128i *)(pr->b[0] + e))),
-                                                        (const double *)(pr->b[1] + e)));
-        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v));
-    }
+/* Sixteen bf16 weights (eight of each panel) at element offset e, widened. */
+FS_INLINE __m512 widen(const pair *pr, size_t e) {
     const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(pr->b[0] + 2 * e))),
                                               _mm_loadu_si128((const __m128i *)(pr->b[1] + 2 * e)), 1);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
 }
 
-/* int8 / bf16: M rows of one pair, S partials; rows lda apart in a, ldc in c. */
-FS_INLINE void tile(const int dt, const int M, const int S, size_t k, size_t width, const float *a, size_t lda,
+/* bf16: M rows of one pair, S partials; rows lda apart in a, ldc in c. */
+FS_INLINE void tile(const int M, const int S, size_t k, size_t width, const float *a, size_t lda,
                     const pair *pr, size_t ldc) {
     __m512 acc[3][4];
-    const __m512 init = dt == BF16 && pr->bias[0] ? load2(pr->bias[0], pr->bias[1]) : _mm512_setzero_ps();
+    const __m512 init = pr->bias[0] ? load2(pr->bias[0], pr->bias[1]) : _mm512_setzero_ps();
     for (int r = 0; r < M; r++)
         for (int s = 0; s < S; s++) acc[r][s] = s == 0 ? init : _mm512_setzero_ps();
     size_t kk = 0;
     for (; kk + (size_t)S <= k; kk += (size_t)S)
         for (int s = 0; s < S; s++) {
-            const __m512 w = widen(dt, pr, (kk + s) * width);
+            const __m512 w = widen(pr, (kk + s) * width);
             for (int r = 0; r < M; r++) acc[r][s] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk + s]), w, acc[r][s]);
         }
     for (; kk < k; kk++) {
-        const __m512 w = widen(dt, pr, kk * width);
+        const __m512 w = widen(pr, kk * width);
         for (int r = 0; r < M; r++) acc[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), w, acc[r][0]);
     }
     for (int r = 0; r < M; r++) {
         __m512 sum = acc[r][0];
         for (int s = 1; s < S; s++) sum = _mm512_add_ps(sum, acc[r][s]);
-        if (dt == Q8)
-            sum = _mm512_fmadd_ps(sum, load2(pr->scale[0], pr->scale[1]),
-                                  pr->bias[0] ? load2(pr->bias[0], pr->bias[1]) : _mm512_setzero_ps());
         store2(pr, (size_t)r * ldc, sum);
     }
 }
@@ -124,11 +115,11 @@ FS_INLINE void rows(const int dt, const int S, size_t m, size_t k, size_t group,
     }
     for (; i + 3 <= m; i += 3) {
         at.c[0] = pr->c[0] + i * ldc, at.c[1] = pr->c[1] + i * ldc;
-        tile(dt, 3, S, k, width, a + i * lda, lda, &at, ldc);
+        tile(3, S, k, width, a + i * lda, lda, &at, ldc);
     }
     for (; i < m; i++) {
         at.c[0] = pr->c[0] + i * ldc, at.c[1] = pr->c[1] + i * ldc;
-        tile(dt, 1, S, k, width, a + i * lda, lda, &at, ldc);
+        tile(1, S, k, width, a + i * lda, lda, &at, ldc);
     }
 }
 
@@ -138,7 +129,7 @@ FS_INLINE void gemm_pairs(const int dt, size_t m, size_t k, const float *a, size
                           const float *scale, size_t group, size_t g, size_t nblocks, const float *bias, float *c,
                           size_t ldc) {
     const size_t width = g * FS_NB, n = g * nblocks;
-    const size_t bstride = dt == Q4 ? (k + 1) / 2 * width : k * width * (dt == Q8 ? 1 : 2);
+    const size_t bstride = dt == Q4 ? (k + 1) / 2 * width : k * width * 2;
     const size_t sstride = dt == Q4 ? (k + group - 1) / group * width : width;
     const int S = FS_PARTIALS(g);
     for (size_t i = 0; i < n; i += 2) {
@@ -157,12 +148,6 @@ FS_INLINE void gemm_pairs(const int dt, size_t m, size_t k, const float *a, size
     }
 }
 
-static void fs_q8_gemm_packed__avx512(size_t m, size_t k, const float *a, size_t lda, const int8_t *b,
-                                      const float *scale, size_t g, size_t nblocks, const float *bias,
-                                      float *c, size_t ldc) {
-    gemm_pairs(Q8, m, k, a, lda, (const char *)b, scale, 0, g, nblocks, bias, c, ldc);
-}
-
 static void fs_q4_gemm_packed__avx512(size_t m, size_t k, const float *a, size_t lda, const uint8_t *b,
                                       const float *scale, size_t group, size_t g, size_t nblocks,
                                       const float *bias, float *c, size_t ldc) {
@@ -175,7 +160,6 @@ static void fs_bf16_gemm_packed__avx512(size_t m, size_t k, const float *a, size
 }
 
 void fs__quant_init_avx512(fs_kernels *k) {
-    k->gemm_q8 = fs_q8_gemm_packed__avx512;
     k->gemm_q4 = fs_q4_gemm_packed__avx512;
     k->gemm_bf16 = fs_bf16_gemm_packed__avx512;
 }

@@ -1,8 +1,9 @@
-/* Products with quantised packed weights, portable C99: the reference the
- * SIMD levels are tested against (kernels.h: the quantised layout). Weights
- * are widened to fp32 and multiplied by fp32 activations; each output element
- * sums its products in increasing k (int4: within each group, then the
- * groups), so any split of rows or blocks over threads gives the same bits. */
+/* Products with int4 and bf16 packed weights, portable C99: the reference the
+ * SIMD levels are tested against (kernels.h: the quantised layout; int8 has
+ * the dot path of kernels/qdot/). Weights are widened to fp32 and multiplied
+ * by fp32 activations; each output element sums its products in increasing k
+ * (int4: within each group, then the groups), so any split of rows or blocks
+ * over threads gives the same bits. */
 #include <string.h>
 
 #include "../kernels.h"
@@ -12,25 +13,6 @@ static float bf16_to_f32(uint16_t v) {
     float f;
     memcpy(&f, &bits, sizeof f);
     return f;
-}
-
-static void fs_q8_gemm_packed__generic(size_t m, size_t k, const float *a, size_t lda, const int8_t *b,
-                                       const float *scale, size_t g, size_t nblocks, const float *bias,
-                                       float *c, size_t ldc) {
-    const size_t width = g * FS_NB;
-    for (size_t i = 0; i < m; i++)
-        for (size_t jb = 0; jb < nblocks; jb++) {
-            const int8_t *bb = b + jb * k * width;
-            float acc[4 * FS_NB] = {0}; /* g <= 4 */
-            for (size_t kk = 0; kk < k; kk++) {
-                const float av = a[i * lda + kk];
-                for (size_t q = 0; q < width; q++) acc[q] += av * (float)bb[kk * width + q];
-            }
-            for (size_t q = 0; q < width; q++) {
-                const size_t col = jb * width + q;
-                c[i * ldc + col] = (bias ? bias[col] : 0.0f) + scale[col] * acc[q];
-            }
-        }
 }
 
 static void fs_q4_gemm_packed__generic(size_t m, size_t k, const float *a, size_t lda, const uint8_t *b,
@@ -77,7 +59,6 @@ static void fs_bf16_gemm_packed__generic(size_t m, size_t k, const float *a, siz
 }
 
 void fs__quant_init_generic(fs_kernels *k) {
-    k->gemm_q8 = fs_q8_gemm_packed__generic;
     k->gemm_q4 = fs_q4_gemm_packed__generic;
     k->gemm_bf16 = fs_bf16_gemm_packed__generic;
 }
