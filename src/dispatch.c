@@ -73,6 +73,7 @@ static void fill(fs_isa isa, fs_kernels *k) {
         fs__quant_init_avx512(k);
         fs__qdot_init_avx512(k);
         if (__builtin_cpu_supports("avx512vnni")) fs__qdot_init_avx512vnni(k); /* not in the level's baseline */
+        if (__builtin_cpu_supports("avx512vnni")) fs__step1_q8_init_avx512vnni(k);
         fs__train_cells_init_avx512(k);
         fs__vact_init_avx512(k);
     }

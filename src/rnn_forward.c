@@ -237,7 +237,7 @@ static void unit_worker(const unit_job *j, int id, int nth) {
                 .y = NULL, /* copy_out writes y */
             };
             if (j->rec) record_step(j, t, &st);
-            else if (nth == 1 && fs__step_fused(&st)) continue;
+            else if (nth == 1 && fs__step_fused(&st, tile)) continue;
             for (size_t ph = 0; ph < j->n_phases; ph++) {
                 size_t lo, hi;
                 split(j->blocks[ph], nth, id, &lo, &hi);

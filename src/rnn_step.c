@@ -285,30 +285,57 @@ static void record_cols(const fs_step *s, float *dst, size_t width, const float 
         memcpy(dst + b * s->ld_rec * width + j0, src + b * lds, w * sizeof(float));
 }
 
-int fs__step_fused(const fs_step *s) {
+/* int8: h_prev quantised once into the tile, then the level's fused int8 step. */
+static int step_fused_q8(const fs_step *s, float *tile) {
+    const fs_rnn *m = s->model;
+    const fs_kernels *k = s->k;
+    const fs_rnn_unit *u = s->unit;
+    const fs_rnn_config *c = &m->cfg;
+    const size_t nb = m->hp / FS_NB, ldq = FS_Q8_ROUND(m->r);
+    const int lstm = c->cell == FS_CELL_LSTM && !c->peephole && !c->coupled, gru = c->cell == FS_CELL_GRU && !c->reset_before;
+    const int rnn = c->cell == FS_CELL_RNN_TANH || c->cell == FS_CELL_RNN_RELU;
+    if (!(lstm && k->lstm_step1_q8) && !(gru && k->gru_step1_q8) && !(rnn && k->rnn_step1_q8)) return 0;
+    fs_qscratch qs = fs__qscratch(m, 1, tile);
+    fs__qa_prepare(m, k, &qs, 1, m->r, s->h_prev, m->rp);
+    const int8_t *hq = qa_codes(&qs, 0, ldq);
+    const float hs = *qa_scale(&qs, 0);
+    const int32_t hsum = *qa_sum(&qs, 0);
+    const uint8_t *w = (const uint8_t *)u->w_hh_packed;
+    const float *scale = u->scale[FS_MAT_HH];
+    if (lstm) k->lstm_step1_q8(m->r, nb, hq, hs, hsum, w, scale, s->gx, s->h_new, s->c);
+    else if (gru) k->gru_step1_q8(m->r, nb, hq, hs, hsum, w, scale, u->bias_h, s->gx, s->h_prev, s->h_new);
+    else k->rnn_step1_q8(m->r, nb, c->cell == FS_CELL_RNN_RELU, hq, hs, hsum, w, scale, s->gx, s->h_new);
+    return 1;
+}
+
+int fs__step_fused(const fs_step *s, float *tile) {
     const fs_rnn *m = s->model;
     const fs_rnn_config *c = &m->cfg;
     const fs_kernels *k = s->k;
     const fs_rnn_unit *u = s->unit;
     const size_t nb = m->hp / FS_NB;
     if (s->batch != 1 || !is_active(s->lengths, s->t, 0) || c->u_rank || c->proj_size || s->rec_acc ||
-        m->custom_acts || c->dtype != FS_DTYPE_F32) /* the fused steps serve fp32 and the usual activations only */
+        m->custom_acts || (c->dtype != FS_DTYPE_F32 && c->dtype != FS_DTYPE_INT8)) /* fp32, int8, the usual activations */
         return 0;
-    switch (c->cell) {
-    case FS_CELL_RNN_TANH:
-    case FS_CELL_RNN_RELU:
-        if (!k->rnn_step1) return 0;
-        k->rnn_step1(m->r, nb, c->cell == FS_CELL_RNN_RELU, u->w_hh_packed, s->gx, s->h_prev, s->h_new);
-        break;
-    case FS_CELL_LSTM:
-        if (!k->lstm_step1 || c->peephole || c->coupled) return 0;
-        k->lstm_step1(m->r, nb, u->w_hh_packed, s->gx, s->h_prev, s->h_new, s->c);
-        break;
-    case FS_CELL_GRU:
-        if (!k->gru_step1 || c->reset_before) return 0;
-        k->gru_step1(m->r, nb, u->w_hh_packed, u->bias_h, s->gx, s->h_prev, s->h_new);
-        break;
-    default: return 0;
+    if (c->dtype == FS_DTYPE_INT8) {
+        if (!step_fused_q8(s, tile)) return 0;
+    } else {
+        switch (c->cell) {
+        case FS_CELL_RNN_TANH:
+        case FS_CELL_RNN_RELU:
+            if (!k->rnn_step1) return 0;
+            k->rnn_step1(m->r, nb, c->cell == FS_CELL_RNN_RELU, u->w_hh_packed, s->gx, s->h_prev, s->h_new);
+            break;
+        case FS_CELL_LSTM:
+            if (!k->lstm_step1 || c->peephole || c->coupled) return 0;
+            k->lstm_step1(m->r, nb, u->w_hh_packed, s->gx, s->h_prev, s->h_new, s->c);
+            break;
+        case FS_CELL_GRU:
+            if (!k->gru_step1 || c->reset_before) return 0;
+            k->gru_step1(m->r, nb, u->w_hh_packed, u->bias_h, s->gx, s->h_prev, s->h_new);
+            break;
+        default: return 0;
+        }
     }
     if (s->y) memcpy(s->y, s->h_new, m->r * sizeof(float));
     return 1;

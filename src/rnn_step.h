@@ -71,9 +71,10 @@ void fs__qa_prepare(const fs_rnn *m, const fs_kernels *k, fs_qscratch *qs, size_
 void fs__step_phase(const fs_step *s, fs_phase phase, size_t lo, size_t hi, float *tile);
 
 /* Batch 1, one thread, not recording: the whole step by the ISA's fused kernel (product and
- * cell per group of blocks in registers; the same bits as the phases).
+ * cell per group of blocks in registers; the same bits as the phases); fp32 and int8
+ * (tile: the thread's scratch, fs__tile_floats, where h_prev's codes go).
  * Returns 0 when this model, row or ISA has none: run the phases. */
-int fs__step_fused(const fs_step *s);
+int fs__step_fused(const fs_step *s, float *tile);
 
 /* The product of packed matrix w (a unit's w_*_packed, with its scale[FS_MAT_*])
  * in the model's dtype, blocks [jb, jb + nb): kernels.h's gemm (or its

@@ -120,7 +120,7 @@ static void step_worker(const fs_step *st, const float *in, size_t ld_in, float 
     if (in)
         fs__project_blocks(st->model, st->k, st->unit, st->batch, in, ld_in, gx, nb * (size_t)id / (size_t)nth,
                            nb * (size_t)(id + 1) / (size_t)nth, &qs);
-    if (nth == 1 && fs__step_fused(st)) return;
+    if (nth == 1 && fs__step_fused(st, tile)) return;
     for (size_t ph = 0; ph < n_phases; ph++) {
         fs__step_phase(st, phases[ph], blocks[ph] * (size_t)id / (size_t)nth,
                        blocks[ph] * (size_t)(id + 1) / (size_t)nth, tile);

@@ -87,19 +87,26 @@ def int8_reference(module, x, h0, c0):
         return outputs(module(x, state)), 0.0
 
 
+def int8_and_reference(variant, seed, **kw):
+    """An int8 layer of `variant` (I 37, H 45, one layer, weights like trained ones: torch's
+    init x 2) and its torch module reloaded with the dequantised weights."""
+    torch.manual_seed(seed)
+    module = VARIANTS[variant](37, 45, num_layers=1, **kw)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(2.0)
+    q = fastseq.quantize(fastseq.from_torch(module), "int8")
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in q.state_dict().items()})
+    return module, q
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_int8_computes_its_reference_with_quantised_activations(each_isa, variant):
     """int8 (docs/quantization.md): the dequantised weights times the activation rows
     quantised as documented, computed by the torch reference; one step (the operands of
     every product are then the inputs and h0 themselves, or what the reference computes
     from them), bidirectional, odd sizes, weights like trained ones, every ISA."""
-    torch.manual_seed(len(variant) + 11)
-    module = VARIANTS[variant](37, 45, num_layers=1, bidirectional=True)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.mul_(2.0)
-    q = fastseq.quantize(fastseq.from_torch(module), "int8")
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in q.state_dict().items()})
+    module, q = int8_and_reference(variant, len(variant) + 11, bidirectional=True)
     x = torch.randn(1, 4, 37)
     rows = getattr(module, "proj_size", 0) or 45
     h0, c0 = torch.randn(2, 4, rows), torch.randn(2, 4, 45)
@@ -284,3 +291,58 @@ def test_int8_error_is_not_larger_than_onnx_runtime_int8(I, H, B):
     y8, _ = fastseq.quantize(layer, "int8")(x)
     ours, theirs = np.abs(y8 - y32).max(), np.abs(y_ort - y32).max()
     assert ours <= theirs, (ours, theirs)
+
+
+BATCH1_FUSED = ["rnn_tanh", "rnn_relu", "lstm", "gru"]  # the cells with fused int8 steps; the rest run the phases
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_int8_batch_one_computes_its_reference(each_isa, variant):
+    """One int8 step at batch 1 (the fused int8 steps, where a level has them; the phases
+    otherwise), odd sizes (H 45: a padded block), every ISA, one thread: the torch reference
+    with the operands quantised, as test_int8_computes_its_reference_with_quantised_activations."""
+    module, q = int8_and_reference(variant, len(variant) + 23)
+    x = torch.randn(1, 1, 37)
+    h0, c0 = torch.randn(1, 1, getattr(module, "proj_size", 0) or 45), torch.randn(1, 1, 45)
+    lstm = isinstance(module, (torch.nn.LSTM, reference.PeepholeLSTM, reference.CoupledLSTM))
+    expected, extra = int8_reference(module, x, h0, c0)
+    for isa in each_isa():
+        with num_threads(1):
+            got = outputs(q(x.numpy(), (h0.numpy(), c0.numpy()) if lstm else h0.numpy()))
+        worst = max(float((np.abs(g - e.numpy()) / (TOL * np.maximum(1.0, np.abs(e.numpy())) + extra)).max())
+                    for g, e in zip(got, expected))
+        assert worst <= 1.0, f"{isa}: {worst:.2f} x the bound"
+
+
+@pytest.mark.parametrize("variant", BATCH1_FUSED)
+@pytest.mark.parametrize("H", [32, 45, 128])
+def test_int8_batch_one_gives_the_bits_of_a_batch_of_two(each_isa, variant, H):
+    """int8 at batch 1, one thread (the fused steps) against the same row in a batch of two
+    (the product and cell kernels one after the other), bit for bit: sequences, streams and
+    cells, every ISA; H 32 (one group of four blocks), 45 (a padded block, one left over)
+    and 128."""
+    torch.manual_seed(H)
+    module = VARIANTS[variant](16, H)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(2.0)
+    layer = fastseq.quantize(fastseq.from_torch(module), "int8")
+    x = np.random.default_rng(H).standard_normal((50, 1, 16)).astype(np.float32)
+    x2 = np.concatenate([x, np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)], axis=1)
+    cell_module = {"rnn_tanh": lambda: torch.nn.RNNCell(16, H), "rnn_relu": lambda: torch.nn.RNNCell(16, H, nonlinearity="relu"),
+                   "lstm": lambda: torch.nn.LSTMCell(16, H), "gru": lambda: torch.nn.GRUCell(16, H)}[variant]()
+    cell = fastseq.quantize(fastseq.from_torch(cell_module), "int8")
+    h = np.random.default_rng(2).standard_normal((2, H)).astype(np.float32)
+    state = (h, h[::-1].copy()) if variant == "lstm" else h
+    for isa in each_isa():
+        with num_threads(1):
+            one, two = outputs(layer(x)), outputs(layer(x2))
+            for a, b in zip(one, two):
+                assert np.array_equal(a[:, :1], b[:, :1]), isa
+            s1, s2 = layer.stream(batch=1), layer.stream(batch=2)
+            for t in range(x.shape[0]):
+                assert np.array_equal(s1.step(x[t]), s2.step(x2[t])[:1]), (isa, t)
+            c1 = cell(x[0], tuple(s[:1] for s in state) if variant == "lstm" else state[:1])
+            c2 = cell(x2[0], state)
+            for a, b in zip(c1 if variant == "lstm" else [c1], c2 if variant == "lstm" else [c2]):
+                assert np.array_equal(a, b[:1]), isa

@@ -222,6 +222,17 @@ typedef struct fs_kernels {
     /* Training: per trainable cell kind (FS_TRAIN_*), see above. */
     fs_cell_record_fn cell_record[FS_TRAIN_KINDS];
     fs_cell_backward_fn cell_backward[FS_TRAIN_KINDS];
+    /* Batch 1, int8 (the dot layout): the fused steps above from h_prev's
+     * quantised row (q8_quant_rows of one row of k: codes hq, FS_Q8_ROUND(k)
+     * of them, scale hs, sum hsum) and w's column scales: the same bits as
+     * gemm_q8 (one row, every block; the GRU with bias bias_h, may be NULL) +
+     * the cell kernel. NULL where a level has none. */
+    void (*rnn_step1_q8)(size_t k, size_t nblocks, int relu, const int8_t *hq, float hs, int32_t hsum,
+                         const uint8_t *w, const float *scale, const float *gx, float *h_new);
+    void (*lstm_step1_q8)(size_t k, size_t nblocks, const int8_t *hq, float hs, int32_t hsum, const uint8_t *w,
+                          const float *scale, const float *gx, float *h_new, float *c);
+    void (*gru_step1_q8)(size_t k, size_t nblocks, const int8_t *hq, float hs, int32_t hsum, const uint8_t *w,
+                         const float *scale, const float *bias_h, const float *gx, const float *h_prev, float *h_new);
 } fs_kernels;
 
 /* The table for the active ISA; initialised once on first use. */
@@ -253,6 +264,7 @@ void fs__train_cells_init_avx512(fs_kernels *k); /* the LSTM record step; other 
 void fs__vact_init_avx512(fs_kernels *k);
 void fs__qdot_init_avx512(fs_kernels *k);       /* the activation rows */
 void fs__qdot_init_avx512vnni(fs_kernels *k);   /* the int8 products, only where the CPU has AVX512_VNNI (else avx2's) */
+void fs__step1_q8_init_avx512vnni(fs_kernels *k); /* the fused batch-1 int8 steps, likewise only with AVX512_VNNI */
 #endif
 
 #if defined(FS_HAVE_NEON)
