@@ -3,8 +3,9 @@
  * alone: a whole stream step (fp32 and int8 models, alternating), then each
  * phase of the int8 step through the kernel table (best of REPS, µs):
  * the input row quantised, its fine row (remainder + quantisation), the two
- * input products, h quantised, the recurrent product, the cell; and the fp32
- * input product and fused step beside them.
+ * input products, h quantised, the recurrent product, the cell; the int8
+ * fused step (h quantised, product and cell in one kernel) that replaces the
+ * last three where the level has one; the fp32 input product and fused step.
  *
  *   q8_step_phases I H [REPS]
  *
@@ -18,10 +19,10 @@
 #include "bench_util.h"
 #include "kernels.h"
 
-#define N_PHASES 11
+#define N_PHASES 12
 static const char *const phase_name[N_PHASES] = {
     "stream step fp32", "stream step int8", "x quantised", "x fine row", "x product (coarse)", "x product (fine)",
-    "h quantised", "h product", "lstm cell", "fp32 x product", "fp32 fused step"};
+    "h quantised", "h product", "lstm cell", "fp32 x product", "fp32 fused step", "int8 fused step (+ h)"};
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -82,6 +83,10 @@ int main(int argc, char **argv) {
                 case 8: k->lstm_cell(nb, gx, G * FS_NB, acc, c, FS_NB, y, FS_NB); break;
                 case 9: k->gemm(1, I, x, I, wf, G, nb, sc, gx, n); break;
                 case 10: if (k->lstm_step1) k->lstm_step1(H, nb, wf, gx, h, y, c); break;
+                case 11:
+                    k->q8_quant_rows(1, H, h, H, codes, ldq, as, sums);
+                    if (k->lstm_step1_q8) k->lstm_step1_q8(H, nb, codes, as[0], sums[0], w8, sc, gx, y, c);
+                    break;
                 }
             const double us = (now_us() - t0) / INNER;
             if (us < best[p]) best[p] = us;

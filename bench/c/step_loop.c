@@ -2,10 +2,11 @@
  * step_loop -- the C core alone, no Python: median µs of a forward call (or of
  * one stream step) over repetitions, for the C-level figures of the notes.
  *
- *   step_loop CELL I H B T THREADS [REPS] [stream]
+ *   step_loop CELL I H B T THREADS [REPS] [stream] [int8|int4|bf16]
  *
  * CELL: rnn, lstm, gru, fastrnn, fastgrnn. Weights uniform in [-0.1, 0.1], x
- * in [-0.5, 0.5). The workspace is the caller's (fs_rnn_forward_ws), the same
+ * in [-0.5, 0.5); int8, int4 (groups of 32), bf16: the model quantised
+ * (fs_rnn_quantize) first. The workspace is the caller's (fs_rnn_forward_ws), the same
  * every call. FASTSEQ_ISA picks the kernel level as for the library.
  */
 #define _POSIX_C_SOURCE 199309L
@@ -23,7 +24,7 @@ int main(int argc, char **argv) {
         {"rnn", FS_CELL_RNN_TANH}, {"lstm", FS_CELL_LSTM}, {"gru", FS_CELL_GRU},
         {"fastrnn", FS_CELL_FASTRNN}, {"fastgrnn", FS_CELL_FASTGRNN}};
     if (argc < 7) {
-        fprintf(stderr, "usage: step_loop CELL I H B T THREADS [REPS] [stream]\n");
+        fprintf(stderr, "usage: step_loop CELL I H B T THREADS [REPS] [stream] [int8|int4|bf16]\n");
         return 2;
     }
     fs_rnn_config cfg;
@@ -40,7 +41,18 @@ int main(int argc, char **argv) {
     cfg.num_layers = 1;
     cfg.bias = 1;
     const int B = atoi(argv[4]), T = atoi(argv[5]), threads = atoi(argv[6]);
-    const int reps = argc > 7 ? atoi(argv[7]) : 20, stream = argc > 8 && !strcmp(argv[8], "stream");
+    const int reps = argc > 7 ? atoi(argv[7]) : 20;
+    int stream = 0, dtype = FS_DTYPE_F32;
+    for (int i = 8; i < argc; i++) {
+        if (!strcmp(argv[i], "stream")) stream = 1;
+        else if (!strcmp(argv[i], "int8")) dtype = FS_DTYPE_INT8;
+        else if (!strcmp(argv[i], "int4")) dtype = FS_DTYPE_INT4;
+        else if (!strcmp(argv[i], "bf16")) dtype = FS_DTYPE_BF16;
+        else {
+            fprintf(stderr, "step_loop: unknown option %s (stream, int8, int4 or bf16)\n", argv[i]);
+            return 2;
+        }
+    }
     if (B < 1 || T < 1 || reps < 1) {
         fprintf(stderr, "step_loop: B, T and REPS must be >= 1\n");
         return 2;
@@ -60,6 +72,12 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nx; i++) x[i] = uniform(-0.5f, 0.5f);
     if (fs_rnn_set_params(m, params, n_params) != FS_OK) return fail("fs_rnn_set_params");
     if (fs_set_num_threads(threads) != FS_OK) return fail("fs_set_num_threads");
+    if (dtype != FS_DTYPE_F32) {
+        fs_rnn *q = NULL;
+        if (fs_rnn_quantize(m, dtype, dtype == FS_DTYPE_INT4 ? 32 : 0, &q) != FS_OK) return fail("fs_rnn_quantize");
+        fs_rnn_free(m);
+        m = q;
+    }
 
     if (stream) { /* µs per step */
         fs_rnn_stream *s = NULL;
@@ -87,9 +105,10 @@ int main(int argc, char **argv) {
         free(ws);
     }
     qsort(us, (size_t)reps, sizeof(double), by_value);
-    printf("%s I=%d H=%d B=%d T=%d threads=%d isa=%s: median %.2f us%s (min %.2f)\n", argv[1],
-           cfg.input_size, cfg.hidden_size, B, T, threads, fs_isa_name(fs_active_isa()), us[reps / 2],
-           stream ? " per step" : "", us[0]);
+    static const char *const dtype_name[] = {"f32", "int8", "int4", "bf16"};
+    printf("%s %s I=%d H=%d B=%d T=%d threads=%d isa=%s: median %.2f us%s (min %.2f)\n", argv[1],
+           dtype_name[dtype], cfg.input_size, cfg.hidden_size, B, T, threads, fs_isa_name(fs_active_isa()),
+           us[reps / 2], stream ? " per step" : "", us[0]);
     free(params), free(x), free(y), free(us);
     fs_rnn_free(m);
     return 0;

@@ -4,7 +4,8 @@
  * its rows), bit for bit: the fused path runs on one thread and the phases
  * on several, and the two must agree exactly. fp32 (rnn_step1, lstm_step1,
  * gru_step1 against gemm + cell) and int8 (rnn_step1_q8, lstm_step1_q8,
- * gru_step1_q8 against gemm_q8 + cell).
+ * gru_step1_q8 against gemm_q8 + cell; gemm_q8_fine1, a lone input row's
+ * coarse and fine products, against gemm_q8 twice).
  *
  * Covers k with every remainder the products handle (1..5, 8, 13, 32, 37),
  * 1..11 blocks (whole groups of blocks in flight and 1..3 left over),
@@ -164,16 +165,47 @@ static int check_level_q8(fs_isa isa) {
     return 1;
 }
 
+/* gemm_q8_fine1 against gemm_q8 then gemm_q8 accumulating, g 1..4, with and without a
+ * bias, a first row of ordinary size and a second one far smaller (a fine row) or zero. */
+static int check_level_fine1(fs_isa isa) {
+    if (fs_set_isa(isa) != FS_OK) return 0;
+    const fs_kernels k = *fs__kernels();
+    if (!k.gemm_q8_fine1) return 0;
+    static q8_case d;
+    static float row[2][MAX_K], c_ref[MAX_W], c_out[MAX_W];
+    static int8_t q[2][FS_Q8_ROUND(MAX_K)];
+    float s[2];
+    int32_t sum[2];
+    for (int rep = 0; rep < 4; rep++)
+        for (size_t g = 1; g <= 4; g++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (size_t nb = 1; nb <= MAX_BLOCKS; nb++) {
+                    const size_t kk = ks[ki], w = g * FS_NB;
+                    const float *bias = rep % 2 ? d.bias : NULL;
+                    q8_fill(&k, &d, kk, 0);
+                    for (size_t i = 0; i < kk; i++) row[0][i] = urand(3.0f), row[1][i] = rep == 3 ? 0.0f : urand(0.01f);
+                    k.q8_quant_rows(2, kk, row[0], MAX_K, q[0], FS_Q8_ROUND(MAX_K), s, sum);
+                    for (size_t i = 0; i < MAX_W; i++) c_ref[i] = c_out[i] = urand(1.0f);
+                    k.gemm_q8(1, kk, q[0], FS_Q8_ROUND(kk), s, sum, d.w, d.scale, g, nb, bias, c_ref, nb * w, 0);
+                    k.gemm_q8(1, kk, q[1], FS_Q8_ROUND(kk), s + 1, sum + 1, d.w, d.scale, g, nb, NULL, c_ref, nb * w, 1);
+                    k.gemm_q8_fine1(kk, q[0], s[0], sum[0], q[1], s[1], sum[1], d.w, d.scale, g, nb, bias, c_out);
+                    CHECK(memcmp(c_ref, c_out, sizeof c_ref) == 0,
+                          "%s: gemm_q8_fine1, g %zu, k %zu, %zu blocks, round %d: differs from gemm_q8 twice",
+                          fs_isa_name(isa), g, kk, nb, rep);
+                }
+    return 1;
+}
+
 int main(void) {
     const fs_isa original = fs_active_isa();
     int levels = 0;
     for (int isa = FS_ISA_GENERIC; isa <= FS_ISA_NEON; isa++)
-        levels += check_level((fs_isa)isa) + check_level_q8((fs_isa)isa);
+        levels += check_level((fs_isa)isa) + check_level_q8((fs_isa)isa) + check_level_fine1((fs_isa)isa);
     fs_set_isa(original);
     if (!levels) {
         printf("test_step1: skipped (no level here has fused steps)\n");
         return 0;
     }
-    printf("test_step1: %d level(s) (fp32 and int8 counted apart), %d checks, %d failures\n", levels, g_checks, g_failures);
+    printf("test_step1: %d level(s) (fp32, int8 steps, int8 fine rows counted apart), %d checks, %d failures\n", levels, g_checks, g_failures);
     return g_failures != 0;
 }

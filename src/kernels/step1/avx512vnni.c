@@ -45,13 +45,18 @@ FS_INLINE void dot_blocks(const int NB, const int NZ, size_t k4, const int8_t *h
     }
 }
 
-/* gemm_q8's epilogue on one piece: bias + (hs * scale) * (float)(acc - 128 hsum). The
- * barrier keeps the compiler from fusing the multiply into the add (gemm_q8 does not). */
-FS_INLINE __m512 epilogue(__m512i acc, int32_t hsum, float hs, const float *scale, const float *bias, __mmask16 m) {
+/* (hs * scale) * (float)(acc - 128 hsum) on one piece; the barrier keeps the compiler from
+ * fusing the multiply into the add that follows (gemm_q8 does not). */
+FS_INLINE __m512 product(__m512i acc, int32_t hsum, float hs, const float *scale, __mmask16 m) {
     const __m512 x = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, _mm512_set1_epi32((int32_t)(128u * (uint32_t)hsum))));
     __m512 p = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(hs), _mm512_maskz_loadu_ps(m, scale)), x);
     __asm__("" : "+v"(p));
-    return _mm512_add_ps(bias ? _mm512_maskz_loadu_ps(m, bias) : _mm512_setzero_ps(), p);
+    return p;
+}
+
+/* gemm_q8's epilogue on one piece: bias (or 0) + the product. */
+FS_INLINE __m512 epilogue(__m512i acc, int32_t hsum, float hs, const float *scale, const float *bias, __mmask16 m) {
+    return _mm512_add_ps(bias ? _mm512_maskz_loadu_ps(m, bias) : _mm512_setzero_ps(), product(acc, hsum, hs, scale, m));
 }
 
 /* The float sums of blocks [j, j + NB) (NB <= 4), columns of block j + i at sums[i]. */
@@ -127,7 +132,57 @@ static void fs_rnn_step1_q8__avx512vnni(size_t k, size_t nblocks, int relu, cons
     }
 }
 
+/* One row's coarse and fine codes times NB blocks of NZ pieces, each weight load used twice. */
+FS_INLINE void dot2_blocks(const int NB, const int NZ, size_t k4, const int8_t *q1, const int8_t *q2,
+                           const uint8_t *w, size_t bs, size_t width, __m512i acc1[2][2], __m512i acc2[2][2]) {
+    for (int j = 0; j < NB; j++)
+        for (int z = 0; z < NZ; z++) acc1[j][z] = acc2[j][z] = _mm512_setzero_si512();
+    for (size_t kg = 0; kg < k4; kg += 4) {
+        const __m512i v1 = codes4(q1 + kg), v2 = codes4(q2 + kg);
+        for (int j = 0; j < NB; j++)
+            for (int z = 0; z < NZ; z++) {
+                const void *at = w + (size_t)j * bs + kg * width + (size_t)z * 64;
+                const __m512i wv = _mm512_maskz_loadu_epi32(piece_mask(width, z), at);
+                acc1[j][z] = _mm512_dpbusd_epi32(acc1[j][z], wv, v1);
+                acc2[j][z] = _mm512_dpbusd_epi32(acc2[j][z], wv, v2);
+            }
+    }
+}
+
+/* Blocks [j, j + NB) of gemm_q8_fine1: the coarse epilogue, then the fine one added to it. */
+FS_INLINE void fine1_blocks(const int NB, const int NZ, size_t k, const int8_t *q1, float s1, int32_t sum1,
+                            const int8_t *q2, float s2, int32_t sum2, const uint8_t *b, const float *scale,
+                            size_t width, const float *bias, float *c, size_t j) {
+    const size_t k4 = FS_Q8_ROUND(k), bs = k4 * width;
+    __m512i acc1[2][2], acc2[2][2];
+    dot2_blocks(NB, NZ, k4, q1, q2, b + j * bs, bs, width, acc1, acc2);
+    for (int i = 0; i < NB; i++)
+        for (int z = 0; z < NZ; z++) {
+            const size_t col = (j + (size_t)i) * width + 16 * (size_t)z;
+            const __mmask16 m = piece_mask(width, z);
+            const __m512 coarse = epilogue(acc1[i][z], sum1, s1, scale + col, bias ? bias + col : NULL, m);
+            _mm512_mask_storeu_ps(c + col, m, _mm512_add_ps(coarse, product(acc2[i][z], sum2, s2, scale + col, m)));
+        }
+}
+
+static void fs_q8_gemm_fine1__avx512vnni(size_t k, const int8_t *q1, float s1, int32_t sum1, const int8_t *q2,
+                                         float s2, int32_t sum2, const uint8_t *b, const float *scale, size_t g,
+                                         size_t nblocks, const float *bias, float *c) {
+    const size_t width = g * FS_NB;
+    size_t j = 0;
+    const int nz = width > 16 ? 2 : 1;
+    for (; j + 2 <= nblocks; j += 2) {
+        if (nz == 2) fine1_blocks(2, 2, k, q1, s1, sum1, q2, s2, sum2, b, scale, width, bias, c, j);
+        else fine1_blocks(2, 1, k, q1, s1, sum1, q2, s2, sum2, b, scale, width, bias, c, j);
+    }
+    for (; j < nblocks; j++) {
+        if (nz == 2) fine1_blocks(1, 2, k, q1, s1, sum1, q2, s2, sum2, b, scale, width, bias, c, j);
+        else fine1_blocks(1, 1, k, q1, s1, sum1, q2, s2, sum2, b, scale, width, bias, c, j);
+    }
+}
+
 void fs__step1_q8_init_avx512vnni(fs_kernels *k) {
+    k->gemm_q8_fine1 = fs_q8_gemm_fine1__avx512vnni;
     k->lstm_step1_q8 = fs_lstm_step1_q8__avx512vnni;
     k->gru_step1_q8 = fs_gru_step1_q8__avx512vnni;
     k->rnn_step1_q8 = fs_rnn_step1_q8__avx512vnni;
