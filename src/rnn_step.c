@@ -88,10 +88,12 @@ static void q8_product(const fs_kernels *k, const uint8_t *w, const float *scale
         const size_t n = rows - r0 < chunk ? rows - r0 : chunk;
         if (!qs->ready)
             k->q8_quant_rows(n, kk, a + r0 * lda, lda, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0));
-        if (qs->fine && n == 1 && g <= 4 && k->gemm_q8_fine1) { /* a lone row: both products in one pass */
-            q8_fine_rows(k, qs, 1, kk, a + r0 * lda, lda, chunk);
-            k->gemm_q8_fine1(kk, qa_codes(qs, 0, ldq), *qa_scale(qs, 0), *qa_sum(qs, 0), qa_codes(qs, chunk, ldq),
-                             *qa_scale(qs, chunk), *qa_sum(qs, chunk), w, scale, g, nb, bias, c + r0 * ldc);
+        if (qs->fine && g <= 4 && k->gemm_q8_fine1) { /* row by row, both products in one pass */
+            q8_fine_rows(k, qs, n, kk, a + r0 * lda, lda, chunk);
+            for (size_t i = 0; i < n; i++)
+                k->gemm_q8_fine1(kk, qa_codes(qs, i, ldq), *qa_scale(qs, i), *qa_sum(qs, i), qa_codes(qs, chunk + i, ldq),
+                                 *qa_scale(qs, chunk + i), *qa_sum(qs, chunk + i), w, scale, g, nb, bias,
+                                 c + (r0 + i) * ldc);
             continue;
         }
         k->gemm_q8(n, kk, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0), w, scale, g, nb, bias,

@@ -233,7 +233,7 @@ typedef struct fs_kernels {
                           const float *scale, const float *gx, float *h_new, float *c);
     void (*gru_step1_q8)(size_t k, size_t nblocks, const int8_t *hq, float hs, int32_t hsum, const uint8_t *w,
                          const float *scale, const float *bias_h, const float *gx, const float *h_prev, float *h_new);
-    /* Batch 1, int8: one row's coarse and fine codes (docs/quantization.md, fine rows: q1,
+    /* int8: one row's coarse and fine codes (docs/quantization.md, fine rows: q1,
      * s1, sum1 and q2, s2, sum2 as q8_quant_rows gives them) times nblocks blocks of g <= 4
      * gates in one pass over the weights: the same bits as gemm_q8 of the first (bias may
      * be NULL) then gemm_q8 of the second accumulating. NULL where a level has none. */
