@@ -9,7 +9,11 @@
  * and the cells are the cell kernels' code: the same bits as gemm_q8 + the
  * cell kernel (tests/c/test_step1.c). Blocks go four at a time (one
  * accumulator per 16 columns, each an independent chain), what is left over
- * one at a time; two blocks share one zmm of cells. */
+ * one at a time; two blocks share one zmm of cells.
+ *
+ * gemm_q8_fine1 (also here: it shares the dot helpers) is an input row's two
+ * products (docs/quantization.md, fine rows) in one pass: each weight load
+ * feeds both rows' vpdpbusd, then gemm_q8's two epilogues in order. */
 #if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__AVX512VNNI__) || !defined(__FMA__)
 #error "kernels/step1/avx512vnni.c must be compiled with -mavx512f -mavx512vl -mavx512vnni -mfma"
 #endif
