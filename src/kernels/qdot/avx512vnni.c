@@ -153,8 +153,8 @@ FS_INLINE void octet(const int M, const int NZ, const int8_t *aq, size_t ldq, co
 
 /* int4: M rows x NZ zmm of columns (the last `live` lanes) at b (octet ko at
  * ko * 4 * width bytes), S partial sums over alternating octets per nibble
- * half; per group its exact sum, less 8 times the row's group code sum, FMA'd
- * with the group scale (the kernels.h order). */
+ * half (the low ones starting from -8 times the row's group code sum); per
+ * group that exact sum FMA'd with the group scale (the kernels.h order). */
 FS_INLINE void tile4(const int M, const int NZ, const int S, size_t k, size_t group, const int8_t *aq, size_t ldq,
                      const float *ascale, const int32_t *gsum, size_t ldgs, const uint8_t *b, size_t width,
                      const float *scale, __mmask16 last, const float *bias, float *c, size_t ldc, int accumulate) {
@@ -164,10 +164,12 @@ FS_INLINE void tile4(const int M, const int NZ, const int S, size_t k, size_t gr
         for (int z = 0; z < NZ; z++) f[r][z] = _mm512_setzero_ps();
     for (size_t k0 = 0, gr = 0; k0 < k8; k0 += group, gr++) {
         const size_t k1 = k0 + group < k8 ? k0 + group : k8;
-        __m512i acc[4][2][4];
-        for (int r = 0; r < M; r++)
+        __m512i acc[4][2][4]; /* the low-nibble sums start from -8 times the group's code sum */
+        for (int r = 0; r < M; r++) {
+            const __m512i corr = _mm512_set1_epi32((int32_t)(0u - 8u * (uint32_t)gsum[r * ldgs + gr]));
             for (int z = 0; z < NZ; z++)
-                for (int s = 0; s < 2 * S; s++) acc[r][z][s] = _mm512_setzero_si512();
+                for (int s = 0; s < 2 * S; s++) acc[r][z][s] = s == 0 ? corr : _mm512_setzero_si512();
+        }
         size_t ko = k0;
         for (; ko + 8 * (size_t)S <= k1; ko += 8 * (size_t)S)
             for (int s = 0; s < S; s++)
@@ -178,8 +180,7 @@ FS_INLINE void tile4(const int M, const int NZ, const int S, size_t k, size_t gr
             for (int r = 0; r < M; r++) {
                 __m512i lo = acc[r][z][0], hi16 = acc[r][z][1]; /* |hi16| <= 16 * 15 * 127 * 64: no overflow */
                 if (S == 2) lo = _mm512_add_epi32(lo, acc[r][z][2]), hi16 = _mm512_add_epi32(hi16, acc[r][z][3]);
-                __m512i sum = _mm512_add_epi32(lo, _mm512_srai_epi32(hi16, 4));
-                sum = _mm512_sub_epi32(sum, _mm512_set1_epi32((int32_t)(8u * (uint32_t)gsum[r * ldgs + gr])));
+                const __m512i sum = _mm512_add_epi32(lo, _mm512_srai_epi32(hi16, 4));
                 f[r][z] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(sum), f[r][z]);
             }
         }
