@@ -128,25 +128,29 @@ static void fs_q8_gemm_dot__avx512vnni(size_t m, size_t k, const int8_t *aq, siz
 }
 
 /* int4: a 16-column octet row at p (the last zmm of a tile may be half: 8
- * columns, its upper lanes 0) as its low nibbles and its high nibbles times
- * 16 (one and each, no shift: the high sums come out 16 times too large,
- * exactly, and are divided by 16 at the group's end). */
-typedef struct nibbles { __m512i lo, hi16; } nibbles;
-FS_INLINE nibbles load_nibbles(const uint8_t *p, __mmask16 live) {
-    const __m512i v = _mm512_maskz_loadu_epi32(live, p);
-    return (nibbles){_mm512_and_si512(v, _mm512_set1_epi32(0x0F0F0F0F)), _mm512_and_si512(v, _mm512_set1_epi32((int)0xF0F0F0F0u))};
+ * columns, its upper lanes 0) as its low nibbles and its high ones: shifted
+ * down (shift: an extra operation, shared by a tile's rows), or times 16 (one
+ * and, no shift: those sums come out 16 times too large, exactly, and are
+ * divided by 16 at the group's end). */
+typedef struct nibbles { __m512i lo, hi; } nibbles;
+FS_INLINE nibbles load_nibbles(const uint8_t *p, __mmask16 live, const int shift) {
+    const __m512i v = _mm512_maskz_loadu_epi32(live, p), low = _mm512_set1_epi32(0x0F0F0F0F);
+    return (nibbles){_mm512_and_si512(v, low), shift ? _mm512_and_si512(_mm512_srli_epi32(v, 4), low)
+                                                     : _mm512_andnot_si512(low, v)};
 }
 
-/* One octet (8 k) of M rows x NZ zmm into accumulators s (low nibbles) and s + 1 (high, times 16). */
-FS_INLINE void octet(const int M, const int NZ, const int8_t *aq, size_t ldq, const uint8_t *b, __mmask16 last,
-                     __m512i acc[4][2][4], const int s) {
+/* One octet (8 k) of M rows x NZ zmm: S = 1, both halves into accumulator 0
+ * (the high nibbles shifted); else the low ones into s, the high ones (times
+ * 16) into s + 1. */
+FS_INLINE void octet(const int M, const int NZ, const int S, const int8_t *aq, size_t ldq, const uint8_t *b,
+                     __mmask16 last, __m512i acc[4][2][4], const int s) {
     nibbles w[2];
-    for (int z = 0; z < NZ; z++) w[z] = load_nibbles(b + z * 64, z == NZ - 1 ? last : (__mmask16)0xFFFF);
+    for (int z = 0; z < NZ; z++) w[z] = load_nibbles(b + z * 64, z == NZ - 1 ? last : (__mmask16)0xFFFF, S == 1);
     for (int r = 0; r < M; r++) {
         const __m512i a0 = _mm512_set1_epi32(act4(aq + r * ldq)), a1 = _mm512_set1_epi32(act4(aq + r * ldq + 4));
         for (int z = 0; z < NZ; z++) {
             acc[r][z][s] = _mm512_dpbusd_epi32(acc[r][z][s], w[z].lo, a0);
-            acc[r][z][s + 1] = _mm512_dpbusd_epi32(acc[r][z][s + 1], w[z].hi16, a1);
+            acc[r][z][S == 1 ? s : s + 1] = _mm512_dpbusd_epi32(acc[r][z][S == 1 ? s : s + 1], w[z].hi, a1);
         }
     }
 }
@@ -168,19 +172,21 @@ FS_INLINE void tile4(const int M, const int NZ, const int S, size_t k, size_t gr
         for (int r = 0; r < M; r++) {
             const __m512i corr = _mm512_set1_epi32((int32_t)(0u - 8u * (uint32_t)gsum[r * ldgs + gr]));
             for (int z = 0; z < NZ; z++)
-                for (int s = 0; s < 2 * S; s++) acc[r][z][s] = s == 0 ? corr : _mm512_setzero_si512();
+                for (int s = 0; s < (S == 1 ? 1 : 4); s++) acc[r][z][s] = s == 0 ? corr : _mm512_setzero_si512();
         }
         size_t ko = k0;
         for (; ko + 8 * (size_t)S <= k1; ko += 8 * (size_t)S)
             for (int s = 0; s < S; s++)
-                octet(M, NZ, aq + ko + 8 * (size_t)s, ldq, b + (ko + 8 * (size_t)s) / 2 * width, last, acc, 2 * s);
-        if (ko < k1) octet(M, NZ, aq + ko, ldq, b + ko / 2 * width, last, acc, 0); /* an odd octet count */
+                octet(M, NZ, S, aq + ko + 8 * (size_t)s, ldq, b + (ko + 8 * (size_t)s) / 2 * width, last, acc, 2 * s);
+        if (ko < k1) octet(M, NZ, S, aq + ko, ldq, b + ko / 2 * width, last, acc, 0); /* an odd octet count */
         for (int z = 0; z < NZ; z++) {
             const __m512 sc = _mm512_maskz_loadu_ps(z == NZ - 1 ? last : (__mmask16)0xFFFF, scale + gr * width + z * 16);
             for (int r = 0; r < M; r++) {
-                __m512i lo = acc[r][z][0], hi16 = acc[r][z][1]; /* |hi16| <= 16 * 15 * 127 * 64: no overflow */
-                if (S == 2) lo = _mm512_add_epi32(lo, acc[r][z][2]), hi16 = _mm512_add_epi32(hi16, acc[r][z][3]);
-                const __m512i sum = _mm512_add_epi32(lo, _mm512_srai_epi32(hi16, 4));
+                __m512i sum = acc[r][z][0];
+                if (S == 2) { /* |high sums| <= 16 * 15 * 127 * 64: no overflow */
+                    const __m512i hi16 = _mm512_add_epi32(acc[r][z][1], acc[r][z][3]);
+                    sum = _mm512_add_epi32(_mm512_add_epi32(sum, acc[r][z][2]), _mm512_srai_epi32(hi16, 4));
+                }
                 f[r][z] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(sum), f[r][z]);
             }
         }
