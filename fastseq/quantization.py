@@ -19,8 +19,8 @@ def quantize(layer: Any, dtype: str = "int8", *, group_size: Optional[int] = Non
     dtype : {"int8", "int4", "bf16"}
         int8: symmetric, one scale per output row, and the products quantise their
         activation rows on the fly (per row) and multiply in integers; int4: symmetric, one
-        scale per group of ``group_size`` inputs and output row; bf16: fp32 rounded to
-        nearest even.
+        scale per group of ``group_size`` inputs and output row, the products as int8's
+        (integer sums per group); bf16: fp32 rounded to nearest even.
     group_size : int, optional
         int4 only: 32 (default) or 64.
 

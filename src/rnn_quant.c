@@ -22,7 +22,7 @@ int fs__mat_sizes(int32_t dtype, size_t group, size_t cols, size_t k, size_t *by
     switch (dtype) {
     case FS_DTYPE_INT8: *scales = cols; return fs__mul(cols, FS_Q8_ROUND(k), bytes);
     case FS_DTYPE_BF16: return fs__mul(cols, k, &n) && fs__mul(n, 2, bytes);
-    case FS_DTYPE_INT4: return fs__mul(cols, k / 2 + k % 2, bytes) && fs__mul(cols, (k + group - 1) / group, scales);
+    case FS_DTYPE_INT4: return fs__mul(cols, FS_Q4_ROUND(k) / 2, bytes) && fs__mul(cols, (k + group - 1) / group, scales);
     default: return fs__mul(cols, k, &n) && fs__mul(n, sizeof(float), bytes);
     }
 }
@@ -62,10 +62,20 @@ static colpos pos_of(size_t g_count, size_t g, size_t j) {
 static size_t q8_at(colpos p, size_t k, size_t kk) {
     return (p.jb * FS_Q8_ROUND(k) + kk / 4 * 4) * p.width + p.col * 4 + kk % 4;
 }
+/* The byte of input kk in the int4 dot layout, and the shift of its nibble. */
+static size_t q4_at(colpos p, size_t k, size_t kk) {
+    return (p.jb * FS_Q4_ROUND(k) / 2 + kk / 8 * 4) * p.width + p.col * 4 + kk % 4;
+}
+static int q4_shift(size_t kk) { return (int)(kk / 4 % 2) * 4; }
+static void q4_put(uint8_t *base, colpos p, size_t k, size_t kk, int nibble) {
+    uint8_t *byte = base + q4_at(p, k, kk);
+    *byte = (uint8_t)((*byte & ~(15 << q4_shift(kk))) | nibble << q4_shift(kk));
+}
+static int q4_get(const uint8_t *base, colpos p, size_t k, size_t kk) { return (base[q4_at(p, k, kk)] >> q4_shift(kk)) & 15; }
 
 void fs__quant_pack(int32_t dtype, size_t group, const float *w, void *base, float *scale, size_t g_count,
                     size_t h, size_t k) {
-    const size_t kp = (k + 1) / 2, groups = dtype == FS_DTYPE_INT4 ? (k + group - 1) / group : 0;
+    const size_t groups = dtype == FS_DTYPE_INT4 ? (k + group - 1) / group : 0;
     for (size_t g = 0; g < g_count; g++)
         for (size_t j = 0; j < h; j++) {
             const float *row = w + (g * h + j) * k;
@@ -75,17 +85,13 @@ void fs__quant_pack(int32_t dtype, size_t group, const float *w, void *base, flo
                 scale[p.jb * p.width + p.col] = s;
                 for (size_t kk = 0; kk < k; kk++) ((uint8_t *)base)[q8_at(p, k, kk)] = (uint8_t)(quant(row[kk], s, 127) + 128);
             } else if (dtype == FS_DTYPE_INT4) {
-                uint8_t *col = (uint8_t *)base + p.jb * kp * p.width + p.col;
                 for (size_t gr = 0; gr < groups; gr++) {
                     const size_t k0 = gr * group, n = k - k0 < group ? k - k0 : group;
                     const float s = scale_of(row + k0, n, 7.0f);
                     scale[(p.jb * groups + gr) * p.width + p.col] = s;
-                    for (size_t kk = k0; kk < k0 + n; kk++) {
-                        uint8_t *byte = col + kk / 2 * p.width;
-                        const int shift = (int)(kk % 2) * 4;
-                        *byte = (uint8_t)((*byte & ~(15 << shift)) | (quant(row[kk], s, 7) + 8) << shift);
-                    }
+                    for (size_t kk = k0; kk < k0 + n; kk++) q4_put(base, p, k, kk, quant(row[kk], s, 7) + 8);
                 }
+                for (size_t kk = k; kk < FS_Q4_ROUND(k); kk++) q4_put(base, p, k, kk, 0); /* padding */
             } else {
                 uint16_t *col = (uint16_t *)base + p.jb * k * p.width + p.col;
                 for (size_t kk = 0; kk < k; kk++) col[kk * p.width] = f32_to_bf16(row[kk]);
@@ -95,7 +101,7 @@ void fs__quant_pack(int32_t dtype, size_t group, const float *w, void *base, flo
 
 void fs__quant_unpack(int32_t dtype, size_t group, const void *base, const float *scale, size_t g_count,
                       size_t h, size_t k, float *w) {
-    const size_t kp = (k + 1) / 2, groups = dtype == FS_DTYPE_INT4 ? (k + group - 1) / group : 0;
+    const size_t groups = dtype == FS_DTYPE_INT4 ? (k + group - 1) / group : 0;
     for (size_t g = 0; g < g_count; g++)
         for (size_t j = 0; j < h; j++) {
             float *row = w + (g * h + j) * k;
@@ -105,8 +111,7 @@ void fs__quant_unpack(int32_t dtype, size_t group, const void *base, const float
                     const int q = ((const uint8_t *)base)[q8_at(p, k, kk)] - 128;
                     row[kk] = scale[p.jb * p.width + p.col] * (float)q;
                 } else if (dtype == FS_DTYPE_INT4) {
-                    const uint8_t byte = ((const uint8_t *)base)[(p.jb * kp + kk / 2) * p.width + p.col];
-                    const int q = ((byte >> (kk % 2 * 4)) & 15) - 8;
+                    const int q = q4_get(base, p, k, kk) - 8;
                     row[kk] = scale[(p.jb * groups + kk / group) * p.width + p.col] * (float)q;
                 } else {
                     row[kk] = bf16_to_f32(((const uint16_t *)base)[(p.jb * k + kk) * p.width + p.col]);
@@ -215,10 +220,9 @@ int fs__quant_raw(int32_t dtype, size_t group, void *base, float *scale, size_t 
                     if (to_raw) row[kk] = (unsigned char)(*q ^ 0x80u);
                     else *q = (uint8_t)(row[kk] ^ 0x80u);
                 } else if (dtype == FS_DTYPE_INT4) {
-                    uint8_t *q = (uint8_t *)base + (p.jb * kp + kk / 2) * p.width + p.col;
-                    const int shift = (int)(kk % 2) * 4;
-                    if (to_raw) row[kk / 2] = (unsigned char)((row[kk / 2] & ~(15 << shift)) | (((*q >> shift) & 15) << shift));
-                    else *q = (uint8_t)((*q & ~(15 << shift)) | (((row[kk / 2] >> shift) & 15) << shift));
+                    const int shift = (int)(kk % 2) * 4; /* raw: k = 2 b in byte b's low nibble, 2 b + 1 in its high one */
+                    if (to_raw) row[kk / 2] = (unsigned char)((row[kk / 2] & ~(15 << shift)) | q4_get(base, p, k, kk) << shift);
+                    else q4_put(base, p, k, kk, (row[kk / 2] >> shift) & 15);
                 } else {
                     uint16_t *q = (uint16_t *)base + (p.jb * k + kk) * p.width + p.col;
                     if (to_raw) row[2 * kk] = (unsigned char)*q, row[2 * kk + 1] = (unsigned char)(*q >> 8);

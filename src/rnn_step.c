@@ -38,10 +38,23 @@ static size_t q8_widest_k(const fs_rnn *m) {
     return k > m->dirs * m->r ? k : m->dirs * m->r;
 }
 
+/* The integer dot paths' activation rows for a product of kk inputs: codes
+ * ldq apart (int4: whole octets) and, for int4, each row's code sums per group. */
+typedef struct qform {
+    size_t ldq, group, ldgs; /* group, ldgs: 0 for int8 */
+} qform;
+static qform qform_of(const fs_rnn *m, size_t kk) {
+    if (m->cfg.dtype != FS_DTYPE_INT4) return (qform){FS_Q8_ROUND(kk), 0, 0};
+    const size_t group = (size_t)m->cfg.group_size;
+    return (qform){FS_Q4_ROUND(kk), group, (kk + group - 1) / group};
+}
+
 size_t fs__tile_floats(const fs_rnn *m, size_t batch) {
     const size_t widest = q8_widest_k(m);
-    /* scales, sums and codes per row; one row of floats for the fine rows' remainders */
-    const size_t q8 = m->cfg.dtype == FS_DTYPE_INT8 ? q8_rows(batch) * (8 + FS_Q8_ROUND(widest)) + widest * 4 : 0;
+    const qform f = qform_of(m, widest);
+    /* scales, sums, codes and group sums per row; one row of floats for the fine rows' remainders */
+    const int dot = m->cfg.dtype == FS_DTYPE_INT8 || m->cfg.dtype == FS_DTYPE_INT4;
+    const size_t q8 = dot ? q8_rows(batch) * (8 + f.ldq + 4 * f.ldgs) + widest * 4 : 0;
     return product_floats(m, batch) + (q8 + sizeof(float) - 1) / sizeof(float);
 }
 
@@ -49,59 +62,87 @@ fs_qscratch fs__qscratch(const fs_rnn *m, size_t batch, float *tile) {
     return (fs_qscratch){(char *)(tile + product_floats(m, batch)), q8_rows(batch), 0, 0};
 }
 
-/* The parts of a quantisation scratch: slot i's scale, sum and codes (ldq apart), the remainder row. */
+/* The parts of a quantisation scratch: slot i's scale, sum, codes and group sums, the remainder row. */
 static float *qa_scale(const fs_qscratch *qs, size_t i) { return (float *)qs->base + i; }
 static int32_t *qa_sum(const fs_qscratch *qs, size_t i) { return (int32_t *)(qs->base + qs->rows * 4) + i; }
-static int8_t *qa_codes(const fs_qscratch *qs, size_t i, size_t ldq) { return (int8_t *)(qs->base + qs->rows * 8) + i * ldq; }
-static float *qa_rest(const fs_qscratch *qs, size_t ldq) { return (float *)(qs->base + qs->rows * (8 + ldq)); }
+static int8_t *qa_codes(const fs_qscratch *qs, size_t i, qform f) { return (int8_t *)(qs->base + qs->rows * 8) + i * f.ldq; }
+static int32_t *qa_gsum(const fs_qscratch *qs, size_t i, qform f) {
+    return (int32_t *)(qs->base + qs->rows * (8 + f.ldq)) + i * f.ldgs;
+}
+static float *qa_rest(const fs_qscratch *qs, qform f) { return (float *)(qs->base + qs->rows * (8 + f.ldq + 4 * f.ldgs)); }
+
+/* n rows of a quantised into slots lo..: q8_quant_rows, then for int4 the
+ * codes up to the octet zeroed and the group sums. */
+static void qa_rows(const fs_kernels *k, const fs_qscratch *qs, qform f, size_t n, size_t kk, const float *a,
+                    size_t lda, size_t lo) {
+    k->q8_quant_rows(n, kk, a, lda, qa_codes(qs, lo, f), f.ldq, qa_scale(qs, lo), qa_sum(qs, lo));
+    for (size_t i = lo; f.group && i < lo + n; i++) {
+        int8_t *q = qa_codes(qs, i, f);
+        int32_t *gs = qa_gsum(qs, i, f);
+        for (size_t j = FS_Q8_ROUND(kk); j < f.ldq; j++) q[j] = 0;
+        for (size_t gr = 0; gr < f.ldgs; gr++) {
+            const size_t k1 = (gr + 1) * f.group < kk ? (gr + 1) * f.group : kk;
+            int32_t sum = 0;
+            for (size_t j = gr * f.group; j < k1; j++) sum += q[j];
+            gs[gr] = sum;
+        }
+    }
+}
+
+/* The product of n rows from slot lo: gemm_q8, or gemm_q4 with the group sums. */
+static void qa_gemm(const fs_kernels *k, const fs_qscratch *qs, qform f, size_t lo, size_t n, size_t kk,
+                    const uint8_t *w, const float *scale, size_t g, size_t nb, const float *bias, float *c, size_t ldc,
+                    int accumulate) {
+    if (f.group)
+        k->gemm_q4(n, kk, qa_codes(qs, lo, f), f.ldq, qa_scale(qs, lo), qa_gsum(qs, lo, f), f.ldgs, w, scale, f.group,
+                   g, nb, bias, c, ldc, accumulate);
+    else
+        k->gemm_q8(n, kk, qa_codes(qs, lo, f), f.ldq, qa_scale(qs, lo), qa_sum(qs, lo), w, scale, g, nb, bias, c, ldc,
+                   accumulate);
+}
 
 void fs__qa_prepare(const fs_rnn *m, const fs_kernels *k, fs_qscratch *qs, size_t rows, size_t kk, const float *a,
                     size_t lda) {
-    if (m->cfg.dtype != FS_DTYPE_INT8) return;
-    const size_t ldq = FS_Q8_ROUND(kk);
-    k->q8_quant_rows(rows, kk, a, lda, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0));
+    if (m->cfg.dtype != FS_DTYPE_INT8 && m->cfg.dtype != FS_DTYPE_INT4) return;
+    qa_rows(k, qs, qform_of(m, kk), rows, kk, a, lda, 0);
     qs->ready = 1;
 }
 
 /* Fine rows: each row's remainder a - s q (fp32, the same operations on every
  * level) quantised again into slot lo + i. */
-static void q8_fine_rows(const fs_kernels *k, const fs_qscratch *qs, size_t n, size_t kk, const float *a, size_t lda,
-                         size_t lo) {
-    const size_t ldq = FS_Q8_ROUND(kk);
-    float *rest = qa_rest(qs, ldq);
+static void q8_fine_rows(const fs_kernels *k, const fs_qscratch *qs, qform f, size_t n, size_t kk, const float *a,
+                         size_t lda, size_t lo) {
+    float *rest = qa_rest(qs, f);
     for (size_t i = 0; i < n; i++) {
-        const int8_t *q = qa_codes(qs, i, ldq);
+        const int8_t *q = qa_codes(qs, i, f);
         const float s = *qa_scale(qs, i);
         for (size_t j = 0; j < kk; j++) rest[j] = a[i * lda + j] - s * (float)q[j];
-        k->q8_quant_rows(1, kk, rest, kk, qa_codes(qs, lo + i, ldq), ldq, qa_scale(qs, lo + i), qa_sum(qs, lo + i));
+        qa_rows(k, qs, f, 1, kk, rest, kk, lo + i);
     }
 }
 
-/* int8: the product in chunks of the scratch's rows, each quantised once for
- * every block; fine: half the rows a chunk, each a coarse and a fine row, the
- * fine product added to the coarse one. */
-static void q8_product(const fs_kernels *k, const uint8_t *w, const float *scale, size_t rows, size_t kk,
+/* int8 / int4: the product in chunks of the scratch's rows, each quantised
+ * once for every block; fine: half the rows a chunk, each a coarse and a fine
+ * row, the fine product added to the coarse one. */
+static void q8_product(const fs_kernels *k, qform f, const uint8_t *w, const float *scale, size_t rows, size_t kk,
                        const float *a, size_t lda, size_t g, size_t nb, const float *bias, float *c, size_t ldc,
                        const fs_qscratch *qs) {
-    const size_t ldq = FS_Q8_ROUND(kk), chunk = qs->fine ? qs->rows / 2 : qs->rows;
+    const size_t chunk = qs->fine ? qs->rows / 2 : qs->rows;
     for (size_t r0 = 0; r0 < rows; r0 += chunk) {
         const size_t n = rows - r0 < chunk ? rows - r0 : chunk;
-        if (!qs->ready)
-            k->q8_quant_rows(n, kk, a + r0 * lda, lda, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0));
-        if (qs->fine && g <= 4 && k->gemm_q8_fine1) { /* row by row, both products in one pass */
-            q8_fine_rows(k, qs, n, kk, a + r0 * lda, lda, chunk);
+        if (!qs->ready) qa_rows(k, qs, f, n, kk, a + r0 * lda, lda, 0);
+        if (qs->fine && !f.group && g <= 4 && k->gemm_q8_fine1) { /* int8 row by row, both products in one pass */
+            q8_fine_rows(k, qs, f, n, kk, a + r0 * lda, lda, chunk);
             for (size_t i = 0; i < n; i++)
-                k->gemm_q8_fine1(kk, qa_codes(qs, i, ldq), *qa_scale(qs, i), *qa_sum(qs, i), qa_codes(qs, chunk + i, ldq),
+                k->gemm_q8_fine1(kk, qa_codes(qs, i, f), *qa_scale(qs, i), *qa_sum(qs, i), qa_codes(qs, chunk + i, f),
                                  *qa_scale(qs, chunk + i), *qa_sum(qs, chunk + i), w, scale, g, nb, bias,
                                  c + (r0 + i) * ldc);
             continue;
         }
-        k->gemm_q8(n, kk, qa_codes(qs, 0, ldq), ldq, qa_scale(qs, 0), qa_sum(qs, 0), w, scale, g, nb, bias,
-                   c + r0 * ldc, ldc, 0);
+        qa_gemm(k, qs, f, 0, n, kk, w, scale, g, nb, bias, c + r0 * ldc, ldc, 0);
         if (!qs->fine) continue;
-        q8_fine_rows(k, qs, n, kk, a + r0 * lda, lda, chunk);
-        k->gemm_q8(n, kk, qa_codes(qs, chunk, ldq), ldq, qa_scale(qs, chunk), qa_sum(qs, chunk), w, scale, g, nb, NULL,
-                   c + r0 * ldc, ldc, 1);
+        q8_fine_rows(k, qs, f, n, kk, a + r0 * lda, lda, chunk);
+        qa_gemm(k, qs, f, chunk, n, kk, w, scale, g, nb, NULL, c + r0 * ldc, ldc, 1);
     }
 }
 
@@ -111,12 +152,12 @@ void fs__wgemm(const fs_rnn *m, const fs_kernels *k, const float *w, const float
     const size_t width = g * FS_NB, group = (size_t)m->cfg.group_size;
     switch (m->cfg.dtype) {
     case FS_DTYPE_INT8:
-        q8_product(k, (const uint8_t *)w + jb * FS_Q8_ROUND(kk) * width, scale + jb * width, rows, kk, a, lda, g, nb,
-                   bias, c, ldc, qs);
+        q8_product(k, qform_of(m, kk), (const uint8_t *)w + jb * FS_Q8_ROUND(kk) * width, scale + jb * width, rows, kk,
+                   a, lda, g, nb, bias, c, ldc, qs);
         break;
     case FS_DTYPE_INT4:
-        k->gemm_q4(rows, kk, a, lda, (const uint8_t *)w + jb * (kk / 2 + kk % 2) * width,
-                   scale + jb * ((kk + group - 1) / group) * width, group, g, nb, bias, c, ldc);
+        q8_product(k, qform_of(m, kk), (const uint8_t *)w + jb * FS_Q4_ROUND(kk) / 2 * width,
+                   scale + jb * ((kk + group - 1) / group) * width, rows, kk, a, lda, g, nb, bias, c, ldc, qs);
         break;
     case FS_DTYPE_BF16:
         k->gemm_bf16(rows, kk, a, lda, (const uint16_t *)w + jb * kk * width, g, nb, bias, c, ldc);
@@ -299,13 +340,13 @@ static int step_fused_q8(const fs_step *s, float *tile) {
     const fs_kernels *k = s->k;
     const fs_rnn_unit *u = s->unit;
     const fs_rnn_config *c = &m->cfg;
-    const size_t nb = m->hp / FS_NB, ldq = FS_Q8_ROUND(m->r);
+    const size_t nb = m->hp / FS_NB;
     const int lstm = c->cell == FS_CELL_LSTM && !c->peephole && !c->coupled, gru = c->cell == FS_CELL_GRU && !c->reset_before;
     const int rnn = c->cell == FS_CELL_RNN_TANH || c->cell == FS_CELL_RNN_RELU;
     if (!(lstm && k->lstm_step1_q8) && !(gru && k->gru_step1_q8) && !(rnn && k->rnn_step1_q8)) return 0;
     fs_qscratch qs = fs__qscratch(m, 1, tile);
     fs__qa_prepare(m, k, &qs, 1, m->r, s->h_prev, m->rp);
-    const int8_t *hq = qa_codes(&qs, 0, ldq);
+    const int8_t *hq = qa_codes(&qs, 0, qform_of(m, m->r));
     const float hs = *qa_scale(&qs, 0);
     const int32_t hsum = *qa_sum(&qs, 0);
     const uint8_t *w = (const uint8_t *)u->w_hh_packed;

@@ -48,10 +48,11 @@ size_t fs__step_phases(const fs_rnn *m, fs_phase phases[FS_MAX_PHASES], size_t b
  * models: with room for quantised activation rows after the product tile). */
 size_t fs__tile_floats(const fs_rnn *m, size_t batch);
 
-/* int8 models: quantised activation rows (kernels.h's q8_quant_rows), in a
- * thread's tile after its product floats. Laid out as scales [rows], sums
- * [rows], codes [rows][FS_Q8_ROUND(k)] for the product's k, then one row of
- * k floats (a fine row's remainder). */
+/* int8 / int4 models: quantised activation rows (kernels.h's q8_quant_rows),
+ * in a thread's tile after its product floats. Laid out as scales [rows], sums
+ * [rows], codes [rows][FS_Q8_ROUND(k)] (int4: FS_Q4_ROUND(k)) for the
+ * product's k, int4's code sums per group [rows][ceil(k / group)], then one
+ * row of k floats (a fine row's remainder). */
 typedef struct fs_qscratch {
     char *base;
     size_t rows; /* the capacity in rows: products of more rows run in chunks of this many */
@@ -62,7 +63,7 @@ typedef struct fs_qscratch {
 /* The quantisation scratch of the tile of a step over `batch` rows. */
 fs_qscratch fs__qscratch(const fs_rnn *m, size_t batch, float *tile);
 
-/* int8 models: rows of a (at most qs->rows) quantised into qs, which is then
+/* int8 / int4 models: rows of a (at most qs->rows) quantised into qs, which is then
  * ready; other dtypes: nothing. */
 void fs__qa_prepare(const fs_rnn *m, const fs_kernels *k, fs_qscratch *qs, size_t rows, size_t kk, const float *a,
                     size_t lda);
@@ -79,14 +80,14 @@ int fs__step_fused(const fs_step *s, float *tile);
 /* The product of packed matrix w (a unit's w_*_packed, with its scale[FS_MAT_*])
  * in the model's dtype, blocks [jb, jb + nb): kernels.h's gemm (or its
  * quantised slot) c = bias + a w over `rows` rows of kk inputs, g gates.
- * int8: a's rows are quantised into qs (unless it is ready with them). */
+ * int8 / int4: a's rows are quantised into qs (unless it is ready with them). */
 void fs__wgemm(const fs_rnn *m, const fs_kernels *k, const float *w, const float *scale, size_t rows, size_t kk,
                const float *a, size_t lda, size_t g, size_t jb, size_t nb, const float *bias, float *c, size_t ldc,
                const fs_qscratch *qs);
 
 /* gx rows [0, rows) = input projection of `in` (rows ld_in apart), biases
  * folded; xa: [rows][wrp] scratch for a low-rank W (unused otherwise); qs:
- * the thread's quantisation scratch (int8). */
+ * the thread's quantisation scratch (int8 / int4). */
 void fs__project(const fs_rnn *m, const fs_kernels *k, const fs_rnn_unit *u, size_t rows,
                  const float *in, size_t ld_in, float *xa, float *gx, const fs_qscratch *qs);
 

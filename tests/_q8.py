@@ -1,5 +1,7 @@
-"""docs/quantization.md's int8 activation rows in torch, for references that compute a
-product's left operand themselves: the same float32 operations as the C library."""
+"""docs/quantization.md's activation rows of the integer dot paths (int8 and int4 share
+them) in torch, for references that compute a product's left operand themselves: the
+same float32 operations as the C library. int4's per-group code sums only make the
+integer sums exact; they change no value."""
 import torch
 
 

@@ -194,7 +194,7 @@ def load_grulr_factors(cell, sd):
     return cell
 
 
-@pytest.mark.parametrize("dtype", ["int4", "bf16"])
+@pytest.mark.parametrize("dtype", ["bf16"])
 def test_quantised_low_rank_grulr_is_edgeml_with_the_dequantised_weights(each_isa, dtype):
     I, H = 5, 9
     cell = perturb(rnn.GRULRCell(I, H, wRank=3, uRank=4), 25)
@@ -205,15 +205,16 @@ def test_quantised_low_rank_grulr_is_edgeml_with_the_dequantised_weights(each_is
         close(q(x)[0], ref)
 
 
-def test_int8_low_rank_grulr_is_edgeml_with_quantised_activations(each_isa, monkeypatch):
-    """int8 (docs/quantization.md): EdgeML's GRULRCell holding the dequantised weights, each
-    product's left operand quantised per row as fastseq's int8 products do (the input's
-    rows twice); one step from a random h0, so every operand is the input, h0, or what
-    EdgeML computes from them (x W, U h, r h)."""
+@pytest.mark.parametrize("dtype", ["int8", "int4"])
+def test_integer_low_rank_grulr_is_edgeml_with_quantised_activations(each_isa, monkeypatch, dtype):
+    """int8 and int4 (docs/quantization.md): EdgeML's GRULRCell holding the dequantised
+    weights, each product's left operand quantised per row as fastseq's integer products do
+    (the input's rows twice); one step from a random h0, so every operand is the input, h0,
+    or what EdgeML computes from them (x W, U h, r h)."""
     from _q8 import fake_q8, fine_q8
     I, H, B = 5, 9, 3
     cell = perturb(rnn.GRULRCell(I, H, wRank=3, uRank=4), 25)
-    q = fastseq.quantize(fastseq.from_edgeml(cell), "int8")
+    q = fastseq.quantize(fastseq.from_edgeml(cell), dtype)
     load_grulr_factors(cell, q.state_dict())
     gen = torch.Generator().manual_seed(28)
     x, h0 = torch.randn(1, B, I, generator=gen), torch.randn(B, H, generator=gen)

@@ -19,10 +19,14 @@
  * Bytes past K (and of padded columns) are never read as weights: the
  * activations' codes are 0 there, and padded columns have scale 0. One float
  * scale per column, in the biases' [jb][G][8] order.
- * int4: byte (kp, col) of a block, kp < (K + 1) / 2, holds k = 2 kp in its
- * low nibble and k = 2 kp + 1 in its high one, each q + 8 for q in [-7, 7]
- * (block stride (K + 1) / 2 * G * 8 bytes); scales per group of `group`
- * consecutive k (32 or 64; the last may be shorter) and column: per block
+ * int4 (the dot layout with two k groups a byte): per block, k in groups of
+ * eight, [ceil(K / 8)][G*8][4] bytes: byte t of (octet ko, column col) holds
+ * q + 8 (1..15) for k = 8 ko + t in its low nibble and for k = 8 ko + 4 + t in
+ * its high one, so an and (low) or a shift and an and (high) gives the int8 dot
+ * layout's bytes of k group 2 ko or 2 ko + 1. Block stride FS_Q4_ROUND(K) / 2
+ * * G * 8 bytes; nibbles past K are 0 (never read as weights: the activation
+ * codes there are 0). Scales per group of `group` consecutive k (32 or 64, a
+ * multiple of 8; the last may be shorter) and column: per block
  * [ceil(K / group)][G][8] floats. The value of an element is scale * q.
  */
 #ifndef FS_KERNELS_H
@@ -39,6 +43,8 @@
  * in int32, which the products accumulate in. */
 #define FS_Q8_ROUND(k) (((k) + 3) / 4 * 4)
 #define FS_Q8_MAX_K ((size_t)131072)
+/* int4: k rounded up to whole octets (two k groups of four a byte). */
+#define FS_Q4_ROUND(k) (((k) + 7) / 8 * 8)
 /* Activation rows with max |a| below this count as zero (codes 0, scale 0):
  * then 127 / max |a| and max |a| / 127 are normal floats. */
 #define FS_Q8_TINY 0x1p-100f
@@ -198,19 +204,20 @@ typedef struct fs_kernels {
     void (*gemm_q8)(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale, const int32_t *asum,
                     const uint8_t *b, const float *scale, size_t g, size_t nblocks, const float *bias, float *c,
                     size_t ldc, int accumulate);
-    /* Quantised weights, weight-only (the quantised layout above): the
-     * products of gemm with narrower elements, for m rows and nblocks blocks
-     * of g gates.
-     * gemm_q4: c[i*ldc + q] = bias[q] + sum_grp scale[grp][q] * sum_{k in grp} a[i*lda + k] * b4(k, q);
-     * gemm_bf16: as gemm, b's elements bf16 (widened exactly to fp32).
-     * bias may be NULL (zero). The generic level sums in order (int4: each
-     * group in order, then the groups in order); SIMD levels keep the bf16
-     * order of gemm (FS_PARTIALS) and, for int4, sum each element's
-     * products in a fixed order that depends on k only (so any split of rows
-     * or blocks over threads gives the same bits), within
-     * docs/quantization.md's bound of the generic level. */
-    void (*gemm_q4)(size_t m, size_t k, const float *a, size_t lda, const uint8_t *b, const float *scale,
-                    size_t group, size_t g, size_t nblocks, const float *bias, float *c, size_t ldc);
+    /* int4 dot path (kernels/qdot/; b: the int4 dot layout, aq: rows as
+     * q8_quant_rows gives them, codes 0 up to FS_Q4_ROUND(k), ldq >= that;
+     * gsum: per row (ldgs apart) the sum of its codes in each group of k):
+     * per group gr, x = (float)(sum_{k in gr} (q_w + 8) q_a - 8 * gsum[gr]) in
+     * int32 (exact), f = fma(scale[gr][q], x, f) over the groups in order from
+     * f = 0; then c[i*ldc + q] = bias[q] + ascale[i] * f (no FMA), the same
+     * operations on every level, so every level gives the generic bits.
+     * accumulate, bias: as gemm_q8. */
+    void (*gemm_q4)(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale, const int32_t *gsum,
+                    size_t ldgs, const uint8_t *b, const float *scale, size_t group, size_t g, size_t nblocks,
+                    const float *bias, float *c, size_t ldc, int accumulate);
+    /* Quantised weights, weight-only: gemm_bf16, as gemm with b's elements
+     * bf16 (widened exactly to fp32); bias may be NULL (zero). SIMD levels
+     * keep gemm's order (FS_PARTIALS). */
     void (*gemm_bf16)(size_t m, size_t k, const float *a, size_t lda, const uint16_t *b, size_t g,
                       size_t nblocks, const float *bias, float *c, size_t ldc);
     /* Blocking parameter: the gates per block (8 columns each) of the widest

@@ -1,17 +1,17 @@
 /*
- * test_quant.c -- the weight-only quantised product slots (gemm_q4, gemm_bf16;
- * int8's dot path: test_qdot.c) of every kernel level against the generic (reference) one, and the generic
- * one against a double-precision sum of the dequantised weights; fs_rnn_quantize's
- * int8 / int4 / bf16 numerics against an independent quantisation here.
+ * test_quant.c -- the weight-only quantised product slot (gemm_bf16; int8's
+ * and int4's dot path: test_qdot.c) of every kernel level against the generic
+ * (reference) one, and the generic one against a double-precision sum of the
+ * widened weights; fs_rnn_quantize's int8 / int4 / bf16 numerics against an
+ * independent quantisation here; the stored (raw) form's round trip.
  *
  * Sizes are odd on purpose: m 1..5, 7 and 9 (row tiles, several, and remainders),
- * k 1, 2, 3, 31, 33, 64, 65, 100 (odd k: a lone low nibble; partial last
- * int4 groups), g 1..4, 1 or 3 blocks, groups of 32 and 64, with and without
+ * k 1, 2, 3, 31, 33, 64, 65, 100, g 1..4, 1 or 3 blocks, with and without
  * bias, lda and ldc wider than the data. The bound (docs/quantization.md):
- * |level - generic| <= 1e-5 * (|bias| + sum_k |a_k * w_k|), w the dequantised
- * weight; the ldc padding untouched; bf16 bit-identical to the same level's
- * fp32 gemm on the widened weights; each row's bits independent of the call
- * (the row alone, m = 1, gives the same bits); AVX-512 gives AVX2's bits.
+ * |level - generic| <= 1e-5 * (|bias| + sum_k |a_k * w_k|); the ldc padding
+ * untouched; bit-identical to the same level's fp32 gemm on the widened
+ * weights; each row's bits independent of the call (the row alone, m = 1,
+ * gives the same bits); AVX-512 gives AVX2's bits.
  */
 #include "check.h"
 #include "kernels.h"
@@ -19,8 +19,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-enum { Q4, BF16 };
-static const char *const NAMES[] = {"int4", "bf16"};
 static const float SENTINEL = -12345.5f;
 
 static float bf16_value(uint16_t v) {
@@ -30,56 +28,34 @@ static float bf16_value(uint16_t v) {
     return f;
 }
 
-/* Random quantised weights of nb blocks (k inputs, width columns) and their
- * dequantised values w[jb][k][width]; scales in (0, 0.1]. */
+/* Random bf16 weights of nb blocks (k inputs, width columns) and their
+ * values w[jb][k][width]. */
 typedef struct qmat {
-    void *b;
-    float *scale, *w;
+    uint16_t *b;
+    float *w;
 } qmat;
 
-static qmat make_qmat(int dt, size_t k, size_t width, size_t nb, size_t group) {
-    const size_t kp = (k + 1) / 2, groups = (k + group - 1) / group;
-    qmat q;
-    q.w = xmalloc(nb * k * width * sizeof(float));
-    q.scale = xmalloc(nb * (dt == Q4 ? groups : 1) * width * sizeof(float));
-    for (size_t i = 0; i < nb * (dt == Q4 ? groups : 1) * width; i++) q.scale[i] = 0.05f + urand(0.05f);
-    q.b = xmalloc(nb * (dt == Q4 ? kp : 2 * k) * width);
-    if (dt == Q4) memset(q.b, 0, nb * kp * width);
-    for (size_t jb = 0; jb < nb; jb++)
-        for (size_t kk = 0; kk < k; kk++)
-            for (size_t c = 0; c < width; c++) {
-                float *w = &q.w[(jb * k + kk) * width + c];
-                if (dt == Q4) {
-                    const int v = (int)lrintf(urand(7.0f));
-                    ((uint8_t *)q.b)[(jb * kp + kk / 2) * width + c] |= (uint8_t)((v + 8) << (kk % 2 * 4));
-                    *w = q.scale[(jb * groups + kk / group) * width + c] * (float)v;
-                } else {
-                    const uint16_t v = (uint16_t)(0x3c00 + (int)urand(1000.0f) * 3); /* sign and exponent vary */
-                    ((uint16_t *)q.b)[(jb * k + kk) * width + c] = v;
-                    *w = bf16_value(v);
-                }
-            }
+static qmat make_qmat(size_t k, size_t width, size_t nb) {
+    qmat q = {xmalloc(nb * k * width * 2), xmalloc(nb * k * width * sizeof(float))};
+    for (size_t i = 0; i < nb * k * width; i++) {
+        q.b[i] = (uint16_t)(0x3c00 + (int)urand(1000.0f) * 3); /* sign and exponent vary */
+        q.w[i] = bf16_value(q.b[i]);
+    }
     return q;
 }
 
-static void run(const fs_kernels *t, int dt, size_t m, size_t k, const float *a, size_t lda, const qmat *q,
-                size_t group, size_t g, size_t nb, const float *bias, float *c, size_t ldc) {
-    if (dt == Q4) t->gemm_q4(m, k, a, lda, q->b, q->scale, group, g, nb, bias, c, ldc);
-    else t->gemm_bf16(m, k, a, lda, q->b, g, nb, bias, c, ldc);
-}
-
-static void check_shape(const char *isa, const fs_kernels *ref, const fs_kernels *opt, int dt, size_t m,
-                        size_t k, size_t g, size_t nb, size_t group, int with_bias) {
+static void check_shape(const char *isa, const fs_kernels *ref, const fs_kernels *opt, size_t m, size_t k,
+                        size_t g, size_t nb, int with_bias) {
     const size_t width = g * FS_NB, n = nb * width, lda = k + 3, ldc = n + 5;
-    qmat q = make_qmat(dt, k, width, nb, group);
+    qmat q = make_qmat(k, width, nb);
     float *a = xmalloc(m * lda * sizeof(float)), *bias = with_bias ? xmalloc(n * sizeof(float)) : NULL;
     for (size_t i = 0; i < m * lda; i++) a[i] = urand(1.0f);
     for (size_t i = 0; with_bias && i < n; i++) bias[i] = urand(1.0f);
     float *c_ref = xmalloc(m * ldc * sizeof(float)), *c = xmalloc(m * ldc * sizeof(float));
     float *c_row = xmalloc(ldc * sizeof(float)), *c_f32 = xmalloc(m * ldc * sizeof(float));
     for (size_t i = 0; i < m * ldc; i++) c_ref[i] = c[i] = c_f32[i] = SENTINEL;
-    run(ref, dt, m, k, a, lda, &q, group, g, nb, bias, c_ref, ldc);
-    run(opt, dt, m, k, a, lda, &q, group, g, nb, bias, c, ldc);
+    ref->gemm_bf16(m, k, a, lda, q.b, g, nb, bias, c_ref, ldc);
+    opt->gemm_bf16(m, k, a, lda, q.b, g, nb, bias, c, ldc);
     double worst_level = 0.0, worst_ref = 0.0;
     int pad_ok = 1, rows_ok = 1;
     for (size_t i = 0; i < m; i++) {
@@ -97,24 +73,24 @@ static void check_shape(const char *isa, const fs_kernels *ref, const fs_kernels
             if (!(e_lvl <= worst_level)) worst_level = e_lvl;
         }
         for (size_t col = n; col < ldc; col++) pad_ok &= c[i * ldc + col] == SENTINEL;
-        run(opt, dt, 1, k, a + i * lda, lda, &q, group, g, nb, bias, c_row, ldc);
+        opt->gemm_bf16(1, k, a + i * lda, lda, q.b, g, nb, bias, c_row, ldc);
         rows_ok &= memcmp(c_row, c + i * ldc, n * sizeof(float)) == 0;
     }
-    CHECK(worst_ref <= 1e-5, "generic %s: m=%zu k=%zu g=%zu nb=%zu group=%zu: rel. error %.3g vs double", NAMES[dt],
-          m, k, g, nb, group, worst_ref);
-    CHECK(worst_level <= 1e-5, "%s %s: m=%zu k=%zu g=%zu nb=%zu group=%zu bias=%d: rel. error %.3g vs generic", isa,
-          NAMES[dt], m, k, g, nb, group, with_bias, worst_level);
-    CHECK(pad_ok, "%s %s: m=%zu k=%zu g=%zu: wrote into the ldc padding", isa, NAMES[dt], m, k, g);
-    CHECK(rows_ok, "%s %s: m=%zu k=%zu g=%zu nb=%zu: a row alone gives other bits", isa, NAMES[dt], m, k, g, nb);
-    if (dt == BF16) { /* the same bits as gemm on the widened weights: the level's own gemm, or
-                       * the generic one where the level keeps the generic bf16 kernel (NEON) */
+    CHECK(worst_ref <= 1e-5, "generic bf16: m=%zu k=%zu g=%zu nb=%zu: rel. error %.3g vs double", m, k, g, nb,
+          worst_ref);
+    CHECK(worst_level <= 1e-5, "%s bf16: m=%zu k=%zu g=%zu nb=%zu bias=%d: rel. error %.3g vs generic", isa, m, k, g,
+          nb, with_bias, worst_level);
+    CHECK(pad_ok, "%s bf16: m=%zu k=%zu g=%zu: wrote into the ldc padding", isa, m, k, g);
+    CHECK(rows_ok, "%s bf16: m=%zu k=%zu g=%zu nb=%zu: a row alone gives other bits", isa, m, k, g, nb);
+    { /* the same bits as gemm on the widened weights: the level's own gemm, or
+       * the generic one where the level keeps the generic bf16 kernel (NEON) */
         const fs_kernels *same_sums = opt->gemm_bf16 == ref->gemm_bf16 ? ref : opt;
         same_sums->gemm(m, k, a, lda, q.w, g, nb, bias, c_f32, ldc);
         int same = 1;
         for (size_t i = 0; i < m; i++) same &= memcmp(c_f32 + i * ldc, c + i * ldc, n * sizeof(float)) == 0;
         CHECK(same, "%s bf16: m=%zu k=%zu g=%zu nb=%zu: differs from gemm on the widened weights", isa, m, k, g, nb);
     }
-    free(q.b), free(q.scale), free(q.w), free(a), free(bias), free(c_ref), free(c), free(c_row), free(c_f32);
+    free(q.b), free(q.w), free(a), free(bias), free(c_ref), free(c), free(c_row), free(c_f32);
 }
 
 static void check_levels(void) {
@@ -124,14 +100,11 @@ static void check_levels(void) {
     for (fs_isa isa = FS_ISA_GENERIC; isa <= FS_ISA_NEON; isa++) {
         if (!fs_isa_supported(isa) || fs_set_isa(isa) != FS_OK) continue;
         const fs_kernels opt = *fs__kernels();
-        for (int dt = Q4; dt <= BF16; dt++)
-            for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
-                for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
-                    for (size_t g = 1; g <= 4; g++)
-                        for (size_t nb = 1; nb <= 3; nb += 2)
-                            for (size_t group = 32; group <= (dt == Q4 ? 64u : 32u); group += 32)
-                                check_shape(fs_isa_name(isa), &ref, &opt, dt, ms[mi], ks[ki], g, nb, group,
-                                            (int)((mi + ki + g) % 2));
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+            for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+                for (size_t g = 1; g <= 4; g++)
+                    for (size_t nb = 1; nb <= 3; nb += 2)
+                        check_shape(fs_isa_name(isa), &ref, &opt, ms[mi], ks[ki], g, nb, (int)((mi + ki + g) % 2));
     }
 }
 
@@ -142,22 +115,21 @@ static void check_avx512_is_avx2(void) {
     const fs_kernels avx2 = *fs__kernels();
     fs_set_isa(FS_ISA_AVX512);
     const fs_kernels avx512 = *fs__kernels();
-    for (int dt = Q4; dt <= BF16; dt++)
-        for (size_t g = 1; g <= 4; g++)
-            for (size_t m = 1; m <= 9; m += 4)
-                for (size_t k = 1; k <= 69; k += 17) {
-                    const size_t width = g * FS_NB, nb = 3, n = nb * width, group = 32;
-                    qmat q = make_qmat(dt, k, width, nb, group);
-                    float *a = xmalloc(m * k * sizeof(float)), *bias = xmalloc(n * sizeof(float));
-                    float *c1 = xmalloc(m * n * sizeof(float)), *c2 = xmalloc(m * n * sizeof(float));
-                    for (size_t i = 0; i < m * k; i++) a[i] = urand(1.0f);
-                    for (size_t i = 0; i < n; i++) bias[i] = urand(1.0f);
-                    run(&avx2, dt, m, k, a, k, &q, group, g, nb, bias, c1, n);
-                    run(&avx512, dt, m, k, a, k, &q, group, g, nb, bias, c2, n);
-                    CHECK(memcmp(c1, c2, m * n * sizeof(float)) == 0, "avx512 %s: m=%zu k=%zu g=%zu: not avx2's bits",
-                          NAMES[dt], m, k, g);
-                    free(q.b), free(q.scale), free(q.w), free(a), free(bias), free(c1), free(c2);
-                }
+    for (size_t g = 1; g <= 4; g++)
+        for (size_t m = 1; m <= 9; m += 4)
+            for (size_t k = 1; k <= 69; k += 17) {
+                const size_t width = g * FS_NB, nb = 3, n = nb * width;
+                qmat q = make_qmat(k, width, nb);
+                float *a = xmalloc(m * k * sizeof(float)), *bias = xmalloc(n * sizeof(float));
+                float *c1 = xmalloc(m * n * sizeof(float)), *c2 = xmalloc(m * n * sizeof(float));
+                for (size_t i = 0; i < m * k; i++) a[i] = urand(1.0f);
+                for (size_t i = 0; i < n; i++) bias[i] = urand(1.0f);
+                avx2.gemm_bf16(m, k, a, k, q.b, g, nb, bias, c1, n);
+                avx512.gemm_bf16(m, k, a, k, q.b, g, nb, bias, c2, n);
+                CHECK(memcmp(c1, c2, m * n * sizeof(float)) == 0, "avx512 bf16: m=%zu k=%zu g=%zu: not avx2's bits", m,
+                      k, g);
+                free(q.b), free(q.w), free(a), free(bias), free(c1), free(c2);
+            }
 }
 
 /* fs_rnn_quantize's numerics on one matrix, recomputed here: a weight of

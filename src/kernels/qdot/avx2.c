@@ -141,7 +141,91 @@ static void fs_q8_gemm_dot__avx2(size_t m, size_t k, const int8_t *aq, size_t ld
     }
 }
 
+/* int4: vpmaddubsw multiplies a nibble byte (0..15) by an activation code and
+ * adds pairs: |2 * 15 * 127| = 3810, so the int16 sums of up to four octets
+ * (eight of them, 30480) are exact; vpmaddwd by ones widens them to int32.
+ * M rows x NP panels of 8 columns (octet ko at ko * 4 * width bytes, a panel
+ * 32 bytes on); per group the kernels.h epilogue order. */
+FS_INLINE void tile4(const int M, const int NP, size_t k, size_t group, const int8_t *aq, size_t ldq,
+                     const float *ascale, const int32_t *gsum, size_t ldgs, const uint8_t *b, size_t width,
+                     const float *scale, const float *bias, float *c, size_t ldc, int accumulate) {
+    const size_t k8 = FS_Q4_ROUND(k);
+    const __m256i low = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 f[2][2];
+    for (int r = 0; r < M; r++)
+        for (int p = 0; p < NP; p++) f[r][p] = _mm256_setzero_ps();
+    for (size_t k0 = 0, gr = 0; k0 < k8; k0 += group, gr++) {
+        const size_t k1 = k0 + group < k8 ? k0 + group : k8;
+        __m256i acc[2][2];
+        for (int r = 0; r < M; r++)
+            for (int p = 0; p < NP; p++) acc[r][p] = _mm256_setzero_si256();
+        for (size_t k2 = k0; k2 < k1; k2 += 32) { /* four octets in int16 */
+            __m256i t[2][2];
+            for (int r = 0; r < M; r++)
+                for (int p = 0; p < NP; p++) t[r][p] = _mm256_setzero_si256();
+            for (size_t ko = k2; ko < k1 && ko < k2 + 32; ko += 8) {
+                __m256i lo[2], hi[2];
+                for (int p = 0; p < NP; p++) {
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(b + ko / 2 * width + p * 32));
+                    lo[p] = _mm256_and_si256(v, low), hi[p] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                }
+                for (int r = 0; r < M; r++) {
+                    int32_t a0, a1;
+                    memcpy(&a0, aq + r * ldq + ko, 4), memcpy(&a1, aq + r * ldq + ko + 4, 4);
+                    const __m256i v0 = _mm256_set1_epi32(a0), v1 = _mm256_set1_epi32(a1);
+                    for (int p = 0; p < NP; p++)
+                        t[r][p] = _mm256_add_epi16(t[r][p], _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], v0),
+                                                                             _mm256_maddubs_epi16(hi[p], v1)));
+                }
+            }
+            for (int r = 0; r < M; r++)
+                for (int p = 0; p < NP; p++) acc[r][p] = _mm256_add_epi32(acc[r][p], _mm256_madd_epi16(t[r][p], ones));
+        }
+        for (int p = 0; p < NP; p++) {
+            const __m256 sc = _mm256_loadu_ps(scale + gr * width + p * FS_NB);
+            for (int r = 0; r < M; r++) {
+                const __m256i x = _mm256_sub_epi32(acc[r][p], _mm256_set1_epi32((int32_t)(8u * (uint32_t)gsum[r * ldgs + gr])));
+                f[r][p] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(x), f[r][p]);
+            }
+        }
+    }
+    for (int r = 0; r < M; r++)
+        for (int p = 0; p < NP; p++) {
+            float *out = c + r * ldc + p * FS_NB;
+            const float *base = accumulate ? out : bias ? bias + p * FS_NB : NULL;
+            _mm256_storeu_ps(out, _mm256_add_ps(base ? _mm256_loadu_ps(base) : _mm256_setzero_ps(),
+                                                _mm256_mul_ps(_mm256_set1_ps(ascale[r]), f[r][p])));
+        }
+}
+
+static void fs_q4_gemm_dot__avx2(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale,
+                                 const int32_t *gsum, size_t ldgs, const uint8_t *b, const float *scale, size_t group,
+                                 size_t g, size_t nblocks, const float *bias, float *c, size_t ldc, int accumulate) {
+    const size_t width = g * FS_NB, groups = (k + group - 1) / group;
+    for (size_t jb = 0; jb < nblocks; jb++) {
+        const uint8_t *bb = b + jb * FS_Q4_ROUND(k) / 2 * width;
+        for (size_t p = 0; p < g; p += 2) {
+            const size_t col = jb * width + p * FS_NB;
+            const uint8_t *bp = bb + p * FS_NB * 4;
+            const float *sc = scale + jb * groups * width + p * FS_NB, *bi = bias ? bias + col : NULL;
+            for (size_t i = 0; i < m; i += 2) {
+                const int8_t *ai = aq + i * ldq;
+                const int32_t *gi = gsum + i * ldgs;
+                if (m - i >= 2 && g - p >= 2)
+                    tile4(2, 2, k, group, ai, ldq, ascale + i, gi, ldgs, bp, width, sc, bi, c + i * ldc + col, ldc, accumulate);
+                else if (m - i >= 2)
+                    tile4(2, 1, k, group, ai, ldq, ascale + i, gi, ldgs, bp, width, sc, bi, c + i * ldc + col, ldc, accumulate);
+                else if (g - p >= 2)
+                    tile4(1, 2, k, group, ai, ldq, ascale + i, gi, ldgs, bp, width, sc, bi, c + i * ldc + col, ldc, accumulate);
+                else
+                    tile4(1, 1, k, group, ai, ldq, ascale + i, gi, ldgs, bp, width, sc, bi, c + i * ldc + col, ldc, accumulate);
+            }
+        }
+    }
+}
+
 void fs__qdot_init_avx2(fs_kernels *k) {
     k->q8_quant_rows = fs_q8_quant_rows__avx2;
     k->gemm_q8 = fs_q8_gemm_dot__avx2;
+    k->gemm_q4 = fs_q4_gemm_dot__avx2;
 }

@@ -63,7 +63,43 @@ static void fs_q8_gemm_dot__generic(size_t m, size_t k, const int8_t *aq, size_t
     }
 }
 
+/* int4: per group an exact int32 sum of (q_w + 8) q_a over its octets (the low
+ * nibbles the first four k of an octet, the high ones the next four), less 8
+ * times the group's code sum, FMA'd with the group scale in group order. */
+static void fs_q4_gemm_dot__generic(size_t m, size_t k, const int8_t *aq, size_t ldq, const float *ascale,
+                                    const int32_t *gsum, size_t ldgs, const uint8_t *b, const float *scale,
+                                    size_t group, size_t g, size_t nblocks, const float *bias, float *c, size_t ldc,
+                                    int accumulate) {
+    const size_t width = g * FS_NB, k8 = FS_Q4_ROUND(k), groups = (k + group - 1) / group;
+    for (size_t i = 0; i < m; i++) {
+        const int8_t *ar = aq + i * ldq;
+        for (size_t jb = 0; jb < nblocks; jb++) {
+            const uint8_t *bb = b + jb * k8 / 2 * width;
+            const float *sb = scale + jb * groups * width;
+            for (size_t q = 0; q < width; q++) {
+                float f = 0.0f;
+                for (size_t gr = 0; gr < groups; gr++) {
+                    const size_t k1 = (gr + 1) * group < k8 ? (gr + 1) * group : k8;
+                    uint32_t acc = 0; /* unsigned: wraps like the SIMD adds (the true sum fits) */
+                    for (size_t ko = gr * group; ko < k1; ko += 8)
+                        for (size_t t = 0; t < 4; t++) {
+                            const uint32_t byte = bb[ko / 2 * width + q * 4 + t];
+                            acc += (byte & 15u) * (uint32_t)(int32_t)ar[ko + t];
+                            acc += (byte >> 4) * (uint32_t)(int32_t)ar[ko + 4 + t];
+                        }
+                    const float x = (float)(int32_t)(acc - 8u * (uint32_t)gsum[i * ldgs + gr]);
+                    f = fmaf(sb[gr * width + q], x, f);
+                }
+                const size_t col = jb * width + q;
+                const float base = accumulate ? c[i * ldc + col] : bias ? bias[col] : 0.0f;
+                c[i * ldc + col] = base + ascale[i] * f;
+            }
+        }
+    }
+}
+
 void fs__qdot_init_generic(fs_kernels *k) {
     k->q8_quant_rows = fs_q8_quant_rows__generic;
     k->gemm_q8 = fs_q8_gemm_dot__generic;
+    k->gemm_q4 = fs_q4_gemm_dot__generic;
 }

@@ -1,4 +1,4 @@
-/* AVX-512 products with quantised packed weights: as kernels/quant/avx2.c,
+/* AVX-512 products with bf16 packed weights: as kernels/quant/avx2.c,
  * with the panels of a call (block jb, panel p, in order) taken two at a time
  * into one zmm register -- adjacent panels of a block, or the last panel of
  * one block with the first of the next -- so every g fills whole registers;
@@ -12,12 +12,9 @@
 
 #include "../kernels.h"
 
-enum { BF16, Q4 };
-
 /* The columns of two panels (the second may be the first again: a lone panel). */
 typedef struct pair {
     const char *b[2];      /* weights of each panel at k = 0 */
-    const float *scale[2]; /* int4: per group row; NULL for bf16 */
     const float *bias[2];  /* NULL: none */
     float *c[2];
     int lone;
@@ -63,56 +60,10 @@ FS_INLINE void tile(const int M, const int S, size_t k, size_t width, const floa
     }
 }
 
-/* int4: M rows of one pair; byte rows kpstride (= width) apart, group scales sstride apart. */
-FS_INLINE void tile4(const int M, size_t k, size_t group, size_t width, const float *a, size_t lda, const pair *pr,
-                     size_t ldc) {
-    const __m512i low = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
-    __m512 acc[4];
-    for (int r = 0; r < M; r++) acc[r] = _mm512_setzero_ps();
-    for (size_t k0 = 0, gr = 0; k0 < k; k0 += group, gr++) {
-        const size_t k1 = k0 + group < k ? k0 + group : k;
-        __m512 part[4][2];
-        for (int r = 0; r < M; r++) part[r][0] = part[r][1] = _mm512_setzero_ps();
-        size_t kk = k0;
-        for (; kk < k1; kk += 2) {
-            const __m128i bytes = _mm_castpd_si128(_mm_loadh_pd(
-                _mm_castsi128_pd(_mm_loadl_epi64((const __m128i *)(pr->b[0] + kk / 2 * width))),
-                (const double *)(pr->b[1] + kk / 2 * width)));
-            const __m512i v = _mm512_cvtepu8_epi32(bytes);
-            const __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, low), eight));
-            if (kk + 1 < k1) {
-                const __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
-                for (int r = 0; r < M; r++) {
-                    part[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), w0, part[r][0]);
-                    part[r][1] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk + 1]), w1, part[r][1]);
-                }
-            } else { /* odd k: the last low nibble */
-                for (int r = 0; r < M; r++) part[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), w0, part[r][0]);
-            }
-        }
-        const __m512 s = load2(pr->scale[0] + gr * width, pr->scale[1] + gr * width);
-        for (int r = 0; r < M; r++) acc[r] = _mm512_fmadd_ps(_mm512_add_ps(part[r][0], part[r][1]), s, acc[r]);
-    }
-    for (int r = 0; r < M; r++)
-        store2(pr, (size_t)r * ldc,
-               _mm512_add_ps(pr->bias[0] ? load2(pr->bias[0], pr->bias[1]) : _mm512_setzero_ps(), acc[r]));
-}
-
-FS_INLINE void rows(const int dt, const int S, size_t m, size_t k, size_t group, size_t width, const float *a,
-                    size_t lda, const pair *pr, size_t ldc) {
+FS_INLINE void rows(const int S, size_t m, size_t k, size_t width, const float *a, size_t lda, const pair *pr,
+                    size_t ldc) {
     size_t i = 0;
     pair at = *pr; /* the pair at row i */
-    if (dt == Q4) {
-        for (; i + 4 <= m; i += 4) {
-            at.c[0] = pr->c[0] + i * ldc, at.c[1] = pr->c[1] + i * ldc;
-            tile4(4, k, group, width, a + i * lda, lda, &at, ldc);
-        }
-        for (; i < m; i++) {
-            at.c[0] = pr->c[0] + i * ldc, at.c[1] = pr->c[1] + i * ldc;
-            tile4(1, k, group, width, a + i * lda, lda, &at, ldc);
-        }
-        return;
-    }
     for (; i + 3 <= m; i += 3) {
         at.c[0] = pr->c[0] + i * ldc, at.c[1] = pr->c[1] + i * ldc;
         tile(3, S, k, width, a + i * lda, lda, &at, ldc);
@@ -123,14 +74,11 @@ FS_INLINE void rows(const int dt, const int S, size_t m, size_t k, size_t group,
     }
 }
 
-/* Every panel (jb, p) of the call, two at a time. es: bytes per element (int4:
- * per byte row, block stride kp * width bytes); ns: scale floats per block. */
-FS_INLINE void gemm_pairs(const int dt, size_t m, size_t k, const float *a, size_t lda, const char *b,
-                          const float *scale, size_t group, size_t g, size_t nblocks, const float *bias, float *c,
-                          size_t ldc) {
-    const size_t width = g * FS_NB, n = g * nblocks;
-    const size_t bstride = dt == Q4 ? (k + 1) / 2 * width : k * width * 2;
-    const size_t sstride = dt == Q4 ? (k + group - 1) / group * width : width;
+/* Every panel (jb, p) of the call, two at a time. */
+static void fs_bf16_gemm_packed__avx512(size_t m, size_t k, const float *a, size_t lda, const uint16_t *bw,
+                                        size_t g, size_t nblocks, const float *bias, float *c, size_t ldc) {
+    const char *b = (const char *)bw;
+    const size_t width = g * FS_NB, n = g * nblocks, bstride = k * width * 2;
     const int S = FS_PARTIALS(g);
     for (size_t i = 0; i < n; i += 2) {
         pair pr;
@@ -138,28 +86,15 @@ FS_INLINE void gemm_pairs(const int dt, size_t m, size_t k, const float *a, size
         for (int h = 0; h < 2; h++) {
             const size_t panel = pr.lone ? i : i + (size_t)h, jb = panel / g, p = panel % g;
             const size_t col = jb * width + p * FS_NB;
-            pr.b[h] = b + jb * bstride + p * FS_NB * (dt == BF16 ? 2 : 1);
-            pr.scale[h] = scale ? scale + jb * sstride + p * FS_NB : NULL;
+            pr.b[h] = b + jb * bstride + p * FS_NB * 2;
             pr.bias[h] = bias ? bias + col : NULL;
             pr.c[h] = c + col;
         }
-        if (S == 2) rows(dt, 2, m, k, group, width, a, lda, &pr, ldc);
-        else rows(dt, 4, m, k, group, width, a, lda, &pr, ldc);
+        if (S == 2) rows(2, m, k, width, a, lda, &pr, ldc);
+        else rows(4, m, k, width, a, lda, &pr, ldc);
     }
 }
 
-static void fs_q4_gemm_packed__avx512(size_t m, size_t k, const float *a, size_t lda, const uint8_t *b,
-                                      const float *scale, size_t group, size_t g, size_t nblocks,
-                                      const float *bias, float *c, size_t ldc) {
-    gemm_pairs(Q4, m, k, a, lda, (const char *)b, scale, group, g, nblocks, bias, c, ldc);
-}
-
-static void fs_bf16_gemm_packed__avx512(size_t m, size_t k, const float *a, size_t lda, const uint16_t *b,
-                                        size_t g, size_t nblocks, const float *bias, float *c, size_t ldc) {
-    gemm_pairs(BF16, m, k, a, lda, (const char *)b, NULL, 0, g, nblocks, bias, c, ldc);
-}
-
 void fs__quant_init_avx512(fs_kernels *k) {
-    k->gemm_q4 = fs_q4_gemm_packed__avx512;
     k->gemm_bf16 = fs_bf16_gemm_packed__avx512;
 }
