@@ -299,12 +299,12 @@ def test_int8_error_is_not_larger_than_onnx_runtime_int8(I, H, B):
 def test_int8_batch_one_computes_its_reference(each_isa, variant):
     """One int8 step at batch 1 (the fused int8 steps, where a level has them; the phases
     otherwise), odd sizes (H 45: a padded block), every ISA, one thread: the torch reference
-    with the operands quantised, as test_int8_computes_its_reference_with_quantised_activations."""
+    with the operands quantised, as test_integer_dtypes_compute_their_reference_with_quantised_activations."""
     module, q = quantised_and_reference(variant, len(variant) + 23)
     x = torch.randn(1, 1, 37)
     h0, c0 = torch.randn(1, 1, getattr(module, "proj_size", 0) or 45), torch.randn(1, 1, 45)
     lstm = isinstance(module, (torch.nn.LSTM, reference.PeepholeLSTM, reference.CoupledLSTM))
-    expected, extra = int8_reference(module, x, h0, c0)
+    expected, extra = integer_reference(module, x, h0, c0)
     for isa in each_isa():
         with num_threads(1):
             got = outputs(q(x.numpy(), (h0.numpy(), c0.numpy()) if lstm else h0.numpy()))
