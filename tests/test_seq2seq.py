@@ -162,49 +162,50 @@ def test_results_do_not_depend_on_threads():
     np.testing.assert_array_equal(b1[1], b2[1])
 
 
+TABLE_STEPS = dict(max_len=4, bos=BOS, eos=EOS)
+
+
+def greedy_per_step_and_by_table(model):
+    """Greedy tokens and scores of LENGTHS' rows decoded alone (6 rows of a 60-token
+    vocabulary over 4 steps: the per-step projection) and among 20 rows (the token table);
+    asserts the two give the same bits and returns the per-step ones."""
+    rows, x = 20, inputs()
+    extra = torch.randn(x.shape[0], rows - len(LENGTHS), x.shape[2], generator=torch.Generator().manual_seed(9))
+    x_wide, lengths_wide = torch.cat([x, extra], 1), LENGTHS + [4] * (rows - len(LENGTHS))
+    per_step, per_step_scores = model.greedy(x.numpy(), LENGTHS, **TABLE_STEPS, return_scores=True)
+    table, table_scores = model.greedy(x_wide.numpy(), lengths_wide, **TABLE_STEPS, return_scores=True)
+    assert [t.tolist() for t in table[:len(LENGTHS)]] == [t.tolist() for t in per_step]
+    np.testing.assert_array_equal(table_scores[:len(LENGTHS)], per_step_scores)
+    return per_step
+
+
 @pytest.mark.parametrize("dec", ["LSTM", "GRU"])
 def test_token_table_gives_the_bits_of_a_projection_per_step(dec):
     """A call projects the embedding through the decoder's first layer once (a token table)
     when V <= rows x max_len, and per step otherwise: the two give the same bits. 6 rows of
     a 60-token vocabulary over 4 steps take the per-step path; the same rows among 20 (or
     beam rows 6 x 3) take the table. Both match the torch greedy loop."""
-    vocab, T, rows = 60, 4, 20
-    ref = reference("LSTM", dec, 2, True, True, vocab=vocab, seed=8)
+    ref = reference("LSTM", dec, 2, True, True, vocab=60, seed=8)
     model = fastseq.from_torch(ref)
+    per_step = greedy_per_step_and_by_table(model)
     x = inputs()
-    extra = torch.randn(x.shape[0], rows - len(LENGTHS), x.shape[2], generator=torch.Generator().manual_seed(9))
-    x_wide, lengths_wide = torch.cat([x, extra], 1), LENGTHS + [4] * (rows - len(LENGTHS))
-    steps = dict(max_len=T, bos=BOS, eos=EOS)
-    per_step, per_step_scores = model.greedy(x.numpy(), LENGTHS, **steps, return_scores=True)
-    table, table_scores = model.greedy(x_wide.numpy(), lengths_wide, **steps, return_scores=True)
-    assert [t.tolist() for t in table[:len(LENGTHS)]] == [t.tolist() for t in per_step]
-    np.testing.assert_array_equal(table_scores[:len(LENGTHS)], per_step_scores)
-    assert [t.tolist() for t in per_step] == [t.tolist() for t in ref.greedy(x, LENGTHS, **steps)]
+    assert [t.tolist() for t in per_step] == [t.tolist() for t in ref.greedy(x, LENGTHS, **TABLE_STEPS)]
     assert len({tuple(t.tolist()) for t in per_step}) > 1, "outputs should differ for this test to mean anything"
-    few, few_scores = model.beam(x[:, :2].numpy(), LENGTHS[:2], beam_size=3, **steps)   # 6 rows: per step
-    many, many_scores = model.beam(x.numpy(), LENGTHS, beam_size=3, **steps)            # 18 rows: table
+    few, few_scores = model.beam(x[:, :2].numpy(), LENGTHS[:2], beam_size=3, **TABLE_STEPS)   # 6 rows: per step
+    many, many_scores = model.beam(x.numpy(), LENGTHS, beam_size=3, **TABLE_STEPS)            # 18 rows: table
     assert [t.tolist() for t in many[:2]] == [t.tolist() for t in few]
     np.testing.assert_array_equal(many_scores[:2], few_scores)
 
 
-
 @pytest.mark.parametrize("dtype", ["int8", "int4", "bf16"])
 def test_token_table_of_a_quantised_decoder_gives_its_bits_per_step(dtype):
-    """A quantised decoder's token table (int8: its quantised input rows, projected in the
-    call's own scratch) holds the bits its per-step projection computes."""
-    vocab, T, rows = 60, 4, 20
-    ref = reference("LSTM", "LSTM", 2, True, True, vocab=vocab, seed=8)
-    f = fastseq.from_torch(ref)
-    model = fastseq.Seq2Seq(fastseq.quantize(f.encoder, dtype), fastseq.quantize(f.decoder, dtype),
-                            (f.head_weight, f.head_bias), f.embedding, f.bridge)
-    x = inputs()
-    extra = torch.randn(x.shape[0], rows - len(LENGTHS), x.shape[2], generator=torch.Generator().manual_seed(9))
-    x_wide, lengths_wide = torch.cat([x, extra], 1), LENGTHS + [4] * (rows - len(LENGTHS))
-    steps = dict(max_len=T, bos=BOS, eos=EOS)
-    per_step, per_step_scores = model.greedy(x.numpy(), LENGTHS, **steps, return_scores=True)
-    table, table_scores = model.greedy(x_wide.numpy(), lengths_wide, **steps, return_scores=True)
-    assert [t.tolist() for t in table[:len(LENGTHS)]] == [t.tolist() for t in per_step]
-    np.testing.assert_array_equal(table_scores[:len(LENGTHS)], per_step_scores)
+    """A quantised decoder's token table (int8 / int4: its quantised input rows, projected in
+    the call's own scratch) holds the bits its per-step projection computes."""
+    f = fastseq.from_torch(reference("LSTM", "LSTM", 2, True, True, vocab=60, seed=8))
+    greedy_per_step_and_by_table(fastseq.Seq2Seq(
+        fastseq.quantize(f.encoder, dtype), fastseq.quantize(f.decoder, dtype), (f.head_weight, f.head_bias),
+        f.embedding, f.bridge))
+
 
 def _tiny(**kw):
     args = dict(encoder=fastseq.GRU(3, 8), decoder=fastseq.GRU(4, 8),
